@@ -1,0 +1,88 @@
+"""One server interceptor for every unary RPC: request id, trace span, caller verification, metrics, logs,
+and the single mapping from DomainError to gRPC status (with the stable error code in trailing metadata).
+
+It wraps the method handler (rather than only intercepting) so the context variables it sets are visible to the
+handler on the grpc.aio server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from eva_common.auth import TokenVerifier, bearer_token, principal_var
+from eva_common.context import new_request_id, request_id_var
+from eva_common.errors import ERROR_CODE_METADATA_KEY, DomainError, Unauthenticated
+from eva_common.metrics import GRPC_LATENCY, GRPC_REQUESTS
+from eva_common.telemetry import extract_context
+
+logger = logging.getLogger("eva.grpc")
+
+UnaryHandler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, *, verifier: TokenVerifier | None, public_methods: frozenset[str]) -> None:
+        self._verifier = verifier
+        self._public = public_methods
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or details.method.startswith("/grpc."):
+            return handler
+        method: str = details.method
+        inner: UnaryHandler = handler.unary_unary
+        public = method.rsplit("/", 1)[-1] in self._public
+
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+            request_token = request_id_var.set(metadata.get("x-request-id") or new_request_id())
+            otel_token = otel_context.attach(extract_context(metadata))
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                with trace.get_tracer("eva.grpc").start_as_current_span(
+                    method, kind=trace.SpanKind.SERVER
+                ) as span:
+                    try:
+                        if not public:
+                            if self._verifier is None:
+                                raise Unauthenticated("no verifier configured")
+                            principal = await self._verifier.verify(bearer_token(metadata.get("authorization")))
+                            principal_var.set(principal)
+                        return await inner(request, context)
+                    except DomainError as error:
+                        code = error.grpc_status
+                        span.set_attribute("eva.error_code", error.code)
+                        context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, error.code),))
+                        if error.http_status >= 500:
+                            logger.warning("rpc failed", extra={"method": method, "code": error.code})
+                        await context.abort(error.grpc_status, error.detail)
+                    except Exception:
+                        code = grpc.StatusCode.INTERNAL
+                        logger.exception("rpc crashed", extra={"method": method})
+                        context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, "INTERNAL"),))
+                        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                elapsed = time.perf_counter() - started
+                GRPC_REQUESTS.labels(method, code.name).inc()
+                GRPC_LATENCY.labels(method).observe(elapsed)
+                logger.debug("rpc", extra={"method": method, "code": code.name, "ms": round(elapsed * 1000, 2)})
+                otel_context.detach(otel_token)
+                request_id_var.reset(request_token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapper,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,177 @@
+"""A consumer loop that commits an offset only after its record was handled.
+
+Transient failures (a dependency down) are retried without end and block the partition, so nothing is skipped
+and order is kept; any other failure is retried a few times, then the record goes to `<topic>.dlq` with the
+error in its headers, and the loop moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from eva_events.topics import MAX_MESSAGE_BYTES, dlq
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from eva_common.errors import DeadlineExceeded, Unavailable
+from eva_common.kafka.publisher import EventPublisher
+from eva_common.metrics import KAFKA_CONSUMED, KAFKA_HANDLE_LATENCY
+from eva_common.telemetry import extract_context
+
+logger = logging.getLogger("eva.kafka")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+    timestamp_ms: int
+
+
+Handler = Callable[[ConsumedRecord], Awaitable[None]]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Failures that say "try again later", not "this record is bad"."""
+    if isinstance(error, Unavailable | DeadlineExceeded | ConnectionError | TimeoutError | OSError | KafkaError):
+        return True
+    module = type(error).__module__
+    name = type(error).__name__
+    if module.startswith("sqlalchemy") and name in {"OperationalError", "InterfaceError", "DisconnectionError"}:
+        return True
+    return module.startswith("asyncpg") and ("Connection" in name or "CannotConnect" in name)
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: Iterable[str],
+        group_id: str,
+        handler: Handler,
+        dead_letters: EventPublisher,
+        max_attempts: int = 3,
+        retry_backoff_seconds: float = 0.2,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._handler = handler
+        self._dead_letters = dead_letters
+        self._max_attempts = max_attempts
+        self._backoff = retry_backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=300_000,
+        )
+        self._stopping = asyncio.Event()
+        self.last_progress = time.monotonic()
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._consumer.stop(), 10)
+        except TimeoutError:
+            logger.warning("consumer stop timed out", extra={"group": self._group_id})
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=100)
+                self.last_progress = time.monotonic()
+                for partition, records in batches.items():
+                    for message in records:
+                        if self._stopping.is_set():
+                            return
+                        record = ConsumedRecord(
+                            topic=message.topic,
+                            partition=message.partition,
+                            offset=message.offset,
+                            key=message.key,
+                            value=message.value,
+                            headers={k: v.decode("latin-1") for k, v in (message.headers or ()) if v is not None},
+                            timestamp_ms=message.timestamp,
+                        )
+                        await self._handle(record)
+                        await self._consumer.commit({partition: message.offset + 1})
+        finally:
+            await self.close()
+
+    async def _handle(self, record: ConsumedRecord) -> None:
+        attempt = 0
+        delay = self._backoff
+        while True:
+            attempt += 1
+            token = otel_context.attach(extract_context(record.headers))
+            started = time.perf_counter()
+            try:
+                with trace.get_tracer("eva.kafka").start_as_current_span(
+                    f"consume {record.topic}", kind=trace.SpanKind.CONSUMER
+                ):
+                    await self._handler(record)
+                KAFKA_CONSUMED.labels(record.topic, "ok").inc()
+                return
+            except Exception as error:
+                transient = is_transient(error)
+                if not transient and attempt >= self._max_attempts:
+                    await self._dead_letter(record, error, attempt)
+                    KAFKA_CONSUMED.labels(record.topic, "dead_lettered").inc()
+                    return
+                KAFKA_CONSUMED.labels(record.topic, "retried").inc()
+                logger.warning(
+                    "record handling failed; retrying",
+                    extra={"topic": record.topic, "offset": record.offset, "attempt": attempt,
+                           "transient": transient, "error": repr(error)},
+                )
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+            finally:
+                KAFKA_HANDLE_LATENCY.labels(record.topic).observe(time.perf_counter() - started)
+                otel_context.detach(token)
+
+    async def _dead_letter(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None:
+        logger.error(
+            "record sent to the dead-letter topic",
+            extra={"topic": record.topic, "offset": record.offset, "error": repr(error)},
+        )
+        headers = {
+            **record.headers,
+            "x-error": repr(error)[:1000],
+            "x-error-type": type(error).__name__,
+            "x-original-topic": record.topic,
+            "x-original-partition": str(record.partition),
+            "x-original-offset": str(record.offset),
+            "x-attempts": str(attempts),
+            "x-consumer-group": self._group_id,
+        }
+        await self._dead_letters.publish(dlq(record.topic), key=record.key, value=record.value, headers=headers)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment())

@@ -1,0 +1,14 @@
+"""Prometheus metrics shared by every entry point (HTTP, gRPC, Kafka)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter("eva_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("eva_http_request_seconds", "HTTP request latency", ["method", "route"])
+GRPC_REQUESTS = Counter("eva_grpc_requests_total", "gRPC requests served", ["method", "code"])
+GRPC_LATENCY = Histogram("eva_grpc_request_seconds", "gRPC request latency", ["method"])
+KAFKA_CONSUMED = Counter("eva_kafka_consumed_total", "Kafka records handled", ["topic", "outcome"])
+KAFKA_PUBLISHED = Counter("eva_kafka_published_total", "Kafka records published", ["topic"])
+KAFKA_HANDLE_LATENCY = Histogram("eva_kafka_handle_seconds", "Kafka record handling latency", ["topic"])
+OUTBOX_RELAYED = Counter("eva_outbox_relayed_total", "Outbox rows published to Kafka", ["topic"])

@@ -1,0 +1,147 @@
+"""Transactional outbox: events are written in the same transaction as the change that caused them, and a
+relay publishes them to Kafka afterwards (at least once; consumers dedupe on the event id).
+
+One relay per service holds a PostgreSQL advisory lock, so events of one key keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from eva_events.envelope import EventEnvelope
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from eva_common.kafka.publisher import EventPublisher
+from eva_common.metrics import OUTBOX_RELAYED
+from eva_common.telemetry import current_traceparent
+
+logger = logging.getLogger("eva.outbox")
+
+NOTIFY_CHANNEL = "outbox_new"
+RELAY_LOCK_ID = 7_411_001  # one relay per database
+
+
+class OutboxEvent(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    topic: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    msg_key: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    payload: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
+async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEnvelope) -> None:
+    """Adds an event to the outbox inside the caller's transaction."""
+    if event.traceparent is None:
+        event = event.model_copy(update={"traceparent": current_traceparent()})
+    session.add(
+        OutboxEvent(
+            event_id=event.id,
+            tenant_id=event.tenant_id,
+            topic=topic,
+            msg_key=key,
+            payload=event.to_bytes(),
+            headers={"event-id": event.id, "event-type": event.type, "tenant-id": event.tenant_id},
+            created_at=datetime.now(UTC),
+        )
+    )
+    await session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+class OutboxRelay:
+    def __init__(
+        self, *, engine: AsyncEngine, publisher: EventPublisher, batch_size: int = 100, poll_seconds: float = 0.5
+    ) -> None:
+        self._engine = engine
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._lead()
+            except Exception:
+                logger.exception("outbox relay failed; restarting")
+                await self._sleep(1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _lead(self) -> None:
+        async with self._engine.connect() as leader:
+            locked = (await leader.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": RELAY_LOCK_ID}))
+            await leader.commit()
+            if not locked.scalar():
+                await self._sleep(2.0)
+                return
+            raw = await leader.get_raw_connection()
+            driver = raw.driver_connection
+            listener_ok = False
+            if driver is not None:
+                await driver.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+                listener_ok = True
+            try:
+                while not self._stopping.is_set():
+                    sent = await self.relay_once()
+                    if sent < self._batch_size:
+                        await self._sleep(self._poll)
+            finally:
+                if listener_ok and driver is not None:
+                    await driver.remove_listener(NOTIFY_CHANNEL, lambda *_: None)
+                await leader.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": RELAY_LOCK_ID})
+                await leader.commit()
+
+    async def relay_once(self) -> int:
+        """Publishes one batch of unsent events in order; returns how many were sent."""
+        async with self._engine.begin() as connection:
+            rows = (
+                await connection.execute(
+                    sa.text(
+                        "SELECT id, topic, msg_key, payload, headers FROM outbox WHERE sent_at IS NULL "
+                        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"limit": self._batch_size},
+                )
+            ).all()
+            sent_ids: list[int] = []
+            for row in rows:
+                try:
+                    await self._publisher.publish(
+                        row.topic, key=row.msg_key.encode(), value=bytes(row.payload), headers=row.headers or {}
+                    )
+                except Exception as error:
+                    await connection.execute(
+                        sa.text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id"),
+                        {"id": row.id, "error": repr(error)[:500]},
+                    )
+                    break  # keep order: later rows wait for this one
+                sent_ids.append(row.id)
+                OUTBOX_RELAYED.labels(row.topic).inc()
+            if sent_ids:
+                await connection.execute(
+                    sa.text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": sent_ids}
+                )
+            return len(sent_ids)

@@ -1,0 +1,40 @@
+"""Kafka topics and their sizing. Keys: conversation id for message and conversation events,
+phone_number_id for raw webhooks, tenant id for tenant and audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WA_WEBHOOKS = "wa.webhooks.v1"
+WEBHOOK_OUTCOMES = "webhook.outcomes.v1"
+MESSAGING_EVENTS = "messaging.events.v1"
+CONVERSATION_EVENTS = "conversation.events.v1"
+TENANT_EVENTS = "tenant.events.v1"
+AUDIT_EVENTS = "audit.events.v1"
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a 3 MB Meta delivery plus its envelope
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    max_message_bytes: int = 1024 * 1024
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(WA_WEBHOOKS, 6, MAX_MESSAGE_BYTES),
+    TopicSpec(WEBHOOK_OUTCOMES, 3),
+    TopicSpec(MESSAGING_EVENTS, 12, MAX_MESSAGE_BYTES),
+    TopicSpec(CONVERSATION_EVENTS, 12),
+    TopicSpec(TENANT_EVENTS, 3),
+    TopicSpec(AUDIT_EVENTS, 3),
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + tuple(
+    TopicSpec(dlq(spec.name), 1, spec.max_message_bytes) for spec in TOPICS
+)

@@ -1,0 +1,49 @@
+# Eva — the two commands that matter: `make up` (run everything) and `make test` (prove it).
+SHELL := /bin/bash
+PROFILE ?= dev
+STACK := uv run --no-sync python scripts/stack.py
+
+.PHONY: help up down ps logs migrate seed reset test lint proto proto-check sync lock bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+up: ## install what is missing, start infra + every service + the simulator, seed the demo tenant
+	@scripts/bootstrap.sh
+	@$(STACK) up --profile $(PROFILE)
+
+down: ## stop everything `make up` started
+	@$(STACK) down --profile $(PROFILE)
+
+ps: ## what runs, and whether it is ready
+	@$(STACK) ps --profile $(PROFILE)
+
+logs: ## follow every process's log
+	@$(STACK) logs --profile $(PROFILE)
+
+migrate: ## run every service's migrations
+	@$(STACK) migrate --profile $(PROFILE)
+
+seed: ## (re)create the demo tenant and its WhatsApp number
+	@$(STACK) seed --profile $(PROFILE)
+
+reset: ## stop everything and wipe the local data of the profile
+	@$(STACK) reset --profile $(PROFILE)
+
+test: ## install, start the test profile, lint, unit + integration + end-to-end tests, stop
+	@scripts/test.sh
+
+lint: ## ruff, mypy, proto drift
+	@scripts/lint.sh
+
+proto: ## regenerate libs/protos from proto/
+	@scripts/gen_proto.sh
+
+proto-check: ## fail when libs/protos is stale
+	@scripts/check_proto.sh
+
+sync: ## install the workspace into .venv
+	uv sync --all-packages --locked
+
+lock: ## update uv.lock
+	uv lock

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts the test profile's PostgreSQL, Redis and Kafka (own ports and
+# data, so it runs beside `make up`), runs lint, unit, integration and end-to-end tests, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+scripts/bootstrap.sh
+cleanup() { uv run --no-sync python scripts/stack.py down --profile test >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+python3 scripts/infra.py up --profile test
+eval "$(python3 scripts/infra.py env --profile test | sed 's/^/export /')"
+scripts/lint.sh
+suites=(libs/*/tests services/*/tests gateway/tests deploy/tests)
+existing=()
+for s in "${suites[@]}"; do [ -d "$s" ] && existing+=("$s"); done
+uv run --no-sync pytest -q -p no:randomly "${existing[@]}" tests-e2e "$@"
+echo "make test took $(( $(date +%s) - started ))s"

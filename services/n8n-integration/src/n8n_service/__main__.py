@@ -1,0 +1,3 @@
+from n8n_service.main import run
+
+run()

@@ -1,0 +1,18 @@
+"""Settings of the n8n-integration service."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from eva_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "n8n-integration"
+    http_port: int = 3003
+    database_url: str
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # database_url comes from the environment

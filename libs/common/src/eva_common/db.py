@@ -27,7 +27,8 @@ async def transaction(factory: SessionFactory, *, tenant_id: str | None = None) 
     """One transaction; when a tenant is given it is set as `app.tenant_id` for row-level security."""
     async with factory() as session, session.begin():
         if tenant_id is not None:
-            await session.execute(
+            connection = await session.connection()
+            await connection.execute(
                 text("SELECT set_config('app.tenant_id', :tenant_id, true)"), {"tenant_id": tenant_id}
             )
         yield session

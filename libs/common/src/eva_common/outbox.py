@@ -57,7 +57,8 @@ async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEn
             created_at=datetime.now(UTC),
         )
     )
-    await session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    connection = await session.connection()
+    await connection.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 class OutboxRelay:

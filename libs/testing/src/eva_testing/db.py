@@ -24,6 +24,8 @@ _GRANTS = (
 
 @dataclass(frozen=True, slots=True)
 class TestDatabase:
+    __test__ = False
+
     name: str
     app_url: str
     owner_url: str

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class TestInfra:
+    __test__ = False
+
     pg_host: str
     pg_port: int
     owner_user: str
@@ -46,3 +48,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+test_infra.__test__ = False  # type: ignore[attr-defined]  # a fixture helper, not a test

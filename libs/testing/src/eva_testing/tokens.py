@@ -13,6 +13,8 @@ from eva_common.auth import TokenVerifier
 
 
 class TestTokenIssuer:
+    __test__ = False
+
     def __init__(self, *, issuer: str = "eva-auth", audience: str = "eva", kid: str | None = None) -> None:
         self.issuer = issuer
         self.audience = audience

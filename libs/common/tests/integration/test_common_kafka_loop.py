@@ -1,0 +1,88 @@
+"""ConsumerLoop against the real broker: commits only after success, retries transient failures without loss,
+sends poison records to <topic>.dlq with the error in headers and moves on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from eva_common.errors import Unavailable
+from eva_common.kafka.consumer import ConsumedRecord, ConsumerLoop
+from eva_common.kafka.publisher import KafkaPublisher
+from eva_testing.infra import test_infra
+from eva_testing.kafka import create_topics, unique_topic
+
+pytestmark = pytest.mark.integration
+
+
+async def run_loop(topic: str, group: str, handler, publisher: KafkaPublisher, until) -> None:  # type: ignore[no-untyped-def]
+    loop = ConsumerLoop(bootstrap=test_infra().kafka_bootstrap, topics=[topic], group_id=group, handler=handler,
+                        dead_letters=publisher, retry_backoff_seconds=0.01)
+    await loop.start()
+    task = asyncio.create_task(loop.run())
+    try:
+        await asyncio.wait_for(until(), 30)
+    finally:
+        await loop.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_poison_goes_to_dlq_transient_is_retried_and_order_is_kept() -> None:
+    bootstrap = test_infra().kafka_bootstrap
+    topic = unique_topic("loop")
+    await create_topics(bootstrap, topic, f"{topic}.dlq", partitions=1)
+    publisher = KafkaPublisher(bootstrap, client_id="test")
+    await publisher.start()
+    try:
+        for value in (b"one", b"poison", b"flaky", b"four"):
+            await publisher.publish(topic, key=b"k", value=value, headers={"tenant-id": "t1"})
+        handled: list[bytes] = []
+        flaky_failures = 0
+        done = asyncio.Event()
+
+        async def handler(record: ConsumedRecord) -> None:
+            nonlocal flaky_failures
+            if record.value == b"poison":
+                raise ValueError("cannot parse")
+            if record.value == b"flaky" and flaky_failures < 5:  # more than max_attempts: transient never DLQs
+                flaky_failures += 1
+                raise Unavailable("database restarting")
+            handled.append(record.value)
+            if len(handled) == 3:
+                done.set()
+
+        async def all_handled() -> None:
+            await done.wait()
+
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        await run_loop(topic, group, handler, publisher, all_handled)
+        assert handled == [b"one", b"flaky", b"four"]
+        assert flaky_failures == 5
+
+        dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                               group_id=None)
+        await dlq.start()
+        try:
+            record = await asyncio.wait_for(dlq.getone(), 15)
+        finally:
+            await dlq.stop()
+        headers = {k: v.decode() for k, v in record.headers}
+        assert record.value == b"poison"
+        assert headers["x-error-type"] == "ValueError" and headers["x-original-topic"] == topic
+        assert headers["x-attempts"] == "3" and headers["tenant-id"] == "t1"
+
+        # Offsets were committed: the same group sees nothing again.
+        seen_again: list[bytes] = []
+
+        async def record_again(record: ConsumedRecord) -> None:
+            seen_again.append(record.value)
+
+        async def short_wait() -> None:
+            await asyncio.sleep(3)
+
+        await run_loop(topic, group, record_again, publisher, short_wait)
+        assert seen_again == []
+    finally:
+        await publisher.stop()

@@ -1,0 +1,71 @@
+"""The transactional outbox: an event written in a rolled-back transaction never leaves; a committed one is
+published once, in order, by the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from eva_common.db import create_engine, session_factory, transaction
+from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.outbox import OutboxEvent, OutboxRelay, enqueue
+from eva_events.envelope import EventEnvelope, make_event
+from eva_testing.infra import test_infra
+from eva_testing.kafka import create_topics, unique_topic
+
+pytestmark = pytest.mark.integration
+
+
+async def test_committed_events_are_relayed_in_order_and_rolled_back_ones_never() -> None:
+    infra = test_infra()
+    name = f"outbox_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    engine = create_engine(infra.owner_url(name), pool_size=2)
+    publisher = KafkaPublisher(infra.kafka_bootstrap, client_id="test")
+    try:
+        async with engine.begin() as connection:
+            table = OutboxEvent.__table__  # type: ignore[attr-defined]
+            await connection.run_sync(lambda sync: OutboxEvent.metadata.create_all(sync, tables=[table]))
+        topic = unique_topic("outbox")
+        await create_topics(infra.kafka_bootstrap, topic, partitions=1)
+        await publisher.start()
+        factory = session_factory(engine)
+        for n in range(3):
+            async with transaction(factory) as session:
+                await enqueue(session, topic=topic, key="conv-1",
+                              event=make_event("thing.happened", tenant_id="t1", data={"n": n}))
+        with pytest.raises(RuntimeError):
+            async with transaction(factory) as session:
+                await enqueue(session, topic=topic, key="conv-1",
+                              event=make_event("thing.happened", tenant_id="t1", data={"n": "rolled back"}))
+                raise RuntimeError("business rule failed")
+
+        relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=0.05)
+        task = asyncio.create_task(relay.run())
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            received = [await asyncio.wait_for(consumer.getone(), 15) for _ in range(3)]
+            extra = await consumer.getmany(timeout_ms=1500)
+        finally:
+            await consumer.stop()
+            await relay.stop()
+            await asyncio.wait_for(task, 10)
+        events = [EventEnvelope.from_bytes(record.value) for record in received]
+        assert [event.data["n"] for event in events] == [0, 1, 2]
+        assert all(record.key == b"conv-1" for record in received)
+        assert not any(extra.values())
+        async with engine.connect() as connection:
+            unsent = (await connection.exec_driver_sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar()
+        assert unsent == 0
+    finally:
+        await publisher.stop()
+        await engine.dispose()
+        admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

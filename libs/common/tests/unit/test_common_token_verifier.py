@@ -1,0 +1,87 @@
+"""TokenVerifier: pinned EdDSA, required claims, expiry, JWKS refresh on an unknown key id."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from eva_common.auth import TokenVerifier
+from eva_common.errors import PermissionDenied, Unauthenticated
+from eva_testing.tokens import TestTokenIssuer
+
+
+async def test_user_token_becomes_a_principal() -> None:
+    issuer = TestTokenIssuer()
+    token = issuer.user_token(user_id="u1", tenant_id="t1", role="attendant")
+    principal = await issuer.verifier().verify(token)
+    assert (principal.subject, principal.tenant_id, principal.role, principal.kind) == ("u1", "t1", "attendant", "user")
+    assert principal.tenant_scope("someone-else") == "t1"  # a user never acts on another tenant
+    with pytest.raises(PermissionDenied):
+        principal.require_service()
+
+
+async def test_service_token_must_name_its_tenant() -> None:
+    issuer = TestTokenIssuer()
+    principal = await issuer.verifier().verify(issuer.service_token(service="messaging"))
+    assert principal.is_service and principal.tenant_id is None
+    assert principal.tenant_scope("t9") == "t9"
+    with pytest.raises(PermissionDenied):
+        principal.tenant_scope("")
+
+
+async def test_expired_token_is_refused_with_its_own_code() -> None:
+    issuer = TestTokenIssuer()
+    with pytest.raises(Unauthenticated) as caught:
+        await issuer.verifier().verify(issuer.user_token(user_id="u", tenant_id="t", ttl=-60))
+    assert caught.value.code == "TOKEN_EXPIRED"
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "none"])
+async def test_hmac_and_none_are_refused(algorithm: str) -> None:
+    issuer = TestTokenIssuer()
+    now = int(time.time())
+    claims = {"iss": "eva-auth", "aud": "eva", "sub": "u", "tid": "t", "role": "admin", "typ": "user",
+              "iat": now, "exp": now + 60, "jti": "j"}
+    key = "k" * 32 if algorithm == "HS256" else None
+    token = jwt.encode(claims, key, algorithm=algorithm, headers={"kid": issuer.kid})
+    with pytest.raises(Unauthenticated) as caught:
+        await issuer.verifier().verify(token)
+    assert caught.value.code == "TOKEN_INVALID"
+
+
+async def test_foreign_key_wrong_audience_and_issuer_are_refused() -> None:
+    trusted, foreign = TestTokenIssuer(), TestTokenIssuer(kid="same-kid")
+    verifier = trusted.verifier()
+    for token in (
+        foreign.user_token(user_id="u", tenant_id="t"),
+        TestTokenIssuer(kid=trusted.kid).user_token(user_id="u", tenant_id="t"),  # same kid, other key
+        TestTokenIssuer(audience="other").user_token(user_id="u", tenant_id="t"),
+    ):
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(token)
+
+
+async def test_unknown_kid_refetches_the_jwks_so_keys_can_rotate() -> None:
+    old, new = TestTokenIssuer(kid="old"), TestTokenIssuer(kid="new")
+    published: dict[str, Any] = old.jwks()
+    fetches = 0
+
+    async def source() -> dict[str, Any]:
+        nonlocal fetches
+        fetches += 1
+        return published
+
+    verifier = TokenVerifier(jwks_source=source, issuer="eva-auth", audience="eva", min_refetch_seconds=0)
+    await verifier.verify(old.user_token(user_id="u", tenant_id="t"))
+    published = {"keys": old.jwks()["keys"] + new.jwks()["keys"]}
+    principal = await verifier.verify(new.user_token(user_id="u2", tenant_id="t"))
+    assert principal.subject == "u2" and fetches == 2
+    assert (await verifier.verify(old.user_token(user_id="u3", tenant_id="t"))).subject == "u3"
+
+
+async def test_garbage_is_refused() -> None:
+    with pytest.raises(Unauthenticated):
+        await TestTokenIssuer().verifier().verify("not.a.jwt" + uuid.uuid4().hex)

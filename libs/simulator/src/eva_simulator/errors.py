@@ -40,54 +40,88 @@ CATALOG: dict[int, MetaErrorSpec] = dict(
         _spec(100, "Invalid parameter", "Invalid parameter"),
         _spec(190, "Access token has expired", "Error validating access token."),
         _spec(200, "API Permission", "Permission is either not granted or has been removed."),
-        _spec(368, "Temporarily blocked for policies violations",
-              "The WhatsApp Business Account associated with the app has been restricted or disabled "
-              "for violating a platform policy."),
+        _spec(
+            368,
+            "Temporarily blocked for policies violations",
+            "The WhatsApp Business Account associated with the app has been restricted or disabled "
+            "for violating a platform policy.",
+        ),
         _spec(80007, "Rate limit issues", "The WhatsApp Business Account has reached its rate limit."),
         _spec(130429, "Rate limit hit", "Cloud API message throughput has been reached.", subcode=2494055),
-        _spec(130472, "User's number is part of an experiment",
-              "Failed to send message because this user's phone number is part of an experiment"),
-        _spec(131000, "Something went wrong", "Message failed to send due to an unknown error.",
-              http_status=500),
+        _spec(
+            130472,
+            "User's number is part of an experiment",
+            "Failed to send message because this user's phone number is part of an experiment",
+        ),
+        _spec(131000, "Something went wrong", "Message failed to send due to an unknown error.", http_status=500),
         _spec(131005, "Access denied", "Permission is either not granted or has been removed."),
         _spec(131008, "Required parameter is missing", "The request is missing a required parameter."),
         _spec(131009, "Parameter value is not valid", "One or more parameter values are invalid."),
         _spec(131016, "Service unavailable", "A service is temporarily unavailable.", http_status=503),
         _spec(131021, "Recipient cannot be sender", "Sender and recipient phone number is the same."),
         _spec(131026, "Message Undeliverable", "Unable to deliver message."),
-        _spec(131042, "Business eligibility payment issue",
-              "Message failed to send because there were one or more errors related to your payment method."),
-        _spec(131045, "Incorrect certificate",
-              "Message failed to send due to a phone number registration error."),
-        _spec(131047, "Re-engagement message",
-              "Message failed to send because more than 24 hours have passed since the customer last "
-              "replied to this number."),
-        _spec(131048, "Spam rate limit hit",
-              "Message failed to send because there are restrictions on how many messages can be sent "
-              "from this phone number."),
-        _spec(131049, "This message was not delivered to maintain healthy ecosystem engagement.",
-              "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."),
-        _spec(131050, "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
-              "messages on WhatsApp from your business.",
-              "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
-              "messages on WhatsApp from your business."),
+        _spec(
+            131042,
+            "Business eligibility payment issue",
+            "Message failed to send because there were one or more errors related to your payment method.",
+        ),
+        _spec(131045, "Incorrect certificate", "Message failed to send due to a phone number registration error."),
+        _spec(
+            131047,
+            "Re-engagement message",
+            "Message failed to send because more than 24 hours have passed since the customer last "
+            "replied to this number.",
+        ),
+        _spec(
+            131048,
+            "Spam rate limit hit",
+            "Message failed to send because there are restrictions on how many messages can be sent "
+            "from this phone number.",
+        ),
+        _spec(
+            131049,
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+            "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
+        ),
+        _spec(
+            131050,
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+            "messages on WhatsApp from your business.",
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+            "messages on WhatsApp from your business.",
+        ),
         _spec(131051, "Unsupported message type", "Message type is currently not supported."),
         _spec(131052, "Media download error", "Unable to download the media sent by the user."),
         _spec(131053, "Media upload error", "Unable to upload the media used in the message."),
-        _spec(131056, "(Business Account, Consumer Account) pair rate limit hit",
-              "Message failed to send because there were too many messages sent from this phone number "
-              "to the same phone number in a short period of time."),
+        _spec(
+            131056,
+            "(Business Account, Consumer Account) pair rate limit hit",
+            "Message failed to send because there were too many messages sent from this phone number "
+            "to the same phone number in a short period of time.",
+        ),
         _spec(131057, "Account in maintenance mode", "Business Account is in maintenance mode."),
-        _spec(131064, "Messaging limit reached due to template classification violations",
-              "Message failed to send because the messaging limit was reached."),
-        _spec(132000, "Number of parameters does not match the expected number of params",
-              "The number of variable parameter values included in the request did not match the number "
-              "of variable parameters defined in the template."),
-        _spec(132001, "Template name does not exist in the translation",
-              "The template does not exist in the specified language or the template has not been approved."),
+        _spec(
+            131064,
+            "Messaging limit reached due to template classification violations",
+            "Message failed to send because the messaging limit was reached.",
+        ),
+        _spec(
+            132000,
+            "Number of parameters does not match the expected number of params",
+            "The number of variable parameter values included in the request did not match the number "
+            "of variable parameters defined in the template.",
+        ),
+        _spec(
+            132001,
+            "Template name does not exist in the translation",
+            "The template does not exist in the specified language or the template has not been approved.",
+        ),
         _spec(133004, "Server temporarily unavailable", "Server is temporarily unavailable.", http_status=503),
-        _spec(135000, "Generic user error",
-              "Message failed to send because of an unknown error with your request parameters."),
+        _spec(
+            135000,
+            "Generic user error",
+            "Message failed to send because of an unknown error with your request parameters.",
+        ),
     ]
 )
 

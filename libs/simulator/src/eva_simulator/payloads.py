@@ -69,8 +69,15 @@ def new_wamid(wa_id: str = "", *, outbound: bool = False) -> str:
     else:
         marker, hex_id = b"\x12", secrets.token_hex(10).upper().encode("ascii")
     raw = (
-        b"\x1c\x18" + bytes([len(user)]) + user + b"\x15\x02\x00" + marker
-        + b"\x18" + bytes([len(hex_id)]) + hex_id + b"\x00"
+        b"\x1c\x18"
+        + bytes([len(user)])
+        + user
+        + b"\x15\x02\x00"
+        + marker
+        + b"\x18"
+        + bytes([len(hex_id)])
+        + hex_id
+        + b"\x00"
     )
     return "wamid." + base64.b64encode(raw).decode("ascii")
 
@@ -210,12 +217,9 @@ def status(
     return result
 
 
-def failed_status(
-    wamid: str, *, recipient_id: str, code: int, details: str | None = None, **kwargs: Any
-) -> JsonObject:
+def failed_status(wamid: str, *, recipient_id: str, code: int, details: str | None = None, **kwargs: Any) -> JsonObject:
     """A ``failed`` status carrying Meta's ``errors[]`` element for ``code``."""
-    return status(wamid, "failed", recipient_id=recipient_id, errors=[webhook_error(code, details=details)],
-                  **kwargs)
+    return status(wamid, "failed", recipient_id=recipient_id, errors=[webhook_error(code, details=details)], **kwargs)
 
 
 # --- values, changes, entries, deliveries -------------------------------------------------------------

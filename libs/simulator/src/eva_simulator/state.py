@@ -127,7 +127,7 @@ class RuntimeConfig:
 
     auto_statuses: bool = True
     status_sequence: list[str] = field(default_factory=lambda: ["sent", "delivered", "read"])
-    status_delays: list[float] = field(default_factory=lambda: [0.05, 0.05, 0.05])
+    status_delays: list[float] = field(default_factory=lambda: [0.2, 0.5, 1.0])
     window_enforcement: WindowEnforcement = "off"
 
     def to_json(self) -> dict[str, Any]:

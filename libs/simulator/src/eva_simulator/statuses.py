@@ -51,8 +51,9 @@ def _pricing_category(message: SentMessage) -> tuple[str, bool]:
     return "service", False
 
 
-def build_status(message: SentMessage, planned: PlannedStatus, *, conversation_id: str, with_pricing: bool,
-                 now: float) -> JsonObject:
+def build_status(
+    message: SentMessage, planned: PlannedStatus, *, conversation_id: str, with_pricing: bool, now: float
+) -> JsonObject:
     """The ``statuses[]`` element for one planned status (v21 shape: ``conversation`` + ``pricing`` on
     ``sent`` and on the first of ``delivered``/``read``)."""
     biz_data = message.request.get("biz_opaque_callback_data")

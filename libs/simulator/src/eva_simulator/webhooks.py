@@ -263,7 +263,8 @@ class WebhookSender:
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         self.log.add(attempt)
-        logger.info(
+        logger.log(
+            logging.INFO if attempt.ok else logging.WARNING,
             "webhook attempt",
             extra={"fields": {"event": "webhook_attempt", **attempt.to_json()}},
         )

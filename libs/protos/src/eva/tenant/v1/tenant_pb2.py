@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65va/tenant/v1/tenant.proto\x12\reva.tenant.v1\"\x84\x01\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0c\n\x04plan\x18\x05 \x01(\t\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x0e\n\x06locale\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\t\"E\n\x13\x43reateTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"\xa7\x01\n\x1dPutWhatsAppCredentialsRequest\x12\x17\n\x0fphone_number_id\x18\x01 \x01(\t\x12\x0f\n\x07waba_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t\x12\x12\n\napp_secret\x18\x04 \x01(\t\x12\x14\n\x0cverify_token\x18\x05 \x01(\t\x12\x1c\n\x14\x64isplay_phone_number\x18\x06 \x01(\t\"\x1f\n\x1dGetWhatsAppCredentialsRequest\")\n\x0bSecretState\x12\x0b\n\x03set\x18\x01 \x01(\x08\x12\r\n\x05last4\x18\x02 \x01(\t\"\x9d\x02\n\x17WhatsAppCredentialsView\x12\x12\n\nconfigured\x18\x01 \x01(\x08\x12\x17\n\x0fphone_number_id\x18\x02 \x01(\t\x12\x0f\n\x07waba_id\x18\x03 \x01(\t\x12\x1c\n\x14\x64isplay_phone_number\x18\x04 \x01(\t\x12\x30\n\x0c\x61\x63\x63\x65ss_token\x18\x05 \x01(\x0b\x32\x1a.eva.tenant.v1.SecretState\x12.\n\napp_secret\x18\x06 \x01(\x0b\x32\x1a.eva.tenant.v1.SecretState\x12\x30\n\x0cverify_token\x18\x07 \x01(\x0b\x32\x1a.eva.tenant.v1.SecretState\x12\x12\n\nupdated_at\x18\x08 \x01(\t\"4\n\x19ResolvePhoneNumberRequest\x12\x17\n\x0fphone_number_id\x18\x01 \x01(\t\"i\n\x1aResolvePhoneNumberResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x15\n\rtenant_status\x18\x03 \x01(\t\x12\x12\n\napp_secret\x18\x04 \x01(\t\"/\n\x17\x43heckVerifyTokenRequest\x12\x14\n\x0cverify_token\x18\x01 \x01(\t\"<\n\x18\x43heckVerifyTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"1\n\x1cGetSendingCredentialsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"V\n\x12SendingCredentials\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fphone_number_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t2\xb8\x05\n\rTenantService\x12I\n\x0c\x43reateTenant\x12\".eva.tenant.v1.CreateTenantRequest\x1a\x15.eva.tenant.v1.Tenant\x12\x43\n\tGetTenant\x12\x1f.eva.tenant.v1.GetTenantRequest\x1a\x15.eva.tenant.v1.Tenant\x12n\n\x16PutWhatsAppCredentials\x12,.eva.tenant.v1.PutWhatsAppCredentialsRequest\x1a&.eva.tenant.v1.WhatsAppCredentialsView\x12n\n\x16GetWhatsAppCredentials\x12,.eva.tenant.v1.GetWhatsAppCredentialsRequest\x1a&.eva.tenant.v1.WhatsAppCredentialsView\x12i\n\x12ResolvePhoneNumber\x12(.eva.tenant.v1.ResolvePhoneNumberRequest\x1a).eva.tenant.v1.ResolvePhoneNumberResponse\x12\x63\n\x10\x43heckVerifyToken\x12&.eva.tenant.v1.CheckVerifyTokenRequest\x1a\'.eva.tenant.v1.CheckVerifyTokenResponse\x12g\n\x15GetSendingCredentials\x12+.eva.tenant.v1.GetSendingCredentialsRequest\x1a!.eva.tenant.v1.SendingCredentialsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65va/tenant/v1/tenant.proto\x12\reva.tenant.v1\"\x84\x01\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0c\n\x04plan\x18\x05 \x01(\t\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x0e\n\x06locale\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\t\"E\n\x13\x43reateTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"&\n\x16GetTenantBySlugRequest\x12\x0c\n\x04slug\x18\x01 \x01(\t\"\xa7\x01\n\x1dPutWhatsAppCredentialsRequest\x12\x17\n\x0fphone_number_id\x18\x01 \x01(\t\x12\x0f\n\x07waba_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t\x12\x12\n\napp_secret\x18\x04 \x01(\t\x12\x14\n\x0cverify_token\x18\x05 \x01(\t\x12\x1c\n\x14\x64isplay_phone_number\x18\x06 \x01(\t\"\x1f\n\x1dGetWhatsAppCredentialsRequest\")\n\x0bSecretState\x12\x0b\n\x03set\x18\x01 \x01(\x08\x12\r\n\x05last4\x18\x02 \x01(\t\"\x9d\x02\n\x17WhatsAppCredentialsView\x12\x12\n\nconfigured\x18\x01 \x01(\x08\x12\x17\n\x0fphone_number_id\x18\x02 \x01(\t\x12\x0f\n\x07waba_id\x18\x03 \x01(\t\x12\x1c\n\x14\x64isplay_phone_number\x18\x04 \x01(\t\x12\x30\n\x0c\x61\x63\x63\x65ss_token\x18\x05 \x01(\x0b\x32\x1a.eva.tenant.v1.SecretState\x12.\n\napp_secret\x18\x06 \x01(\x0b\x32\x1a.eva.tenant.v1.SecretState\x12\x30\n\x0cverify_token\x18\x07 \x01(\x0b\x32\x1a.eva.tenant.v1.SecretState\x12\x12\n\nupdated_at\x18\x08 \x01(\t\"4\n\x19ResolvePhoneNumberRequest\x12\x17\n\x0fphone_number_id\x18\x01 \x01(\t\"i\n\x1aResolvePhoneNumberResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x15\n\rtenant_status\x18\x03 \x01(\t\x12\x12\n\napp_secret\x18\x04 \x01(\t\"/\n\x17\x43heckVerifyTokenRequest\x12\x14\n\x0cverify_token\x18\x01 \x01(\t\"<\n\x18\x43heckVerifyTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"1\n\x1cGetSendingCredentialsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"V\n\x12SendingCredentials\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fphone_number_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t2\x89\x06\n\rTenantService\x12I\n\x0c\x43reateTenant\x12\".eva.tenant.v1.CreateTenantRequest\x1a\x15.eva.tenant.v1.Tenant\x12\x43\n\tGetTenant\x12\x1f.eva.tenant.v1.GetTenantRequest\x1a\x15.eva.tenant.v1.Tenant\x12O\n\x0fGetTenantBySlug\x12%.eva.tenant.v1.GetTenantBySlugRequest\x1a\x15.eva.tenant.v1.Tenant\x12n\n\x16PutWhatsAppCredentials\x12,.eva.tenant.v1.PutWhatsAppCredentialsRequest\x1a&.eva.tenant.v1.WhatsAppCredentialsView\x12n\n\x16GetWhatsAppCredentials\x12,.eva.tenant.v1.GetWhatsAppCredentialsRequest\x1a&.eva.tenant.v1.WhatsAppCredentialsView\x12i\n\x12ResolvePhoneNumber\x12(.eva.tenant.v1.ResolvePhoneNumberRequest\x1a).eva.tenant.v1.ResolvePhoneNumberResponse\x12\x63\n\x10\x43heckVerifyToken\x12&.eva.tenant.v1.CheckVerifyTokenRequest\x1a\'.eva.tenant.v1.CheckVerifyTokenResponse\x12g\n\x15GetSendingCredentials\x12+.eva.tenant.v1.GetSendingCredentialsRequest\x1a!.eva.tenant.v1.SendingCredentialsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,26 +37,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATETENANTREQUEST']._serialized_end=249
   _globals['_GETTENANTREQUEST']._serialized_start=251
   _globals['_GETTENANTREQUEST']._serialized_end=288
-  _globals['_PUTWHATSAPPCREDENTIALSREQUEST']._serialized_start=291
-  _globals['_PUTWHATSAPPCREDENTIALSREQUEST']._serialized_end=458
-  _globals['_GETWHATSAPPCREDENTIALSREQUEST']._serialized_start=460
-  _globals['_GETWHATSAPPCREDENTIALSREQUEST']._serialized_end=491
-  _globals['_SECRETSTATE']._serialized_start=493
-  _globals['_SECRETSTATE']._serialized_end=534
-  _globals['_WHATSAPPCREDENTIALSVIEW']._serialized_start=537
-  _globals['_WHATSAPPCREDENTIALSVIEW']._serialized_end=822
-  _globals['_RESOLVEPHONENUMBERREQUEST']._serialized_start=824
-  _globals['_RESOLVEPHONENUMBERREQUEST']._serialized_end=876
-  _globals['_RESOLVEPHONENUMBERRESPONSE']._serialized_start=878
-  _globals['_RESOLVEPHONENUMBERRESPONSE']._serialized_end=983
-  _globals['_CHECKVERIFYTOKENREQUEST']._serialized_start=985
-  _globals['_CHECKVERIFYTOKENREQUEST']._serialized_end=1032
-  _globals['_CHECKVERIFYTOKENRESPONSE']._serialized_start=1034
-  _globals['_CHECKVERIFYTOKENRESPONSE']._serialized_end=1094
-  _globals['_GETSENDINGCREDENTIALSREQUEST']._serialized_start=1096
-  _globals['_GETSENDINGCREDENTIALSREQUEST']._serialized_end=1145
-  _globals['_SENDINGCREDENTIALS']._serialized_start=1147
-  _globals['_SENDINGCREDENTIALS']._serialized_end=1233
-  _globals['_TENANTSERVICE']._serialized_start=1236
-  _globals['_TENANTSERVICE']._serialized_end=1932
+  _globals['_GETTENANTBYSLUGREQUEST']._serialized_start=290
+  _globals['_GETTENANTBYSLUGREQUEST']._serialized_end=328
+  _globals['_PUTWHATSAPPCREDENTIALSREQUEST']._serialized_start=331
+  _globals['_PUTWHATSAPPCREDENTIALSREQUEST']._serialized_end=498
+  _globals['_GETWHATSAPPCREDENTIALSREQUEST']._serialized_start=500
+  _globals['_GETWHATSAPPCREDENTIALSREQUEST']._serialized_end=531
+  _globals['_SECRETSTATE']._serialized_start=533
+  _globals['_SECRETSTATE']._serialized_end=574
+  _globals['_WHATSAPPCREDENTIALSVIEW']._serialized_start=577
+  _globals['_WHATSAPPCREDENTIALSVIEW']._serialized_end=862
+  _globals['_RESOLVEPHONENUMBERREQUEST']._serialized_start=864
+  _globals['_RESOLVEPHONENUMBERREQUEST']._serialized_end=916
+  _globals['_RESOLVEPHONENUMBERRESPONSE']._serialized_start=918
+  _globals['_RESOLVEPHONENUMBERRESPONSE']._serialized_end=1023
+  _globals['_CHECKVERIFYTOKENREQUEST']._serialized_start=1025
+  _globals['_CHECKVERIFYTOKENREQUEST']._serialized_end=1072
+  _globals['_CHECKVERIFYTOKENRESPONSE']._serialized_start=1074
+  _globals['_CHECKVERIFYTOKENRESPONSE']._serialized_end=1134
+  _globals['_GETSENDINGCREDENTIALSREQUEST']._serialized_start=1136
+  _globals['_GETSENDINGCREDENTIALSREQUEST']._serialized_end=1185
+  _globals['_SENDINGCREDENTIALS']._serialized_start=1187
+  _globals['_SENDINGCREDENTIALS']._serialized_end=1273
+  _globals['_TENANTSERVICE']._serialized_start=1276
+  _globals['_TENANTSERVICE']._serialized_end=2053
 # @@protoc_insertion_point(module_scope)

@@ -102,6 +102,25 @@ class GetTenantRequest(_message.Message):
 Global___GetTenantRequest: _TypeAlias = GetTenantRequest  # noqa: Y015
 
 @_typing.final
+class GetTenantBySlugRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLUG_FIELD_NUMBER: _builtins.int
+    slug: _builtins.str
+    def __init__(
+        self,
+        *,
+        slug: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slug", b"slug"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenantBySlugRequest: _TypeAlias = GetTenantBySlugRequest  # noqa: Y015
+
+@_typing.final
 class PutWhatsAppCredentialsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

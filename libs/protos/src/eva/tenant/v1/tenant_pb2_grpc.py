@@ -46,6 +46,11 @@ class TenantServiceStub:
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetTenantRequest.SerializeToString,
                 response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
                 _registered_method=True)
+        self.GetTenantBySlug = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/GetTenantBySlug',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetTenantBySlugRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+                _registered_method=True)
         self.PutWhatsAppCredentials = channel.unary_unary(
                 '/eva.tenant.v1.TenantService/PutWhatsAppCredentials',
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.PutWhatsAppCredentialsRequest.SerializeToString,
@@ -92,6 +97,13 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTenantBySlug(self, request, context):
+        """(service) Finds a tenant by its slug; used by auth when a login names its tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutWhatsAppCredentials(self, request, context):
         """Admin only: stores the tenant's WhatsApp credentials; secrets are encrypted at rest.
         """
@@ -100,7 +112,8 @@ class TenantServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWhatsAppCredentials(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Admin only: the caller's tenant's credentials as a view (ids, and for each secret only set + last4).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -113,7 +126,7 @@ class TenantServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckVerifyToken(self, request, context):
-        """(service) Whether a webhook verify token belongs to any tenant.
+        """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +150,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
             'GetTenant': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTenant,
                     request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetTenantRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.SerializeToString,
+            ),
+            'GetTenantBySlug': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantBySlug,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetTenantBySlugRequest.FromString,
                     response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.SerializeToString,
             ),
             'PutWhatsAppCredentials': grpc.unary_unary_rpc_method_handler(
@@ -220,6 +238,33 @@ class TenantService:
             target,
             '/eva.tenant.v1.TenantService/GetTenant',
             eva_dot_tenant_dot_v1_dot_tenant__pb2.GetTenantRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantBySlug(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/GetTenantBySlug',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.GetTenantBySlugRequest.SerializeToString,
             eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
             options,
             channel_credentials,

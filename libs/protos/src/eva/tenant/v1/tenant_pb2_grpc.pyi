@@ -39,13 +39,16 @@ class TenantServiceStub:
     """(service) Creates a tenant; used by auth when a hotel registers."""
     GetTenant: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetTenantRequest, _tenant_pb2.Tenant]
     """The caller's own tenant (a service principal may name any tenant)."""
+    GetTenantBySlug: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetTenantBySlugRequest, _tenant_pb2.Tenant]
+    """(service) Finds a tenant by its slug; used by auth when a login names its tenant."""
     PutWhatsAppCredentials: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.PutWhatsAppCredentialsRequest, _tenant_pb2.WhatsAppCredentialsView]
     """Admin only: stores the tenant's WhatsApp credentials; secrets are encrypted at rest."""
     GetWhatsAppCredentials: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetWhatsAppCredentialsRequest, _tenant_pb2.WhatsAppCredentialsView]
+    """Admin only: the caller's tenant's credentials as a view (ids, and for each secret only set + last4)."""
     ResolvePhoneNumber: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ResolvePhoneNumberRequest, _tenant_pb2.ResolvePhoneNumberResponse]
     """(service) Finds the tenant owning a phone number id, with the app secret that signs its webhooks."""
     CheckVerifyToken: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.CheckVerifyTokenRequest, _tenant_pb2.CheckVerifyTokenResponse]
-    """(service) Whether a webhook verify token belongs to any tenant."""
+    """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]
     """(service) The decrypted credentials needed to call the Graph API for a tenant."""
 
@@ -60,13 +63,16 @@ class TenantServiceAsyncStub(TenantServiceStub):
     """(service) Creates a tenant; used by auth when a hotel registers."""
     GetTenant: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetTenantRequest, _tenant_pb2.Tenant]  # type: ignore[assignment]
     """The caller's own tenant (a service principal may name any tenant)."""
+    GetTenantBySlug: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetTenantBySlugRequest, _tenant_pb2.Tenant]  # type: ignore[assignment]
+    """(service) Finds a tenant by its slug; used by auth when a login names its tenant."""
     PutWhatsAppCredentials: _aio.UnaryUnaryMultiCallable[_tenant_pb2.PutWhatsAppCredentialsRequest, _tenant_pb2.WhatsAppCredentialsView]  # type: ignore[assignment]
     """Admin only: stores the tenant's WhatsApp credentials; secrets are encrypted at rest."""
     GetWhatsAppCredentials: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetWhatsAppCredentialsRequest, _tenant_pb2.WhatsAppCredentialsView]  # type: ignore[assignment]
+    """Admin only: the caller's tenant's credentials as a view (ids, and for each secret only set + last4)."""
     ResolvePhoneNumber: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ResolvePhoneNumberRequest, _tenant_pb2.ResolvePhoneNumberResponse]  # type: ignore[assignment]
     """(service) Finds the tenant owning a phone number id, with the app secret that signs its webhooks."""
     CheckVerifyToken: _aio.UnaryUnaryMultiCallable[_tenant_pb2.CheckVerifyTokenRequest, _tenant_pb2.CheckVerifyTokenResponse]  # type: ignore[assignment]
-    """(service) Whether a webhook verify token belongs to any tenant."""
+    """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]  # type: ignore[assignment]
     """(service) The decrypted credentials needed to call the Graph API for a tenant."""
 
@@ -92,6 +98,14 @@ class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
         """The caller's own tenant (a service principal may name any tenant)."""
 
     @_abc_1.abstractmethod
+    def GetTenantBySlug(
+        self,
+        request: _tenant_pb2.GetTenantBySlugRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.Tenant, _abc.Awaitable[_tenant_pb2.Tenant]]:
+        """(service) Finds a tenant by its slug; used by auth when a login names its tenant."""
+
+    @_abc_1.abstractmethod
     def PutWhatsAppCredentials(
         self,
         request: _tenant_pb2.PutWhatsAppCredentialsRequest,
@@ -104,7 +118,8 @@ class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _tenant_pb2.GetWhatsAppCredentialsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_tenant_pb2.WhatsAppCredentialsView, _abc.Awaitable[_tenant_pb2.WhatsAppCredentialsView]]: ...
+    ) -> _typing.Union[_tenant_pb2.WhatsAppCredentialsView, _abc.Awaitable[_tenant_pb2.WhatsAppCredentialsView]]:
+        """Admin only: the caller's tenant's credentials as a view (ids, and for each secret only set + last4)."""
 
     @_abc_1.abstractmethod
     def ResolvePhoneNumber(
@@ -120,7 +135,7 @@ class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tenant_pb2.CheckVerifyTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tenant_pb2.CheckVerifyTokenResponse, _abc.Awaitable[_tenant_pb2.CheckVerifyTokenResponse]]:
-        """(service) Whether a webhook verify token belongs to any tenant."""
+        """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
 
     @_abc_1.abstractmethod
     def GetSendingCredentials(

@@ -399,14 +399,29 @@ def down(stack: Stack) -> None:
     infra_cmd(stack, "down")
 
 
+def rss_mib(pid: int | None) -> float:
+    """Resident memory of a process, in MiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return 0.0
+
+
 def ps(stack: Stack) -> int:
     healthy = True
+    total = 0.0
     for item in stack.deployables():
         pid = running_pid(stack, item)
         ready = pid is not None and readyz(item)
         healthy &= ready
         state = "ready" if ready else ("running, not ready" if pid else "stopped")
-        say(f"{item.process_name():18} pid={pid or '-':<8} http=:{item.http_port:<6} {state}")
+        memory = rss_mib(pid) if pid else 0.0
+        total += memory
+        say(f"{item.process_name():18} pid={pid or '-':<8} http=:{item.http_port:<6} rss={memory:6.1f}MiB  {state}")
+    say(f"{'services total':18} rss={total:.1f}MiB")
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "infra.py"), "status",  # noqa: S603
                              "--profile", stack.profile], cwd=ROOT, check=False)
     return 0 if healthy and result.returncode == 0 else 1

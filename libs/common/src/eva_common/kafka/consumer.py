@@ -41,6 +41,13 @@ class ConsumedRecord:
 Handler = Callable[[ConsumedRecord], Awaitable[None]]
 
 
+def describe(error: BaseException) -> str:
+    """The error without the SQL parameters SQLAlchemy would print (they can hold guests' messages)."""
+    original = getattr(error, "orig", None)
+    shown = original if isinstance(original, BaseException) else error
+    return f"{type(error).__name__}: {str(shown).splitlines()[0][:300] if str(shown) else ''}"
+
+
 def is_transient(error: BaseException) -> bool:
     """Failures that say "try again later", not "this record is bad"."""
     if isinstance(error, Unavailable | DeadlineExceeded | ConnectionError | TimeoutError | OSError | KafkaError):
@@ -146,7 +153,7 @@ class ConsumerLoop:
                 logger.warning(
                     "record handling failed; retrying",
                     extra={"topic": record.topic, "offset": record.offset, "attempt": attempt,
-                           "transient": transient, "error": repr(error)},
+                           "transient": transient, "error": describe(error)},
                 )
                 if self._stopping.is_set():
                     raise
@@ -159,11 +166,11 @@ class ConsumerLoop:
     async def _dead_letter(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None:
         logger.error(
             "record sent to the dead-letter topic",
-            extra={"topic": record.topic, "offset": record.offset, "error": repr(error)},
+            extra={"topic": record.topic, "offset": record.offset, "error": describe(error)},
         )
         headers = {
             **record.headers,
-            "x-error": repr(error)[:1000],
+            "x-error": describe(error),
             "x-error-type": type(error).__name__,
             "x-original-topic": record.topic,
             "x-original-partition": str(record.partition),

@@ -34,7 +34,11 @@ class KafkaPublisher:
         self._started = False
 
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # release the half-open client before the error propagates
+            raise
         self._started = True
 
     async def stop(self) -> None:

@@ -1,0 +1,3 @@
+from realtime_service.main import run
+
+run()

@@ -1,0 +1,28 @@
+"""Kafka record handler for messaging.events.v1 and conversation.events.v1 (thin: decode, relay)."""
+
+from __future__ import annotations
+
+from eva_common.errors import InvalidArgument, Unavailable
+from eva_common.kafka.consumer import ConsumedRecord, Handler
+from eva_events.envelope import EventEnvelope
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from realtime_service.service import RealtimeRelay
+
+
+def event_handler(*, relay: RealtimeRelay) -> Handler:
+    async def on_domain_event(record: ConsumedRecord) -> None:
+        try:
+            envelope = EventEnvelope.from_bytes(record.value)
+        except ValidationError as error:
+            raise InvalidArgument(
+                f"undecodable event at {record.topic}/{record.partition}@{record.offset}") from error
+        try:
+            await relay.relay(envelope)
+        except RedisError as error:
+            # Redis trouble is transient: the consumer retries (keeping the partition's order) rather than
+            # dead-lettering the event.
+            raise Unavailable("Redis is unavailable", code="REDIS_UNAVAILABLE") from error
+
+    return on_domain_event

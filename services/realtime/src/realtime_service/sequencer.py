@@ -1,0 +1,110 @@
+"""Per-tenant event sequence numbers and replay buffer in Redis, idempotent on the event id.
+
+One Lua script does, atomically: look the event id up (`rt:event:<eventId>`); if it is new, INCR the tenant's
+counter (`rt:seq:<tenantId>`), append `{seq, event, eventId, payload}` to the tenant's replay buffer
+(`rt:replay:<tenantId>`, a sorted set scored by seq, trimmed to the last N) and remember the event id with its
+seq as *pending*, with a TTL. After the emit, the event id is marked *emitted*.
+
+So a seq is assigned exactly once per event (no gaps, no duplicates while the id is remembered); a record
+redelivered after a crash between assignment and emit finds its seq pending and is emitted with that same seq;
+a record redelivered after the emit finds it emitted and is not emitted again.
+
+All keys of one call must live on one Redis node (a single primary, as deployed; under Redis Cluster the keys
+would need a common hash tag).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+_ASSIGN = """
+local known = redis.call('GET', KEYS[1])
+if known then
+  return known
+end
+local seq = string.format('%d', redis.call('INCR', KEYS[2]))
+local payload = ARGV[3]
+local with_seq
+if payload == '{}' then
+  with_seq = '{"seq":' .. seq .. '}'
+else
+  with_seq = '{"seq":' .. seq .. ',' .. string.sub(payload, 2)
+end
+local entry = '{"seq":' .. seq .. ',"event":' .. ARGV[4] .. ',"eventId":' .. ARGV[5] .. ',"payload":' .. with_seq .. '}'
+redis.call('ZADD', KEYS[3], seq, entry)
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[2]) + 1))
+redis.call('SET', KEYS[1], 'p:' .. seq, 'EX', ARGV[1])
+return 'p:' .. seq
+"""
+
+_MARK_EMITTED = """
+if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], 'e:' .. ARGV[1], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    seq: int
+    emitted: bool  # True: this event id was already emitted with this seq
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedEvent:
+    seq: int
+    event: str
+    event_id: str
+    payload: dict[str, Any]
+
+
+def event_key(event_id: str) -> str:
+    return f"rt:event:{event_id}"
+
+
+def seq_key(tenant_id: str) -> str:
+    return f"rt:seq:{tenant_id}"
+
+
+def replay_key(tenant_id: str) -> str:
+    return f"rt:replay:{tenant_id}"
+
+
+class RedisSequencer:
+    def __init__(self, *, redis: Redis, buffer_size: int, dedupe_ttl_seconds: int) -> None:
+        self._redis = redis
+        self._buffer_size = buffer_size
+        self._ttl = dedupe_ttl_seconds
+        self._assign = redis.register_script(_ASSIGN)
+        self._mark = redis.register_script(_MARK_EMITTED)
+
+    async def assign(self, *, tenant_id: str, event_id: str, event: str, payload: dict[str, Any]) -> Assignment:
+        """The event's seq: a new one the first time, the same one for a redelivered event id."""
+        body = json.dumps({k: v for k, v in payload.items() if k != "seq"}, separators=(",", ":"),
+                          ensure_ascii=False, default=str)
+        raw = await self._assign(
+            keys=[event_key(event_id), seq_key(tenant_id), replay_key(tenant_id)],
+            args=[self._ttl, self._buffer_size, body, json.dumps(event), json.dumps(event_id)],
+        )
+        state = raw.decode() if isinstance(raw, bytes) else str(raw)
+        marker, _, seq = state.partition(":")
+        return Assignment(seq=int(seq), emitted=marker == "e")
+
+    async def mark_emitted(self, *, event_id: str, seq: int) -> None:
+        await self._mark(keys=[event_key(event_id)], args=[seq])
+
+    async def buffered(self, *, tenant_id: str, after_seq: int = 0, limit: int = 1000) -> list[BufferedEvent]:
+        """The replay buffer after `after_seq`, oldest first (resume will use this)."""
+        entries = await self._redis.zrangebyscore(replay_key(tenant_id), f"({after_seq}", "+inf", start=0, num=limit)
+        result = []
+        for raw in entries:
+            entry = json.loads(cast(str, raw))
+            result.append(BufferedEvent(seq=int(entry["seq"]), event=entry["event"], event_id=entry["eventId"],
+                                        payload=entry["payload"]))
+        return result

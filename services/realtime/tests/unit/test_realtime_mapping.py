@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eva_events.envelope import make_event
+from realtime_service.mapping import to_emission
+
+MESSAGE: dict[str, Any] = {
+    "id": "m-1", "conversationId": "c-1", "contactId": "ct-1", "wamid": "wamid.X", "direction": "inbound",
+    "type": "text", "status": "RECEIVED", "content": {"text": {"body": "hi"}}, "sentAt": None,
+    "createdAt": "2026-11-29T08:00:00Z", "contact": {"id": "ct-1", "waId": "1555", "name": "José", "phone": None},
+}
+
+
+@pytest.mark.parametrize("event_type", ["message.received", "message.created"])
+def test_new_messages_become_message_new_in_the_tenant_room(event_type: str) -> None:
+    emission = to_emission(make_event(event_type, tenant_id="t-1", data=MESSAGE))
+    assert emission is not None
+    assert (emission.event, emission.room) == ("message:new", "tenant:t-1")
+    assert emission.payload == MESSAGE
+
+
+def test_a_seq_in_the_data_is_not_passed_through() -> None:
+    emission = to_emission(make_event("message.received", tenant_id="t-1", data={**MESSAGE, "seq": 99}))
+    assert emission is not None and "seq" not in emission.payload
+
+
+def test_status_changes_become_message_status() -> None:
+    failed = {**MESSAGE, "status": "FAILED", "error": {"code": 131047, "title": "Re-engagement message"}}
+    emission = to_emission(make_event("message.status_changed", tenant_id="t-1", data=failed))
+    assert emission is not None and emission.event == "message:status"
+    assert emission.payload == {"messageId": "m-1", "conversationId": "c-1", "status": "FAILED",
+                                "error": {"code": 131047, "title": "Re-engagement message"}}
+    delivered = to_emission(make_event("message.status_changed", tenant_id="t-1", data={**MESSAGE, "status": "READ"}))
+    assert delivered is not None
+    assert delivered.payload == {"messageId": "m-1", "conversationId": "c-1", "status": "READ"}
+
+
+@pytest.mark.parametrize("event_type", ["conversation.created", "conversation.updated"])
+def test_conversation_changes_become_conversation_updated(event_type: str) -> None:
+    conversation = {"id": "c-1", "status": "open", "unreadCount": 2}
+    emission = to_emission(make_event(event_type, tenant_id="t-2", data=conversation))
+    assert emission is not None
+    assert (emission.event, emission.room, emission.payload) == ("conversation:updated", "tenant:t-2", conversation)
+
+
+def test_assignment_becomes_conversation_assigned() -> None:
+    emission = to_emission(make_event("conversation.assigned", tenant_id="t-1",
+                                      data={"conversationId": "c-1", "attendantId": "u-9"}))
+    assert emission is not None and emission.event == "conversation:assigned"
+    assert emission.payload == {"conversationId": "c-1", "attendantId": "u-9"}
+    unassigned = to_emission(make_event("conversation.assigned", tenant_id="t-1",
+                                        data={"id": "c-1", "attendantId": None}))
+    assert unassigned is not None and unassigned.payload == {"conversationId": "c-1", "attendantId": None}
+
+
+def test_other_events_are_not_relayed() -> None:
+    assert to_emission(make_event("message.media_stored", tenant_id="t-1", data={})) is None
+    assert to_emission(make_event("tenant.created", tenant_id="t-1", data={})) is None

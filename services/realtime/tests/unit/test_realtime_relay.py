@@ -1,0 +1,120 @@
+"""The relay with fakes: one seq per event id, emitted once, re-emitted with the same seq only if it never went out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eva_common.errors import InvalidArgument, Unavailable
+from eva_common.kafka.consumer import ConsumedRecord
+from eva_events.envelope import EventEnvelope, make_event
+from realtime_service.handlers import event_handler
+from realtime_service.sequencer import Assignment
+from realtime_service.service import RealtimeRelay
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+class FakeSequencer:
+    """In-memory model of the Redis script's contract."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+        self.states: dict[str, tuple[int, bool]] = {}
+        self.failure: Exception | None = None
+
+    async def assign(self, *, tenant_id: str, event_id: str, event: str, payload: dict[str, Any]) -> Assignment:
+        if self.failure is not None:
+            raise self.failure
+        if event_id in self.states:
+            seq, emitted = self.states[event_id]
+            return Assignment(seq=seq, emitted=emitted)
+        self.counters[tenant_id] = self.counters.get(tenant_id, 0) + 1
+        self.states[event_id] = (self.counters[tenant_id], False)
+        return Assignment(seq=self.counters[tenant_id], emitted=False)
+
+    async def mark_emitted(self, *, event_id: str, seq: int) -> None:
+        if self.states.get(event_id) == (seq, False):
+            self.states[event_id] = (seq, True)
+
+
+class FakeEmitter:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, dict[str, Any], str]] = []
+        self.fail_next = False
+
+    async def emit(self, event: str, payload: dict[str, Any], *, room: str) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise Unavailable("redis down")
+        self.emitted.append((event, payload, room))
+
+
+def message(tenant_id: str, body: str) -> EventEnvelope:
+    return make_event("message.received", tenant_id=tenant_id, data={"id": body, "conversationId": "c-1"})
+
+
+async def test_each_tenant_gets_its_own_gapless_sequence() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    for envelope in (message("a", "m1"), message("b", "m2"), message("a", "m3")):
+        await relay.relay(envelope)
+    assert [(p["id"], p["seq"], room) for _, p, room in emitter.emitted] == [
+        ("m1", 1, "tenant:a"), ("m2", 1, "tenant:b"), ("m3", 2, "tenant:a")]
+    assert emitter.emitted[0][1] == {"id": "m1", "conversationId": "c-1", "seq": 1}
+
+
+async def test_a_redelivered_event_keeps_its_seq_and_is_not_emitted_again() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    event = message("a", "m1")
+    first = await relay.relay(event)
+    again = await relay.relay(event)
+    assert first is not None and again is not None
+    assert (first.seq, first.emitted) == (1, True)
+    assert (again.seq, again.emitted) == (1, False)
+    assert len(emitter.emitted) == 1
+
+
+async def test_an_event_whose_emit_failed_is_emitted_with_the_same_seq_on_redelivery() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    event = message("a", "m1")
+    emitter.fail_next = True
+    with pytest.raises(Unavailable):
+        await relay.relay(event)
+    assert emitter.emitted == []
+    await relay.relay(message("a", "m2"))  # another event meanwhile takes the next seq
+    retried = await relay.relay(event)
+    assert retried is not None and (retried.seq, retried.emitted) == (1, True)
+    assert sorted(p["seq"] for _, p, _ in emitter.emitted) == [1, 2]
+
+
+async def test_events_the_browser_does_not_see_take_no_seq() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    assert await relay.relay(make_event("tenant.created", tenant_id="a", data={})) is None
+    assert sequencer.counters == {} and emitter.emitted == []
+
+
+async def test_an_event_without_tenant_is_refused() -> None:
+    relay = RealtimeRelay(sequencer=FakeSequencer(), emitter=FakeEmitter())
+    with pytest.raises(InvalidArgument):
+        await relay.relay(make_event("message.received", tenant_id="", data={"id": "m"}))
+
+
+def record(value: bytes) -> ConsumedRecord:
+    return ConsumedRecord(topic="messaging.events.v1", partition=0, offset=3, key=b"c-1", value=value, headers={},
+                          timestamp_ms=0)
+
+
+async def test_handler_refuses_undecodable_records_and_maps_redis_failures_to_transient() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    handle = event_handler(relay=RealtimeRelay(sequencer=sequencer, emitter=emitter))
+    with pytest.raises(InvalidArgument):
+        await handle(record(b"{not an envelope"))
+    sequencer.failure = RedisConnectionError("connection refused")
+    with pytest.raises(Unavailable):
+        await handle(record(message("a", "m1").to_bytes()))
+    sequencer.failure = None
+    await handle(record(message("a", "m1").to_bytes()))
+    assert len(emitter.emitted) == 1

@@ -1,0 +1,3 @@
+from webhook_ingest_service.main import run
+
+run()

@@ -1,0 +1,88 @@
+"""Kafka record handlers: the delivery log follows wa.webhooks.v1 and webhook.outcomes.v1 (thin: decode, write).
+
+Both writes are idempotent, so a record consumed twice (redelivery after a crash, a rebalance) leaves one row.
+A record that cannot be decoded raises InvalidArgument, which the consumer loop dead-letters after its retries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from eva_common.errors import InvalidArgument
+from eva_common.kafka.consumer import ConsumedRecord, Handler
+from eva_events.envelope import EventEnvelope
+from eva_events.webhook import WEBHOOK_PROCESSED, WEBHOOK_RECEIVED, WebhookProcessed, WebhookReceived
+from pydantic import ValidationError
+
+from webhook_ingest_service.models import DeliveryState
+
+_OUTCOME_STATES = {"processed": DeliveryState.PROCESSED, "failed": DeliveryState.FAILED}
+
+
+class DeliveryLog(Protocol):
+    async def record_received(
+        self, *, delivery_id: str, tenant_id: str, phone_number_id: str, received_at: datetime,
+        payload: dict[str, Any],
+    ) -> bool: ...
+
+    async def record_outcome(
+        self, *, delivery_id: str, tenant_id: str, state: DeliveryState, messages: int, statuses: int,
+        detail: str | None, occurred_at: datetime,
+    ) -> None: ...
+
+
+def decode_envelope(record: ConsumedRecord) -> EventEnvelope:
+    try:
+        return EventEnvelope.from_bytes(record.value)
+    except ValidationError as error:
+        raise InvalidArgument(f"undecodable event at {record.topic}/{record.partition}@{record.offset}") from error
+
+
+def received_handler(*, log: DeliveryLog) -> Handler:
+    """Logs each published delivery (state 'received')."""
+
+    async def on_webhook_received(record: ConsumedRecord) -> None:
+        envelope = decode_envelope(record)
+        if envelope.type != WEBHOOK_RECEIVED:
+            return
+        try:
+            data = WebhookReceived.model_validate(envelope.data)
+        except ValidationError as error:
+            raise InvalidArgument("webhook.received without a valid WebhookReceived") from error
+        await log.record_received(
+            delivery_id=data.delivery_id,
+            tenant_id=envelope.tenant_id,
+            phone_number_id=data.phone_number_id,
+            received_at=data.received_at,
+            payload=data.payload,
+        )
+
+    return on_webhook_received
+
+
+def outcome_handler(*, log: DeliveryLog) -> Handler:
+    """Sets a delivery's state from messaging's webhook.processed outcome."""
+
+    async def on_webhook_processed(record: ConsumedRecord) -> None:
+        envelope = decode_envelope(record)
+        if envelope.type != WEBHOOK_PROCESSED:
+            return
+        try:
+            data = WebhookProcessed.model_validate(envelope.data)
+        except ValidationError as error:
+            raise InvalidArgument("webhook.processed without a valid WebhookProcessed") from error
+        state = _OUTCOME_STATES.get(data.outcome)
+        if state is None:
+            raise InvalidArgument(f"unknown webhook outcome {data.outcome!r}")
+        await log.record_outcome(
+            delivery_id=data.delivery_id,
+            tenant_id=envelope.tenant_id,
+            state=state,
+            messages=data.messages,
+            statuses=data.statuses,
+            detail=data.detail,
+            occurred_at=envelope.occurred_at,
+        )
+
+    return on_webhook_processed

@@ -1,0 +1,118 @@
+"""Composition root of the webhook-ingest service: settings -> clients -> use cases -> HTTP app and consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from eva_common.auth import ServiceTokenProvider
+from eva_common.db import create_engine, database_ready, session_factory
+from eva_common.grpc.client import create_channel
+from eva_common.kafka.consumer import ConsumerLoop
+from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.redis import create_redis, redis_ready
+from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
+from eva_common.settings import ConfigurationError
+from pydantic import SecretStr
+
+from webhook_ingest_service.api import create_app
+from webhook_ingest_service.consumers import SupervisedConsumer
+from webhook_ingest_service.handlers import outcome_handler, received_handler
+from webhook_ingest_service.publisher import SupervisedPublisher
+from webhook_ingest_service.ratelimit import RedisFailureLimiter
+from webhook_ingest_service.repository import WebhookEventRepository
+from webhook_ingest_service.service import WebhookIngest
+from webhook_ingest_service.settings import Settings, get_settings
+from webhook_ingest_service.tenants import CachedTenantDirectory, GrpcTenantDirectory
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings) -> None:
+    if settings.service_client_secret is None:
+        raise ConfigurationError("EVA_SERVICE_CLIENT_SECRET is required (tenant look-ups need a service token)")
+    engine = create_engine(settings.database_url, pool_size=5)
+    sessions = session_factory(engine)
+    redis = create_redis(settings.redis_url)
+    auth_channel = create_channel(settings.auth_grpc_target)
+    tenant_channel = create_channel(settings.tenant_grpc_target)
+    tokens = ServiceTokenProvider(
+        channel_factory=lambda: auth_channel,
+        service_name=settings.service_name,
+        client_secret=settings.service_client_secret.get_secret_value(),
+        timeout=settings.tenant_lookup_timeout_seconds,
+    )
+    tenants = CachedTenantDirectory(
+        inner=GrpcTenantDirectory(
+            channel=tenant_channel, token=tokens.token, timeout=settings.tenant_lookup_timeout_seconds
+        ),
+        ttl=settings.tenant_cache_seconds,
+        negative_ttl=settings.tenant_negative_cache_seconds,
+    )
+    publisher = SupervisedPublisher(
+        factory=lambda: KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
+    )
+    repository = WebhookEventRepository(sessions=sessions)
+    ingest = WebhookIngest(
+        tenants=tenants,
+        publisher=publisher,
+        unrouted=repository,
+        limiter=RedisFailureLimiter(redis=redis, limit=settings.unverified_requests_per_minute),
+        topic=settings.webhooks_topic,
+        platform_app_secret=_secret(settings.platform_app_secret),
+        platform_verify_token=_secret(settings.platform_verify_token),
+        ack_timeout_seconds=settings.kafka_ack_timeout_seconds,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
+    app = create_app(
+        ingest=ingest,
+        readiness={
+            "postgres": lambda: database_ready(engine),
+            "redis": lambda: redis_ready(redis),
+            "kafka": lambda: publisher.ready(settings.webhooks_topic),
+        },
+        max_body_bytes=settings.max_body_bytes,
+    )
+    consumers = [
+        SupervisedConsumer(
+            name="recorder",
+            factory=lambda: ConsumerLoop(
+                bootstrap=settings.kafka_bootstrap, topics=[settings.webhooks_topic],
+                group_id=settings.recorder_group, handler=received_handler(log=repository), dead_letters=publisher,
+            ),
+        ),
+        SupervisedConsumer(
+            name="outcomes",
+            factory=lambda: ConsumerLoop(
+                bootstrap=settings.kafka_bootstrap, topics=[settings.outcomes_topic],
+                group_id=settings.outcomes_group, handler=outcome_handler(log=repository), dead_letters=publisher,
+            ),
+        ),
+    ]
+    http = HttpServer(app, host=settings.http_host, port=settings.http_port)
+    publisher.start()
+    for consumer in consumers:
+        consumer.start()
+    try:
+        await http.start()
+        logger.info("webhook-ingest started", extra={"http_port": settings.http_port})
+        await wait_for_shutdown()
+        logger.info("webhook-ingest stopping")
+    finally:
+        await http.stop()  # stop accepting; in-flight deliveries finish (they need the publisher)
+        await asyncio.gather(*(consumer.stop() for consumer in consumers))
+        await publisher.stop()  # flushes what is still buffered
+        await redis.aclose()
+        await auth_channel.close()
+        await tenant_channel.close()
+        await engine.dispose()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return (value.get_secret_value() or None) if value is not None else None
+
+
+def run() -> None:
+    settings = get_settings()
+    bootstrap_process(settings)
+    asyncio.run(serve(settings))

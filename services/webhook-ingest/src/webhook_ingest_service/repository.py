@@ -1,0 +1,124 @@
+"""Queries on webhook_events. Every write is idempotent, so a redelivered Kafka record changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from eva_common.db import SessionFactory, transaction
+from sqlalchemy.dialects.postgresql import insert
+
+from webhook_ingest_service.models import DeliveryState, WebhookEvent
+
+_table = WebhookEvent.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class UnroutedDelivery:
+    delivery_id: str
+    routing_key: str
+    received_at: datetime
+    payload: dict[str, Any]
+    detail: str
+
+
+class WebhookEventRepository:
+    def __init__(self, *, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def record_received(
+        self,
+        *,
+        delivery_id: str,
+        tenant_id: str,
+        phone_number_id: str,
+        received_at: datetime,
+        payload: dict[str, Any],
+    ) -> bool:
+        """Logs a published delivery once; fills in a row an early outcome created. True when it wrote."""
+        statement = insert(_table).values(
+            delivery_id=delivery_id,
+            tenant_id=tenant_id,
+            phone_number_id=phone_number_id,
+            received_at=received_at,
+            state=DeliveryState.RECEIVED.value,
+            payload=payload,
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[_table.c.delivery_id],
+            set_={
+                "payload": statement.excluded.payload,
+                "phone_number_id": statement.excluded.phone_number_id,
+                "received_at": statement.excluded.received_at,
+                "tenant_id": sa.func.coalesce(_table.c.tenant_id, statement.excluded.tenant_id),
+                "updated_at": sa.func.now(),
+            },
+            where=_table.c.payload.is_(None),
+        ).returning(_table.c.delivery_id)
+        async with transaction(self._sessions) as session:
+            written = (await session.exec(upsert)).first()
+        return written is not None
+
+    async def record_outcome(
+        self,
+        *,
+        delivery_id: str,
+        tenant_id: str,
+        state: DeliveryState,
+        messages: int,
+        statuses: int,
+        detail: str | None,
+        occurred_at: datetime,
+    ) -> None:
+        """Sets a delivery's processing outcome (last outcome wins; an outcome may arrive before the record)."""
+        statement = insert(_table).values(
+            delivery_id=delivery_id,
+            tenant_id=tenant_id,
+            received_at=occurred_at,
+            state=state.value,
+            messages=messages,
+            statuses=statuses,
+            detail=detail,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[_table.c.delivery_id],
+            set_={
+                "state": statement.excluded.state,
+                "messages": statement.excluded.messages,
+                "statuses": statement.excluded.statuses,
+                "detail": statement.excluded.detail,
+                "updated_at": sa.func.now(),
+            },
+        )
+        async with transaction(self._sessions) as session:
+            await session.exec(statement)
+
+    async def record_unrouted(self, deliveries: list[UnroutedDelivery]) -> None:
+        if not deliveries:
+            return
+        statement = (
+            insert(_table)
+            .values(
+                [
+                    {
+                        "delivery_id": delivery.delivery_id,
+                        "tenant_id": None,
+                        "phone_number_id": delivery.routing_key,
+                        "received_at": delivery.received_at,
+                        "state": DeliveryState.UNROUTED.value,
+                        "payload": delivery.payload,
+                        "detail": delivery.detail,
+                    }
+                    for delivery in deliveries
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[_table.c.delivery_id])
+        )
+        async with transaction(self._sessions) as session:
+            await session.exec(statement)
+
+    async def get(self, delivery_id: str) -> WebhookEvent | None:
+        async with transaction(self._sessions) as session:
+            return await session.get(WebhookEvent, delivery_id)

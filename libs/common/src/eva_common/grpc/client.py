@@ -41,6 +41,9 @@ def create_channel(target: str) -> grpc.aio.Channel:
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", 8 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 30_000),
+            # reconnect within seconds after a peer restarts (gRPC's default backoff grows to two minutes)
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 3_000),
         ],
     )
 

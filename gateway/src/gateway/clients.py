@@ -1,0 +1,65 @@
+"""One grpc.aio channel per upstream service, with deadlines and the caller's token forwarded in metadata.
+
+Errors come back as the DomainError the upstream raised (eva_common.grpc.client.rpc), so the shared HTTP handler
+renders them with their stable code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import grpc
+from eva.auth.v1 import auth_pb2_grpc
+from eva.conversation.v1 import conversation_pb2_grpc
+from eva.messaging.v1 import messaging_pb2_grpc
+from eva.tenant.v1 import tenant_pb2_grpc
+from eva_common.grpc.client import create_channel, rpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+T = TypeVar("T")
+
+# The upstreams the gateway calls, with the gRPC service each one reports health for.
+UPSTREAM_SERVICES: Mapping[str, str] = {
+    "auth": "eva.auth.v1.AuthService",
+    "tenant": "eva.tenant.v1.TenantService",
+    "conversation": "eva.conversation.v1.ConversationService",
+    "messaging": "eva.messaging.v1.MessagingService",
+}
+
+
+class UpstreamClients:
+    """Stubs of every upstream over long-lived channels; `call` applies the deadline and forwards the token."""
+
+    def __init__(self, *, targets: Mapping[str, str], deadline_seconds: float, health_timeout_seconds: float) -> None:
+        missing = set(UPSTREAM_SERVICES) - set(targets)
+        if missing:
+            raise ValueError(f"no gRPC target for {sorted(missing)}")
+        self._deadline = deadline_seconds
+        self._health_timeout = health_timeout_seconds
+        self._channels: dict[str, grpc.aio.Channel] = {
+            name: create_channel(targets[name]) for name in UPSTREAM_SERVICES
+        }
+        self.auth = auth_pb2_grpc.AuthServiceStub(self._channels["auth"])
+        self.tenant = tenant_pb2_grpc.TenantServiceStub(self._channels["tenant"])
+        self.conversation = conversation_pb2_grpc.ConversationServiceStub(self._channels["conversation"])
+        self.messaging = messaging_pb2_grpc.MessagingServiceStub(self._channels["messaging"])
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        return self._channels[name]
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any, *, token: str | None) -> T:
+        """One unary call with the gateway's deadline; `token` is the caller's access token (None for public RPCs)."""
+        return await rpc(method, request, token=token, timeout=self._deadline)
+
+    async def serving(self, name: str) -> bool:
+        """Whether the upstream's gRPC health service reports SERVING (short deadline, no waiting for ready)."""
+        stub = health_pb2_grpc.HealthStub(self._channels[name])
+        response = await stub.Check(
+            health_pb2.HealthCheckRequest(service=UPSTREAM_SERVICES[name]), timeout=self._health_timeout
+        )
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

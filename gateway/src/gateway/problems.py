@@ -1,0 +1,92 @@
+"""application/problem+json at the edge: the OpenAPI description of error bodies, and the few gateway-specific
+status overrides applied on top of the shared DomainError handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eva_common.errors import DomainError
+from eva_common.http.problem import PROBLEM_MEDIA_TYPE, problem
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+# Codes whose HTTP status differs from their DomainError class's default at the edge.
+STATUS_BY_CODE: dict[str, int] = {"TENANT_REQUIRED": 409}
+TITLE_BY_CODE: dict[str, str] = {"TENANT_REQUIRED": "Tenant required"}
+
+_DESCRIPTIONS = {
+    400: "Invalid request (code VALIDATION_FAILED, with `errors`: the fields at fault)",
+    401: "Missing, expired or invalid access token (UNAUTHENTICATED, TOKEN_EXPIRED, TOKEN_INVALID)",
+    403: "The caller's role cannot do this (FORBIDDEN_ROLE, FORBIDDEN)",
+    404: "Not found (NOT_FOUND or a more specific code)",
+    409: "Conflict (ALREADY_EXISTS, TENANT_REQUIRED, …)",
+    413: "Request body over the size limit (PAYLOAD_TOO_LARGE)",
+    422: "The request cannot be applied in the current state (FAILED_PRECONDITION, …)",
+    429: "Too many requests (RATE_LIMITED)",
+    503: "An upstream service is unavailable (UPSTREAM_UNAVAILABLE)",
+    504: "An upstream service did not answer in time (UPSTREAM_TIMEOUT)",
+}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with a stable machine `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry of a route: each error status it may answer, described as a Problem."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS.get(status, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def domain_error_response(error: DomainError) -> JSONResponse:
+    status = STATUS_BY_CODE.get(error.code, error.http_status)
+    response = problem(status, error.code, TITLE_BY_CODE.get(error.code, error.title), error.detail)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def install_problem_overrides(app: FastAPI) -> None:
+    """Replaces the shared DomainError handler with one that applies STATUS_BY_CODE (same body shape)."""
+
+    @app.exception_handler(DomainError)
+    async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
+        return domain_error_response(error)
+
+
+def tidy_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Errors are documented as application/problem+json only, and FastAPI's default 422 validation response is
+    dropped (validation failures answer 400 VALIDATION_FAILED)."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            default_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if default_422.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            for response in responses.values():
+                content = response.get("content", {})
+                if PROBLEM_MEDIA_TYPE in content:
+                    content.pop("application/json", None)
+    schemas = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return schema

@@ -1,0 +1,25 @@
+"""What the composition root hands to the routes (kept on app.state.gateway)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from eva_common.auth import TokenVerifier
+from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
+
+from gateway.clients import UpstreamClients
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayState:
+    settings: Settings
+    clients: UpstreamClients
+    verifier: TokenVerifier
+    redis: Redis
+
+
+def gateway_state(connection: HTTPConnection) -> GatewayState:
+    return cast(GatewayState, connection.app.state.gateway)

@@ -1,0 +1,447 @@
+"""Integration fixtures: fake upstream services on a REAL grpc.aio server (the shared GrpcServer, with its
+interceptor verifying forwarded tokens and mapping domain errors), real Redis, and the real gateway app served by
+uvicorn on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+from eva.auth.v1 import auth_pb2, auth_pb2_grpc
+from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
+from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
+from eva_common.auth import TokenVerifier, current_principal, grpc_jwks_source
+from eva_common.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from eva_common.grpc.server import GrpcServer
+from eva_common.redis import create_redis
+from eva_common.runtime import HttpServer
+from eva_testing.infra import TestInfra, free_port, test_infra
+from eva_testing.tokens import TestTokenIssuer
+from gateway.app import GatewayApp, create_gateway_app
+from gateway.clients import UPSTREAM_SERVICES, UpstreamClients
+from gateway.settings import Settings
+from redis.asyncio import Redis
+
+NOW = "2026-11-29T10:00:00Z"
+PUBLIC_AUTH_METHODS = frozenset({"Register", "Login", "Refresh", "Logout", "GetJwks", "IssueServiceToken"})
+TENANTLESS = "tenant-without-settings"  # the fake tenant service answers TENANT_REQUIRED for this tenant
+
+
+# ---------------------------------------------------------------- fake upstream services
+
+
+@dataclass
+class Directory:
+    """The fake services' shared data."""
+
+    issuer: TestTokenIssuer
+    users: dict[str, auth_pb2.User] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
+    tenants: dict[str, tenant_pb2.Tenant] = field(default_factory=dict)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # live refresh token -> user id
+    spent_refresh_tokens: set[str] = field(default_factory=set)
+    credentials: dict[str, tenant_pb2.PutWhatsAppCredentialsRequest] = field(default_factory=dict)
+    conversations: dict[str, conversation_pb2.Conversation] = field(default_factory=dict)
+    messages: dict[str, list[messaging_pb2.Message]] = field(default_factory=dict)
+    forwarded_tokens: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def session(self, user: auth_pb2.User) -> auth_pb2.AuthSession:
+        refresh = uuid.uuid4().hex + uuid.uuid4().hex
+        self.refresh_tokens[refresh] = user.id
+        return auth_pb2.AuthSession(
+            access_token=self.issuer.user_token(user_id=user.id, tenant_id=user.tenant_id, role=user.role),
+            refresh_token=refresh, expires_in=900, user=user, tenant=self.tenants[user.tenant_id],
+        )
+
+    def add_tenant(self, name: str) -> tenant_pb2.Tenant:
+        tenant = tenant_pb2.Tenant(id=f"t-{uuid.uuid4().hex[:10]}", name=name, slug=name.lower().replace(" ", "-"),
+                                   status="active", plan="trial", timezone="Europe/Lisbon", locale="pt-PT",
+                                   created_at=NOW)
+        self.tenants[tenant.id] = tenant
+        return tenant
+
+    def add_user(self, *, tenant_id: str, email: str, password: str, role: str = "admin") -> auth_pb2.User:
+        user = auth_pb2.User(id=f"u-{uuid.uuid4().hex[:10]}", tenant_id=tenant_id, name=email.split("@")[0],
+                             email=email, role=role, active=True, created_at=NOW)
+        self.users[user.id] = user
+        self.passwords[email] = password
+        return user
+
+
+def _record_token(directory: Directory, context: Any, method: str) -> None:
+    metadata = dict(context.invocation_metadata() or ())
+    directory.forwarded_tokens.append((method, metadata.get("authorization")))
+
+
+class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, directory: Directory) -> None:
+        self.d = directory
+
+    async def Register(self, request: auth_pb2.RegisterRequest, context: Any) -> auth_pb2.AuthSession:
+        if request.email in self.d.passwords:
+            raise AlreadyExists("this email is already registered", code="EMAIL_TAKEN")
+        tenant = self.d.add_tenant(request.tenant_name)
+        user = self.d.add_user(tenant_id=tenant.id, email=request.email, password=request.password)
+        return self.d.session(user)
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: Any) -> auth_pb2.AuthSession:
+        user = next((u for u in self.d.users.values() if u.email == request.email), None)
+        if user is None or self.d.passwords.get(request.email) != request.password:
+            raise Unauthenticated("invalid email or password", code="INVALID_CREDENTIALS")
+        return self.d.session(user)
+
+    async def Refresh(self, request: auth_pb2.RefreshRequest, context: Any) -> auth_pb2.AuthSession:
+        if request.refresh_token in self.d.spent_refresh_tokens:
+            raise Unauthenticated("refresh token reused; the session is revoked", code="REFRESH_TOKEN_REUSED")
+        user_id = self.d.refresh_tokens.pop(request.refresh_token, None)
+        if user_id is None:
+            raise Unauthenticated("unknown refresh token", code="REFRESH_TOKEN_INVALID")
+        self.d.spent_refresh_tokens.add(request.refresh_token)
+        return self.d.session(self.d.users[user_id])
+
+    async def Logout(self, request: auth_pb2.LogoutRequest, context: Any) -> auth_pb2.LogoutResponse:
+        self.d.refresh_tokens.pop(request.refresh_token, None)
+        return auth_pb2.LogoutResponse()
+
+    async def GetMe(self, request: auth_pb2.GetMeRequest, context: Any) -> auth_pb2.Me:
+        _record_token(self.d, context, "GetMe")
+        principal = current_principal()
+        user = self.d.users.get(principal.subject)
+        if user is None:
+            raise NotFound("user not found", code="USER_NOT_FOUND")
+        return auth_pb2.Me(user=user, tenant=self.d.tenants[user.tenant_id])
+
+    async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Any) -> auth_pb2.GetJwksResponse:
+        return auth_pb2.GetJwksResponse(jwks_json=json.dumps(self.d.issuer.jwks()))
+
+    async def IssueServiceToken(self, request: Any, context: Any) -> auth_pb2.IssueServiceTokenResponse:
+        raise PermissionDenied("not in this fake")
+
+
+def _secret_state(value: str) -> tenant_pb2.SecretState:
+    return tenant_pb2.SecretState(set=bool(value), last4=value[-4:] if value else "")
+
+
+class FakeTenant(tenant_pb2_grpc.TenantServiceServicer):
+    def __init__(self, directory: Directory) -> None:
+        self.d = directory
+
+    def _view(self, tenant_id: str) -> tenant_pb2.WhatsAppCredentialsView:
+        stored = self.d.credentials.get(tenant_id)
+        if stored is None:
+            return tenant_pb2.WhatsAppCredentialsView(configured=False)
+        return tenant_pb2.WhatsAppCredentialsView(
+            configured=True, phone_number_id=stored.phone_number_id, waba_id=stored.waba_id,
+            display_phone_number=stored.display_phone_number, access_token=_secret_state(stored.access_token),
+            app_secret=_secret_state(stored.app_secret), verify_token=_secret_state(stored.verify_token),
+            updated_at=NOW,
+        )
+
+    def _tenant(self) -> str:
+        tenant_id = current_principal().require_tenant()
+        if tenant_id == TENANTLESS:
+            raise PermissionDenied("this call needs a tenant", code="TENANT_REQUIRED")
+        return tenant_id
+
+    async def PutWhatsAppCredentials(self, request: Any, context: Any) -> tenant_pb2.WhatsAppCredentialsView:
+        _record_token(self.d, context, "PutWhatsAppCredentials")
+        current_principal().require_role("admin")
+        tenant_id = self._tenant()
+        self.d.credentials[tenant_id] = request
+        return self._view(tenant_id)
+
+    async def GetWhatsAppCredentials(self, request: Any, context: Any) -> tenant_pb2.WhatsAppCredentialsView:
+        return self._view(self._tenant())
+
+
+class FakeConversation(conversation_pb2_grpc.ConversationServiceServicer):
+    """Scopes by the caller's tenant, except conversations whose id starts with `leaky-` (a buggy upstream)."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.d = directory
+
+    async def GetConversation(self, request: Any, context: Any) -> conversation_pb2.Conversation:
+        _record_token(self.d, context, "GetConversation")
+        tenant_id = current_principal().tenant_scope(request.tenant_id)
+        conversation = self.d.conversations.get(request.conversation_id)
+        if conversation is None or (conversation.tenant_id != tenant_id and not conversation.id.startswith("leaky-")):
+            raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
+        return conversation
+
+
+class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
+    def __init__(self, directory: Directory) -> None:
+        self.d = directory
+        self.requests: list[messaging_pb2.ListMessagesRequest] = []
+
+    async def ListMessages(self, request: Any, context: Any) -> messaging_pb2.ListMessagesResponse:
+        _record_token(self.d, context, "ListMessages")
+        self.requests.append(request)
+        tenant_id = current_principal().tenant_scope(request.tenant_id if hasattr(request, "tenant_id") else "")
+        conversation = self.d.conversations.get(request.conversation_id)
+        if conversation is None or conversation.tenant_id != tenant_id:
+            raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
+        items = self.d.messages.get(request.conversation_id, [])
+        start = int(request.cursor or 0)
+        limit = request.limit or 50
+        page = items[start:start + limit]
+        more = start + limit < len(items)
+        return messaging_pb2.ListMessagesResponse(items=page, next_cursor=str(start + limit) if more else "")
+
+
+# ---------------------------------------------------------------- servers
+
+
+@dataclass
+class Upstreams:
+    directory: Directory
+    messaging: FakeMessaging
+    target: str
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    settings: Settings
+    app: GatewayApp
+    clients: UpstreamClients
+
+
+@pytest.fixture(scope="session")
+def infra() -> TestInfra:
+    return test_infra()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestTokenIssuer:
+    return TestTokenIssuer()
+
+
+@pytest.fixture(scope="session")
+async def upstreams(issuer: TestTokenIssuer) -> AsyncIterator[Upstreams]:
+    directory = Directory(issuer=issuer)
+    messaging = FakeMessaging(directory)
+    servicers = [
+        (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(directory)),
+        (tenant_pb2_grpc.add_TenantServiceServicer_to_server, FakeTenant(directory)),
+        (conversation_pb2_grpc.add_ConversationServiceServicer_to_server, FakeConversation(directory)),
+        (messaging_pb2_grpc.add_MessagingServiceServicer_to_server, messaging),
+    ]
+    server = GrpcServer(
+        registrars=[lambda s, add=add, servicer=servicer: add(servicer, s) for add, servicer in servicers],
+        service_names=list(UPSTREAM_SERVICES.values()),
+        verifier=issuer.verifier(),
+        public_methods=PUBLIC_AUTH_METHODS,
+    )
+    await server.start()
+    try:
+        yield Upstreams(directory=directory, messaging=messaging, target=f"127.0.0.1:{server.port}")
+    finally:
+        await server.stop(0)
+
+
+def gateway_settings(infra: TestInfra, upstream_target: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "service_name": "gateway-test",
+        "environment": "test",
+        "http_host": "127.0.0.1",
+        "http_port": free_port(),
+        "redis_url": infra.redis_url,
+        "auth_grpc_target": upstream_target,
+        "tenant_grpc_target": upstream_target,
+        "conversation_grpc_target": upstream_target,
+        "messaging_grpc_target": upstream_target,
+        "frontend_url": "http://localhost:5173",
+        "service_client_secret": "gateway-test-client-secret",
+        "socketio_channel": f"eva-socketio-test-{uuid.uuid4().hex[:8]}",
+        "socket_auth_timeout_seconds": 0.6,
+        "socket_sweep_interval_seconds": 0.2,
+        "health_check_timeout_seconds": 0.5,
+        "grpc_deadline_seconds": 3.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+async def start_gateway(settings: Settings, redis: Redis) -> tuple[RunningGateway, HttpServer]:
+    """Wires the gateway the way main.py does (JWKS from the auth upstream over gRPC) and serves it."""
+    clients = UpstreamClients(targets=settings.upstream_targets, deadline_seconds=settings.grpc_deadline_seconds,
+                              health_timeout_seconds=settings.health_check_timeout_seconds)
+    verifier = TokenVerifier(jwks_source=grpc_jwks_source(lambda: clients.channel("auth")),
+                             issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    app = create_gateway_app(settings=settings, clients=clients, verifier=verifier, redis=redis)
+    server = HttpServer(app.asgi, host=settings.http_host, port=settings.http_port)
+    await server.start()
+    return RunningGateway(f"http://127.0.0.1:{settings.http_port}", settings, app, clients), server
+
+
+@pytest.fixture(scope="session")
+async def redis(infra: TestInfra) -> AsyncIterator[Redis]:
+    client = create_redis(infra.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def gateway(infra: TestInfra, upstreams: Upstreams, redis: Redis) -> AsyncIterator[RunningGateway]:
+    running, server = await start_gateway(gateway_settings(infra, upstreams.target), redis)
+    try:
+        yield running
+    finally:
+        await running.app.sockets.close()
+        await server.stop()
+        await running.clients.close()
+
+
+@pytest.fixture
+async def gateway_factory(
+    infra: TestInfra, upstreams: Upstreams, redis: Redis
+) -> AsyncIterator[Callable[..., Awaitable[RunningGateway]]]:
+    """Starts extra gateways (settings overridden) for one test, e.g. with an upstream that is down."""
+    started: list[tuple[RunningGateway, HttpServer]] = []
+
+    async def start(**overrides: Any) -> RunningGateway:
+        running, server = await start_gateway(gateway_settings(infra, upstreams.target, **overrides), redis)
+        started.append((running, server))
+        return running
+
+    try:
+        yield start
+    finally:
+        for running, server in started:
+            await running.app.sockets.close()
+            await server.stop()
+            await running.clients.close()
+
+
+@pytest.fixture
+async def http(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        yield client
+
+
+# ---------------------------------------------------------------- tenants and sockets
+
+
+@dataclass
+class Account:
+    tenant_id: str
+    user_id: str
+    token: str
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def make_account(upstreams: Upstreams, issuer: TestTokenIssuer) -> Callable[..., Account]:
+    def make(*, role: str = "admin", ttl: int = 900, tenant_id: str | None = None) -> Account:
+        directory = upstreams.directory
+        tenant = directory.tenants[tenant_id] if tenant_id else directory.add_tenant(f"Hotel {next(_counter)}")
+        user = directory.add_user(tenant_id=tenant.id, email=f"user{uuid.uuid4().hex[:8]}@hotel.example",
+                                  password="a-good-password", role=role)
+        return Account(tenant.id, user.id, issuer.user_token(user_id=user.id, tenant_id=tenant.id, role=role,
+                                                             ttl=ttl))
+
+    return make
+
+
+class SocketProbe:
+    """A real Socket.io client that records every server event and its disconnection."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.connect_errors: list[Any] = []
+        self.disconnected = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+        @self.client.on("*")
+        async def record(event: str, data: Any = None) -> None:
+            async with self._changed:
+                self.events.append((event, data))
+                self._changed.notify_all()
+
+        @self.client.on("connect_error")
+        async def refused(data: Any = None) -> None:
+            self.connect_errors.append(data)
+
+        @self.client.on("disconnect")
+        async def gone(*_: Any) -> None:
+            self.disconnected.set()
+
+    async def connect(self, url: str, *, token: str | None = None, transports: list[str] | None = None) -> None:
+        await self.client.connect(url, auth={"token": token} if token is not None else None,
+                                  transports=transports or ["websocket"], wait_timeout=5)
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.client.call(event, data, timeout=5)
+
+    async def next_event(self, name: str, timeout: float = 5.0) -> Any:
+        async def seen() -> Any:
+            async with self._changed:
+                while True:
+                    for event, data in self.events:
+                        if event == name:
+                            return data
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(seen(), timeout)
+
+    def names(self) -> list[str]:
+        return [event for event, _ in self.events]
+
+    async def close(self) -> None:
+        if self.client.connected:
+            await self.client.disconnect()
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[Callable[[], SocketProbe]]:
+    probes: list[SocketProbe] = []
+
+    def make() -> SocketProbe:
+        probe = SocketProbe()
+        probes.append(probe)
+        return probe
+
+    try:
+        yield make
+    finally:
+        for probe in probes:
+            await probe.close()
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 5.0, what: str = "") -> None:
+    """Polls `condition` until it holds (a readiness wait, not an assertion)."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def wait_subscribed(redis: Redis) -> Callable[..., Awaitable[None]]:
+    """Waits until a gateway's Redis manager listens on a channel (it subscribes on its first connection)."""
+
+    async def wait(channel: str, minimum: int = 1) -> None:
+        async def subscribed() -> bool:
+            counts = await redis.pubsub_numsub(channel)
+            return bool(counts and counts[0][1] >= minimum)
+
+        await wait_until(subscribed, what=f"a subscriber on {channel}")
+
+    return wait

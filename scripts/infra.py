@@ -48,8 +48,8 @@ DATABASES = ("eva_auth", "eva_tenant", "eva_conversation", "eva_messaging", "eva
 
 PROFILE_PORTS: dict[str, tuple[int, int, int, int]] = {
     # profile: (postgres, redis, kafka, kafka controller)
-    "dev": (55432, 56379, 59092, 59093),
-    "test": (55532, 56479, 59192, 59193),
+    "dev": (15432, 16379, 19092, 19093),
+    "test": (25432, 26379, 29092, 29093),
 }
 
 KAFKA_READY_TIMEOUT_S = 90.0

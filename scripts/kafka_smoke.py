@@ -1,6 +1,6 @@
 """aiokafka smoke test against a running broker (the gate for the Kafka version we run).
 
-    uv run python scripts/kafka_smoke.py [--bootstrap 127.0.0.1:59192] [--quick]
+    uv run python scripts/kafka_smoke.py [--bootstrap 127.0.0.1:29092] [--quick]
 
 Full run, on throwaway topics (deleted at the end):
   metadata round trip; a 2-partition topic with max.message.bytes=4194304; an idempotent
@@ -396,7 +396,7 @@ class FullRun:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", default=os.environ.get("EVA_KAFKA_BOOTSTRAP", "127.0.0.1:59092"))
+    parser.add_argument("--bootstrap", default=os.environ.get("EVA_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
     parser.add_argument("--quick", action="store_true", help="metadata round trip + tiny produce/consume only")
     parser.add_argument("--timeout", type=float, default=None, help="overall limit in seconds")
     return parser.parse_args(argv)

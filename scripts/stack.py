@@ -57,10 +57,10 @@ class Deployable:
 
 
 BASE_DEPLOYABLES = (
-    Deployable("auth", "auth_service", "services/auth", 8101, 50051, "eva_auth"),
-    Deployable("tenant", "tenant_service", "services/tenant", 8102, 50052, "eva_tenant"),
-    Deployable("conversation", "conversation_service", "services/conversation", 8103, 50053, "eva_conversation"),
-    Deployable("messaging", "messaging_service", "services/messaging", 8104, 50054, "eva_messaging"),
+    Deployable("auth", "auth_service", "services/auth", 8101, 9051, "eva_auth"),
+    Deployable("tenant", "tenant_service", "services/tenant", 8102, 9052, "eva_tenant"),
+    Deployable("conversation", "conversation_service", "services/conversation", 8103, 9053, "eva_conversation"),
+    Deployable("messaging", "messaging_service", "services/messaging", 8104, 9054, "eva_messaging"),
     Deployable("webhook-ingest", "webhook_ingest_service", "services/webhook-ingest", 3002, None, "eva_ingest"),
     Deployable("realtime", "realtime_service", "services/realtime", 8105),
     Deployable("n8n-integration", "n8n_service", "services/n8n-integration", 3003, None, "eva_n8n"),

@@ -33,13 +33,13 @@ class TestInfra:
 def test_infra() -> TestInfra:
     return TestInfra(
         pg_host=os.environ.get("EVA_PG_HOST", "127.0.0.1"),
-        pg_port=int(os.environ.get("EVA_PG_PORT", "55532")),
+        pg_port=int(os.environ.get("EVA_PG_PORT", "25432")),
         owner_user=os.environ.get("EVA_PG_OWNER_USER", "eva_owner"),
         owner_password=os.environ.get("EVA_PG_OWNER_PASSWORD", "eva_owner"),
         app_user=os.environ.get("EVA_PG_APP_USER", "eva_app"),
         app_password=os.environ.get("EVA_PG_APP_PASSWORD", "eva_app"),
-        redis_url=os.environ.get("EVA_REDIS_URL", "redis://127.0.0.1:56479/0"),
-        kafka_bootstrap=os.environ.get("EVA_KAFKA_BOOTSTRAP", "127.0.0.1:59192"),
+        redis_url=os.environ.get("EVA_REDIS_URL", "redis://127.0.0.1:26379/0"),
+        kafka_bootstrap=os.environ.get("EVA_KAFKA_BOOTSTRAP", "127.0.0.1:29092"),
     )
 
 

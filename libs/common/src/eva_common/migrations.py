@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 
 def run_env(target_metadata: MetaData) -> None:
-    """Body of a service's migrations/env.py (online mode, asyncpg)."""
+    """Body of a service's migrations/env.py (online mode, asyncpg).
+
+    The URL comes from the Alembic config, else EVA_MIGRATION_DATABASE_URL (the owner role), so
+    `alembic -c alembic.ini upgrade head` works in a container. An advisory lock makes replicas that start
+    together migrate one after the other.
+    """
     config = context.config
+    if not config.get_main_option("sqlalchemy.url"):
+        url = os.environ.get("EVA_MIGRATION_DATABASE_URL")
+        if not url:
+            raise RuntimeError("set EVA_MIGRATION_DATABASE_URL (the owner role's URL) to run migrations")
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
 
     def do_run(connection: Connection) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        connection.execute(text("SELECT pg_advisory_lock(7411002)"))
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(7411002)"))
 
     async def run_async() -> None:
         engine = async_engine_from_config(

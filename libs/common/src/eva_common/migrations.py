@@ -29,12 +29,16 @@ def run_env(target_metadata: MetaData) -> None:
 
     def do_run(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_lock(7411002)"))
+        # The lock is the session's. End the transaction its SELECT began, or Alembic would join it (and nothing
+        # would ever commit the migrations): begin_transaction() below then commits them, or rolls them back.
+        connection.commit()
         try:
             context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
             with context.begin_transaction():
                 context.run_migrations()
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(7411002)"))
+            connection.commit()
 
     async def run_async() -> None:
         engine = async_engine_from_config(

@@ -1,0 +1,1 @@
+"""The conversation service: contacts and conversations of each tenant (gRPC ConversationService)."""

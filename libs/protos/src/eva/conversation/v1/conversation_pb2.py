@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&eva/conversation/v1/conversation.proto\x12\x13\x65va.conversation.v1\"\x8d\x01\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05wa_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nupdated_at\x18\x08 \x01(\t\"\x99\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x13\n\x0b\x61ssigned_to\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\t\x12\x17\n\x0flast_message_at\x18\x07 \x01(\t\x12\x19\n\x11window_expires_at\x18\x08 \x01(\t\x12\x14\n\x0cunread_count\x18\t \x01(\x05\x12\x12\n\ncreated_at\x18\n \x01(\t\x12\x12\n\nupdated_at\x18\x0b \x01(\t\x12-\n\x07\x63ontact\x18\x0c \x01(\x0b\x32\x1c.eva.conversation.v1.Contact\"\x94\x01\n\x1cResolveInboundContactRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05wa_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0cprofile_name\x18\x04 \x01(\t\x12\x12\n\nmessage_at\x18\x05 \x01(\t\x12\x17\n\x0fphone_number_id\x18\x06 \x01(\t\"\xbe\x01\n\x1dResolveInboundContactResponse\x12-\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1c.eva.conversation.v1.Contact\x12\x37\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32!.eva.conversation.v1.Conversation\x12\x17\n\x0f\x63ontact_created\x18\x03 \x01(\x08\x12\x1c\n\x14\x63onversation_created\x18\x04 \x01(\x08\"D\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\":\n\x11GetContactRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t2\xcc\x02\n\x13\x43onversationService\x12~\n\x15ResolveInboundContact\x12\x31.eva.conversation.v1.ResolveInboundContactRequest\x1a\x32.eva.conversation.v1.ResolveInboundContactResponse\x12\x61\n\x0fGetConversation\x12+.eva.conversation.v1.GetConversationRequest\x1a!.eva.conversation.v1.Conversation\x12R\n\nGetContact\x12&.eva.conversation.v1.GetContactRequest\x1a\x1c.eva.conversation.v1.Contactb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&eva/conversation/v1/conversation.proto\x12\x13\x65va.conversation.v1\"\x8d\x01\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05wa_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nupdated_at\x18\x08 \x01(\t\"\xb2\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x13\n\x0b\x61ssigned_to\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\t\x12\x17\n\x0flast_message_at\x18\x07 \x01(\t\x12\x19\n\x11window_expires_at\x18\x08 \x01(\t\x12\x14\n\x0cunread_count\x18\t \x01(\x05\x12\x12\n\ncreated_at\x18\n \x01(\t\x12\x12\n\nupdated_at\x18\x0b \x01(\t\x12-\n\x07\x63ontact\x18\x0c \x01(\x0b\x32\x1c.eva.conversation.v1.Contact\x12\x17\n\x0fphone_number_id\x18\r \x01(\t\"\x94\x01\n\x1cResolveInboundContactRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05wa_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0cprofile_name\x18\x04 \x01(\t\x12\x12\n\nmessage_at\x18\x05 \x01(\t\x12\x17\n\x0fphone_number_id\x18\x06 \x01(\t\"\xbe\x01\n\x1dResolveInboundContactResponse\x12-\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1c.eva.conversation.v1.Contact\x12\x37\n\x0c\x63onversation\x18\x02 \x01(\x0b\x32!.eva.conversation.v1.Conversation\x12\x17\n\x0f\x63ontact_created\x18\x03 \x01(\x08\x12\x1c\n\x14\x63onversation_created\x18\x04 \x01(\x08\"D\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\":\n\x11GetContactRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t2\xcc\x02\n\x13\x43onversationService\x12~\n\x15ResolveInboundContact\x12\x31.eva.conversation.v1.ResolveInboundContactRequest\x1a\x32.eva.conversation.v1.ResolveInboundContactResponse\x12\x61\n\x0fGetConversation\x12+.eva.conversation.v1.GetConversationRequest\x1a!.eva.conversation.v1.Conversation\x12R\n\nGetContact\x12&.eva.conversation.v1.GetContactRequest\x1a\x1c.eva.conversation.v1.Contactb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTACT']._serialized_start=64
   _globals['_CONTACT']._serialized_end=205
   _globals['_CONVERSATION']._serialized_start=208
-  _globals['_CONVERSATION']._serialized_end=489
-  _globals['_RESOLVEINBOUNDCONTACTREQUEST']._serialized_start=492
-  _globals['_RESOLVEINBOUNDCONTACTREQUEST']._serialized_end=640
-  _globals['_RESOLVEINBOUNDCONTACTRESPONSE']._serialized_start=643
-  _globals['_RESOLVEINBOUNDCONTACTRESPONSE']._serialized_end=833
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=835
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=903
-  _globals['_GETCONTACTREQUEST']._serialized_start=905
-  _globals['_GETCONTACTREQUEST']._serialized_end=963
-  _globals['_CONVERSATIONSERVICE']._serialized_start=966
-  _globals['_CONVERSATIONSERVICE']._serialized_end=1298
+  _globals['_CONVERSATION']._serialized_end=514
+  _globals['_RESOLVEINBOUNDCONTACTREQUEST']._serialized_start=517
+  _globals['_RESOLVEINBOUNDCONTACTREQUEST']._serialized_end=665
+  _globals['_RESOLVEINBOUNDCONTACTRESPONSE']._serialized_start=668
+  _globals['_RESOLVEINBOUNDCONTACTRESPONSE']._serialized_end=858
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=860
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=928
+  _globals['_GETCONTACTREQUEST']._serialized_start=930
+  _globals['_GETCONTACTREQUEST']._serialized_end=988
+  _globals['_CONVERSATIONSERVICE']._serialized_start=991
+  _globals['_CONVERSATIONSERVICE']._serialized_end=1323
 # @@protoc_insertion_point(module_scope)

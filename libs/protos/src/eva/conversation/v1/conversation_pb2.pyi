@@ -72,6 +72,7 @@ class Conversation(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    PHONE_NUMBER_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     contact_id: _builtins.str
@@ -83,6 +84,8 @@ class Conversation(_message.Message):
     unread_count: _builtins.int
     created_at: _builtins.str
     updated_at: _builtins.str
+    phone_number_id: _builtins.str
+    """The business number (Meta's phone_number_id) the guest last wrote to; replies leave from it."""
     @_builtins.property
     def contact(self) -> Global___Contact: ...
     def __init__(
@@ -100,10 +103,11 @@ class Conversation(_message.Message):
         created_at: _builtins.str = ...,
         updated_at: _builtins.str = ...,
         contact: Global___Contact | None = ...,
+        phone_number_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_to", b"assigned_to", "contact", b"contact", "contact_id", b"contact_id", "created_at", b"created_at", "id", b"id", "last_message_at", b"last_message_at", "priority", b"priority", "status", b"status", "tenant_id", b"tenant_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "window_expires_at", b"window_expires_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_to", b"assigned_to", "contact", b"contact", "contact_id", b"contact_id", "created_at", b"created_at", "id", b"id", "last_message_at", b"last_message_at", "phone_number_id", b"phone_number_id", "priority", b"priority", "status", b"status", "tenant_id", b"tenant_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "window_expires_at", b"window_expires_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

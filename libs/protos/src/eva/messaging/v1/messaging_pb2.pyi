@@ -34,6 +34,9 @@ class Message(_message.Message):
     SENT_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CONTEXT_JSON_FIELD_NUMBER: _builtins.int
+    REFERRAL_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_JSON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     conversation_id: _builtins.str
@@ -48,6 +51,12 @@ class Message(_message.Message):
     sent_at: _builtins.str
     created_at: _builtins.str
     updated_at: _builtins.str
+    context_json: _builtins.str
+    """Meta's `context` object (reply / forwarded / product inquiry) as JSON; empty when absent."""
+    referral_json: _builtins.str
+    """Meta's `referral` object (Click-to-WhatsApp ad) as JSON; empty when absent."""
+    error_json: _builtins.str
+    """Meta's errors for this message (unsupported type, media download, failed delivery) as JSON; empty when none."""
     def __init__(
         self,
         *,
@@ -63,10 +72,13 @@ class Message(_message.Message):
         sent_at: _builtins.str = ...,
         created_at: _builtins.str = ...,
         updated_at: _builtins.str = ...,
+        context_json: _builtins.str = ...,
+        referral_json: _builtins.str = ...,
+        error_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "id", b"id", "sent_at", b"sent_at", "status", b"status", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "referral_json", b"referral_json", "sent_at", b"sent_at", "status", b"status", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -79,19 +91,25 @@ class ListMessagesRequest(_message.Message):
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     limit: _builtins.int
+    """1..100; 0 means the default (50)."""
     cursor: _builtins.str
+    """Opaque; the next_cursor of the previous page."""
+    tenant_id: _builtins.str
+    """Only honoured for service principals (users always see their own tenant)."""
     def __init__(
         self,
         *,
         conversation_id: _builtins.str = ...,
         limit: _builtins.int = ...,
         cursor: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cursor", b"cursor", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cursor", b"cursor", "limit", b"limit", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -104,8 +122,11 @@ class ListMessagesResponse(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
-    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]: ...
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """Oldest first: ordered by sent_at, then id."""
+
     def __init__(
         self,
         *,
@@ -125,15 +146,19 @@ class GetMessageRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
+    tenant_id: _builtins.str
+    """Only honoured for service principals."""
     def __init__(
         self,
         *,
         message_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

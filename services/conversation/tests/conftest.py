@@ -1,0 +1,166 @@
+"""Fixtures of the conversation service's tests: the test profile's real PostgreSQL and Kafka, a fresh migrated
+database per module, the service built by its own composition root with a test token issuer, and Kafka helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from conversation_service.main import ConversationApp
+from conversation_service.settings import Settings
+from eva.conversation.v1 import conversation_pb2_grpc
+from eva_events.topics import dlq
+from eva_testing.db import TestDatabase, migrated_database
+from eva_testing.infra import TestInfra, test_infra
+from eva_testing.kafka import create_topics, unique_topic
+from eva_testing.tokens import TestTokenIssuer
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def infra() -> TestInfra:
+    return test_infra()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestTokenIssuer:
+    return TestTokenIssuer()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def database(infra: TestInfra) -> AsyncIterator[TestDatabase]:
+    async with migrated_database(infra, SERVICE_DIR, "conversation_test") as db:
+        yield db
+
+
+@pytest_asyncio.fixture(scope="module")
+async def owner_db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """The owner's connection, for assertions (row-level security still applies: set app.tenant_id to look)."""
+    connection = await asyncpg.connect(database.owner_dsn)
+    yield connection
+    await connection.close()
+
+
+Probe = Callable[[], Awaitable[Any]]
+
+
+async def _eventually(probe: Probe, *, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Polls `probe` until it returns something truthy; fails with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def eventually() -> Callable[..., Awaitable[Any]]:
+    return _eventually
+
+
+class KafkaTools:
+    """Produces records and reads whole topics (from the beginning up to their current end)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    async def produce(self, topic: str, value: bytes, *, key: bytes | None = None) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value=value, key=key)
+        finally:
+            await producer.stop()
+
+    async def read_all(self, topic: str) -> list[ConsumerRecord]:
+        """Every record the topic holds right now."""
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()  # with no group, the consumer takes every partition of the topic
+        try:
+            partitions = sorted(consumer.assignment())
+            if not partitions:  # not in the metadata yet: nothing to read
+                return []
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            records: list[ConsumerRecord] = []
+            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                batches = await consumer.getmany(timeout_ms=500)
+                for tp, batch in batches.items():
+                    records.extend(record for record in batch if record.offset < end[tp])
+            return records
+        finally:
+            await consumer.stop()
+
+    async def wait_for(
+        self, topic: str, predicate: Callable[[list[ConsumerRecord]], bool], timeout: float = 20.0
+    ) -> list[ConsumerRecord]:
+        async def probe() -> list[ConsumerRecord] | None:
+            records = await self.read_all(topic)
+            return records if predicate(records) else None
+
+        result: list[ConsumerRecord] = await _eventually(probe, timeout=timeout, interval=0.2)
+        return result
+
+
+@pytest.fixture(scope="session")
+def kafka(infra: TestInfra) -> KafkaTools:
+    return KafkaTools(infra.kafka_bootstrap)
+
+
+@dataclass
+class Harness:
+    app: ConversationApp
+    settings: Settings
+    stub: conversation_pb2_grpc.ConversationServiceAsyncStub
+    database: TestDatabase
+
+    @property
+    def events_topic(self) -> str:
+        return self.settings.conversation_events_topic
+
+    @property
+    def messaging_topic(self) -> str:
+        return self.settings.messaging_events_topic
+
+
+@pytest_asyncio.fixture(scope="module")
+async def harness(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer) -> AsyncIterator[Harness]:
+    """The conversation service as main.py builds it (own topics and consumer group), with a test token verifier."""
+    events_topic, messaging_topic = unique_topic("conversation-events"), unique_topic("messaging-events")
+    await create_topics(infra.kafka_bootstrap, events_topic, messaging_topic, dlq(messaging_topic))
+    settings = Settings(
+        database_url=database.app_url,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        conversation_events_topic=events_topic,
+        messaging_events_topic=messaging_topic,
+        consumer_group=f"conversation-test-{uuid.uuid4().hex[:8]}",
+        grpc_port=0,
+        http_port=0,
+        environment="test",
+        shutdown_grace_seconds=1,
+    )
+    app = ConversationApp(settings, verifier=issuer.verifier())
+    await app.start(serve_http=False)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
+    try:
+        yield Harness(app=app, settings=settings, stub=conversation_pb2_grpc.ConversationServiceStub(channel),
+                      database=database)
+    finally:
+        await channel.close()
+        await app.stop()

@@ -1,0 +1,50 @@
+"""Row-level security backs up the tenant filter: every tenant table is forced, and the app role sees and writes
+only the tenant of its transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def app_dsn(database) -> str:
+    return database.app_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def test_every_tenant_table_forces_row_level_security(owner_db) -> None:
+    rows = await owner_db.fetch(
+        """SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                  (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) AS policies
+           FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+           WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace AND c.relname <> 'outbox'""")
+    assert {row["relname"] for row in rows} == {"contacts", "conversations"}
+    assert all(row["relrowsecurity"] and row["relforcerowsecurity"] and row["policies"] >= 1 for row in rows)
+
+
+async def test_the_app_role_sees_and_writes_only_its_transactions_tenant(database) -> None:
+    tenant_a, tenant_b = str(uuid.uuid4()), str(uuid.uuid4())
+    connection = await asyncpg.connect(app_dsn(database))
+    try:
+        role = await connection.fetchrow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        assert not role["rolsuper"] and not role["rolbypassrls"]
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_a)
+            await connection.execute("INSERT INTO contacts (id, tenant_id, wa_id) VALUES ($1, $2, '111')",
+                                     uuid.uuid4(), tenant_a)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                async with connection.transaction():
+                    await connection.execute("INSERT INTO contacts (id, tenant_id, wa_id) VALUES ($1, $2, '222')",
+                                             uuid.uuid4(), tenant_b)
+        assert await connection.fetchval("SELECT count(*) FROM contacts") == 0  # no tenant set: nothing visible
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_b)
+            assert await connection.fetchval("SELECT count(*) FROM contacts") == 0
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_a)
+            assert await connection.fetchval("SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant_a) == 1
+    finally:
+        await connection.close()

@@ -1,0 +1,81 @@
+"""gRPC MessagingService: proto <-> domain mapping only; DomainErrors are mapped by the shared interceptor."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
+from eva_common.auth import current_principal
+
+from messaging_service.models import Message
+from messaging_service.service import MessagingService
+
+SERVICE_NAME = messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name
+
+
+def rfc3339(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def message_message(message: Message) -> messaging_pb2.Message:
+    return messaging_pb2.Message(
+        id=str(message.id),
+        tenant_id=message.tenant_id,
+        conversation_id=str(message.conversation_id),
+        contact_id=str(message.contact_id),
+        wamid=message.wamid or "",
+        direction=message.direction,
+        type=message.type,
+        status=message.status,
+        content_json=_json(message.content),
+        sent_at=rfc3339(message.sent_at),
+        created_at=rfc3339(message.created_at),
+        updated_at=rfc3339(message.updated_at),
+        context_json=_json(message.context),
+        referral_json=_json(message.referral),
+        error_json=_json(message.error),
+    )
+
+
+class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
+    def __init__(self, *, service: MessagingService) -> None:
+        self._service = service
+
+    async def ListMessages(
+        self, request: messaging_pb2.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.ListMessagesResponse:
+        page = await self._service.list_messages(
+            principal=current_principal(),
+            conversation_id=request.conversation_id,
+            limit=request.limit,
+            cursor=request.cursor,
+            tenant_id=request.tenant_id,
+        )
+        return messaging_pb2.ListMessagesResponse(
+            items=[message_message(item) for item in page.items], next_cursor=page.next_cursor or ""
+        )
+
+    async def GetMessage(
+        self, request: messaging_pb2.GetMessageRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.Message:
+        message = await self._service.get_message(
+            principal=current_principal(), message_id=request.message_id, tenant_id=request.tenant_id
+        )
+        return message_message(message)
+
+
+def registrar(servicer: MessagingServicer) -> Callable[[grpc.aio.Server], None]:
+    def register(server: grpc.aio.Server) -> None:
+        messaging_pb2_grpc.add_MessagingServiceServicer_to_server(servicer, server)
+
+    return register

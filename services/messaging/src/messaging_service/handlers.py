@@ -1,0 +1,18 @@
+"""Kafka record handlers of the messaging service (thin: decode, call the use case)."""
+
+from __future__ import annotations
+
+from eva_common.kafka.consumer import ConsumedRecord
+from eva_events.envelope import EventEnvelope
+
+from messaging_service.inbound import WebhookProcessor
+
+
+class WebhookDeliveryHandler:
+    """wa.webhooks.v1 → messages, statuses and the delivery's outcome."""
+
+    def __init__(self, *, processor: WebhookProcessor) -> None:
+        self._processor = processor
+
+    async def __call__(self, record: ConsumedRecord) -> None:
+        await self._processor.process(EventEnvelope.from_bytes(record.value))

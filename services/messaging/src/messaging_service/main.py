@@ -1,0 +1,182 @@
+"""The composition root: settings -> engine, Kafka publisher, token verifier, service token, conversation client,
+use cases, gRPC server, HTTP app, outbox relay and the webhook consumer; graceful shutdown on SIGTERM.
+Nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_source
+from eva_common.db import create_engine, database_ready, session_factory
+from eva_common.grpc.client import create_channel
+from eva_common.grpc.server import GrpcServer
+from eva_common.http.app import create_http_app
+from eva_common.kafka.consumer import ConsumerLoop
+from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.logging import configure_logging
+from eva_common.outbox import OutboxRelay
+from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
+from eva_common.settings import ConfigurationError, require_real_secret
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from messaging_service.clients import ConversationClient, TokenSource
+from messaging_service.grpc_server import SERVICE_NAME, MessagingServicer, registrar
+from messaging_service.handlers import WebhookDeliveryHandler
+from messaging_service.inbound import WebhookProcessor
+from messaging_service.service import MessagingService
+from messaging_service.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+class MessagingApp:
+    """Everything the process runs. Build it inside the event loop; `start()`, then `stop()`.
+
+    `verifier` and `tokens` are injectable for tests; by default tokens are verified against auth's JWKS and this
+    service's own token comes from auth (EVA_SERVICE_NAME + EVA_SERVICE_CLIENT_SECRET), both over gRPC.
+    """
+
+    def __init__(
+        self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None
+    ) -> None:
+        self.settings = settings
+        self._channels: list[grpc.aio.Channel] = []
+        if verifier is None or tokens is None:
+            auth_channel = create_channel(settings.auth_grpc_target)
+            self._channels.append(auth_channel)
+            if verifier is None:
+                verifier = TokenVerifier(
+                    jwks_source=grpc_jwks_source(lambda: auth_channel),
+                    issuer=settings.jwt_issuer,
+                    audience=settings.jwt_audience,
+                )
+            if tokens is None:
+                try:
+                    secret = require_real_secret("EVA_SERVICE_CLIENT_SECRET", settings.service_client_secret)
+                except ValueError as error:
+                    raise ConfigurationError(str(error)) from error
+                tokens = ServiceTokenProvider(
+                    channel_factory=lambda: auth_channel,
+                    service_name=settings.service_name,
+                    client_secret=secret.get_secret_value(),
+                    timeout=settings.grpc_deadline_seconds,
+                )
+        conversation_channel = create_channel(settings.conversation_grpc_target)
+        self._channels.append(conversation_channel)
+        self.conversations = ConversationClient(
+            channel=conversation_channel, tokens=tokens, timeout=settings.grpc_deadline_seconds
+        )
+        self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.sessions = session_factory(self.engine)
+        self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
+        self.processor = WebhookProcessor(
+            sessions=self.sessions,
+            resolver=self.conversations,
+            events_topic=settings.messaging_events_topic,
+            outcomes_topic=settings.webhook_outcomes_topic,
+        )
+        self.service = MessagingService(sessions=self.sessions, conversations=self.conversations)
+        self.grpc_server = GrpcServer(
+            registrars=[registrar(MessagingServicer(service=self.service))],
+            service_names=[SERVICE_NAME],
+            verifier=verifier,
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+        )
+        self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
+        self.consumer = ConsumerLoop(
+            bootstrap=settings.kafka_bootstrap,
+            topics=[settings.webhooks_topic],
+            group_id=settings.consumer_group,
+            handler=WebhookDeliveryHandler(processor=self.processor),
+            dead_letters=self.publisher,
+        )
+        self.tasks: list[asyncio.Task[None]] = []
+        self.http_app: FastAPI = create_http_app(
+            title="messaging",
+            readiness={"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self._workers_ready},
+        )
+        self._http: HttpServer | None = None
+
+    @property
+    def grpc_port(self) -> int:
+        port: int = self.grpc_server.port
+        return port
+
+    async def _postgres_ready(self) -> bool:
+        return await database_ready(self.engine)
+
+    async def _kafka_ready(self) -> bool:
+        return await self.publisher.ready(self.settings.messaging_events_topic)
+
+    async def _workers_ready(self) -> bool:
+        return bool(self.tasks) and not any(task.done() for task in self.tasks)
+
+    async def start(self, *, serve_http: bool = True) -> None:
+        await self.publisher.start()
+        await self.consumer.start()
+        await self.grpc_server.start()
+        self.tasks = [
+            asyncio.create_task(self.relay.run(), name="outbox-relay"),
+            asyncio.create_task(self.consumer.run(), name="webhook-consumer"),
+        ]
+        if serve_http:
+            self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
+            await self._http.start()
+        logger.info("messaging service started", extra={"grpc_port": self.grpc_port,
+                                                         "http_port": self.settings.http_port})
+
+    async def stop(self) -> None:
+        """Stops accepting RPCs and drains them, stops the consumer and relay, then closes connections."""
+        grace = self.settings.shutdown_grace_seconds
+        await self.grpc_server.stop(grace)
+        await self.consumer.stop()
+        await self.relay.stop()
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=grace + 10)
+            for task in pending:
+                task.cancel()
+            for task in self.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._http is not None:
+            await self._http.stop()
+        await self.publisher.stop()
+        for channel in self._channels:
+            await channel.close()
+        await self.engine.dispose()
+        logger.info("messaging service stopped")
+
+
+async def serve(settings: Settings) -> int:
+    """Runs until SIGTERM/SIGINT (exit 0) or until a background worker dies (exit 1, so it gets restarted)."""
+    shutdown = asyncio.create_task(wait_for_shutdown(), name="shutdown-signal")
+    await asyncio.sleep(0)  # installs the signal handlers before anything slow happens
+    app = MessagingApp(settings)
+    await app.start()
+    done, _ = await asyncio.wait([shutdown, *app.tasks], return_when=asyncio.FIRST_COMPLETED)
+    crashed = shutdown not in done
+    if crashed:
+        for task in done:
+            logger.error("a background worker stopped; shutting down", extra={"task": task.get_name()},
+                         exc_info=task.exception() if not task.cancelled() else None)
+    shutdown.cancel()
+    await app.stop()
+    return 1 if crashed else 0
+
+
+def run() -> None:
+    try:
+        settings = get_settings()
+    except ValidationError as error:  # reported without the offending values: they may be secrets
+        configure_logging("messaging")
+        problems = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
+                    for e in error.errors(include_input=False, include_url=False)]
+        logger.error("invalid configuration", extra={"problems": problems})
+        raise SystemExit(2) from None
+    bootstrap_process(settings)
+    raise SystemExit(asyncio.run(serve(settings)))

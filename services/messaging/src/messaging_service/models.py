@@ -1,0 +1,104 @@
+"""Tables of the messaging service. Every row carries its tenant; row-level security (see the migration) backs up
+the tenant filter every query applies. The outbox table comes from eva_common.outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from eva_common.outbox import OutboxEvent
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from messaging_service.ids import new_id
+
+__all__ = ["INBOUND", "OUTBOUND", "Message", "MessageStatus", "OutboxEvent", "ParkedStatus"]
+
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(*, nullable: bool = False) -> sa.Column[datetime]:
+    if nullable:
+        return sa.Column(sa.DateTime(timezone=True), nullable=True)
+    return sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def _json(*, nullable: bool = True) -> sa.Column[Any]:
+    return sa.Column(JSONB(none_as_null=True), nullable=nullable)
+
+
+class Message(SQLModel, table=True):
+    """One WhatsApp message, stored once per (tenant, wamid). Ordered per conversation by sent_at, then id."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "wamid", name="messages_tenant_wamid_key"),
+        sa.Index("messages_conversation_order", "tenant_id", "conversation_id", "sent_at", "id"),
+        sa.CheckConstraint("direction IN ('inbound', 'outbound')", name="messages_direction_check"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    conversation_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    contact_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    wamid: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    direction: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    type: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # The type's own object as Meta shaped it (text: {"body": …}).
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=_json(nullable=False))
+    context: dict[str, Any] | None = Field(default=None, sa_column=_json())
+    referral: dict[str, Any] | None = Field(default=None, sa_column=_json())
+    error: list[dict[str, Any]] | None = Field(default=None, sa_column=_json())
+    # Meta's whole message object, so nothing is lost while later issues type more of it.
+    raw: dict[str, Any] | None = Field(default=None, sa_column=_json())
+    phone_number_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    sent_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class MessageStatus(SQLModel, table=True):
+    """The history of delivery statuses Meta reported for a stored message (one row per message and status)."""
+
+    __tablename__ = "message_statuses"
+    __table_args__ = (
+        sa.UniqueConstraint("message_id", "status", name="message_statuses_message_status_key"),
+        sa.Index("message_statuses_tenant_wamid", "tenant_id", "wamid"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    message_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, sa.ForeignKey("messages.id"), nullable=False))
+    wamid: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    occurred_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    recipient_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    errors: list[dict[str, Any]] | None = Field(default=None, sa_column=_json())
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=_json(nullable=False))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class ParkedStatus(SQLModel, table=True):
+    """A status for a wamid not stored (yet): kept, to be applied when the message appears."""
+
+    __tablename__ = "parked_statuses"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "wamid", "status", name="parked_statuses_key"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    wamid: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    occurred_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    recipient_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    phone_number_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    errors: list[dict[str, Any]] | None = Field(default=None, sa_column=_json())
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=_json(nullable=False))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())

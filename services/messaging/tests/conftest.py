@@ -1,0 +1,240 @@
+"""Fixtures of the messaging service's tests: the test profile's real PostgreSQL and Kafka, fresh migrated
+databases, the REAL conversation service (its gRPC server and consumer) next to the messaging service, both built by
+their composition roots with a test token issuer, and Kafka helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from conversation_service.main import ConversationApp
+from conversation_service.settings import Settings as ConversationSettings
+from eva.conversation.v1 import conversation_pb2_grpc
+from eva.messaging.v1 import messaging_pb2_grpc
+from eva_events.envelope import EventEnvelope, make_event
+from eva_events.topics import dlq
+from eva_events.webhook import WEBHOOK_RECEIVED, WebhookReceived
+from eva_testing.db import TestDatabase, migrated_database
+from eva_testing.infra import TestInfra, test_infra
+from eva_testing.kafka import create_topics, unique_topic
+from eva_testing.tokens import TestTokenIssuer
+from messaging_service.main import MessagingApp
+from messaging_service.settings import Settings
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+CONVERSATION_DIR = SERVICE_DIR.parent / "conversation"
+
+
+@pytest.fixture(scope="session")
+def infra() -> TestInfra:
+    return test_infra()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestTokenIssuer:
+    return TestTokenIssuer()
+
+
+Probe = Callable[[], Awaitable[Any]]
+
+
+async def _eventually(probe: Probe, *, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Polls `probe` until it returns something truthy; fails with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def eventually() -> Callable[..., Awaitable[Any]]:
+    return _eventually
+
+
+class KafkaTools:
+    """Produces records and reads whole topics (from the beginning up to their current end)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    async def produce(self, topic: str, value: bytes, *, key: bytes | None = None) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value=value, key=key)
+        finally:
+            await producer.stop()
+
+    async def read_all(self, topic: str) -> list[ConsumerRecord]:
+        """Every record the topic holds right now."""
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()  # with no group, the consumer takes every partition of the topic
+        try:
+            partitions = sorted(consumer.assignment())
+            if not partitions:  # not in the metadata yet: nothing to read
+                return []
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            records: list[ConsumerRecord] = []
+            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                batches = await consumer.getmany(timeout_ms=500)
+                for tp, batch in batches.items():
+                    records.extend(record for record in batch if record.offset < end[tp])
+            return records
+        finally:
+            await consumer.stop()
+
+    async def wait_for(
+        self, topic: str, predicate: Callable[[list[ConsumerRecord]], bool], timeout: float = 20.0
+    ) -> list[ConsumerRecord]:
+        async def probe() -> list[ConsumerRecord] | None:
+            records = await self.read_all(topic)
+            return records if predicate(records) else None
+
+        result: list[ConsumerRecord] = await _eventually(probe, timeout=timeout, interval=0.2)
+        return result
+
+
+@pytest.fixture(scope="session")
+def kafka(infra: TestInfra) -> KafkaTools:
+    return KafkaTools(infra.kafka_bootstrap)
+
+
+class IssuedServiceTokens:
+    """This service's token source in tests: tokens from the test issuer, as auth would issue them."""
+
+    def __init__(self, issuer: TestTokenIssuer) -> None:
+        self._issuer = issuer
+        self.calls = 0
+
+    async def token(self) -> str:
+        self.calls += 1
+        return self._issuer.service_token(service="messaging")
+
+
+@dataclass
+class Stack:
+    messaging: MessagingApp
+    conversation: ConversationApp
+    stub: messaging_pb2_grpc.MessagingServiceAsyncStub
+    conversations: conversation_pb2_grpc.ConversationServiceAsyncStub
+    database: TestDatabase
+    tokens: IssuedServiceTokens
+
+    @property
+    def settings(self) -> Settings:
+        return self.messaging.settings
+
+    @property
+    def webhooks_topic(self) -> str:
+        return self.settings.webhooks_topic
+
+    @property
+    def events_topic(self) -> str:
+        return self.settings.messaging_events_topic
+
+    @property
+    def outcomes_topic(self) -> str:
+        return self.settings.webhook_outcomes_topic
+
+
+@pytest_asyncio.fixture(scope="module")
+async def database(infra: TestInfra) -> AsyncIterator[TestDatabase]:
+    async with migrated_database(infra, SERVICE_DIR, "messaging_test") as db:
+        yield db
+
+
+@pytest_asyncio.fixture(scope="module")
+async def owner_db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """The owner's connection, for assertions (row-level security still applies: set app.tenant_id to look)."""
+    connection = await asyncpg.connect(database.owner_dsn)
+    yield connection
+    await connection.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer) -> AsyncIterator[Stack]:
+    """The messaging service and the real conversation service it calls, each on its own topics and groups: the
+    conversation service consumes the messaging events, as in production."""
+    webhooks, events = unique_topic("wa-webhooks"), unique_topic("messaging-events")
+    outcomes, conversation_events = unique_topic("webhook-outcomes"), unique_topic("conversation-events")
+    await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, conversation_events, dlq(webhooks),
+                        dlq(events))
+    suffix = uuid.uuid4().hex[:8]
+    async with contextlib.AsyncExitStack() as cleanup:
+        conversation_db = await cleanup.enter_async_context(
+            migrated_database(infra, CONVERSATION_DIR, "conversation_for_messaging"))
+        conversation = ConversationApp(ConversationSettings(
+            database_url=conversation_db.app_url, kafka_bootstrap=infra.kafka_bootstrap,
+            conversation_events_topic=conversation_events, messaging_events_topic=events,
+            consumer_group=f"conversation-{suffix}", environment="test", shutdown_grace_seconds=1,
+        ), verifier=issuer.verifier())
+        cleanup.push_async_callback(conversation.stop)  # stops before its database is dropped
+        await conversation.start(serve_http=False)
+        tokens = IssuedServiceTokens(issuer)
+        messaging = MessagingApp(Settings(
+            database_url=database.app_url, kafka_bootstrap=infra.kafka_bootstrap,
+            conversation_grpc_target=f"127.0.0.1:{conversation.grpc_port}", webhooks_topic=webhooks,
+            messaging_events_topic=events, webhook_outcomes_topic=outcomes, consumer_group=f"messaging-{suffix}",
+            environment="test", shutdown_grace_seconds=1, service_client_secret="unused-in-tests-tokens-injected",
+        ), verifier=issuer.verifier(), tokens=tokens)
+        cleanup.push_async_callback(messaging.stop)
+        await messaging.start(serve_http=False)
+        messaging_channel = grpc.aio.insecure_channel(f"127.0.0.1:{messaging.grpc_port}")
+        cleanup.push_async_callback(messaging_channel.close)
+        conversation_channel = grpc.aio.insecure_channel(f"127.0.0.1:{conversation.grpc_port}")
+        cleanup.push_async_callback(conversation_channel.close)
+        yield Stack(
+            messaging=messaging, conversation=conversation,
+            stub=messaging_pb2_grpc.MessagingServiceStub(messaging_channel),
+            conversations=conversation_pb2_grpc.ConversationServiceStub(conversation_channel),
+            database=database, tokens=tokens)
+
+
+def _delivery(payload: dict[str, Any], *, tenant_id: str, phone_number_id: str = "106540352242922",
+              delivery_id: str | None = None) -> EventEnvelope:
+    """A `webhook.received` envelope as webhook-ingest writes it to wa.webhooks.v1."""
+    return make_event(WEBHOOK_RECEIVED, tenant_id=tenant_id, data=WebhookReceived(
+        delivery_id=delivery_id or f"dlv-{uuid.uuid4().hex}", phone_number_id=phone_number_id,
+        received_at=datetime.now(UTC), payload=payload))
+
+
+@pytest.fixture(scope="session")
+def delivery() -> Callable[..., EventEnvelope]:
+    return _delivery
+
+
+def _text_payload(*messages: tuple[str, str, str, str], phone_number_id: str = "106540352242922",
+                  timestamp: str = "1749416383") -> dict[str, Any]:
+    """Meta's inbound text shape (§3.2) for (wa_id, name, wamid, body) messages, one contact per sender."""
+    contacts = {wa_id: {"profile": {"name": name}, "wa_id": wa_id} for wa_id, name, _, _ in messages}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+            "contacts": list(contacts.values()),
+            "messages": [{"from": wa_id, "id": wamid, "timestamp": timestamp, "type": "text", "text": {"body": body}}
+                         for wa_id, _, wamid, body in messages]}}]}]}
+
+
+@pytest.fixture(scope="session")
+def text_payload() -> Callable[..., dict[str, Any]]:
+    return _text_payload

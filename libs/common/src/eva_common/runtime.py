@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
+from pydantic import ValidationError
 
 from eva_common.logging import configure_logging
 from eva_common.settings import ServiceSettings
 from eva_common.telemetry import setup_telemetry
+
+logger = logging.getLogger("eva.runtime")
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 def bootstrap_process(settings: ServiceSettings) -> None:
@@ -58,3 +63,42 @@ async def wait_for_shutdown() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def load_settings(factory: Callable[[], SettingsT], service_name: str) -> SettingsT:
+    """Builds the settings or exits 2, naming the bad fields without echoing their values (they may be secrets)."""
+    try:
+        return factory()
+    except ValidationError as error:
+        configure_logging(service_name)
+        problems = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
+                    for e in error.errors(include_input=False, include_url=False)]
+        logger.error("invalid configuration", extra={"problems": problems})
+        raise SystemExit(2) from None
+
+
+class Service(Protocol):
+    """A composed service: started once, stopped once, with background workers that must not die."""
+
+    @property
+    def tasks(self) -> Sequence[asyncio.Task[None]]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_shutdown(service: Service) -> int:
+    """Runs until SIGTERM/SIGINT (exit code 0) or until a background worker dies (1, so it gets restarted)."""
+    shutdown = asyncio.create_task(wait_for_shutdown(), name="shutdown-signal")
+    await asyncio.sleep(0)  # installs the signal handlers before anything slow happens
+    await service.start()
+    done, _ = await asyncio.wait([shutdown, *service.tasks], return_when=asyncio.FIRST_COMPLETED)
+    crashed = shutdown not in done
+    if crashed:
+        for task in done:
+            logger.error("a background worker stopped; shutting down", extra={"task": task.get_name()},
+                         exc_info=task.exception() if not task.cancelled() else None)
+    shutdown.cancel()
+    await service.stop()
+    return 1 if crashed else 0

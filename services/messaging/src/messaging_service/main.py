@@ -16,12 +16,10 @@ from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
-from eva_common.logging import configure_logging
 from eva_common.outbox import OutboxRelay
-from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
+from eva_common.runtime import HttpServer, bootstrap_process, load_settings, serve_until_shutdown
 from eva_common.settings import ConfigurationError, require_real_secret
 from fastapi import FastAPI
-from pydantic import ValidationError
 
 from messaging_service.clients import ConversationClient, TokenSource
 from messaging_service.grpc_server import SERVICE_NAME, MessagingServicer, registrar
@@ -153,30 +151,10 @@ class MessagingApp:
 
 
 async def serve(settings: Settings) -> int:
-    """Runs until SIGTERM/SIGINT (exit 0) or until a background worker dies (exit 1, so it gets restarted)."""
-    shutdown = asyncio.create_task(wait_for_shutdown(), name="shutdown-signal")
-    await asyncio.sleep(0)  # installs the signal handlers before anything slow happens
-    app = MessagingApp(settings)
-    await app.start()
-    done, _ = await asyncio.wait([shutdown, *app.tasks], return_when=asyncio.FIRST_COMPLETED)
-    crashed = shutdown not in done
-    if crashed:
-        for task in done:
-            logger.error("a background worker stopped; shutting down", extra={"task": task.get_name()},
-                         exc_info=task.exception() if not task.cancelled() else None)
-    shutdown.cancel()
-    await app.stop()
-    return 1 if crashed else 0
+    return await serve_until_shutdown(MessagingApp(settings))
 
 
 def run() -> None:
-    try:
-        settings = get_settings()
-    except ValidationError as error:  # reported without the offending values: they may be secrets
-        configure_logging("messaging")
-        problems = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
-                    for e in error.errors(include_input=False, include_url=False)]
-        logger.error("invalid configuration", extra={"problems": problems})
-        raise SystemExit(2) from None
+    settings = load_settings(get_settings, "messaging")
     bootstrap_process(settings)
     raise SystemExit(asyncio.run(serve(settings)))

@@ -10,13 +10,13 @@ from eva_common.db import create_engine, database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.kafka.supervisor import SupervisedConsumer
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
 from eva_common.settings import ConfigurationError
 from pydantic import SecretStr
 
 from webhook_ingest_service.api import create_app
-from webhook_ingest_service.consumers import SupervisedConsumer
 from webhook_ingest_service.handlers import outcome_handler, received_handler
 from webhook_ingest_service.publisher import SupervisedPublisher
 from webhook_ingest_service.ratelimit import RedisFailureLimiter

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from eva_common.kafka.consumer import ConsumerLoop
+from eva_common.kafka.consumer import ConsumerLoop, describe
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class SupervisedConsumer:
                 await loop.start()
             except Exception as error:
                 logger.warning("consumer cannot connect yet; retrying", extra={"consumer": self._name,
-                                                                              "error": repr(error)})
+                                                                              "error": describe(error)})
                 with contextlib.suppress(Exception):
                     await loop.close()
                 await self._pause(delay)

@@ -13,9 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jwt
+from redis.asyncio import Redis
 
 from eva_common.errors import PermissionDenied, Unauthenticated
 
@@ -24,18 +25,44 @@ ROLE_SERVICE = "service"
 ROLES_BY_RANK = ("attendant", "admin", "super_admin")
 
 JwksSource = Callable[[], Awaitable[dict[str, Any]]]
+TokenKind = Literal["user", "service", "api_key"]
+REVOCATION_KEY = "auth:revoked-before:{subject}"
+
+
+class RevocationCheck(Protocol):
+    async def revoked_before_ms(self, subject: str) -> int | None: ...
+
+
+class RedisRevocations:
+    """Per-subject revocation times in Redis: tokens issued before them are refused everywhere.
+
+    auth writes them (deactivation, deletion, password change); every verifier reads them with the signature.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def revoke(self, subject: str, *, at_ms: int | None = None) -> int:
+        moment = at_ms if at_ms is not None else int(time.time() * 1000)
+        await self._redis.set(REVOCATION_KEY.format(subject=subject), str(moment))
+        return moment
+
+    async def revoked_before_ms(self, subject: str) -> int | None:
+        value = await self._redis.get(REVOCATION_KEY.format(subject=subject))
+        return int(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     subject: str
-    kind: Literal["user", "service"]
+    kind: TokenKind
     role: str
     tenant_id: str | None
     token: str
     token_id: str
     issued_at: int
     expires_at: int
+    scopes: tuple[str, ...] = ()
 
     @property
     def is_service(self) -> bool:
@@ -49,6 +76,15 @@ class Principal:
     def require_role(self, *roles: str) -> None:
         if self.role not in roles:
             raise PermissionDenied("your role cannot do this", code="FORBIDDEN_ROLE")
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.kind == "api_key"
+
+    def require_scope(self, scope: str) -> None:
+        """API keys need the scope; users and services are governed by their role instead."""
+        if self.is_api_key and scope not in self.scopes:
+            raise PermissionDenied(f"this API key lacks the {scope!r} scope", code="SCOPE_MISSING")
 
     def require_service(self) -> None:
         if not self.is_service:
@@ -85,7 +121,9 @@ class TokenVerifier:
         leeway_seconds: int = 5,
         refresh_interval_seconds: float = 300.0,
         min_refetch_seconds: float = 10.0,
+        revocations: RevocationCheck | None = None,
     ) -> None:
+        self._revocations = revocations
         self._jwks_source = jwks_source
         self._issuer = issuer
         self._audience = audience
@@ -141,11 +179,17 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("token refused", code="TOKEN_INVALID") from exc
         kind = claims["typ"]
-        if kind not in ("user", "service"):
+        if kind not in ("user", "service", "api_key"):
             raise Unauthenticated("token type refused", code="TOKEN_INVALID")
         tenant_id = claims.get("tid")
-        if kind == "user" and not tenant_id:
-            raise Unauthenticated("user token without tenant", code="TOKEN_INVALID")
+        if kind in ("user", "api_key") and not tenant_id:
+            raise Unauthenticated("token without tenant", code="TOKEN_INVALID")
+        if self._revocations is not None and kind != "service":
+            revoked_before = await self._revocations.revoked_before_ms(str(claims["sub"]))
+            issued_ms = int(claims.get("iat_ms") or int(claims["iat"]) * 1000)
+            if revoked_before is not None and issued_ms < revoked_before:
+                raise Unauthenticated("token revoked", code="TOKEN_REVOKED")
+        scopes = claims.get("scopes") or ()
         return Principal(
             subject=str(claims["sub"]),
             kind=kind,
@@ -155,6 +199,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
+            scopes=tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else (),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 
 ERROR_CODE_METADATA_KEY = "eva-error-code"
+RETRY_AFTER_METADATA_KEY = "eva-retry-after"
 
 
 class DomainError(Exception):
@@ -17,10 +18,11 @@ class DomainError(Exception):
     default_code: str = "INTERNAL"
     title: str = "Internal error"
 
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
+    def __init__(self, detail: str, *, code: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code or self.default_code
+        self.retry_after = retry_after  # seconds; sent as Retry-After over HTTP
 
 
 class InvalidArgument(DomainError):
@@ -78,9 +80,11 @@ _BY_GRPC_STATUS: dict[grpc.StatusCode, type[DomainError]] = {
 }
 
 
-def from_grpc(status: grpc.StatusCode, details: str | None, code: str | None) -> DomainError:
+def from_grpc(
+    status: grpc.StatusCode, details: str | None, code: str | None, retry_after: int | None = None
+) -> DomainError:
     """Rebuilds the DomainError a downstream service raised from its gRPC status and error-code metadata."""
     cls = _BY_GRPC_STATUS.get(status, Internal)
     if cls is Internal:
         return Internal("upstream error", code="INTERNAL")
-    return cls(details or cls.title, code=code)
+    return cls(details or cls.title, code=code, retry_after=retry_after)

@@ -63,3 +63,24 @@ def upgrade(service_dir: Path, database_url: str, revision: str = "head") -> Non
     config.set_main_option("script_location", str(service_dir / "migrations"))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     command.upgrade(config, revision)
+
+
+TENANT_PREDICATE = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')"
+OUTBOX_RELAY_PREDICATE = "current_setting('app.role', true) = 'outbox-relay'"
+
+
+def tenant_rls(table: str) -> list[str]:
+    """Row-level security for a tenant-owned table: forced (the owner too), fail-closed when no tenant is set."""
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON {table} USING ({TENANT_PREDICATE}) WITH CHECK ({TENANT_PREDICATE})",
+    ]
+
+
+def outbox_rls(table: str = "outbox") -> list[str]:
+    """The outbox is written per tenant and read across tenants only by the relay, which names itself."""
+    return [
+        *tenant_rls(table),
+        f"CREATE POLICY outbox_relay ON {table} USING ({OUTBOX_RELAY_PREDICATE}) WITH CHECK ({OUTBOX_RELAY_PREDICATE})",
+    ]

@@ -118,6 +118,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publishes one batch of unsent events in order; returns how many were sent."""
         async with self._engine.begin() as connection:
+            await connection.execute(sa.text("SELECT set_config('app.role', 'outbox-relay', true)"))
             rows = (
                 await connection.execute(
                     sa.text(

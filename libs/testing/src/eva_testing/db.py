@@ -62,3 +62,41 @@ async def migrated_database(infra: TestInfra, service_dir: Path, prefix: str) ->
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def rls_problems(owner_dsn: str, app_user: str) -> list[str]:
+    """What breaks the isolation rules in a migrated database: every table with a tenant_id column must have row
+    level security enabled and forced, with at least one policy; the app role must be neither superuser, nor
+    BYPASSRLS, nor the owner of any table."""
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) AS owner,
+                   (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname)
+                   AS policies
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind = 'r'
+              AND EXISTS (SELECT 1 FROM information_schema.columns col WHERE col.table_schema = 'public'
+                          AND col.table_name = c.relname AND col.column_name = 'tenant_id')
+            """
+        )
+        role = await conn.fetchrow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", app_user)
+    finally:
+        await conn.close()
+    problems = [
+        f"{row['relname']}: {what}"
+        for row in rows
+        for what, bad in (
+            ("RLS not enabled", not row["relrowsecurity"]),
+            ("RLS not forced", not row["relforcerowsecurity"]),
+            ("no policy", row["policies"] == 0),
+            ("owned by the app role", row["owner"] == app_user),
+        )
+        if bad
+    ]
+    if role is None or role["rolsuper"] or role["rolbypassrls"]:
+        problems.append(f"role {app_user} is missing, superuser or BYPASSRLS")
+    if not rows:
+        problems.append("no table has a tenant_id column")
+    return problems

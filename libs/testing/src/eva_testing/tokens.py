@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from eva_common.auth import TokenVerifier
+from eva_common.auth import RevocationCheck, TokenVerifier
 
 
 class TestTokenIssuer:
@@ -26,22 +26,26 @@ class TestTokenIssuer:
         jwk.update({"kid": self.kid, "alg": "EdDSA", "use": "sig"})
         return {"keys": [jwk]}
 
-    def verifier(self) -> TokenVerifier:
+    def verifier(self, revocations: RevocationCheck | None = None) -> TokenVerifier:
         async def source() -> dict[str, Any]:
             return self.jwks()
 
-        return TokenVerifier(jwks_source=source, issuer=self.issuer, audience=self.audience)
+        return TokenVerifier(jwks_source=source, issuer=self.issuer, audience=self.audience, revocations=revocations)
 
     def user_token(
         self, *, user_id: str, tenant_id: str, role: str = "admin", ttl: int = 900, **extra: Any
     ) -> str:
         return self._sign({"sub": user_id, "tid": tenant_id, "role": role, "typ": "user", **extra}, ttl)
 
+    def api_key_token(self, *, key_id: str, tenant_id: str, scopes: list[str], ttl: int = 300) -> str:
+        return self._sign({"sub": f"apikey:{key_id}", "tid": tenant_id, "role": "api_key", "typ": "api_key",
+                           "scopes": scopes}, ttl)
+
     def service_token(self, *, service: str = "test", ttl: int = 300) -> str:
         return self._sign({"sub": f"service:{service}", "role": "service", "typ": "service"}, ttl)
 
     def _sign(self, claims: dict[str, Any], ttl: int) -> str:
         now = int(time.time())
-        body = {"iss": self.issuer, "aud": self.audience, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
-                **claims}
+        body = {"iss": self.issuer, "aud": self.audience, "iat": now, "iat_ms": int(time.time() * 1000),
+                "exp": now + ttl, "jti": uuid.uuid4().hex, **claims}
         return jwt.encode(body, self._key, algorithm="EdDSA", headers={"kid": self.kid})

@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 import grpc
 
 from eva_common.context import current_request_id
-from eva_common.errors import ERROR_CODE_METADATA_KEY, DeadlineExceeded, DomainError, Unavailable, from_grpc
+from eva_common.errors import (
+    ERROR_CODE_METADATA_KEY,
+    RETRY_AFTER_METADATA_KEY,
+    DeadlineExceeded,
+    DomainError,
+    Unavailable,
+    from_grpc,
+)
 from eva_common.telemetry import inject_carrier
 
 T = TypeVar("T")
@@ -71,12 +78,15 @@ async def rpc(
 
 def domain_error_from_rpc(error: grpc.aio.AioRpcError) -> DomainError:
     code = None
+    retry_after = None
     for key, value in error.trailing_metadata() or ():
         if key == ERROR_CODE_METADATA_KEY and isinstance(value, str):
             code = value
+        elif key == RETRY_AFTER_METADATA_KEY and isinstance(value, str) and value.isdigit():
+            retry_after = int(value)
     status = error.code()
     if status == grpc.StatusCode.UNAVAILABLE and code is None:
         return Unavailable("a dependency is unavailable", code="UPSTREAM_UNAVAILABLE")
     if status == grpc.StatusCode.DEADLINE_EXCEEDED and code is None:
         return DeadlineExceeded("a dependency did not answer in time", code="UPSTREAM_TIMEOUT")
-    return from_grpc(status, error.details(), code)
+    return from_grpc(status, error.details(), code, retry_after)

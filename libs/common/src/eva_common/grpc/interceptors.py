@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 from eva_common.auth import TokenVerifier, bearer_token, principal_var
 from eva_common.context import new_request_id, request_id_var
-from eva_common.errors import ERROR_CODE_METADATA_KEY, DomainError, Unauthenticated
+from eva_common.errors import ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, DomainError, Unauthenticated
 from eva_common.metrics import GRPC_LATENCY, GRPC_REQUESTS
 from eva_common.telemetry import extract_context
 
@@ -64,7 +64,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     except DomainError as error:
                         code = error.grpc_status
                         span.set_attribute("eva.error_code", error.code)
-                        context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, error.code),))
+                        trailers = [(ERROR_CODE_METADATA_KEY, error.code)]
+                        if error.retry_after is not None:
+                            trailers.append((RETRY_AFTER_METADATA_KEY, str(error.retry_after)))
+                        context.set_trailing_metadata(tuple(trailers))
                         if error.http_status >= 500:
                             logger.warning("rpc failed", extra={"method": method, "code": error.code})
                         await context.abort(error.grpc_status, error.detail)

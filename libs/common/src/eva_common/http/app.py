@@ -87,7 +87,10 @@ def create_http_app(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
-        return problem(error.http_status, error.code, error.title, error.detail)
+        response = problem(error.http_status, error.code, error.title, error.detail)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -70,6 +70,36 @@ class AuthServiceStub:
                 request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenRequest.SerializeToString,
                 response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenResponse.FromString,
                 _registered_method=True)
+        self.ExchangeApiKey = channel.unary_unary(
+                '/eva.auth.v1.AuthService/ExchangeApiKey',
+                request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiKeyRequest.SerializeToString,
+                response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/eva.auth.v1.AuthService/ListUsers',
+                request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/eva.auth.v1.AuthService/CreateUser',
+                request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/eva.auth.v1.AuthService/GetUser',
+                request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/eva.auth.v1.AuthService/UpdateUser',
+                request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/eva.auth.v1.AuthService/DeleteUser',
+                request_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -120,6 +150,45 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeApiKey(self, request, context):
+        """An API key (the credential) for a short-lived access token of type api_key carrying its tenant and scopes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Users of the caller's tenant (a super admin may name a tenant). Attendants may list and read;
+        only admins (and super admins) create, change and delete, never granting a role above their own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +226,36 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.IssueServiceToken,
                     request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenRequest.FromString,
                     response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenResponse.SerializeToString,
+            ),
+            'ExchangeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeApiKey,
+                    request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiKeyRequest.FromString,
+                    response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiKeyResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.ListUsersRequest.FromString,
+                    response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.CreateUserRequest.FromString,
+                    response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.User.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.GetUserRequest.FromString,
+                    response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.User.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.UpdateUserRequest.FromString,
+                    response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.User.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=eva_dot_auth_dot_v1_dot_auth__pb2.DeleteUserRequest.FromString,
+                    response_serializer=eva_dot_auth_dot_v1_dot_auth__pb2.DeleteUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +448,168 @@ class AuthService:
             '/eva.auth.v1.AuthService/IssueServiceToken',
             eva_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenRequest.SerializeToString,
             eva_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.auth.v1.AuthService/ExchangeApiKey',
+            eva_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiKeyRequest.SerializeToString,
+            eva_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.auth.v1.AuthService/ListUsers',
+            eva_dot_auth_dot_v1_dot_auth__pb2.ListUsersRequest.SerializeToString,
+            eva_dot_auth_dot_v1_dot_auth__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.auth.v1.AuthService/CreateUser',
+            eva_dot_auth_dot_v1_dot_auth__pb2.CreateUserRequest.SerializeToString,
+            eva_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.auth.v1.AuthService/GetUser',
+            eva_dot_auth_dot_v1_dot_auth__pb2.GetUserRequest.SerializeToString,
+            eva_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.auth.v1.AuthService/UpdateUser',
+            eva_dot_auth_dot_v1_dot_auth__pb2.UpdateUserRequest.SerializeToString,
+            eva_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.auth.v1.AuthService/DeleteUser',
+            eva_dot_auth_dot_v1_dot_auth__pb2.DeleteUserRequest.SerializeToString,
+            eva_dot_auth_dot_v1_dot_auth__pb2.DeleteUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

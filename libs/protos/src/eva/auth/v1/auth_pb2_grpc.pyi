@@ -42,6 +42,16 @@ class AuthServiceStub:
     GetJwks: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]
     IssueServiceToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.IssueServiceTokenRequest, _auth_pb2.IssueServiceTokenResponse]
     """A short-lived token for work done by a service for no user (consumers, workers)."""
+    ExchangeApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ExchangeApiKeyRequest, _auth_pb2.ExchangeApiKeyResponse]
+    """An API key (the credential) for a short-lived access token of type api_key carrying its tenant and scopes."""
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse]
+    """Users of the caller's tenant (a super admin may name a tenant). Attendants may list and read;
+    only admins (and super admins) create, change and delete, never granting a role above their own.
+    """
+    CreateUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateUserRequest, _auth_pb2.User]
+    GetUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.User]
+    UpdateUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteUserRequest, _auth_pb2.DeleteUserResponse]
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -57,6 +67,16 @@ class AuthServiceAsyncStub(AuthServiceStub):
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]  # type: ignore[assignment]
     IssueServiceToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.IssueServiceTokenRequest, _auth_pb2.IssueServiceTokenResponse]  # type: ignore[assignment]
     """A short-lived token for work done by a service for no user (consumers, workers)."""
+    ExchangeApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.ExchangeApiKeyRequest, _auth_pb2.ExchangeApiKeyResponse]  # type: ignore[assignment]
+    """An API key (the credential) for a short-lived access token of type api_key carrying its tenant and scopes."""
+    ListUsers: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse]  # type: ignore[assignment]
+    """Users of the caller's tenant (a super admin may name a tenant). Attendants may list and read;
+    only admins (and super admins) create, change and delete, never granting a role above their own.
+    """
+    CreateUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateUserRequest, _auth_pb2.User]  # type: ignore[assignment]
+    GetUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.User]  # type: ignore[assignment]
+    UpdateUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]  # type: ignore[assignment]
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteUserRequest, _auth_pb2.DeleteUserResponse]  # type: ignore[assignment]
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """AuthService owns users and tokens. It signs access tokens with an asymmetric key and publishes the JWKS."""
@@ -111,5 +131,51 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.IssueServiceTokenResponse, _abc.Awaitable[_auth_pb2.IssueServiceTokenResponse]]:
         """A short-lived token for work done by a service for no user (consumers, workers)."""
+
+    @_abc_1.abstractmethod
+    def ExchangeApiKey(
+        self,
+        request: _auth_pb2.ExchangeApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ExchangeApiKeyResponse, _abc.Awaitable[_auth_pb2.ExchangeApiKeyResponse]]:
+        """An API key (the credential) for a short-lived access token of type api_key carrying its tenant and scopes."""
+
+    @_abc_1.abstractmethod
+    def ListUsers(
+        self,
+        request: _auth_pb2.ListUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListUsersResponse, _abc.Awaitable[_auth_pb2.ListUsersResponse]]:
+        """Users of the caller's tenant (a super admin may name a tenant). Attendants may list and read;
+        only admins (and super admins) create, change and delete, never granting a role above their own.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateUser(
+        self,
+        request: _auth_pb2.CreateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.User, _abc.Awaitable[_auth_pb2.User]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUser(
+        self,
+        request: _auth_pb2.GetUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.User, _abc.Awaitable[_auth_pb2.User]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateUser(
+        self,
+        request: _auth_pb2.UpdateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.User, _abc.Awaitable[_auth_pb2.User]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteUser(
+        self,
+        request: _auth_pb2.DeleteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.DeleteUserResponse, _abc.Awaitable[_auth_pb2.DeleteUserResponse]]: ...
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -76,6 +76,61 @@ class TenantServiceStub:
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetSendingCredentialsRequest.SerializeToString,
                 response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.SendingCredentials.FromString,
                 _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/ListTenants',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.AdminCreateTenant = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/AdminCreateTenant',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.AdminCreateTenantRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+                _registered_method=True)
+        self.SetTenantStatus = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/SetTenantStatus',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.SetTenantStatusRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+                _registered_method=True)
+        self.UpdateTenant = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/UpdateTenant',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.UpdateTenantRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/CreateApiKey',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.CreatedApiKey.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/ListApiKeys',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/RevokeApiKey',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.VerifyApiKey = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/VerifyApiKey',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.VerifyApiKeyRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.VerifiedApiKey.FromString,
+                _registered_method=True)
+        self.GetPlanLimits = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/GetPlanLimits',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetPlanLimitsRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.PlanLimits.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/GetUsage',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.ListAuditLogs = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/ListAuditLogs',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListAuditLogsRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListAuditLogsResponse.FromString,
+                _registered_method=True)
 
 
 class TenantServiceServicer:
@@ -139,6 +194,78 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTenants(self, request, context):
+        """Super admins: every tenant, create one, suspend or reactivate one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdminCreateTenant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTenantStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTenant(self, request, context):
+        """Admins: their own tenant's settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """Admins: API keys of their tenant (the key is shown once, stored as a digest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyApiKey(self, request, context):
+        """(service) Finds a key by its HMAC digest; records its last use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlanLimits(self, request, context):
+        """Plan limits and usage of the caller's tenant (a service may name one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditLogs(self, request, context):
+        """Admins: the append-only audit log of their tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +308,61 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.GetSendingCredentials,
                     request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetSendingCredentialsRequest.FromString,
                     response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.SendingCredentials.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'AdminCreateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdminCreateTenant,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.AdminCreateTenantRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.SerializeToString,
+            ),
+            'SetTenantStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantStatus,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.SetTenantStatusRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.SerializeToString,
+            ),
+            'UpdateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTenant,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.UpdateTenantRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.CreatedApiKey.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ApiKey.SerializeToString,
+            ),
+            'VerifyApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyApiKey,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.VerifyApiKeyRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.VerifiedApiKey.SerializeToString,
+            ),
+            'GetPlanLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlanLimits,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetPlanLimitsRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.PlanLimits.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetUsageRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListAuditLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditLogs,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListAuditLogsRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListAuditLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +583,303 @@ class TenantService:
             '/eva.tenant.v1.TenantService/GetSendingCredentials',
             eva_dot_tenant_dot_v1_dot_tenant__pb2.GetSendingCredentialsRequest.SerializeToString,
             eva_dot_tenant_dot_v1_dot_tenant__pb2.SendingCredentials.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/ListTenants',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdminCreateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/AdminCreateTenant',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.AdminCreateTenantRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/SetTenantStatus',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.SetTenantStatusRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/UpdateTenant',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.UpdateTenantRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.Tenant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/CreateApiKey',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.CreateApiKeyRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.CreatedApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/ListApiKeys',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ListApiKeysRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/RevokeApiKey',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.RevokeApiKeyRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/VerifyApiKey',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.VerifyApiKeyRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.VerifiedApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlanLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/GetPlanLimits',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.GetPlanLimitsRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.PlanLimits.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/GetUsage',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.GetUsageRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/ListAuditLogs',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ListAuditLogsRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ListAuditLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,23 @@ class TenantServiceStub:
     """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]
     """(service) The decrypted credentials needed to call the Graph API for a tenant."""
+    ListTenants: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ListTenantsRequest, _tenant_pb2.ListTenantsResponse]
+    """Super admins: every tenant, create one, suspend or reactivate one."""
+    AdminCreateTenant: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.AdminCreateTenantRequest, _tenant_pb2.Tenant]
+    SetTenantStatus: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.SetTenantStatusRequest, _tenant_pb2.Tenant]
+    UpdateTenant: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.UpdateTenantRequest, _tenant_pb2.Tenant]
+    """Admins: their own tenant's settings."""
+    CreateApiKey: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.CreateApiKeyRequest, _tenant_pb2.CreatedApiKey]
+    """Admins: API keys of their tenant (the key is shown once, stored as a digest)."""
+    ListApiKeys: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ListApiKeysRequest, _tenant_pb2.ListApiKeysResponse]
+    RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.RevokeApiKeyRequest, _tenant_pb2.ApiKey]
+    VerifyApiKey: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.VerifyApiKeyRequest, _tenant_pb2.VerifiedApiKey]
+    """(service) Finds a key by its HMAC digest; records its last use."""
+    GetPlanLimits: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetPlanLimitsRequest, _tenant_pb2.PlanLimits]
+    """Plan limits and usage of the caller's tenant (a service may name one)."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetUsageRequest, _tenant_pb2.GetUsageResponse]
+    ListAuditLogs: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ListAuditLogsRequest, _tenant_pb2.ListAuditLogsResponse]
+    """Admins: the append-only audit log of their tenant."""
 
 @_typing.type_check_only
 class TenantServiceAsyncStub(TenantServiceStub):
@@ -75,6 +92,23 @@ class TenantServiceAsyncStub(TenantServiceStub):
     """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]  # type: ignore[assignment]
     """(service) The decrypted credentials needed to call the Graph API for a tenant."""
+    ListTenants: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ListTenantsRequest, _tenant_pb2.ListTenantsResponse]  # type: ignore[assignment]
+    """Super admins: every tenant, create one, suspend or reactivate one."""
+    AdminCreateTenant: _aio.UnaryUnaryMultiCallable[_tenant_pb2.AdminCreateTenantRequest, _tenant_pb2.Tenant]  # type: ignore[assignment]
+    SetTenantStatus: _aio.UnaryUnaryMultiCallable[_tenant_pb2.SetTenantStatusRequest, _tenant_pb2.Tenant]  # type: ignore[assignment]
+    UpdateTenant: _aio.UnaryUnaryMultiCallable[_tenant_pb2.UpdateTenantRequest, _tenant_pb2.Tenant]  # type: ignore[assignment]
+    """Admins: their own tenant's settings."""
+    CreateApiKey: _aio.UnaryUnaryMultiCallable[_tenant_pb2.CreateApiKeyRequest, _tenant_pb2.CreatedApiKey]  # type: ignore[assignment]
+    """Admins: API keys of their tenant (the key is shown once, stored as a digest)."""
+    ListApiKeys: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ListApiKeysRequest, _tenant_pb2.ListApiKeysResponse]  # type: ignore[assignment]
+    RevokeApiKey: _aio.UnaryUnaryMultiCallable[_tenant_pb2.RevokeApiKeyRequest, _tenant_pb2.ApiKey]  # type: ignore[assignment]
+    VerifyApiKey: _aio.UnaryUnaryMultiCallable[_tenant_pb2.VerifyApiKeyRequest, _tenant_pb2.VerifiedApiKey]  # type: ignore[assignment]
+    """(service) Finds a key by its HMAC digest; records its last use."""
+    GetPlanLimits: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetPlanLimitsRequest, _tenant_pb2.PlanLimits]  # type: ignore[assignment]
+    """Plan limits and usage of the caller's tenant (a service may name one)."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetUsageRequest, _tenant_pb2.GetUsageResponse]  # type: ignore[assignment]
+    ListAuditLogs: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ListAuditLogsRequest, _tenant_pb2.ListAuditLogsResponse]  # type: ignore[assignment]
+    """Admins: the append-only audit log of their tenant."""
 
 class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
     """TenantService owns tenants and their WhatsApp credentials.
@@ -144,5 +178,88 @@ class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tenant_pb2.SendingCredentials, _abc.Awaitable[_tenant_pb2.SendingCredentials]]:
         """(service) The decrypted credentials needed to call the Graph API for a tenant."""
+
+    @_abc_1.abstractmethod
+    def ListTenants(
+        self,
+        request: _tenant_pb2.ListTenantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.ListTenantsResponse, _abc.Awaitable[_tenant_pb2.ListTenantsResponse]]:
+        """Super admins: every tenant, create one, suspend or reactivate one."""
+
+    @_abc_1.abstractmethod
+    def AdminCreateTenant(
+        self,
+        request: _tenant_pb2.AdminCreateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.Tenant, _abc.Awaitable[_tenant_pb2.Tenant]]: ...
+
+    @_abc_1.abstractmethod
+    def SetTenantStatus(
+        self,
+        request: _tenant_pb2.SetTenantStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.Tenant, _abc.Awaitable[_tenant_pb2.Tenant]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateTenant(
+        self,
+        request: _tenant_pb2.UpdateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.Tenant, _abc.Awaitable[_tenant_pb2.Tenant]]:
+        """Admins: their own tenant's settings."""
+
+    @_abc_1.abstractmethod
+    def CreateApiKey(
+        self,
+        request: _tenant_pb2.CreateApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.CreatedApiKey, _abc.Awaitable[_tenant_pb2.CreatedApiKey]]:
+        """Admins: API keys of their tenant (the key is shown once, stored as a digest)."""
+
+    @_abc_1.abstractmethod
+    def ListApiKeys(
+        self,
+        request: _tenant_pb2.ListApiKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.ListApiKeysResponse, _abc.Awaitable[_tenant_pb2.ListApiKeysResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeApiKey(
+        self,
+        request: _tenant_pb2.RevokeApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.ApiKey, _abc.Awaitable[_tenant_pb2.ApiKey]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifyApiKey(
+        self,
+        request: _tenant_pb2.VerifyApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.VerifiedApiKey, _abc.Awaitable[_tenant_pb2.VerifiedApiKey]]:
+        """(service) Finds a key by its HMAC digest; records its last use."""
+
+    @_abc_1.abstractmethod
+    def GetPlanLimits(
+        self,
+        request: _tenant_pb2.GetPlanLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.PlanLimits, _abc.Awaitable[_tenant_pb2.PlanLimits]]:
+        """Plan limits and usage of the caller's tenant (a service may name one)."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _tenant_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.GetUsageResponse, _abc.Awaitable[_tenant_pb2.GetUsageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAuditLogs(
+        self,
+        request: _tenant_pb2.ListAuditLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.ListAuditLogsResponse, _abc.Awaitable[_tenant_pb2.ListAuditLogsResponse]]:
+        """Admins: the append-only audit log of their tenant."""
 
 def add_TenantServiceServicer_to_server(servicer: TenantServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

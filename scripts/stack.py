@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import infra  # noqa: E402  (scripts/infra.py, stdlib only)
 
 PROFILE_OFFSET = {"dev": 0, "test": 10_000}
+SUPER_ADMIN_EMAIL = "super@eva.local"
 DEMO_EMAIL = "demo@eva.local"
 DEMO_PASSWORD = "eva-demo-password"  # noqa: S105 - documented demo credential of the local stack
 DEMO_PHONE_NUMBER_ID = "106540352242922"
@@ -122,6 +123,9 @@ def load_secrets(stack: Stack) -> dict[str, Any]:
     path = stack.home / "secrets.json"
     if path.exists():
         loaded: dict[str, Any] = json.loads(path.read_text())
+        if "super_admin_password" not in loaded:  # secrets files made before the platform's super admin existed
+            loaded["super_admin_password"] = secrets.token_urlsafe(18)
+            path.write_text(json.dumps(loaded, indent=2))
         return loaded
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -140,6 +144,7 @@ def load_secrets(stack: Stack) -> dict[str, Any]:
         "demo_access_token": "EAA" + secrets.token_urlsafe(40),
         "demo_app_secret": secrets.token_hex(16),
         "demo_verify_token": secrets.token_urlsafe(18),
+        "super_admin_password": secrets.token_urlsafe(18),
     }
     stack.home.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(made, indent=2))
@@ -361,7 +366,21 @@ def seed(stack: Stack) -> dict[str, str]:
         "verifyToken": secrets_["demo_verify_token"]}, token)
     if status != 200:
         raise SystemExit(f"could not store the demo WhatsApp credentials: {status} {body}")
-    return {"tenant": session["tenant"]["slug"], "email": DEMO_EMAIL, "password": DEMO_PASSWORD}
+    return {"tenant": session["tenant"]["slug"], "email": DEMO_EMAIL, "password": DEMO_PASSWORD,
+            "super_admin_password": secrets_["super_admin_password"]}
+
+
+def seed_super_admin(stack: Stack) -> None:
+    """The platform tenant and its super admin (idempotent), made by auth's own seeding command."""
+    secrets_ = load_secrets(stack)
+    auth = next(item for item in stack.deployables() if item.name == "auth")
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "auth_service.seed_super_admin", "--email", SUPER_ADMIN_EMAIL,
+         "--password", secrets_["super_admin_password"]],
+        cwd=ROOT, env=deployable_env(stack, auth, secrets_), capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"could not seed the super admin:\n{result.stdout}\n{result.stderr[-2000:]}")
 
 
 def up(stack: Stack, *, with_seed: bool) -> None:
@@ -375,6 +394,7 @@ def up(stack: Stack, *, with_seed: bool) -> None:
         start(stack, item, secrets_)
     wait_ready(stack, items)
     say(f"all {len(items)} processes ready in {time.monotonic() - started:.1f}s")
+    seed_super_admin(stack)
     if with_seed:
         demo = seed(stack)
         print_welcome(stack, demo)
@@ -387,6 +407,7 @@ def print_welcome(stack: Stack, demo: dict[str, str]) -> None:
     say(f"  n8n API           {stack.url('n8n-integration')}")
     say(f"  WhatsApp sim      {stack.url('simulator')}")
     say(f"  demo login        {demo['email']} / {demo['password']}  (tenant {demo['tenant']})")
+    say(f"  super admin       {SUPER_ADMIN_EMAIL} / {demo['super_admin_password']}  (tenant platform)")
     say(f"  demo number       phoneNumberId {DEMO_PHONE_NUMBER_ID}")
     say(f"  a guest writes:   uv run eva-simulator guest-message --sim-url {stack.url('simulator')} "
         f"--phone-number-id {DEMO_PHONE_NUMBER_ID} --from 16505551234 --name 'Ana' --text 'Hola!'")
@@ -456,6 +477,9 @@ def env_lines(stack: Stack) -> Iterator[str]:
     yield f"EVA_INGEST_URL={stack.url('webhook-ingest')}"
     yield f"EVA_SIMULATOR_URL={stack.url('simulator')}"
     yield f"EVA_PLATFORM_VERIFY_TOKEN={secrets_['platform_verify_token']}"
+    yield f"EVA_SUPER_ADMIN_EMAIL={SUPER_ADMIN_EMAIL}"
+    yield f"EVA_SUPER_ADMIN_PASSWORD={secrets_['super_admin_password']}"
+    yield f"EVA_AUTH_HTTP_URL=http://127.0.0.1:{stack.port('auth')}"
     for key, value in infra_env(stack).items():
         yield f"{key}={value}"
 
@@ -484,6 +508,7 @@ def main() -> None:
         infra_cmd(stack, "up")
         migrate(stack)
     elif args.action == "seed":
+        seed_super_admin(stack)
         print_welcome(stack, seed(stack))
     elif args.action == "reset":
         reset(stack)

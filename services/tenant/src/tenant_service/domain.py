@@ -17,6 +17,8 @@ DEFAULT_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en"
 
 MAX_NAME_LENGTH = 200
+MAX_QUERY_LENGTH = 100
+_PLAN_CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
 MIN_SECRET_LENGTH = 8
 MAX_SECRET_LENGTH = {"access_token": 4096, "app_secret": 256, "verify_token": 256}
@@ -36,6 +38,29 @@ class TenantView:
     timezone: str
     locale: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPage:
+    items: list[TenantView]
+    next_cursor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantFilter:
+    """ListTenants filters: a status, and a case-insensitive text found in the name or the slug."""
+
+    status: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantChanges:
+    """UpdateTenant: only the fields given are changed."""
+
+    name: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +185,40 @@ def clean_credentials(data: CredentialsInput, *, first_set: bool) -> Credentials
             )
         secrets[field] = value
     return CredentialsInput(phone_number_id=phone_number_id, waba_id=waba_id, display_phone_number=display, **secrets)
+
+
+def clean_status(status: str) -> str:
+    value = status.strip().lower()
+    if value not in TENANT_STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(TENANT_STATUSES)}", code="INVALID_STATUS")
+    return value
+
+
+def clean_tenant_filter(*, status: str, q: str) -> TenantFilter:
+    text = " ".join(q.split())
+    if len(text) > MAX_QUERY_LENGTH:
+        raise InvalidArgument(f"q is longer than {MAX_QUERY_LENGTH} characters", code="INVALID_QUERY")
+    return TenantFilter(status=clean_status(status) if status.strip() else None, q=text or None)
+
+
+def clean_plan_code(plan: str) -> str:
+    """The shape of a plan code (whether it exists is the plans table's answer)."""
+    value = plan.strip().lower() or DEFAULT_PLAN
+    if not _PLAN_CODE.match(value):
+        raise InvalidArgument(f"unknown plan {value!r}", code="INVALID_PLAN")
+    return value
+
+
+def clean_tenant_changes(changes: TenantChanges) -> TenantChanges:
+    """Validates the fields given; an empty timezone or locale is refused (it would not mean 'keep')."""
+    timezone = locale = None
+    if changes.timezone is not None:
+        if not changes.timezone.strip():
+            raise InvalidArgument("timezone must not be empty", code="INVALID_TIMEZONE")
+        timezone = clean_timezone(changes.timezone)
+    if changes.locale is not None:
+        if not changes.locale.strip():
+            raise InvalidArgument("locale must not be empty", code="INVALID_LOCALE")
+        locale = clean_locale(changes.locale)
+    name = clean_tenant_name(changes.name) if changes.name is not None else None
+    return TenantChanges(name=name, timezone=timezone, locale=locale)

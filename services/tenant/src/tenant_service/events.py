@@ -11,7 +11,11 @@ from tenant_service.domain import TenantView
 
 TOPIC = TENANT_EVENTS
 TENANT_CREATED = "tenant.created"
+TENANT_UPDATED = "tenant.updated"
+TENANT_STATUS_CHANGED = "tenant.status_changed"
 WHATSAPP_CREDENTIALS_UPDATED = "whatsapp.credentials_updated"
+API_KEY_CREATED = "api_key.created"
+API_KEY_REVOKED = "api_key.revoked"
 
 
 class TenantCreated(CamelModel):
@@ -23,6 +27,46 @@ class TenantCreated(CamelModel):
     timezone: str
     locale: str
     created_at: datetime
+
+
+class TenantUpdated(CamelModel):
+    """The tenant's settings after an UpdateTenant, and which of them changed."""
+
+    tenant_id: str
+    name: str
+    timezone: str
+    locale: str
+    changed: list[str]
+    updated_at: datetime
+
+
+class TenantStatusChanged(CamelModel):
+    """A super admin suspended or reactivated the tenant."""
+
+    tenant_id: str
+    status: str
+    previous_status: str
+    changed_by: str
+    changed_at: datetime
+
+
+class ApiKeyCreated(CamelModel):
+    """A key was created (its prefix, never the key)."""
+
+    tenant_id: str
+    key_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    expires_at: datetime | None
+    created_by: str
+    created_at: datetime
+
+
+class ApiKeyRevoked(CamelModel):
+    tenant_id: str
+    key_id: str
+    revoked_at: datetime
 
 
 class WhatsAppCredentialsUpdated(CamelModel):
@@ -55,3 +99,19 @@ def tenant_created(tenant: TenantView) -> EventEnvelope:
 
 def whatsapp_credentials_updated(data: WhatsAppCredentialsUpdated) -> EventEnvelope:
     return make_event(WHATSAPP_CREDENTIALS_UPDATED, tenant_id=data.tenant_id, data=data)
+
+
+def tenant_updated(data: TenantUpdated) -> EventEnvelope:
+    return make_event(TENANT_UPDATED, tenant_id=data.tenant_id, data=data)
+
+
+def tenant_status_changed(data: TenantStatusChanged) -> EventEnvelope:
+    return make_event(TENANT_STATUS_CHANGED, tenant_id=data.tenant_id, data=data)
+
+
+def api_key_created(data: ApiKeyCreated) -> EventEnvelope:
+    return make_event(API_KEY_CREATED, tenant_id=data.tenant_id, data=data)
+
+
+def api_key_revoked(data: ApiKeyRevoked) -> EventEnvelope:
+    return make_event(API_KEY_REVOKED, tenant_id=data.tenant_id, data=data)

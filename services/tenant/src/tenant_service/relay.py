@@ -1,11 +1,12 @@
 """Publishes the outbox to Kafka: keeps a producer connected (retrying while the broker is away) and runs the
-shared OutboxRelay with it until stopped."""
+shared OutboxRelay with it until stopped. Also the lazily connected producer of the consumers' dead letters."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.outbox import OutboxRelay
@@ -82,6 +83,31 @@ class OutboxWorker:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        if self._publisher is not None:
+            await self._publisher.stop()
+            self._publisher = None
+
+
+class LazyPublisher:
+    """A producer connected on first use: the consumers' dead letters are rare, so start-up need not wait on it."""
+
+    def __init__(self, *, bootstrap: str, client_id: str) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._publisher: KafkaPublisher | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        async with self._lock:
+            if self._publisher is None:
+                publisher = KafkaPublisher(self._bootstrap, client_id=self._client_id)
+                await publisher.start()
+                self._publisher = publisher
+        await self._publisher.publish(topic, key=key, value=value, headers=headers)
+
+    async def stop(self) -> None:
         if self._publisher is not None:
             await self._publisher.stop()
             self._publisher = None

@@ -1,4 +1,6 @@
-"""Tenant use cases: tenants, and their WhatsApp credentials (sealed at rest, readable only by services)."""
+"""Tenant use cases: tenants (created by auth at sign-up or by super admins, administered by super admins, set up
+by their admins), their WhatsApp credentials (sealed at rest, readable only by services), and the lookups
+services make before a tenant is known."""
 
 from __future__ import annotations
 
@@ -9,37 +11,47 @@ from datetime import UTC, datetime
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
-from eva_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from eva_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from eva_common.outbox import enqueue
+from eva_events.topics import AUDIT_EVENTS
 from sqlalchemy.exc import IntegrityError
 
-from tenant_service import events
+from tenant_service import access, events
+from tenant_service.audit_events import NO_META, AuditRecorder, RequestMeta
 from tenant_service.crypto import LookupHasher, SecretBox
 from tenant_service.domain import (
     DEFAULT_PLAN,
     SECRET_FIELDS,
     TENANT_ACTIVE,
+    TENANT_SUSPENDED,
     CredentialsInput,
     CredentialsView,
     PhoneResolution,
     SecretState,
     SendingCredentials,
+    TenantChanges,
+    TenantPage,
     TenantView,
     VerifyTokenCheck,
     clean_credentials,
     clean_locale,
+    clean_plan_code,
+    clean_status,
+    clean_tenant_changes,
+    clean_tenant_filter,
     clean_tenant_name,
     clean_timezone,
     last4,
 )
 from tenant_service.models import Tenant, WhatsAppCredentials
+from tenant_service.paging import Position, decode_cursor, encode_cursor, page_size
 from tenant_service.repository import CredentialsRepository, TenantRepository
 from tenant_service.slugs import SLUG_PATTERN, slugify, unique_slug
 
 logger = logging.getLogger("tenant.service")
 
-ADMIN_ROLES = ("admin", "super_admin")
 SLUG_ATTEMPTS = 5
+MAX_TENANT_PAGE = 100
 Clock = Callable[[], datetime]
 
 
@@ -77,43 +89,71 @@ class TenantService:
         secrets: SecretBox,
         lookup: LookupHasher,
         events_topic: str = events.TOPIC,
+        audit_topic: str = AUDIT_EVENTS,
         clock: Clock = _utcnow,
     ) -> None:
         self._sessions = sessions
         self._topic = events_topic
+        self._audit = AuditRecorder(topic=audit_topic)
         self._secrets = secrets
         self._lookup = lookup
         self._clock = clock
 
     # ------------------------------------------------------------------ tenants
 
-    async def create_tenant(self, *, principal: Principal, name: str, timezone: str, locale: str) -> TenantView:
+    async def create_tenant(
+        self, *, principal: Principal, name: str, timezone: str, locale: str, meta: RequestMeta = NO_META
+    ) -> TenantView:
+        """A service (auth, at sign-up) creates a tenant on the starter plan."""
         principal.require_service()
+        return await self._create(principal=principal, meta=meta, name=name, plan=DEFAULT_PLAN, timezone=timezone,
+                                  locale=locale)
+
+    async def admin_create_tenant(
+        self, *, principal: Principal, name: str, plan: str, timezone: str, locale: str, meta: RequestMeta = NO_META
+    ) -> TenantView:
+        access.super_admin(principal, "create tenants")
+        return await self._create(principal=principal, meta=meta, name=name, plan=clean_plan_code(plan),
+                                  timezone=timezone, locale=locale)
+
+    async def _create(
+        self, *, principal: Principal, meta: RequestMeta, name: str, plan: str, timezone: str, locale: str
+    ) -> TenantView:
         clean_name = clean_tenant_name(name)
         clean_tz = clean_timezone(timezone)
         clean_loc = clean_locale(locale)
         base = slugify(clean_name)
         for attempt in range(1, SLUG_ATTEMPTS + 1):
             try:
-                return await self._insert_tenant(name=clean_name, base_slug=base, timezone=clean_tz, locale=clean_loc)
+                return await self._insert_tenant(principal=principal, meta=meta, name=clean_name, base_slug=base,
+                                                 plan=plan, timezone=clean_tz, locale=clean_loc)
             except IntegrityError:
                 # another registration took the same slug between our read and our insert: pick again
                 logger.info("tenant slug collided; retrying", extra={"slug": base, "attempt": attempt})
         raise AlreadyExists("could not find a free slug for this tenant name; try again", code="SLUG_TAKEN")
 
-    async def _insert_tenant(self, *, name: str, base_slug: str, timezone: str, locale: str) -> TenantView:
+    async def _insert_tenant(
+        self, *, principal: Principal, meta: RequestMeta, name: str, base_slug: str, plan: str, timezone: str,
+        locale: str,
+    ) -> TenantView:
         now = self._clock()
         tenant_id = str(uuid.uuid4())
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             repository = TenantRepository(session)
+            if await repository.plan(plan) is None:
+                raise InvalidArgument(f"unknown plan {plan!r}", code="INVALID_PLAN")
             slug = unique_slug(base_slug, await repository.taken_slugs(base_slug))
             row = Tenant(
-                id=tenant_id, name=name, slug=slug, status=TENANT_ACTIVE, plan=DEFAULT_PLAN, timezone=timezone,
+                id=tenant_id, name=name, slug=slug, status=TENANT_ACTIVE, plan=plan, timezone=timezone,
                 locale=locale, created_at=now, updated_at=now,
             )
             await repository.add(row)
             view = tenant_view(row)
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_created(view))
+            await self._audit.record(
+                session, tenant_id=tenant_id, principal=principal, meta=meta, action="tenant.created",
+                target_type="tenant", target_id=tenant_id, details={"name": name, "slug": slug, "plan": plan},
+            )
         logger.info("tenant created", extra={"tenant_id": tenant_id, "slug": slug})
         return view
 
@@ -131,22 +171,97 @@ class TenantService:
         if not SLUG_PATTERN.match(clean):
             raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
         async with transaction(self._sessions) as session:
-            row = await TenantRepository(session).get_by_slug(clean)
-        if row is None:
+            view = await TenantRepository(session).by_slug(clean)
+        if view is None:
             raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
-        return tenant_view(row)
+        return view
+
+    async def list_tenants(
+        self, *, principal: Principal, status: str, q: str, limit: int, cursor: str
+    ) -> TenantPage:
+        """Every tenant, newest first (super admins only)."""
+        access.super_admin(principal, "list tenants")
+        filters = clean_tenant_filter(status=status, q=q)
+        size = page_size(limit, maximum=MAX_TENANT_PAGE)
+        after = decode_cursor(cursor)
+        async with transaction(self._sessions) as session:
+            rows = await TenantRepository(session).page(filters=filters, after=after, limit=size + 1)
+        items = rows[:size]
+        more = len(rows) > size
+        next_cursor = encode_cursor(Position(at=items[-1].created_at, id=items[-1].id)) if more else ""
+        return TenantPage(items=items, next_cursor=next_cursor)
+
+    async def set_tenant_status(
+        self, *, principal: Principal, tenant_id: str, status: str, meta: RequestMeta = NO_META
+    ) -> TenantView:
+        """Suspends or reactivates a tenant (super admins only; never their own). Setting the current status is a
+        no-op that records nothing."""
+        access.super_admin(principal, "change a tenant's status")
+        wanted = clean_status(status)
+        if not tenant_id:
+            raise InvalidArgument("tenant_id is required", code="TENANT_REQUIRED")
+        if tenant_id == principal.tenant_id and wanted == TENANT_SUSPENDED:
+            raise FailedPrecondition("a super admin cannot suspend their own tenant", code="CANNOT_SUSPEND_OWN_TENANT")
+        now = self._clock()
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
+            repository = TenantRepository(session)
+            row = await repository.get(tenant_id, for_update=True)
+            if row is None:
+                raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
+            previous = row.status
+            if previous == wanted:
+                return tenant_view(row)
+            row.status, row.updated_at = wanted, now
+            await repository.save(row)
+            changed = events.TenantStatusChanged(tenant_id=tenant_id, status=wanted, previous_status=previous,
+                                                 changed_by=principal.subject, changed_at=now)
+            await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_status_changed(changed))
+            action = "tenant.suspended" if wanted == TENANT_SUSPENDED else "tenant.reactivated"
+            await self._audit.record(session, tenant_id=tenant_id, principal=principal, meta=meta, action=action,
+                                     target_type="tenant", target_id=tenant_id,
+                                     details={"previousStatus": previous, "status": wanted})
+            view = tenant_view(row)
+        logger.info("tenant status changed", extra={"tenant_id": tenant_id, "status": wanted})
+        return view
+
+    async def update_tenant(
+        self, *, principal: Principal, changes: TenantChanges, meta: RequestMeta = NO_META
+    ) -> TenantView:
+        """An admin changes their own tenant's name, timezone or locale."""
+        tenant_id = access.tenant_admin(principal, "change the tenant's settings")
+        clean = clean_tenant_changes(changes)
+        now = self._clock()
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
+            repository = TenantRepository(session)
+            row = await repository.get(tenant_id, for_update=True)
+            if row is None:
+                raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
+            changed = {
+                field: value for field, value in
+                (("name", clean.name), ("timezone", clean.timezone), ("locale", clean.locale))
+                if value is not None and value != getattr(row, field)
+            }
+            if not changed:
+                return tenant_view(row)
+            for field, value in changed.items():
+                setattr(row, field, value)
+            row.updated_at = now
+            await repository.save(row)
+            updated = events.TenantUpdated(tenant_id=tenant_id, name=row.name, timezone=row.timezone,
+                                           locale=row.locale, changed=sorted(changed), updated_at=now)
+            await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_updated(updated))
+            await self._audit.record(session, tenant_id=tenant_id, principal=principal, meta=meta,
+                                     action="tenant.updated", target_type="tenant", target_id=tenant_id,
+                                     details={"changed": changed})
+            view = tenant_view(row)
+        return view
 
     # ------------------------------------------------------------------ WhatsApp credentials (tenant admins)
 
-    @staticmethod
-    def _admin_tenant(principal: Principal) -> str:
-        if principal.is_service:
-            raise PermissionDenied("only a tenant admin may manage WhatsApp credentials", code="USER_ONLY")
-        principal.require_role(*ADMIN_ROLES)
-        return principal.require_tenant()
-
-    async def put_whatsapp_credentials(self, *, principal: Principal, data: CredentialsInput) -> CredentialsView:
-        tenant_id = self._admin_tenant(principal)
+    async def put_whatsapp_credentials(
+        self, *, principal: Principal, data: CredentialsInput, meta: RequestMeta = NO_META
+    ) -> CredentialsView:
+        tenant_id = access.tenant_admin(principal, "manage WhatsApp credentials")
         clean_credentials(data, first_set=False)  # shape errors before touching the database
         now = self._clock()
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
@@ -156,9 +271,6 @@ class TenantService:
                 raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
             existing = await credentials.for_tenant(tenant_id)
             clean = clean_credentials(data, first_set=existing is None)
-            owner = await credentials.by_phone_number_id(clean.phone_number_id)
-            if owner is not None and owner.tenant_id != tenant_id:
-                raise AlreadyExists("this phone number id belongs to another tenant", code="PHONE_NUMBER_TAKEN")
             plain = {
                 field: clean.secret(field) or self._open(existing, field) for field in SECRET_FIELDS
             }
@@ -181,6 +293,7 @@ class TenantService:
                 for name, value in values.items():
                     setattr(row, name, value)
             try:
+                # another tenant's number is invisible here; its UNIQUE constraint still refuses it
                 await credentials.save(row)
             except IntegrityError:
                 raise AlreadyExists(
@@ -197,8 +310,12 @@ class TenantService:
                 verify_token_changed=bool(clean.verify_token),
                 updated_at=now,
             )
-            event = events.whatsapp_credentials_updated(changed)
-            await enqueue(session, topic=self._topic, key=tenant_id, event=event)
+            await enqueue(session, topic=self._topic, key=tenant_id, event=events.whatsapp_credentials_updated(changed))
+            await self._audit.record(
+                session, tenant_id=tenant_id, principal=principal, meta=meta, action="whatsapp.credentials_updated",
+                target_type="whatsapp_number", target_id=row.phone_number_id,
+                details=changed.model_dump(mode="json", by_alias=True, exclude={"tenant_id", "updated_at"}),
+            )
             view = credentials_view(row)
         logger.info(
             "whatsapp credentials stored",
@@ -207,7 +324,7 @@ class TenantService:
         return view
 
     async def get_whatsapp_credentials(self, *, principal: Principal) -> CredentialsView:
-        tenant_id = self._admin_tenant(principal)
+        tenant_id = access.tenant_admin(principal, "read WhatsApp credentials")
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             row = await CredentialsRepository(session).for_tenant(tenant_id)
         return credentials_view(row)
@@ -215,19 +332,18 @@ class TenantService:
     # ------------------------------------------------------------------ lookups for services (decrypted secrets)
 
     async def resolve_phone_number(self, *, principal: Principal, phone_number_id: str) -> PhoneResolution:
+        """The tenant owning a number, suspended or not (ingest keeps storing a suspended tenant's webhooks)."""
         principal.require_service()
         number = phone_number_id.strip()
         if not number:
             raise InvalidArgument("phone_number_id is required", code="INVALID_PHONE_NUMBER_ID")
         async with transaction(self._sessions) as session:
-            row = await CredentialsRepository(session).by_phone_number_id(number)
-            tenant = await TenantRepository(session).get(row.tenant_id) if row is not None else None
-        if row is None or tenant is None:
+            owner = await CredentialsRepository(session).phone_number_owner(number)
+        if owner is None:
             return PhoneResolution(found=False)
-        return PhoneResolution(
-            found=True, tenant_id=row.tenant_id, tenant_status=tenant.status,
-            app_secret=self._open(row, "app_secret"),
-        )
+        app_secret = self._secrets.decrypt(owner.app_secret_ciphertext, tenant_id=owner.tenant_id, field="app_secret")
+        return PhoneResolution(found=True, tenant_id=owner.tenant_id, tenant_status=owner.tenant_status,
+                               app_secret=app_secret)
 
     async def check_verify_token(self, *, principal: Principal, verify_token: str) -> VerifyTokenCheck:
         """Valid when some tenant uses this token; the tenant is named only when exactly one does."""
@@ -235,10 +351,10 @@ class TenantService:
         if not verify_token:
             return VerifyTokenCheck(valid=False)
         async with transaction(self._sessions) as session:
-            rows = await CredentialsRepository(session).by_verify_token_digest(self._lookup.digest(verify_token))
-        if not rows:
+            owners = await CredentialsRepository(session).verify_token_owners(self._lookup.digest(verify_token))
+        if not owners:
             return VerifyTokenCheck(valid=False)
-        return VerifyTokenCheck(valid=True, tenant_id=rows[0].tenant_id if len(rows) == 1 else "")
+        return VerifyTokenCheck(valid=True, tenant_id=owners[0] if len(owners) == 1 else "")
 
     async def get_sending_credentials(self, *, principal: Principal, tenant_id: str) -> SendingCredentials:
         principal.require_service()

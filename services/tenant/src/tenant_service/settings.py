@@ -8,6 +8,7 @@ import re
 from functools import lru_cache
 
 from eva_common.settings import PLACEHOLDER_SECRETS, ServiceSettings
+from eva_events.topics import AUDIT_EVENTS, MESSAGING_EVENTS, TENANT_EVENTS
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 AES_KEY_BYTES = 32
@@ -42,6 +43,14 @@ class Settings(ServiceSettings):
     # base64, at least 32 bytes: HMAC-SHA256 key for the verify-token lookup digest.
     lookup_hmac_key: SecretStr
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    # Topics and consumer groups (tests give unique ones; the defaults are the platform's).
+    tenant_events_topic: str = TENANT_EVENTS
+    audit_events_topic: str = AUDIT_EVENTS
+    messaging_events_topic: str = MESSAGING_EVENTS
+    usage_consumer_group: str = "tenant-usage"
+    audit_consumer_group: str = "tenant-audit"
+    # Audit entries that name no tenant are stored under the tenant with this slug (the platform's).
+    platform_tenant_slug: str = "platform"
 
     @field_validator("database_url")
     @classmethod

@@ -163,6 +163,7 @@ async def test_sending_credentials_of_unconfigured_or_suspended_tenants(stack) -
         grpc.StatusCode.NOT_FOUND, "WHATSAPP_NOT_CONFIGURED")
     await stack.tenant_stub.PutWhatsAppCredentials(put_request(unique_phone()),
                                                    metadata=stack.bearer(admin.access_token))
-    await stack.sql(stack.tenant_db, "UPDATE tenants SET status = 'suspended' WHERE id = $1", admin.tenant.id)
+    await stack.sql(stack.tenant_db, "UPDATE tenants SET status = 'suspended' WHERE id = $1", admin.tenant.id,
+                    tenant=admin.tenant.id)
     assert await stack.failure(stack.tenant_stub.GetSendingCredentials(request, metadata=service)) == (
         grpc.StatusCode.FAILED_PRECONDITION, "TENANT_SUSPENDED")

@@ -55,7 +55,7 @@ async def test_tenant_and_credentials_events_reach_kafka_without_secrets(stack) 
     assert rows[0]["pending"] == 0
 
 
-async def test_readiness_reports_postgres_and_kafka(stack) -> None:
+async def test_readiness_reports_postgres_redis_kafka_and_consumers(stack) -> None:
     transport = httpx.ASGITransport(app=stack.tenant.http_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://tenant") as client:
         for _ in range(100):  # the producer connects in the background: poll for up to ~20 s
@@ -65,5 +65,29 @@ async def test_readiness_reports_postgres_and_kafka(stack) -> None:
             await asyncio.sleep(0.2)
         alive = await client.get("/healthz")
         metrics = await client.get("/metrics")
-    assert ready.json()["checks"] == {"postgres": "ok", "kafka": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok", "consumers": "ok"}
     assert alive.status_code == 200 and "eva_grpc_requests_total" in metrics.text
+
+
+async def test_administration_and_key_events_reach_kafka_without_the_key(harness) -> None:
+    tenant = await harness.new_tenant("Evented Hotel")
+    admin = harness.user(tenant.id, "admin", user_id="admin-3")
+    created = await harness.stub.CreateApiKey(tenant_pb2.CreateApiKeyRequest(name="k", scopes=["messages:read"]),
+                                              metadata=admin)
+    await harness.stub.RevokeApiKey(tenant_pb2.RevokeApiKeyRequest(api_key_id=created.api_key.id), metadata=admin)
+    await harness.stub.UpdateTenant(tenant_pb2.UpdateTenantRequest(timezone="Europe/Madrid"), metadata=admin)
+    await harness.stub.SetTenantStatus(tenant_pb2.SetTenantStatusRequest(tenant_id=tenant.id, status="suspended"),
+                                       metadata=harness.super_admin(user_id="root-2"))
+    records = await collect(harness.settings.tenant_events_topic, tenant.id,
+                            {"tenant.created", "api_key.created", "api_key.revoked", "tenant.updated",
+                             "tenant.status_changed"})
+    events = {json.loads(value)["type"]: json.loads(value)["data"] for _, value in records}
+    assert events["api_key.created"]["keyId"] == created.api_key.id
+    assert events["api_key.created"]["prefix"] == created.api_key.prefix
+    assert events["tenant.updated"] == {**events["tenant.updated"], "timezone": "Europe/Madrid",
+                                        "changed": ["timezone"]}
+    assert (events["tenant.status_changed"]["status"], events["tenant.status_changed"]["previousStatus"],
+            events["tenant.status_changed"]["changedBy"]) == ("suspended", "active", "root-2")
+    audits = await collect(harness.settings.audit_events_topic, tenant.id, {"audit.recorded"})
+    for _, value in [*records, *audits]:
+        assert created.key.encode() not in value

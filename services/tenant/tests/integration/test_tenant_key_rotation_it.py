@@ -72,7 +72,7 @@ async def test_ciphertext_moved_to_another_tenant_does_not_open(stack) -> None:
         stack.tenant_db,
         "UPDATE whatsapp_credentials SET access_token_ciphertext = "
         "(SELECT access_token_ciphertext FROM whatsapp_credentials WHERE tenant_id = $1) WHERE tenant_id = $2",
-        victim.tenant.id, thief.tenant.id)
+        victim.tenant.id, thief.tenant.id, tenant=thief.tenant.id)
     service = stack.bearer(await stack.service_token())
     assert await stack.failure(stack.tenant_stub.GetSendingCredentials(
         tenant_pb2.GetSendingCredentialsRequest(tenant_id=thief.tenant.id), metadata=service)) == (

@@ -57,3 +57,16 @@ async def test_a_service_names_its_tenant(stack) -> None:
     assert await stack.failure(stack.tenant_stub.GetTenantBySlug(
         tenant_pb2.GetTenantBySlugRequest(slug="no-such-hotel-xyz"), metadata=service)) == (
         grpc.StatusCode.NOT_FOUND, "TENANT_NOT_FOUND")
+
+
+async def test_registration_through_auth_is_audited_for_the_new_admin(stack) -> None:
+    session = await stack.register(tenant_name="Audit Trail Hotel")
+
+    async def created() -> list[tenant_pb2.AuditLog] | None:
+        page = await stack.tenant_stub.ListAuditLogs(tenant_pb2.ListAuditLogsRequest(action="tenant.created"),
+                                                     metadata=stack.bearer(session.access_token))
+        return list(page.items) or None
+
+    (entry,) = await stack.eventually(created, what="the tenant.created audit entry")
+    assert (entry.tenant_id, entry.actor_type, entry.actor_id, entry.target_id) == (
+        session.tenant.id, "service", "service:auth", session.tenant.id)

@@ -743,11 +743,19 @@ class PlanLimits(_message.Message):
     MONTHLY_MESSAGE_QUOTA_FIELD_NUMBER: _builtins.int
     SEATS_FIELD_NUMBER: _builtins.int
     MESSAGES_USED_THIS_MONTH_FIELD_NUMBER: _builtins.int
+    QUOTA_EXCEEDED_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     plan: _builtins.str
     monthly_message_quota: _builtins.int
     seats: _builtins.int
     messages_used_this_month: _builtins.int
+    quota_exceeded: _builtins.bool
+    """messages_used_this_month >= monthly_message_quota: sending is refused with QUOTA_EXCEEDED."""
+    period_start: _builtins.str
+    """The month counted, in the tenant's timezone: first and last day, YYYY-MM-DD."""
+    period_end: _builtins.str
     def __init__(
         self,
         *,
@@ -756,10 +764,13 @@ class PlanLimits(_message.Message):
         monthly_message_quota: _builtins.int = ...,
         seats: _builtins.int = ...,
         messages_used_this_month: _builtins.int = ...,
+        quota_exceeded: _builtins.bool = ...,
+        period_start: _builtins.str = ...,
+        period_end: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages_used_this_month", b"messages_used_this_month", "monthly_message_quota", b"monthly_message_quota", "plan", b"plan", "seats", b"seats", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages_used_this_month", b"messages_used_this_month", "monthly_message_quota", b"monthly_message_quota", "period_end", b"period_end", "period_start", b"period_start", "plan", b"plan", "quota_exceeded", b"quota_exceeded", "seats", b"seats", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,77 @@
+"""Domain views -> TenantService protobuf messages (timestamps as RFC 3339, dates as YYYY-MM-DD)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from eva.tenant.v1 import tenant_pb2
+
+from tenant_service.api_keys.domain import ApiKeyView
+from tenant_service.audit_log.domain import AuditLogView
+from tenant_service.domain import CredentialsView, SecretState, TenantView
+from tenant_service.usage.domain import PlanLimitsView, UsageReport
+
+
+def timestamp(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def tenant_message(tenant: TenantView) -> tenant_pb2.Tenant:
+    return tenant_pb2.Tenant(
+        id=tenant.id, name=tenant.name, slug=tenant.slug, status=tenant.status, plan=tenant.plan,
+        timezone=tenant.timezone, locale=tenant.locale, created_at=timestamp(tenant.created_at),
+    )
+
+
+def _secret_state(state: SecretState) -> tenant_pb2.SecretState:
+    return tenant_pb2.SecretState(set=state.set, last4=state.last4)
+
+
+def credentials_message(view: CredentialsView) -> tenant_pb2.WhatsAppCredentialsView:
+    return tenant_pb2.WhatsAppCredentialsView(
+        configured=view.configured,
+        phone_number_id=view.phone_number_id,
+        waba_id=view.waba_id,
+        display_phone_number=view.display_phone_number,
+        access_token=_secret_state(view.access_token),
+        app_secret=_secret_state(view.app_secret),
+        verify_token=_secret_state(view.verify_token),
+        updated_at=timestamp(view.updated_at),
+    )
+
+
+def api_key_message(view: ApiKeyView) -> tenant_pb2.ApiKey:
+    return tenant_pb2.ApiKey(
+        id=view.id, tenant_id=view.tenant_id, name=view.name, prefix=view.prefix, scopes=list(view.scopes),
+        created_at=timestamp(view.created_at), last_used_at=timestamp(view.last_used_at),
+        expires_at=timestamp(view.expires_at), revoked_at=timestamp(view.revoked_at), created_by=view.created_by,
+    )
+
+
+def plan_limits_message(view: PlanLimitsView) -> tenant_pb2.PlanLimits:
+    return tenant_pb2.PlanLimits(
+        tenant_id=view.tenant_id, plan=view.plan, monthly_message_quota=view.monthly_message_quota,
+        seats=view.seats, messages_used_this_month=view.messages_used_this_month,
+        quota_exceeded=view.quota_exceeded, period_start=view.period_start.isoformat(),
+        period_end=view.period_end.isoformat(),
+    )
+
+
+def usage_message(report: UsageReport) -> tenant_pb2.GetUsageResponse:
+    return tenant_pb2.GetUsageResponse(
+        days=[tenant_pb2.UsageDay(date=day.date.isoformat(), category=day.category, direction=day.direction,
+                                  count=day.count) for day in report.days],
+        totals_by_category=report.totals_by_category,
+        limits=plan_limits_message(report.limits),
+    )
+
+
+def audit_log_message(view: AuditLogView) -> tenant_pb2.AuditLog:
+    return tenant_pb2.AuditLog(
+        id=view.id, tenant_id=view.tenant_id, actor_type=view.actor_type, actor_id=view.actor_id or "",
+        action=view.action, target_type=view.target_type or "", target_id=view.target_id or "",
+        outcome=view.outcome, ip=view.ip or "", user_agent=view.user_agent or "", request_id=view.request_id or "",
+        details_json=json.dumps(view.details, separators=(",", ":"), sort_keys=True, default=str),
+        occurred_at=timestamp(view.occurred_at),
+    )

@@ -1,0 +1,29 @@
+"""Kafka record handlers of the tenant service (thin: decode, call the service)."""
+
+from __future__ import annotations
+
+from eva_common.kafka.consumer import ConsumedRecord
+from eva_events.envelope import EventEnvelope
+
+from tenant_service.audit_log.service import AuditLogService
+from tenant_service.usage.service import UsageService
+
+
+class MessagingEventsHandler:
+    """messaging.events.v1 -> usage counts (group `tenant-usage`)."""
+
+    def __init__(self, *, usage: UsageService) -> None:
+        self._usage = usage
+
+    async def __call__(self, record: ConsumedRecord) -> None:
+        await self._usage.apply_message_event(event=EventEnvelope.from_bytes(record.value))
+
+
+class AuditEventsHandler:
+    """audit.events.v1 -> audit_logs (group `tenant-audit`)."""
+
+    def __init__(self, *, audit_log: AuditLogService) -> None:
+        self._audit_log = audit_log
+
+    async def __call__(self, record: ConsumedRecord) -> None:
+        await self._audit_log.store(event=EventEnvelope.from_bytes(record.value))

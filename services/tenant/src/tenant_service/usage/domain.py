@@ -1,0 +1,123 @@
+"""What is counted from messaging events, the tenant's month, and what GetPlanLimits / GetUsage return.
+
+- `message.received` counts one inbound `service` message.
+- `message.created` (outbound, sent by attendants, n8n or templates) counts one outbound message in `data.category`
+  when it is one of the four categories, else `service`.
+- `message.status_changed` counts nothing, even when Meta's status carries a pricing category: the message was
+  already counted when it was created. (Billing by Meta's pricing category can build on those statuses later.)
+- Every counted message, inbound and outbound, counts against the plan's monthly message quota.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from eva_common.errors import InvalidArgument
+from eva_events.envelope import EventEnvelope
+from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED
+
+CATEGORIES = ("service", "utility", "marketing", "authentication")
+DEFAULT_CATEGORY = "service"
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+MAX_RANGE_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class CountedMessage:
+    direction: str
+    category: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimitsView:
+    tenant_id: str
+    plan: str
+    monthly_message_quota: int
+    seats: int
+    messages_used_this_month: int
+    period_start: date
+    period_end: date
+
+    @property
+    def quota_exceeded(self) -> bool:
+        return self.messages_used_this_month >= self.monthly_message_quota
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDayView:
+    date: date
+    category: str
+    direction: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    days: list[UsageDayView]
+    limits: PlanLimitsView
+    totals_by_category: dict[str, int] = field(default_factory=dict)
+
+
+def _moment(value: object, fallback: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return fallback
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return fallback
+
+
+def counted_message(event: EventEnvelope) -> CountedMessage | None:
+    """What one messaging event adds to the usage, or None when it adds nothing."""
+    if event.type == MESSAGE_RECEIVED:
+        direction, category = INBOUND, DEFAULT_CATEGORY
+    elif event.type == MESSAGE_CREATED:
+        raw = event.data.get("category")
+        wanted = raw.strip().lower() if isinstance(raw, str) else ""
+        direction, category = OUTBOUND, wanted if wanted in CATEGORIES else DEFAULT_CATEGORY
+    else:
+        return None
+    return CountedMessage(direction=direction, category=category,
+                          at=_moment(event.data.get("createdAt"), event.occurred_at))
+
+
+def zone(timezone: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def local_day(moment: datetime, timezone: str) -> date:
+    return moment.astimezone(zone(timezone)).date()
+
+
+def month_of(day: date) -> tuple[date, date]:
+    """The first and last day of `day`'s month."""
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following - timedelta(days=1)
+
+
+def _date(value: str, field_name: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidArgument(f"{field_name} must be a date, YYYY-MM-DD", code="INVALID_DATE") from None
+
+
+def date_range(*, from_date: str, to_date: str, today: date) -> tuple[date, date]:
+    """Inclusive bounds. Neither given: the current month. Only `from_date`: up to the current month's end. Only
+    `to_date`: from the first day of its month."""
+    end = _date(to_date, "to_date") if to_date.strip() else month_of(today)[1]
+    start = _date(from_date, "from_date") if from_date.strip() else month_of(end)[0]
+    if end < start:
+        raise InvalidArgument("to_date is before from_date", code="INVALID_DATE_RANGE")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise InvalidArgument(f"a usage report covers at most {MAX_RANGE_DAYS} days", code="INVALID_DATE_RANGE")
+    return start, end

@@ -1,0 +1,106 @@
+"""Usage counting (the `tenant-usage` consumer of messaging.events.v1) and the plan limits and usage reports."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from eva_common.auth import Principal
+from eva_common.db import SessionFactory, transaction
+from eva_common.errors import Internal, NotFound
+from eva_events.envelope import EventEnvelope
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tenant_service import access
+from tenant_service.domain import DEFAULT_TIMEZONE
+from tenant_service.models import Tenant
+from tenant_service.usage.domain import (
+    CATEGORIES,
+    PlanLimitsView,
+    UsageDayView,
+    UsageReport,
+    counted_message,
+    date_range,
+    local_day,
+    month_of,
+)
+from tenant_service.usage.repository import UsageRepository
+
+logger = logging.getLogger("tenant.usage")
+
+USAGE_SCOPE = "usage:read"
+DEFAULT_CONSUMER = "tenant-usage"
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UsageService:
+    def __init__(self, *, sessions: SessionFactory, consumer: str = DEFAULT_CONSUMER, clock: Clock = _utcnow) -> None:
+        self._sessions = sessions
+        self._consumer = consumer
+        self._clock = clock
+
+    async def apply_message_event(self, *, event: EventEnvelope) -> bool:
+        """Counts one messaging event once (the inbox row and the count commit together). False when the event
+        counts nothing or was already counted."""
+        counted = counted_message(event)
+        if counted is None or not event.tenant_id:
+            return False
+        async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
+            usage = UsageRepository(session)
+            if not await usage.claim_event(consumer=self._consumer, event_id=event.id):
+                return False
+            tenant = await usage.tenant(event.tenant_id)
+            day = local_day(counted.at, tenant.timezone if tenant is not None else DEFAULT_TIMEZONE)
+            await usage.increment(tenant_id=event.tenant_id, day=day, category=counted.category,
+                                  direction=counted.direction, now=self._clock())
+        return True
+
+    async def get_plan_limits(self, *, principal: Principal, tenant_id: str) -> PlanLimitsView:
+        """The tenant's plan, its limits and this month's use: any user of the tenant, an API key with usage:read,
+        or a service naming the tenant (auth checks seats with it, messaging the quota)."""
+        scope = access.tenant_reader(principal, tenant_id, scope=USAGE_SCOPE)
+        async with transaction(self._sessions, tenant_id=scope) as session:
+            return await self._limits(UsageRepository(session), await self._tenant(session, scope))
+
+    async def get_usage(self, *, principal: Principal, tenant_id: str, from_date: str, to_date: str) -> UsageReport:
+        """Counts per day, category and direction between two dates of the tenant's calendar (default: this month),
+        the totals per category and the plan limits."""
+        scope = access.tenant_reader(principal, tenant_id, scope=USAGE_SCOPE)
+        async with transaction(self._sessions, tenant_id=scope) as session:
+            usage = UsageRepository(session)
+            tenant = await self._tenant(session, scope)
+            start, end = date_range(from_date=from_date, to_date=to_date, today=self._today(tenant.timezone))
+            limits = await self._limits(usage, tenant)
+            rows = await usage.days(tenant_id=scope, start=start, end=end)
+        days = [UsageDayView(date=row.day, category=row.category, direction=row.direction, count=row.count)
+                for row in rows]
+        totals = dict.fromkeys(CATEGORIES, 0)
+        for day in days:
+            totals[day.category] = totals.get(day.category, 0) + day.count
+        return UsageReport(days=days, limits=limits, totals_by_category=totals)
+
+    def _today(self, timezone: str) -> date:
+        return local_day(self._clock(), timezone)
+
+    @staticmethod
+    async def _tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+        tenant = await UsageRepository(session).tenant(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
+        return tenant
+
+    async def _limits(self, usage: UsageRepository, tenant: Tenant) -> PlanLimitsView:
+        plan = await usage.plan(tenant.plan)
+        if plan is None:  # the foreign key makes this impossible; say so clearly if it ever happens
+            raise Internal(f"the tenant's plan {tenant.plan!r} does not exist", code="PLAN_MISSING")
+        first, last = month_of(self._today(tenant.timezone))
+        used = await usage.total(tenant_id=tenant.id, start=first, end=last)
+        return PlanLimitsView(
+            tenant_id=tenant.id, plan=plan.code, monthly_message_quota=plan.monthly_message_quota, seats=plan.seats,
+            messages_used_this_month=used, period_start=first, period_end=last,
+        )

@@ -20,17 +20,24 @@ from redis.asyncio import Redis
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
+from gateway.apikeys import ApiKeyExchange
+from gateway.auth import verify_token
+from gateway.client_context import TrustedProxies
 from gateway.clients import UpstreamClients
-from gateway.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
-from gateway.problems import install_problem_overrides, tidy_openapi
+from gateway.middleware import BodySizeLimitMiddleware, ClientContextMiddleware, SecurityHeadersMiddleware
+from gateway.problems import RATE_LIMIT_HEADERS, install_problem_overrides, tidy_openapi
+from gateway.ratelimits import EdgeLimits, HitCounter
 from gateway.routes import ROUTERS
 from gateway.settings import Settings
 from gateway.sio import SocketGateway
 from gateway.state import GatewayState
 
 ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id", "traceparent", "tracestate"]
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Api-Key", "X-Request-Id", "traceparent",
+                   "tracestate"]
+EXPOSED_HEADERS = ["X-Request-Id", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining"]
 SOCKET_MAX_MESSAGE_BYTES = 64 * 1024
+RATE_LIMITED_PREFIXES = ("/api/", "/auth/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,7 @@ class GatewayApp:
     asgi: ASGIApp  # what uvicorn serves: Socket.io on /socket.io, the REST API elsewhere
     api: FastAPI
     sockets: SocketGateway
+    state: GatewayState
 
 
 def create_socket_server(settings: Settings) -> Any:
@@ -53,12 +61,22 @@ def create_socket_server(settings: Settings) -> Any:
 
 
 def create_gateway_app(
-    *, settings: Settings, clients: UpstreamClients, verifier: TokenVerifier, redis: Redis
+    *, settings: Settings, clients: UpstreamClients, verifier: TokenVerifier, redis: Redis, limiter: HitCounter
 ) -> GatewayApp:
+    proxies = TrustedProxies(settings.trusted_proxy_networks)
+    limits = EdgeLimits(
+        counter=limiter,
+        user_per_minute=settings.rate_limit_user_per_minute,
+        tenant_per_minute=settings.rate_limit_tenant_per_minute,
+        auth_ip_per_minute=settings.rate_limit_auth_ip_per_minute,
+    )
+    api_keys = ApiKeyExchange(clients=clients, verify=partial(verify_token, verifier), limits=limits,
+                              max_entries=settings.api_key_cache_max_entries)
     sockets = SocketGateway(
         server=create_socket_server(settings),
         verifier=verifier,
         clients=clients,
+        proxies=proxies,
         auth_timeout_seconds=settings.socket_auth_timeout_seconds,
         sweep_interval_seconds=settings.socket_sweep_interval_seconds,
     )
@@ -78,7 +96,9 @@ def create_gateway_app(
         lifespan=lifespan,
         docs=True,
     )
-    api.state.gateway = GatewayState(settings=settings, clients=clients, verifier=verifier, redis=redis)
+    state = GatewayState(settings=settings, clients=clients, verifier=verifier, redis=redis, limits=limits,
+                         api_keys=api_keys, proxies=proxies)
+    api.state.gateway = state
     install_problem_overrides(api)
     # Innermost (inside the shared request middleware, so a 413 has a request id and is counted): the limit
     # then fails the body read itself and the shared handler renders the problem.
@@ -89,15 +109,36 @@ def create_gateway_app(
         allow_credentials=True,
         allow_methods=ALLOWED_METHODS,
         allow_headers=ALLOWED_HEADERS,
-        expose_headers=["X-Request-Id"],
+        expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
     _install_openapi(api)
-    asgi = SecurityHeadersMiddleware(
-        socketio.ASGIApp(sockets.server, other_asgi_app=api, socketio_path="socket.io"),
-        hsts=settings.environment == "production",
+    asgi = ClientContextMiddleware(
+        SecurityHeadersMiddleware(
+            socketio.ASGIApp(sockets.server, other_asgi_app=api, socketio_path="socket.io"),
+            hsts=settings.environment == "production",
+        ),
+        proxies=proxies,
     )
-    return GatewayApp(asgi=asgi, api=api, sockets=sockets)
+    return GatewayApp(asgi=asgi, api=api, sockets=sockets, state=state)
+
+
+def document_access(schema: dict[str, Any]) -> dict[str, Any]:
+    """Marks each authenticated operation with `x-accepts-api-key` (and, when true, `x-api-key-scope`: the scope
+    its `apiKey` security requirement names), and documents the RateLimit-* headers of counted answers."""
+    for path, path_item in schema.get("paths", {}).items():
+        for operation in path_item.values():
+            requirements = operation.get("security")
+            if requirements is not None:
+                scopes = [scope for requirement in requirements for scope in requirement.get("apiKey", ())]
+                operation["x-accepts-api-key"] = bool(scopes)
+                if scopes:
+                    operation["x-api-key-scope"] = scopes[0]
+            if path.startswith(RATE_LIMITED_PREFIXES):
+                for status, response in operation.get("responses", {}).items():
+                    if status.startswith("2"):
+                        response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+    return schema
 
 
 def _install_openapi(api: FastAPI) -> None:
@@ -105,9 +146,14 @@ def _install_openapi(api: FastAPI) -> None:
         if api.openapi_schema is None:
             schema = get_openapi(
                 title=api.title, version=api.version, routes=api.routes,
-                description="Eva's public REST API. Errors are application/problem+json with a stable `code`.",
+                description=(
+                    "Eva's public REST API. Errors are application/problem+json with a stable `code`. Authenticate "
+                    "with `Authorization: Bearer <accessToken>`; the endpoints marked `x-accepts-api-key: true` "
+                    "also take a tenant's API key (`X-Api-Key`) with the scope in `x-api-key-scope`. Calls are "
+                    "rate-limited (429 RATE_LIMITED with `Retry-After`)."
+                ),
             )
-            api.openapi_schema = tidy_openapi(schema)
+            api.openapi_schema = document_access(tidy_openapi(schema))
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

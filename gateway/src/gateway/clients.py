@@ -1,4 +1,5 @@
-"""One grpc.aio channel per upstream service, with deadlines and the caller's token forwarded in metadata.
+"""One grpc.aio channel per upstream service, with deadlines and the caller's token forwarded in metadata, plus
+the caller's address and user agent (`x-client-ip`, `x-user-agent`) for the services' audit and throttling.
 
 Errors come back as the DomainError the upstream raised (eva_common.grpc.client.rpc), so the shared HTTP handler
 renders them with their stable code.
@@ -16,6 +17,8 @@ from eva.messaging.v1 import messaging_pb2_grpc
 from eva.tenant.v1 import tenant_pb2_grpc
 from eva_common.grpc.client import create_channel, rpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.client_context import current_client
 
 T = TypeVar("T")
 
@@ -49,8 +52,9 @@ class UpstreamClients:
         return self._channels[name]
 
     async def call(self, method: Callable[..., Awaitable[T]], request: Any, *, token: str | None) -> T:
-        """One unary call with the gateway's deadline; `token` is the caller's access token (None for public RPCs)."""
-        return await rpc(method, request, token=token, timeout=self._deadline)
+        """One unary call with the gateway's deadline; `token` is the caller's access token (None for public RPCs).
+        The caller's address and user agent ride along when the call is made for a client."""
+        return await rpc(_with_client_metadata(method), request, token=token, timeout=self._deadline)
 
     async def serving(self, name: str) -> bool:
         """Whether the upstream's gRPC health service reports SERVING (short deadline, no waiting for ready)."""
@@ -63,3 +67,15 @@ class UpstreamClients:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _with_client_metadata(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """`method` with the current client's `x-client-ip` and `x-user-agent` appended to the metadata `rpc` builds."""
+    client = current_client()
+    if client is None:
+        return method
+
+    def call(request: Any, *, metadata: tuple[tuple[str, str], ...] = (), **kwargs: Any) -> Awaitable[T]:
+        return method(request, metadata=(*metadata, *client.metadata()), **kwargs)
+
+    return call

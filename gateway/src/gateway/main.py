@@ -1,12 +1,14 @@
-"""Composition root of the gateway: settings → Redis, upstream channels, token verifier, the ASGI app (REST +
-Socket.io) served by uvicorn; graceful shutdown on SIGTERM (sockets closed, requests drained, channels closed)."""
+"""Composition root of the gateway: settings → Redis (revocation times, rate limits), upstream channels, token
+verifier, the ASGI app (REST + Socket.io) served by uvicorn; graceful shutdown on SIGTERM (sockets closed, requests
+drained, channels closed)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from eva_common.auth import TokenVerifier, grpc_jwks_source
+from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
+from eva_common.ratelimit import RateLimiter
 from eva_common.redis import create_redis
 from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
 
@@ -28,9 +30,12 @@ async def serve(settings: Settings) -> None:
         jwks_source=grpc_jwks_source(lambda: clients.channel("auth")),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        revocations=RedisRevocations(redis),
     )
-    gateway = create_gateway_app(settings=settings, clients=clients, verifier=verifier, redis=redis)
-    http = HttpServer(gateway.asgi, host=settings.http_host, port=settings.http_port)
+    limiter = RateLimiter(redis, prefix=settings.rate_limit_prefix)
+    gateway = create_gateway_app(settings=settings, clients=clients, verifier=verifier, redis=redis, limiter=limiter)
+    # The gateway reads X-Forwarded-For itself, only from EVA_TRUSTED_PROXIES (client_context.TrustedProxies).
+    http = HttpServer(gateway.asgi, host=settings.http_host, port=settings.http_port, proxy_headers=False)
     await http.start()
     logger.info("gateway ready", extra={"port": settings.http_port})
     try:

@@ -1,4 +1,5 @@
-"""Edge middleware: security headers on every HTTP response, and a request body size limit on the API."""
+"""Edge middleware: the caller's client context, security headers on every HTTP response, and a request body size
+limit on the API."""
 
 from __future__ import annotations
 
@@ -7,10 +8,31 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.client_context import TrustedProxies, client_var
+
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
 # Swagger UI loads its script and styles from a CDN, so the docs pages are served without the strict policy.
 CSP_EXEMPT_PREFIXES = ("/docs",)
+
+
+class ClientContextMiddleware:
+    """Sets the caller's address and user agent (client_context.client_var) for the whole request, so every
+    upstream call made for it forwards them."""
+
+    def __init__(self, app: ASGIApp, *, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        token = client_var.set(self.proxies.client_of(scope))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            client_var.reset(token)
 
 
 class SecurityHeadersMiddleware:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 from eva_common.settings import ServiceSettings
-from pydantic import Field
+from pydantic import Field, field_validator
+
+from gateway.client_context import Network, parse_networks
 
 ONE_MIB = 1024 * 1024
 
@@ -21,14 +23,35 @@ class Settings(ServiceSettings):
     socketio_channel: str = "eva-socketio"
     # An unauthenticated socket (no token in the handshake, or an expired one) must `authenticate` within this time.
     socket_auth_timeout_seconds: float = Field(default=5.0, gt=0)
-    # How often connected sockets are checked for an expired access token.
+    # How often connected sockets are checked for an expired or revoked access token.
     socket_sweep_interval_seconds: float = Field(default=15.0, gt=0)
     health_check_timeout_seconds: float = Field(default=1.0, gt=0)
     max_body_bytes: int = Field(default=ONE_MIB, gt=0)
+    # Rate limits (Redis, shared by every replica): authenticated /api/* calls per user (or API key) and per tenant,
+    # and /auth/* calls (and API-key exchanges) per client IP. All per minute.
+    rate_limit_user_per_minute: int = Field(default=300, gt=0)
+    rate_limit_tenant_per_minute: int = Field(default=3000, gt=0)
+    rate_limit_auth_ip_per_minute: int = Field(default=60, gt=0)
+    # Prefix of the rate-limit keys in Redis (replicas that share limits share the prefix).
+    rate_limit_prefix: str = Field(default="rl:gateway", min_length=1)
+    # Comma-separated addresses or CIDR networks of the reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+    # How many exchanged API-key tokens each replica keeps in memory.
+    api_key_cache_max_entries: int = Field(default=10_000, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        parse_networks(value)  # raises ValueError on an entry that is neither an address nor a network
+        return value
 
     @property
     def frontend_origins(self) -> list[str]:
         return [origin.strip().rstrip("/") for origin in self.frontend_url.split(",") if origin.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def upstream_targets(self) -> dict[str, str]:

@@ -4,6 +4,10 @@ Events reach the rooms through the Redis manager (channel `eva-socketio`), so th
 a write-only manager, and every gateway replica share them. The socket's session (user, tenant, role, token expiry)
 is the only replica-local state.
 
+A socket's token is checked on the handshake and on `authenticate` (signature, expiry and the user's revocation
+time in Redis), and again by the periodic sweep: a socket whose token expired or was revoked since is signed out
+of its rooms and told so (`auth:expired {code: TOKEN_EXPIRED | TOKEN_REVOKED}`).
+
 Client → server events answer with an ack `{ok: true, …}` or `{ok: false, code}`; a malformed payload is an error
 ack, never a crash. A socket without a valid token is in no room and must `authenticate` within the auth timeout
 (counted from the handshake, or from the moment its token expired) or it is disconnected.
@@ -25,6 +29,7 @@ from eva_common.auth import Principal, TokenVerifier
 from eva_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 
 from gateway.auth import verify_user_token
+from gateway.client_context import ClientInfo, TrustedProxies, client_var
 from gateway.clients import UpstreamClients
 
 logger = logging.getLogger("gateway.sio")
@@ -103,6 +108,7 @@ class SocketGateway:
         server: socketio.AsyncServer,
         verifier: TokenVerifier,
         clients: UpstreamClients,
+        proxies: TrustedProxies,
         auth_timeout_seconds: float,
         sweep_interval_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -110,10 +116,12 @@ class SocketGateway:
         self.server = server
         self._verifier = verifier
         self._clients = clients
+        self._proxies = proxies
         self._auth_timeout = auth_timeout_seconds
         self._sweep_interval = sweep_interval_seconds
         self._clock = clock
         self._deadlines: dict[str, asyncio.Task[None]] = {}
+        self._peers: dict[str, ClientInfo] = {}  # who is behind each local socket, for upstream audit metadata
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         server.on("connect", self.on_connect)
@@ -143,6 +151,7 @@ class SocketGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._deadlines.clear()
+        self._peers.clear()
         for sid in self.local_sids():
             with contextlib.suppress(Exception):
                 await self.server.disconnect(sid, ignore_queue=True)
@@ -167,6 +176,9 @@ class SocketGateway:
     # ------------------------------------------------------------------ connection
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        scope = environ.get("asgi.scope")
+        if isinstance(scope, dict):
+            self._peers[sid] = self._proxies.client_of(scope)
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
             self._require_authentication(sid)
@@ -176,6 +188,7 @@ class SocketGateway:
                 raise Unauthenticated("the handshake token must be a string", code="TOKEN_INVALID")
             user = SocketUser.from_principal(await verify_user_token(self._verifier, token))
         except DomainError as error:
+            self._peers.pop(sid, None)
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, {"code": error.code, "detail": error.detail}
             ) from error
@@ -183,6 +196,7 @@ class SocketGateway:
         return True
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._peers.pop(sid, None)
         deadline = self._deadlines.pop(sid, None)
         if deadline is not None:
             deadline.cancel()
@@ -236,26 +250,42 @@ class SocketGateway:
 
     # ------------------------------------------------------------------ expiry
 
-    async def expire(self, sid: str) -> None:
-        """The socket's token expired: out of every room, told so, and back on the authentication clock."""
+    async def expire(self, sid: str, *, code: str = "TOKEN_EXPIRED") -> None:
+        """The socket's token expired (or was revoked): out of every room, told so with `code`, and back on the
+        authentication clock."""
         await self.server.save_session(sid, {})
         await self._leave_all_rooms(sid)
         self._require_authentication(sid)
-        await self.server.emit(EXPIRED_EVENT, {"code": "TOKEN_EXPIRED"}, to=sid)
+        await self.server.emit(EXPIRED_EVENT, {"code": code}, to=sid)
 
     async def sweep(self) -> int:
-        """Expires every local socket whose token has expired; returns how many."""
+        """Signs out every local socket whose token has expired or is no longer accepted (revoked); returns how
+        many."""
         now = self._clock()
-        expired = 0
+        ended = 0
         for sid in self.local_sids():
             try:
                 user = await self.user_of(sid)
-                if user is not None and user.exp <= now:
-                    await self.expire(sid)
-                    expired += 1
+                if user is None:
+                    continue
+                code = "TOKEN_EXPIRED" if user.exp <= now else await self._refusal(user)
+                if code is not None:
+                    await self.expire(sid, code=code)
+                    ended += 1
             except KeyError:  # disconnected meanwhile
                 continue
-        return expired
+        return ended
+
+    async def _refusal(self, user: SocketUser) -> str | None:
+        """Why the socket's token is no longer accepted (TOKEN_REVOKED, …), or None. An outage of the JWKS or of
+        Redis is not a refusal: the socket stays until the next sweep can tell."""
+        try:
+            await verify_user_token(self._verifier, user.token)
+        except Unauthenticated as error:
+            return error.code
+        except DomainError:
+            return None
+        return None
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -280,6 +310,7 @@ class SocketGateway:
         """Turns any failure into an error ack: DomainError → its code, anything else → INTERNAL (logged)."""
 
         async def run(sid: str, *args: Any) -> Ack:
+            peer = client_var.set(self._peers.get(sid))  # upstream calls forward the socket's client
             try:
                 return await handler(sid, args[0] if args else None)
             except DomainError as error:
@@ -287,6 +318,8 @@ class SocketGateway:
             except Exception:
                 logger.exception("socket event failed", extra={"event": event})
                 return _failure("INTERNAL")
+            finally:
+                client_var.reset(peer)
 
         return run
 

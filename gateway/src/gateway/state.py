@@ -9,7 +9,10 @@ from eva_common.auth import TokenVerifier
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from gateway.apikeys import ApiKeyExchange
+from gateway.client_context import TrustedProxies
 from gateway.clients import UpstreamClients
+from gateway.ratelimits import EdgeLimits
 from gateway.settings import Settings
 
 
@@ -19,6 +22,9 @@ class GatewayState:
     clients: UpstreamClients
     verifier: TokenVerifier
     redis: Redis
+    limits: EdgeLimits
+    api_keys: ApiKeyExchange
+    proxies: TrustedProxies
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:

@@ -20,9 +20,17 @@ from eva.auth.v1 import auth_pb2, auth_pb2_grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
-from eva_common.auth import TokenVerifier, current_principal, grpc_jwks_source
-from eva_common.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from eva_common.auth import RedisRevocations, TokenVerifier, current_principal, grpc_jwks_source
+from eva_common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from eva_common.grpc.server import GrpcServer
+from eva_common.ratelimit import RateLimiter
 from eva_common.redis import create_redis
 from eva_common.runtime import HttpServer
 from eva_testing.infra import TestInfra, free_port, test_infra
@@ -33,8 +41,12 @@ from gateway.settings import Settings
 from redis.asyncio import Redis
 
 NOW = "2026-11-29T10:00:00Z"
-PUBLIC_AUTH_METHODS = frozenset({"Register", "Login", "Refresh", "Logout", "GetJwks", "IssueServiceToken"})
+PUBLIC_AUTH_METHODS = frozenset({"Register", "Login", "Refresh", "Logout", "GetJwks", "IssueServiceToken",
+                                 "ExchangeApiKey"})
 TENANTLESS = "tenant-without-settings"  # the fake tenant service answers TENANT_REQUIRED for this tenant
+THROTTLED_EMAIL = "throttled@hotel.example"  # the fake auth service answers LOGIN_THROTTLED (retry after 37 s)
+THROTTLE_SECONDS = 37
+ROLE_RANK = {"attendant": 0, "admin": 1, "super_admin": 2}
 
 
 # ---------------------------------------------------------------- fake upstream services
@@ -54,6 +66,25 @@ class Directory:
     conversations: dict[str, conversation_pb2.Conversation] = field(default_factory=dict)
     messages: dict[str, list[messaging_pb2.Message]] = field(default_factory=dict)
     forwarded_tokens: list[tuple[str, str | None]] = field(default_factory=list)
+    forwarded_metadata: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    api_keys: dict[str, tenant_pb2.ApiKey] = field(default_factory=dict)
+    api_key_secrets: dict[str, str] = field(default_factory=dict)  # the key -> its id
+    exchanges: list[str] = field(default_factory=list)  # key ids exchanged by ExchangeApiKey
+    exchange_ttl: int = 300
+    audit_logs: dict[str, list[tenant_pb2.AuditLog]] = field(default_factory=dict)
+
+    def metadata_of(self, method: str) -> list[dict[str, str]]:
+        return [metadata for name, metadata in self.forwarded_metadata if name == method]
+
+    def add_api_key(self, *, tenant_id: str, scopes: list[str], name: str = "n8n") -> tuple[tenant_pb2.ApiKey, str]:
+        key_id = f"k-{uuid.uuid4().hex[:10]}"
+        prefix = uuid.uuid4().hex[:8]
+        secret = f"eva_{prefix}_{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        key = tenant_pb2.ApiKey(id=key_id, tenant_id=tenant_id, name=name, prefix=f"eva_{prefix}", scopes=scopes,
+                                created_at=NOW)
+        self.api_keys[key_id] = key
+        self.api_key_secrets[secret] = key_id
+        return key, secret
 
     def session(self, user: auth_pb2.User) -> auth_pb2.AuthSession:
         refresh = uuid.uuid4().hex + uuid.uuid4().hex
@@ -79,8 +110,18 @@ class Directory:
 
 
 def _record_token(directory: Directory, context: Any, method: str) -> None:
-    metadata = dict(context.invocation_metadata() or ())
+    metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
     directory.forwarded_tokens.append((method, metadata.get("authorization")))
+    directory.forwarded_metadata.append((method, metadata))
+
+
+def _caller_tenant(directory: Directory, context: Any, method: str) -> str:
+    _record_token(directory, context, method)
+    return current_principal().require_tenant()
+
+
+def _require_admin() -> None:
+    current_principal().require_role("admin", "super_admin")
 
 
 class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
@@ -95,6 +136,9 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         return self.d.session(user)
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Any) -> auth_pb2.AuthSession:
+        _record_token(self.d, context, "Login")
+        if request.email == THROTTLED_EMAIL:
+            raise ResourceExhausted("too many login attempts", code="LOGIN_THROTTLED", retry_after=THROTTLE_SECONDS)
         user = next((u for u in self.d.users.values() if u.email == request.email), None)
         if user is None or self.d.passwords.get(request.email) != request.password:
             raise Unauthenticated("invalid email or password", code="INVALID_CREDENTIALS")
@@ -126,6 +170,69 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
 
     async def IssueServiceToken(self, request: Any, context: Any) -> auth_pb2.IssueServiceTokenResponse:
         raise PermissionDenied("not in this fake")
+
+    async def ExchangeApiKey(self, request: auth_pb2.ExchangeApiKeyRequest, context: Any) -> Any:
+        _record_token(self.d, context, "ExchangeApiKey")
+        key_id = self.d.api_key_secrets.get(request.api_key)
+        key = self.d.api_keys.get(key_id or "")
+        if key is None or key.revoked_at:
+            raise Unauthenticated("unknown or revoked API key", code="API_KEY_INVALID")
+        self.d.exchanges.append(key.id)
+        token = self.d.issuer.api_key_token(key_id=key.id, tenant_id=key.tenant_id, scopes=list(key.scopes),
+                                            ttl=max(self.d.exchange_ttl, 1))
+        return auth_pb2.ExchangeApiKeyResponse(access_token=token, expires_in=self.d.exchange_ttl,
+                                               tenant_id=key.tenant_id, scopes=key.scopes, key_id=key.id)
+
+    def _user_in_scope(self, user_id: str) -> auth_pb2.User:
+        principal = current_principal()
+        user = self.d.users.get(user_id)
+        if user is None or (principal.role != "super_admin" and user.tenant_id != principal.tenant_id):
+            raise NotFound("user not found", code="USER_NOT_FOUND")
+        return user
+
+    async def ListUsers(self, request: auth_pb2.ListUsersRequest, context: Any) -> auth_pb2.ListUsersResponse:
+        tenant_id = request.tenant_id or _caller_tenant(self.d, context, "ListUsers")
+        users = sorted((u for u in self.d.users.values() if u.tenant_id == tenant_id
+                        and (request.include_inactive or u.active) and (not request.role or u.role == request.role)
+                        and (not request.q or request.q in u.name or request.q in u.email)), key=lambda u: u.id)
+        start = int(request.cursor or 0)
+        page = users[start:start + (request.limit or 50)]
+        more = start + len(page) < len(users)
+        return auth_pb2.ListUsersResponse(items=page, next_cursor=str(start + len(page)) if more else "")
+
+    async def CreateUser(self, request: auth_pb2.CreateUserRequest, context: Any) -> auth_pb2.User:
+        tenant_id = request.tenant_id or _caller_tenant(self.d, context, "CreateUser")
+        _require_admin()
+        if ROLE_RANK[request.role] > ROLE_RANK[current_principal().role]:
+            raise PermissionDenied("nobody grants a role above their own", code="ROLE_TOO_HIGH")
+        if request.email in self.d.passwords:
+            raise AlreadyExists("this email is already used", code="EMAIL_TAKEN")
+        user = self.d.add_user(tenant_id=tenant_id, email=request.email, password=request.password, role=request.role)
+        user.name = request.name
+        return user
+
+    async def GetUser(self, request: auth_pb2.GetUserRequest, context: Any) -> auth_pb2.User:
+        _record_token(self.d, context, "GetUser")
+        return self._user_in_scope(request.user_id)
+
+    async def UpdateUser(self, request: auth_pb2.UpdateUserRequest, context: Any) -> auth_pb2.User:
+        _record_token(self.d, context, "UpdateUser")
+        _require_admin()
+        user = self._user_in_scope(request.user_id)
+        for name in ("name", "email", "role", "active"):
+            if request.HasField(name):
+                setattr(user, name, getattr(request, name))
+        return user
+
+    async def DeleteUser(self, request: auth_pb2.DeleteUserRequest, context: Any) -> auth_pb2.DeleteUserResponse:
+        _record_token(self.d, context, "DeleteUser")
+        _require_admin()
+        user = self._user_in_scope(request.user_id)
+        admins = [u for u in self.d.users.values() if u.tenant_id == user.tenant_id and u.role == "admin"]
+        if admins == [user]:
+            raise FailedPrecondition("the last admin cannot be removed", code="LAST_ADMIN")
+        del self.d.users[user.id]
+        return auth_pb2.DeleteUserResponse()
 
 
 def _secret_state(value: str) -> tenant_pb2.SecretState:
@@ -163,6 +270,87 @@ class FakeTenant(tenant_pb2_grpc.TenantServiceServicer):
     async def GetWhatsAppCredentials(self, request: Any, context: Any) -> tenant_pb2.WhatsAppCredentialsView:
         return self._view(self._tenant())
 
+    async def GetTenant(self, request: tenant_pb2.GetTenantRequest, context: Any) -> tenant_pb2.Tenant:
+        return self.d.tenants[_caller_tenant(self.d, context, "GetTenant")]
+
+    async def UpdateTenant(self, request: tenant_pb2.UpdateTenantRequest, context: Any) -> tenant_pb2.Tenant:
+        tenant = self.d.tenants[_caller_tenant(self.d, context, "UpdateTenant")]
+        _require_admin()
+        for name in ("name", "timezone", "locale"):
+            if request.HasField(name):
+                setattr(tenant, name, getattr(request, name))
+        return tenant
+
+    def _super_admin(self, context: Any, method: str) -> None:
+        _record_token(self.d, context, method)
+        current_principal().require_role("super_admin")
+
+    async def ListTenants(self, request: tenant_pb2.ListTenantsRequest, context: Any) -> Any:
+        self._super_admin(context, "ListTenants")
+        tenants = [t for t in self.d.tenants.values() if (not request.status or t.status == request.status)
+                   and (not request.q or request.q.lower() in t.name.lower())]
+        return tenant_pb2.ListTenantsResponse(items=tenants[:request.limit or 50])
+
+    async def AdminCreateTenant(self, request: tenant_pb2.AdminCreateTenantRequest, context: Any) -> Any:
+        self._super_admin(context, "AdminCreateTenant")
+        tenant = self.d.add_tenant(request.name)
+        tenant.plan = request.plan or "trial"
+        tenant.timezone = request.timezone or "UTC"
+        tenant.locale = request.locale or "en"
+        return tenant
+
+    async def SetTenantStatus(self, request: tenant_pb2.SetTenantStatusRequest, context: Any) -> tenant_pb2.Tenant:
+        self._super_admin(context, "SetTenantStatus")
+        tenant = self.d.tenants.get(request.tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
+        tenant.status = request.status
+        return tenant
+
+    async def CreateApiKey(self, request: tenant_pb2.CreateApiKeyRequest, context: Any) -> tenant_pb2.CreatedApiKey:
+        tenant_id = _caller_tenant(self.d, context, "CreateApiKey")
+        _require_admin()
+        key, secret = self.d.add_api_key(tenant_id=tenant_id, scopes=list(request.scopes), name=request.name)
+        key.expires_at = request.expires_at
+        return tenant_pb2.CreatedApiKey(api_key=key, key=secret)
+
+    async def ListApiKeys(self, request: tenant_pb2.ListApiKeysRequest, context: Any) -> Any:
+        tenant_id = _caller_tenant(self.d, context, "ListApiKeys")
+        _require_admin()
+        return tenant_pb2.ListApiKeysResponse(items=[
+            key for key in self.d.api_keys.values()
+            if key.tenant_id == tenant_id and (request.include_revoked or not key.revoked_at)])
+
+    async def RevokeApiKey(self, request: tenant_pb2.RevokeApiKeyRequest, context: Any) -> tenant_pb2.ApiKey:
+        tenant_id = _caller_tenant(self.d, context, "RevokeApiKey")
+        _require_admin()
+        key = self.d.api_keys.get(request.api_key_id)
+        if key is None or key.tenant_id != tenant_id:
+            raise NotFound("API key not found", code="API_KEY_NOT_FOUND")
+        key.revoked_at = NOW
+        return key
+
+    async def GetUsage(self, request: tenant_pb2.GetUsageRequest, context: Any) -> tenant_pb2.GetUsageResponse:
+        tenant_id = _caller_tenant(self.d, context, "GetUsage")
+        current_principal().require_scope("usage:read")
+        day = request.from_date or "2026-11-01"
+        return tenant_pb2.GetUsageResponse(
+            days=[tenant_pb2.UsageDay(date=day, category="service", direction="inbound", count=12),
+                  tenant_pb2.UsageDay(date=day, category="marketing", direction="outbound", count=3)],
+            totals_by_category={"service": 12, "marketing": 3},
+            limits=tenant_pb2.PlanLimits(tenant_id=tenant_id, plan=self.d.tenants[tenant_id].plan,
+                                         monthly_message_quota=1000, seats=5, messages_used_this_month=15,
+                                         period_start="2026-11-01", period_end="2026-11-30"),
+        )
+
+    async def ListAuditLogs(self, request: tenant_pb2.ListAuditLogsRequest, context: Any) -> Any:
+        tenant_id = _caller_tenant(self.d, context, "ListAuditLogs")
+        _require_admin()
+        entries = [entry for entry in self.d.audit_logs.get(tenant_id, [])
+                   if (not request.action or entry.action == request.action)
+                   and (not request.actor_id or entry.actor_id == request.actor_id)]
+        return tenant_pb2.ListAuditLogsResponse(items=entries[:request.limit or 50])
+
 
 class FakeConversation(conversation_pb2_grpc.ConversationServiceServicer):
     """Scopes by the caller's tenant, except conversations whose id starts with `leaky-` (a buggy upstream)."""
@@ -187,6 +375,7 @@ class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
     async def ListMessages(self, request: Any, context: Any) -> messaging_pb2.ListMessagesResponse:
         _record_token(self.d, context, "ListMessages")
         self.requests.append(request)
+        current_principal().require_scope("messages:read")
         tenant_id = current_principal().tenant_scope(request.tenant_id if hasattr(request, "tenant_id") else "")
         conversation = self.d.conversations.get(request.conversation_id)
         if conversation is None or conversation.tenant_id != tenant_id:
@@ -268,6 +457,11 @@ def gateway_settings(infra: TestInfra, upstream_target: str, **overrides: Any) -
         "socket_sweep_interval_seconds": 0.2,
         "health_check_timeout_seconds": 0.5,
         "grpc_deadline_seconds": 3.0,
+        # Limits out of the way of the other tests (the ones about limits set tiny ones); keys of its own.
+        "rate_limit_user_per_minute": 100_000,
+        "rate_limit_tenant_per_minute": 100_000,
+        "rate_limit_auth_ip_per_minute": 100_000,
+        "rate_limit_prefix": f"rl:gateway-test:{uuid.uuid4().hex[:8]}",
         **overrides,
     }
     return Settings(**values)
@@ -278,9 +472,11 @@ async def start_gateway(settings: Settings, redis: Redis) -> tuple[RunningGatewa
     clients = UpstreamClients(targets=settings.upstream_targets, deadline_seconds=settings.grpc_deadline_seconds,
                               health_timeout_seconds=settings.health_check_timeout_seconds)
     verifier = TokenVerifier(jwks_source=grpc_jwks_source(lambda: clients.channel("auth")),
-                             issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    app = create_gateway_app(settings=settings, clients=clients, verifier=verifier, redis=redis)
-    server = HttpServer(app.asgi, host=settings.http_host, port=settings.http_port)
+                             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                             revocations=RedisRevocations(redis))
+    limiter = RateLimiter(redis, prefix=settings.rate_limit_prefix)
+    app = create_gateway_app(settings=settings, clients=clients, verifier=verifier, redis=redis, limiter=limiter)
+    server = HttpServer(app.asgi, host=settings.http_host, port=settings.http_port, proxy_headers=False)
     await server.start()
     return RunningGateway(f"http://127.0.0.1:{settings.http_port}", settings, app, clients), server
 
@@ -358,6 +554,30 @@ def make_account(upstreams: Upstreams, issuer: TestTokenIssuer) -> Callable[...,
     return make
 
 
+@pytest.fixture
+def seed_conversation(upstreams: Upstreams) -> Callable[..., None]:
+    """Stores a conversation of `account`'s tenant with `messages` inbound text messages in the fake upstreams."""
+
+    def seed(account: Account, conversation_id: str, *, messages: int = 0) -> None:
+        directory = upstreams.directory
+        directory.conversations[conversation_id] = conversation_pb2.Conversation(
+            id=conversation_id, tenant_id=account.tenant_id, contact_id=f"k-{conversation_id}", status="open",
+            unread_count=messages, created_at="2026-11-29T09:00:00Z", updated_at="2026-11-29T10:00:00Z",
+            contact=conversation_pb2.Contact(id=f"k-{conversation_id}", tenant_id=account.tenant_id,
+                                             wa_id="351910000001", name="Guest"),
+        )
+        directory.messages[conversation_id] = [
+            messaging_pb2.Message(
+                id=f"{conversation_id}-m{i}", tenant_id=account.tenant_id, conversation_id=conversation_id,
+                contact_id=f"k-{conversation_id}", wamid=f"wamid.{conversation_id}.{i}", direction="inbound",
+                type="text", status="RECEIVED", content_json=f'{{"body": "message {i}"}}',
+                sent_at=f"2026-11-29T10:00:0{i}Z", created_at=f"2026-11-29T10:00:0{i}Z")
+            for i in range(messages)
+        ]
+
+    return seed
+
+
 class SocketProbe:
     """A real Socket.io client that records every server event and its disconnection."""
 
@@ -382,9 +602,10 @@ class SocketProbe:
         async def gone(*_: Any) -> None:
             self.disconnected.set()
 
-    async def connect(self, url: str, *, token: str | None = None, transports: list[str] | None = None) -> None:
+    async def connect(self, url: str, *, token: str | None = None, transports: list[str] | None = None,
+                      headers: dict[str, str] | None = None) -> None:
         await self.client.connect(url, auth={"token": token} if token is not None else None,
-                                  transports=transports or ["websocket"], wait_timeout=5)
+                                  transports=transports or ["websocket"], wait_timeout=5, headers=headers or {})
 
     async def call(self, event: str, data: Any = None) -> Any:
         return await self.client.call(event, data, timeout=5)

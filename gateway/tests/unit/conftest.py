@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eva_common.ratelimit import Decision, Limit
 from eva_testing.tokens import TestTokenIssuer
 from gateway.app import GatewayApp, create_gateway_app
 from gateway.settings import Settings
@@ -62,6 +63,18 @@ class FakeClients:
         return None
 
 
+class MemoryLimiter:
+    """An in-memory stand-in for eva_common.ratelimit.RateLimiter: a plain counter per (name, key), no window."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    async def hit(self, name: str, key: str, limit: Limit, *, now: float | None = None) -> Decision:
+        count = self.counts.get((name, key), 0) + 1
+        self.counts[(name, key)] = count
+        return Decision(count <= limit.requests, count, 0 if count <= limit.requests else 42)
+
+
 class FakeRedis:
     async def ping(self) -> bool:
         return True
@@ -88,11 +101,18 @@ def fake_clients() -> FakeClients:
 
 
 @pytest.fixture
-def build_gateway(issuer: TestTokenIssuer, fake_clients: FakeClients) -> Callable[..., GatewayApp]:
-    def build(**overrides: Any) -> GatewayApp:
+def limiter() -> MemoryLimiter:
+    return MemoryLimiter()
+
+
+@pytest.fixture
+def build_gateway(
+    issuer: TestTokenIssuer, fake_clients: FakeClients, limiter: MemoryLimiter
+) -> Callable[..., GatewayApp]:
+    def build(*, revocations: Any = None, **overrides: Any) -> GatewayApp:
         return create_gateway_app(
             settings=unit_settings(**overrides), clients=fake_clients,  # type: ignore[arg-type]
-            verifier=issuer.verifier(), redis=FakeRedis(),  # type: ignore[arg-type]
+            verifier=issuer.verifier(revocations), redis=FakeRedis(), limiter=limiter,  # type: ignore[arg-type]
         )
 
     return build

@@ -1,53 +1,135 @@
-"""The OpenAPI document: every route declares its response model and its problem+json errors."""
+"""The OpenAPI document, walked from app.openapi(): every endpoint is there with its response model, its
+problem+json errors (429 with Retry-After), its credentials (bearer; API key only where accepted, with the scope)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
+import pytest
+from gateway.app import GatewayApp
 
-PUBLIC_ROUTES = {
+ENDPOINTS = {
+    ("get", "/health"),
     ("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh"), ("post", "/auth/logout"),
-    ("get", "/auth/me"), ("put", "/api/tenant/whatsapp"), ("get", "/api/tenant/whatsapp"),
+    ("get", "/auth/me"),
+    ("get", "/api/users"), ("post", "/api/users"), ("get", "/api/users/{user_id}"),
+    ("patch", "/api/users/{user_id}"), ("delete", "/api/users/{user_id}"),
+    ("get", "/api/tenants"), ("post", "/api/tenants"), ("post", "/api/tenants/{tenant_id}/suspend"),
+    ("post", "/api/tenants/{tenant_id}/reactivate"),
+    ("get", "/api/tenant"), ("patch", "/api/tenant"), ("put", "/api/tenant/whatsapp"), ("get", "/api/tenant/whatsapp"),
+    ("post", "/api/tenant/api-keys"), ("get", "/api/tenant/api-keys"), ("delete", "/api/tenant/api-keys/{api_key_id}"),
+    ("get", "/api/usage"), ("get", "/api/audit-logs"),
     ("get", "/api/conversations/{conversation_id}"), ("get", "/api/conversations/{conversation_id}/messages"),
-    ("get", "/api/messages"), ("get", "/health"),
+    ("get", "/api/messages"),
 }
+API_KEY_SCOPES = {
+    ("get", "/api/messages"): "messages:read",
+    ("get", "/api/conversations/{conversation_id}"): "conversations:read",
+    ("get", "/api/conversations/{conversation_id}/messages"): "messages:read",
+    ("get", "/api/usage"): "usage:read",
+}
+PUBLIC = {("get", "/health"), ("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh"),
+          ("post", "/auth/logout")}
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
-async def test_every_route_documents_its_success_and_error_bodies(http: httpx.AsyncClient) -> None:
-    response = await http.get("/openapi.json")
-    assert response.status_code == 200
-    document = response.json()
-    operations = {(method, path): operation for path, item in document["paths"].items()
-                  for method, operation in item.items()}
-    assert PUBLIC_ROUTES <= set(operations)
-    for key in PUBLIC_ROUTES:
-        responses = operations[key]["responses"]
-        assert "422" not in responses, key  # validation failures are 400 problems
+@pytest.fixture
+def document(build_gateway: Callable[..., GatewayApp]) -> dict[str, Any]:
+    return build_gateway().api.openapi()
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(method, path): operation for path, item in document["paths"].items()
+            for method, operation in item.items()}
+
+
+def test_every_endpoint_is_documented_with_its_bodies_and_errors(document: dict[str, Any]) -> None:
+    operations = _operations(document)
+    assert set(operations) == ENDPOINTS
+    for key, operation in operations.items():
+        assert operation["tags"] and operation["summary"], key
+        responses = operation["responses"]
+        assert "422" not in responses or "application/problem+json" in responses["422"]["content"], key
         success = [status for status in responses if status.startswith("2")]
         assert len(success) == 1, key
         if success != ["204"]:
             assert responses[success[0]]["content"]["application/json"]["schema"], key
-        errors = [status for status in responses if status[0] in "45" and key != ("get", "/health")]
+        if key == ("get", "/health"):
+            continue
+        errors = [status for status in responses if status[0] in "45"]
+        assert errors, key
         for status in errors:
-            content = responses[status]["content"]
-            assert set(content) == {"application/problem+json"}, (key, status)
-            assert content["application/problem+json"]["schema"]["$ref"] == "#/components/schemas/Problem"
+            assert set(responses[status]["content"]) == {"application/problem+json"}, (key, status)
+            assert responses[status]["content"]["application/problem+json"]["schema"]["$ref"] == PROBLEM_REF
+            assert responses[status]["description"] != "Error", (key, status)
+        assert "429" in responses, key  # /auth/* per IP, /api/* per user and tenant
+        assert set(responses["429"]["headers"]) >= {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining"}
+        assert set(responses[success[0]]["headers"]) == {"RateLimit-Limit", "RateLimit-Remaining"}, key
+        if key[1].startswith("/api/"):
+            assert {"401", "403", "503", "504"} <= set(responses), key
+        if key[0] in ("post", "put", "patch") and "requestBody" in operation:
+            assert {"400", "413"} <= set(responses), key
+        if "{" in key[1] or operation.get("parameters"):
+            assert "400" in responses, key
     assert "HTTPValidationError" not in document["components"]["schemas"]
     problem = document["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
 
 
-async def test_bodies_are_documented_in_camel_case(http: httpx.AsyncClient) -> None:
-    schemas = (await http.get("/openapi.json")).json()["components"]["schemas"]
+def test_credentials_are_declared_per_endpoint(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["accessToken"] == {"type": "http", "scheme": "bearer", "description": schemes["accessToken"][
+        "description"]}
+    assert (schemes["apiKey"]["type"], schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == (
+        "apiKey", "header", "X-Api-Key")
+    assert "Authorization: ApiKey" in schemes["apiKey"]["description"]
+    for key, operation in _operations(document).items():
+        if key in PUBLIC:
+            assert "security" not in operation and "x-accepts-api-key" not in operation, key
+        elif key in API_KEY_SCOPES:
+            scope = API_KEY_SCOPES[key]
+            assert operation["x-accepts-api-key"] is True and operation["x-api-key-scope"] == scope, key
+            assert operation["security"] == [{"accessToken": []}, {"apiKey": [scope]}], key
+        else:
+            assert operation["x-accepts-api-key"] is False, key
+            assert operation["security"] == [{"accessToken": []}], key
+            assert "API_KEY_NOT_ALLOWED" in operation["responses"]["403"]["description"], key
+
+
+def test_the_api_key_is_said_to_be_shown_once(document: dict[str, Any]) -> None:
+    create = document["paths"]["/api/tenant/api-keys"]["post"]
+    assert "only time the key is shown" in create["description"]
+    created = document["components"]["schemas"]["CreatedApiKeyOut"]
+    assert set(created["required"]) == {"id", "name", "prefix", "scopes", "createdAt", "expiresAt", "key"}
+    assert "shown only in this response" in created["properties"]["key"]["description"]
+    assert "key" not in document["components"]["schemas"]["ApiKeyOut"]["properties"]
+
+
+def test_bodies_are_documented_in_camel_case(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
     assert set(schemas["AuthSessionOut"]["properties"]) == {"accessToken", "refreshToken", "expiresIn", "user",
                                                              "tenant"}
     assert set(schemas["RegisterIn"]["required"]) == {"tenantName", "name", "email", "password"}
-    secrets = set(schemas["WhatsAppCredentialsOut"]["properties"])
-    assert {"accessToken", "appSecret", "verifyToken"} <= secrets
+    assert {"accessToken", "appSecret", "verifyToken"} <= set(schemas["WhatsAppCredentialsOut"]["properties"])
     assert schemas["MessageOut"]["properties"]["content"]["type"] == "object"
+    assert set(schemas["UserPage"]["properties"]) == {"items", "nextCursor"}
+    assert set(schemas["UserUpdateIn"]["properties"]) == {"name", "email", "role", "active", "password"}
+    assert set(schemas["UsageOut"]["properties"]) == {"days", "totalsByCategory", "limits"}
+    assert set(schemas["PlanLimitsOut"]["properties"]) >= {"plan", "monthlyMessageQuota", "seats",
+                                                            "messagesUsedThisMonth"}
+    assert set(schemas["AuditLogOut"]["properties"]) == {
+        "id", "actorType", "actorId", "action", "targetType", "targetId", "outcome", "ip", "userAgent", "requestId",
+        "details", "occurredAt"}
+    audit = {parameter["name"] for parameter in document["paths"]["/api/audit-logs"]["get"]["parameters"]}
+    assert audit == {"actorId", "action", "targetType", "targetId", "from", "to", "limit", "cursor"}
+    users = {parameter["name"] for parameter in document["paths"]["/api/users"]["get"]["parameters"]}
+    assert {"limit", "cursor", "role", "q", "includeInactive"} <= users
 
 
-async def test_protected_routes_declare_the_bearer_scheme(http: httpx.AsyncClient) -> None:
-    document = (await http.get("/openapi.json")).json()
-    assert document["components"]["securitySchemes"]["accessToken"]["scheme"] == "bearer"
-    assert document["paths"]["/auth/me"]["get"]["security"] == [{"accessToken": []}]
-    assert "security" not in document["paths"]["/auth/login"]["post"]
+async def test_the_served_document_is_the_same(http: httpx.AsyncClient, document: dict[str, Any]) -> None:
+    response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    assert set(response.json()["paths"]) == set(document["paths"])
+    assert response.json()["paths"]["/api/usage"]["get"]["x-accepts-api-key"] is True

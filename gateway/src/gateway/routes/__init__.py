@@ -1,9 +1,23 @@
-"""Public REST routes, one module per upstream domain."""
+"""Public REST routes, one module per resource (grouped by the upstream that serves it)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.routes import auth, conversation, health, messaging, tenant
+from gateway.routes import (
+    api_keys,
+    audit_logs,
+    auth,
+    conversation,
+    health,
+    messaging,
+    tenant,
+    tenants,
+    usage,
+    users,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, auth.router, tenant.router, conversation.router, messaging.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
+    audit_logs.router, conversation.router, messaging.router,
+)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from eva.messaging.v1 import messaging_pb2
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from gateway.clients import UpstreamClients
-from gateway.deps import ClientsDep, PrincipalDep
-from gateway.problems import problem_responses
-from gateway.schemas.messaging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MessagePage
+from gateway.deps import ClientsDep, MessagesReaderDep
+from gateway.problems import api_problems
+from gateway.routes.params import ConversationId, Cursor, PageLimit
+from gateway.schemas.messaging import DEFAULT_PAGE_SIZE, MessagePage
 
 router = APIRouter(tags=["messages"])
-
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=512, description="`nextCursor` of the previous page")]
 
 
 async def _list_messages(
@@ -32,13 +30,13 @@ async def _list_messages(
 @router.get(
     "/api/messages",
     summary="A page of a conversation's messages",
-    responses=problem_responses(400, 401, 404, 409, 503, 504),
+    responses=api_problems(400, 404, 409),
 )
 async def list_messages(
     conversation_id: Annotated[str, Query(alias="conversationId", min_length=1, max_length=128)],
-    principal: PrincipalDep,
+    principal: MessagesReaderDep,
     clients: ClientsDep,
-    limit: Limit = DEFAULT_PAGE_SIZE,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> MessagePage:
     return await _list_messages(
@@ -49,13 +47,13 @@ async def list_messages(
 @router.get(
     "/api/conversations/{conversation_id}/messages",
     summary="A page of a conversation's messages",
-    responses=problem_responses(400, 401, 404, 409, 503, 504),
+    responses=api_problems(400, 404, 409),
 )
 async def list_conversation_messages(
-    conversation_id: Annotated[str, Path(min_length=1, max_length=128)],
-    principal: PrincipalDep,
+    conversation_id: ConversationId,
+    principal: MessagesReaderDep,
     clients: ClientsDep,
-    limit: Limit = DEFAULT_PAGE_SIZE,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> MessagePage:
     return await _list_messages(

@@ -1,23 +1,49 @@
-"""/api/tenant/*: the caller's tenant settings (TenantService)."""
+"""/api/tenant: the caller's own tenant and its WhatsApp credentials (TenantService)."""
 
 from __future__ import annotations
 
 from eva.tenant.v1 import tenant_pb2
+from eva_common.auth import Principal
+from eva_common.errors import NotFound
 from fastapi import APIRouter
 
-from gateway.deps import ClientsDep, PrincipalDep
-from gateway.problems import problem_responses
-from gateway.schemas.tenant import WhatsAppCredentialsIn, WhatsAppCredentialsOut
+from gateway.deps import ADMIN_ROLES, ClientsDep, PrincipalDep
+from gateway.problems import api_problems
+from gateway.schemas.tenant import TenantOut, TenantUpdateIn, WhatsAppCredentialsIn, WhatsAppCredentialsOut
 
 router = APIRouter(prefix="/api/tenant", tags=["tenant"])
 
-ADMIN_ROLES = ("admin", "super_admin")
+
+def _own(principal: Principal, tenant: tenant_pb2.Tenant) -> TenantOut:
+    """Defence in depth: only the caller's own tenant is ever shown here."""
+    if tenant.id != principal.tenant_id:
+        raise NotFound("tenant not found", code="NOT_FOUND")
+    return TenantOut.from_proto(tenant)
+
+
+@router.get("", summary="The caller's tenant", responses=api_problems(404, 409))
+async def get_tenant(principal: PrincipalDep, clients: ClientsDep) -> TenantOut:
+    tenant: tenant_pb2.Tenant = await clients.call(clients.tenant.GetTenant, tenant_pb2.GetTenantRequest(),
+                                                   token=principal.token)
+    return _own(principal, tenant)
+
+
+@router.patch(
+    "",
+    summary="Change the caller's tenant: name, time zone, locale (admins)",
+    responses=api_problems(400, 404, 409, 413),
+)
+async def update_tenant(body: TenantUpdateIn, principal: PrincipalDep, clients: ClientsDep) -> TenantOut:
+    principal.require_role(*ADMIN_ROLES)
+    tenant: tenant_pb2.Tenant = await clients.call(clients.tenant.UpdateTenant, body.to_proto(),
+                                                   token=principal.token)
+    return _own(principal, tenant)
 
 
 @router.put(
     "/whatsapp",
     summary="Store the tenant's WhatsApp credentials (admin only; secrets are write-only)",
-    responses=problem_responses(400, 401, 403, 409, 413, 503, 504),
+    responses=api_problems(400, 409, 413),
 )
 async def put_whatsapp_credentials(
     body: WhatsAppCredentialsIn, principal: PrincipalDep, clients: ClientsDep
@@ -31,10 +57,11 @@ async def put_whatsapp_credentials(
 
 @router.get(
     "/whatsapp",
-    summary="The tenant's WhatsApp configuration (secrets only as {set, last4})",
-    responses=problem_responses(401, 403, 409, 503, 504),
+    summary="The tenant's WhatsApp configuration (admin only; secrets only as {set, last4})",
+    responses=api_problems(409),
 )
 async def get_whatsapp_credentials(principal: PrincipalDep, clients: ClientsDep) -> WhatsAppCredentialsOut:
+    principal.require_role(*ADMIN_ROLES)
     view: tenant_pb2.WhatsAppCredentialsView = await clients.call(
         clients.tenant.GetWhatsAppCredentials, tenant_pb2.GetWhatsAppCredentialsRequest(), token=principal.token
     )

@@ -31,13 +31,15 @@ Email = Annotated[
     Field(examples=["reception@hotel.example"], json_schema_extra={"format": "email"}),
 ]
 RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 
 
 class RegisterIn(CamelModel):
     tenant_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=120)]
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    name: PersonName
     email: Email
-    password: Annotated[str, StringConstraints(min_length=8, max_length=128)]
+    password: Password
 
     def to_proto(self) -> auth_pb2.RegisterRequest:
         return auth_pb2.RegisterRequest(

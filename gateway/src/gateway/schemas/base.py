@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
 
 
 class CamelModel(BaseModel):
@@ -13,3 +20,26 @@ class CamelModel(BaseModel):
 def optional(value: str) -> str | None:
     """proto3 has no null for strings: an empty one means 'not set'."""
     return value or None
+
+
+def parse_json_object(document: str) -> dict[str, Any]:
+    """A JSON object carried as a proto string; an empty or unreadable document is `{}`, a non-object is
+    `{"value": …}`."""
+    if not document:
+        return {}
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+def rfc3339(moment: datetime) -> str:
+    """An aware datetime as the services expect it: UTC, `Z` suffix."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def require_some_field(model: BaseModel) -> None:
+    """A PATCH body must change something: at least one field given, and not null."""
+    if not any(getattr(model, name) is not None for name in model.model_fields_set):
+        raise ValueError("give at least one field to change")

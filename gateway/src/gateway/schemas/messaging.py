@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from eva.messaging.v1 import messaging_pb2
 
-from gateway.schemas.base import CamelModel, optional
+from gateway.schemas.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CamelModel, optional, parse_json_object
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "MessageOut", "MessagePage", "parse_content"]
 
 
 def parse_content(content_json: str) -> dict[str, Any]:
     """The typed content (Meta's shape for the message type); an empty or unreadable document is `{}`."""
-    if not content_json:
-        return {}
-    try:
-        content = json.loads(content_json)
-    except ValueError:
-        return {}
-    return content if isinstance(content, dict) else {"value": content}
+    return parse_json_object(content_json)
 
 
 class MessageOut(CamelModel):

@@ -1,16 +1,45 @@
-"""Tenant bodies: the tenant itself and its WhatsApp credentials (secrets are write-only)."""
+"""Tenant bodies: the tenant itself (created and listed by super admins, changed by its admins) and its WhatsApp
+credentials (secrets are write-only)."""
 
 from __future__ import annotations
 
+import re
+import zoneinfo
+from functools import lru_cache
 from typing import Annotated
 
 from eva.tenant.v1 import tenant_pb2
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from gateway.schemas.base import CamelModel, optional
+from gateway.schemas.base import CamelModel, optional, require_some_field
 
 MetaId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+_TIMEZONE_SHAPE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+
+
+@lru_cache(maxsize=1)
+def _known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(value: str) -> str:
+    """An IANA time zone name (checked against the tz database when the system has one)."""
+    known = _known_timezones()
+    if not _TIMEZONE_SHAPE.match(value) or (known and value not in known):
+        raise ValueError("not an IANA time zone (e.g. Europe/Lisbon)")
+    return value
+
+
+TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=120)]
+Timezone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_timezone),
+                     Field(examples=["Europe/Lisbon"])]
+Locale = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35,
+                                          pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
+                   Field(examples=["pt-PT"])]
+Plan = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$"),
+                 Field(examples=["trial"])]
 
 
 class TenantOut(CamelModel):
@@ -30,6 +59,43 @@ class TenantOut(CamelModel):
             timezone=optional(tenant.timezone), locale=optional(tenant.locale),
             created_at=optional(tenant.created_at),
         )
+
+
+class TenantPage(CamelModel):
+    items: list[TenantOut]
+    next_cursor: str | None
+
+    @classmethod
+    def from_proto(cls, page: tenant_pb2.ListTenantsResponse) -> TenantPage:
+        return cls(items=[TenantOut.from_proto(item) for item in page.items], next_cursor=optional(page.next_cursor))
+
+
+class TenantCreateIn(CamelModel):
+    name: TenantName
+    plan: Plan | None = Field(default=None, description="The plan's name; the platform's default when omitted")
+    timezone: Timezone | None = None
+    locale: Locale | None = None
+
+    def to_proto(self) -> tenant_pb2.AdminCreateTenantRequest:
+        return tenant_pb2.AdminCreateTenantRequest(name=self.name, plan=self.plan or "",
+                                                   timezone=self.timezone or "", locale=self.locale or "")
+
+
+class TenantUpdateIn(CamelModel):
+    """Only the fields given change; at least one must be given."""
+
+    name: TenantName | None = None
+    timezone: Timezone | None = None
+    locale: Locale | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> TenantUpdateIn:
+        require_some_field(self)
+        return self
+
+    def to_proto(self) -> tenant_pb2.UpdateTenantRequest:
+        changes = {name: value for name in ("name", "timezone", "locale") if (value := getattr(self, name)) is not None}
+        return tenant_pb2.UpdateTenantRequest(**changes)
 
 
 class WhatsAppCredentialsIn(CamelModel):

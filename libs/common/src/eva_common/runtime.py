@@ -34,10 +34,16 @@ class _QuietServer(uvicorn.Server):
 class HttpServer:
     """Runs an ASGI app with uvicorn inside the service's own event loop."""
 
-    def __init__(self, app: Any, *, host: str, port: int, limit_concurrency: int | None = None) -> None:
+    def __init__(
+        self, app: Any, *, host: str, port: int, limit_concurrency: int | None = None, proxy_headers: bool = True
+    ) -> None:
+        # proxy_headers=False keeps the socket peer in scope["client"]: uvicorn otherwise rewrites it from
+        # X-Forwarded-For whenever the peer is 127.0.0.1 (e.g. a sidecar), which an app that applies its own
+        # trusted-proxy rules (the gateway) must not allow.
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
             limit_concurrency=limit_concurrency, timeout_graceful_shutdown=5, ws="websockets-sansio",
+            proxy_headers=proxy_headers,
         )
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None

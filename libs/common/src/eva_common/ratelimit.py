@@ -63,10 +63,17 @@ class RateLimiter:
         retry_after = max(1, math.ceil((bucket + 1) * bucket_seconds - moment))
         return Decision(False, count, retry_after)
 
-    async def reset(self, name: str, key: str) -> None:
-        pattern = f"{self._prefix}:{name}:{key}:*"
-        async for found in self._redis.scan_iter(match=pattern, count=100):
-            await self._redis.delete(found)
+    async def reset(self, name: str, key: str, limit: Limit | None = None, *, now: float | None = None) -> None:
+        """Forgets the key's hits. With its `limit`, deletes the window's bucket keys at once; without it, SCANs
+        the whole keyspace for them (slow on a big Redis: pass the limit on hot paths such as a login)."""
+        if limit is None:
+            pattern = f"{self._prefix}:{name}:{key}:*"
+            async for found in self._redis.scan_iter(match=pattern, count=100):
+                await self._redis.delete(found)
+            return
+        bucket_seconds = max(1, limit.window_seconds // limit.buckets)
+        bucket = int((time.time() if now is None else now) // bucket_seconds)
+        await self._redis.delete(*(f"{self._prefix}:{name}:{key}:{bucket - i}" for i in range(limit.buckets + 1)))
 
 
 def rate_limited(

@@ -29,5 +29,8 @@ async def test_limit_is_shared_and_resets() -> None:
         assert later.allowed  # the window slid past the old hits
         await first.reset("login", key)
         assert (await first.hit("login", key, limit, now=now + 61)).count == 1
+        await first.hit("login", key, limit, now=now + 70)
+        await second.reset("login", key, limit, now=now + 70)  # the window's buckets only, no SCAN
+        assert (await first.hit("login", key, limit, now=now + 70)).count == 1
     finally:
         await redis.aclose()

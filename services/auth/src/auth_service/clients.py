@@ -10,7 +10,7 @@ from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
 from eva_common.errors import NotFound
 from eva_common.grpc.client import rpc
 
-from auth_service.domain import TenantInfo
+from auth_service.domain import PlanLimits, TenantInfo, VerifiedApiKey
 
 
 class TenantDirectory(Protocol):
@@ -21,6 +21,14 @@ class TenantDirectory(Protocol):
         ...
 
     async def find_by_slug(self, *, slug: str) -> TenantInfo | None: ...
+
+    async def get_plan_limits(self, *, tenant_id: str) -> PlanLimits:
+        """The tenant's plan (seats), asked with auth's own service token."""
+        ...
+
+    async def verify_api_key(self, *, api_key: str) -> VerifiedApiKey:
+        """Finds the key by its digest (tenant side), asked with auth's own service token."""
+        ...
 
 
 def tenant_info(message: tenant_pb2.Tenant) -> TenantInfo:
@@ -59,3 +67,20 @@ class GrpcTenantDirectory:
         except NotFound:
             return None
         return tenant_info(message)
+
+    async def get_plan_limits(self, *, tenant_id: str) -> PlanLimits:
+        message = await rpc(
+            self._stub.GetPlanLimits, tenant_pb2.GetPlanLimitsRequest(tenant_id=tenant_id),
+            token=self._service_token(), timeout=self._timeout,
+        )
+        return PlanLimits(tenant_id=message.tenant_id or tenant_id, plan=message.plan, seats=message.seats)
+
+    async def verify_api_key(self, *, api_key: str) -> VerifiedApiKey:
+        message = await rpc(
+            self._stub.VerifyApiKey, tenant_pb2.VerifyApiKeyRequest(api_key=api_key),
+            token=self._service_token(), timeout=self._timeout,
+        )
+        return VerifiedApiKey(
+            valid=message.valid, key_id=message.key_id, tenant_id=message.tenant_id, scopes=tuple(message.scopes),
+            tenant_status=message.tenant_status,
+        )

@@ -2,16 +2,153 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from eva_common.auth import ROLES_BY_RANK
 from eva_common.errors import InvalidArgument
 
-from auth_service.models import RefreshToken
+from auth_service.models import RefreshToken, User
 
 MAX_NAME_LENGTH = 200
 TENANT_ACTIVE = "active"
+PLATFORM_TENANT_SLUG = "platform"
+PLATFORM_TENANT_NAME = "Platform"
+ROLE_ATTENDANT, ROLE_ADMIN, ROLE_SUPER_ADMIN = ROLES_BY_RANK
+# Who counts as a tenant's administrator for the last-admin rule.
+ADMIN_ROLES = frozenset({ROLE_ADMIN, ROLE_SUPER_ADMIN})
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+def role_rank(role: str) -> int:
+    """attendant < admin < super_admin; any other role (service, api_key) ranks below every user role."""
+    return ROLES_BY_RANK.index(role) if role in ROLES_BY_RANK else -1
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES_BY_RANK:
+        raise InvalidArgument(f"role must be one of {', '.join(ROLES_BY_RANK)}", code="INVALID_ROLE")
+    return role
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who is calling, as the gateway saw it (gRPC metadata x-client-ip / x-user-agent), for audit and throttling."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    tenant_id: str
+    plan: str
+    seats: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedApiKey:
+    valid: bool
+    key_id: str
+    tenant_id: str
+    scopes: tuple[str, ...]
+    tenant_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeySession:
+    access_token: str
+    expires_in: int
+    tenant_id: str
+    scopes: tuple[str, ...]
+    key_id: str
+
+    def __repr__(self) -> str:
+        return f"ApiKeySession(key_id={self.key_id!r}, tenant_id={self.tenant_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCandidate:
+    """An account with the email being logged into (from the auth_login_candidates lookup)."""
+
+    id: str
+    tenant_id: str
+    password_hash: str
+    role: str
+    active: bool
+    deleted: bool
+
+    def __repr__(self) -> str:
+        return f"LoginCandidate(id={self.id!r}, tenant_id={self.tenant_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery:
+    limit: int = DEFAULT_PAGE_SIZE
+    cursor: str = ""
+    role: str = ""
+    q: str = ""
+    include_inactive: bool = False
+    tenant_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    name: str
+    email: str
+    password: str
+    role: str = ""
+    tenant_id: str = ""
+
+    def __repr__(self) -> str:
+        return f"NewUser(email={self.email!r}, role={self.role!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """A partial update: None leaves the field as it is."""
+
+    name: str | None = None
+    email: str | None = None
+    role: str | None = None
+    active: bool | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        return f"UserChanges(fields={self.fields()!r})"
+
+    def fields(self) -> list[str]:
+        return [name for name in ("name", "email", "role", "active", "password") if getattr(self, name) is not None]
+
+
+def page_size(limit: int) -> int:
+    if limit <= 0:
+        return DEFAULT_PAGE_SIZE
+    return min(limit, MAX_PAGE_SIZE)
+
+
+def encode_cursor(created_at: datetime, user_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), user_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a page continues after; InvalidArgument for anything this service did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, user_id = json.loads(raw)
+        moment = datetime.fromisoformat(created_at)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidArgument("the cursor is not valid", code="INVALID_CURSOR") from None
+    if not isinstance(user_id, str) or moment.tzinfo is None:
+        raise InvalidArgument("the cursor is not valid", code="INVALID_CURSOR")
+    return moment, user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +176,13 @@ class UserView:
     created_at: datetime
 
 
+def user_view(user: User) -> UserView:
+    return UserView(
+        id=user.id, tenant_id=user.tenant_id, name=user.name, email=user.email, role=user.role,
+        active=user.active, created_at=user.created_at,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AuthSession:
     access_token: str
@@ -55,6 +199,12 @@ class AuthSession:
 class Me:
     user: UserView
     tenant: TenantInfo
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    items: list[UserView]
+    next_cursor: str
 
 
 class RefreshDecision(enum.Enum):

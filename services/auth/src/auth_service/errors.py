@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eva_common.errors import AlreadyExists, PermissionDenied, Unauthenticated
+from eva_common.errors import AlreadyExists, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
 
 
 class InvalidCredentials(Unauthenticated):
@@ -40,3 +40,31 @@ class RefreshTokenRefused(Unauthenticated):
     """Codes: REFRESH_TOKEN_INVALID (unknown or revoked), REFRESH_TOKEN_EXPIRED, REFRESH_TOKEN_REUSED."""
 
     default_code = "REFRESH_TOKEN_INVALID"
+
+
+class LoginThrottled(ResourceExhausted):
+    """Too many login attempts for this account or from this address; `retry_after` says when to try again."""
+
+    default_code = "LOGIN_THROTTLED"
+    title = "Too many login attempts"
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__("too many login attempts; try again later", retry_after=retry_after)
+
+
+class ApiKeyInvalid(Unauthenticated):
+    """Unknown, revoked or expired API key: one answer for all."""
+
+    default_code = "API_KEY_INVALID"
+
+    def __init__(self) -> None:
+        super().__init__("the API key is not valid")
+
+
+class UserNotFound(NotFound):
+    """No live user with this id in the caller's tenant (another tenant's id looks exactly the same)."""
+
+    default_code = "USER_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("no such user")

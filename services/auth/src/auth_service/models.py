@@ -9,6 +9,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 ROLES = ("attendant", "admin", "super_admin")
+LIVE_USER = "deleted_at IS NULL"
 
 
 class AuthModel(SQLModel, registry=registry()):
@@ -24,7 +25,10 @@ def _timestamp(*, nullable: bool = False) -> sa.Column[datetime]:
 class User(AuthModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
-        sa.UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
+        # a deleted user frees its email: unique among the tenant's live users only
+        sa.Index("uq_users_tenant_email_live", "tenant_id", "email", unique=True,
+                 postgresql_where=sa.text(LIVE_USER)),
+        sa.Index("ix_users_tenant_created", "tenant_id", "created_at", "id"),
         sa.CheckConstraint("role IN ('attendant', 'admin', 'super_admin')", name="ck_users_role"),
         sa.CheckConstraint("email = lower(email)", name="ck_users_email_lowercase"),
     )
@@ -39,6 +43,7 @@ class User(AuthModel, table=True):
     password_changed_at: datetime = Field(sa_column=_timestamp())
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
+    deleted_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
     def __repr__(self) -> str:  # the password hash stays out of logs
         return f"User(id={self.id!r}, tenant_id={self.tenant_id!r}, role={self.role!r})"

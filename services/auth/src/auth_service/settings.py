@@ -7,6 +7,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from eva_common.settings import ServiceSettings, require_real_secret
+from eva_events.topics import AUDIT_EVENTS
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 MIN_PRODUCTION_CLIENT_SECRET = 16
@@ -38,6 +39,14 @@ class Settings(ServiceSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3_600, le=365 * 86_400)
     service_token_ttl_seconds: int = Field(default=300, ge=60, le=3_600)
+    api_key_token_ttl_seconds: int = Field(default=300, ge=30, le=3_600)
+    # Login throttling (Redis): failed attempts per account, and attempts per client IP (x-client-ip).
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=6)
+    login_ip_max_attempts: int = Field(default=30, ge=1)
+    login_ip_window_seconds: int = Field(default=300, ge=6)
+    audit_events_topic: str = AUDIT_EVENTS
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
     # JSON object: service name -> client secret, for IssueServiceToken.
     service_clients: dict[str, SecretStr] = Field(default_factory=dict)
 

@@ -20,6 +20,8 @@ from eva_common.auth import ALGORITHM, ROLE_SERVICE, JwksSource
 
 Clock = Callable[[], float]
 SERVICE_SUBJECT_PREFIX = "service:"
+API_KEY_SUBJECT_PREFIX = "apikey:"
+ROLE_API_KEY = "api_key"
 REFRESH_TOKEN_BYTES = 48
 
 
@@ -78,6 +80,7 @@ class TokenIssuer:
         audience: str,
         access_ttl_seconds: int,
         service_ttl_seconds: int,
+        api_key_ttl_seconds: int = 300,
         clock: Clock = time.time,
     ) -> None:
         self._keys = keys
@@ -85,6 +88,7 @@ class TokenIssuer:
         self._audience = audience
         self._access_ttl = access_ttl_seconds
         self._service_ttl = service_ttl_seconds
+        self._api_key_ttl = api_key_ttl_seconds
         self._clock = clock
 
     def user_token(self, *, user_id: str, tenant_id: str, role: str, name: str, email: str) -> IssuedToken:
@@ -95,10 +99,19 @@ class TokenIssuer:
         claims = {"sub": f"{SERVICE_SUBJECT_PREFIX}{service_name}", "role": ROLE_SERVICE, "typ": "service"}
         return self._sign(claims, self._service_ttl)
 
+    def api_key_token(self, *, key_id: str, tenant_id: str, scopes: Sequence[str]) -> IssuedToken:
+        """What an API key is exchanged for: a short-lived token of its tenant, carrying the key's scopes."""
+        claims = {"sub": f"{API_KEY_SUBJECT_PREFIX}{key_id}", "tid": tenant_id, "role": ROLE_API_KEY,
+                  "typ": "api_key", "scopes": list(scopes)}
+        return self._sign(claims, self._api_key_ttl)
+
     def _sign(self, claims: dict[str, Any], ttl: int) -> IssuedToken:
-        now = int(self._clock())
+        moment = self._clock()
+        now = int(moment)
         body = {
             "iss": self._issuer, "aud": self._audience, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
+            # milliseconds: compared with the subject's revocation time (tokens issued before it are refused)
+            "iat_ms": int(moment * 1000),
             **claims,
         }
         key = self._keys.active

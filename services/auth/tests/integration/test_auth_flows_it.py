@@ -97,7 +97,8 @@ async def test_email_in_two_tenants_with_different_passwords_logs_into_the_match
 async def test_inactive_user_cannot_log_in(stack) -> None:
     email = stack.email()
     session = await stack.register(email=email)
-    await stack.sql(stack.auth_db, "UPDATE users SET active = false WHERE id = $1", session.user.id)
+    await stack.sql(stack.auth_db, "UPDATE users SET active = false WHERE id = $1", session.user.id,
+                    tenant=session.tenant.id)
     assert await stack.failure(stack.login(email)) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
     status, code = await stack.failure(
         stack.auth_stub.GetMe(auth_pb2.GetMeRequest(), metadata=stack.bearer(session.access_token)))
@@ -109,7 +110,7 @@ async def test_inactive_user_cannot_log_in(stack) -> None:
 async def test_suspended_tenant_cannot_log_in_or_refresh(stack) -> None:
     email = stack.email()
     session = await stack.register(email=email)
-    await stack.sql(stack.tenant_db, "UPDATE tenants SET status = 'suspended' WHERE id = $1", session.tenant.id)
+    await stack.set_tenant_status(session.tenant.id, "suspended")
     assert await stack.failure(stack.login(email)) == (grpc.StatusCode.PERMISSION_DENIED, "TENANT_SUSPENDED")
     refused = await stack.failure(stack.auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=session.refresh_token)))
     assert refused == (grpc.StatusCode.PERMISSION_DENIED, "TENANT_SUSPENDED")
@@ -158,5 +159,5 @@ async def test_jwks_over_grpc_and_http(stack) -> None:
     keys = http_jwks.json()["keys"]
     assert [key["kid"] for key in keys] == ["current", "previous"]
     assert all(key["kty"] == "OKP" and key["crv"] == "Ed25519" and "d" not in key for key in keys)
-    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
     assert alive.status_code == 200

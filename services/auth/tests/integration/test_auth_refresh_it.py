@@ -23,7 +23,7 @@ async def test_refresh_rotates_within_the_family(stack) -> None:
     rows = await stack.sql(
         stack.auth_db,
         "SELECT count(DISTINCT family_id) AS families, count(*) AS tokens, count(used_at) AS used "
-        "FROM refresh_tokens WHERE user_id = $1", session.user.id)
+        "FROM refresh_tokens WHERE user_id = $1", session.user.id, tenant=session.tenant.id)
     assert dict(rows[0]) == {"families": 1, "tokens": 3, "used": 2}
     assert again.refresh_token not in {session.refresh_token, rotated.refresh_token}
 
@@ -38,7 +38,7 @@ async def test_reusing_a_spent_token_revokes_the_family(stack) -> None:
         grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_INVALID")
     rows = await stack.sql(
         stack.auth_db, "SELECT count(*) AS live FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
-        session.user.id)
+        session.user.id, tenant=session.tenant.id)
     assert rows[0]["live"] == 0
 
 
@@ -69,7 +69,7 @@ async def test_unknown_and_empty_refresh_tokens_are_refused(stack) -> None:
 async def test_expired_refresh_token_is_refused(stack) -> None:
     session = await stack.register()
     await stack.sql(stack.auth_db, "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' "
-                                   "WHERE user_id = $1", session.user.id)
+                                   "WHERE user_id = $1", session.user.id, tenant=session.tenant.id)
     assert await stack.failure(refresh(stack, session.refresh_token)) == (
         grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_EXPIRED")
 

@@ -1,3 +1,7 @@
+import base64
+import hashlib
+import hmac
+import json
 import time
 
 import jwt
@@ -10,6 +14,7 @@ from auth_service.tokens import (
     new_refresh_token,
     refresh_token_hash,
 )
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eva_common.auth import TokenVerifier
 from eva_common.errors import Unauthenticated
@@ -99,3 +104,65 @@ def test_refresh_tokens_are_random_and_stored_hashed() -> None:
     assert one != two and len(one) >= 64
     assert refresh_token_hash(one) == refresh_token_hash(one)
     assert len(refresh_token_hash(one)) == 64 and one not in refresh_token_hash(one)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256_with_public_key(token: str, secret: bytes) -> str:
+    """The classic key-confusion forgery: the token re-signed with HMAC, using the public key as the secret."""
+    _, payload, _ = token.split(".")
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+async def test_key_confusion_and_unsigned_tokens_are_refused(ed25519_key: Ed25519PrivateKey) -> None:
+    keys = KeyRing([SigningKey(kid="k1", private_key=ed25519_key)])
+    genuine = _issuer(keys).user_token(user_id="u1", tenant_id="t1", role="admin", name="A", email="a@h.com").token
+    public = ed25519_key.public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    jwk_x = keys.jwks()["keys"][0]["x"].encode()
+    _, payload, _ = genuine.split(".")
+    forged = [_hs256_with_public_key(genuine, secret) for secret in (raw, pem, jwk_x)]
+    forged.append(f"{_b64(json.dumps({'alg': 'none', 'kid': 'k1'}).encode())}.{payload}.")
+    for token in forged:
+        with pytest.raises(Unauthenticated) as raised:
+            await _verifier(keys).verify(token)
+        assert raised.value.code == "TOKEN_INVALID"
+    assert (await _verifier(keys).verify(genuine)).subject == "u1"
+
+
+def test_every_token_carries_its_issue_time_in_milliseconds(ed25519_key: Ed25519PrivateKey) -> None:
+    keys = KeyRing([SigningKey(kid="k1", private_key=ed25519_key)])
+    issuer = _issuer(keys, clock=1_800_000_000.4567)
+    for token in (issuer.user_token(user_id="u1", tenant_id="t1", role="admin", name="A", email="a@h.com").token,
+                  issuer.service_token(service_name="auth").token,
+                  issuer.api_key_token(key_id="k", tenant_id="t1", scopes=["usage:read"]).token):
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["iat"] == 1_800_000_000 and claims["iat_ms"] == 1_800_000_000_456
+
+
+class Revoked:
+    def __init__(self, at_ms: int) -> None:
+        self.at_ms = at_ms
+
+    async def revoked_before_ms(self, subject: str) -> int | None:
+        return self.at_ms if subject == "u1" else None
+
+
+async def test_tokens_issued_before_the_revocation_time_are_refused(ed25519_key: Ed25519PrivateKey) -> None:
+    keys = KeyRing([SigningKey(kid="k1", private_key=ed25519_key)])
+    now = time.time()
+    before = _issuer(keys, clock=now - 1).user_token(user_id="u1", tenant_id="t1", role="admin", name="A",
+                                                     email="a@h.com").token
+    after = _issuer(keys, clock=now + 1).user_token(user_id="u1", tenant_id="t1", role="admin", name="A",
+                                                    email="a@h.com").token
+    verifier = TokenVerifier(jwks_source=keys.jwks_source(), issuer="eva-auth", audience="eva",
+                             revocations=Revoked(int(now * 1000)))
+    with pytest.raises(Unauthenticated) as raised:
+        await verifier.verify(before)
+    assert raised.value.code == "TOKEN_REVOKED"
+    assert (await verifier.verify(after)).subject == "u1"

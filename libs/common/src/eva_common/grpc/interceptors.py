@@ -1,15 +1,17 @@
-"""One server interceptor for every unary RPC: request id, trace span, caller verification, metrics, logs,
-and the single mapping from DomainError to gRPC status (with the stable error code in trailing metadata).
+"""One server interceptor for every RPC: request id, trace span, caller verification, metrics, logs, and the
+single mapping from DomainError to gRPC status (with the stable error code in trailing metadata).
 
 It wraps the method handler (rather than only intercepting) so the context variables it sets are visible to the
-handler on the grpc.aio server.
+handler on the grpc.aio server. Unary and server-streaming methods are served; a service that registers any other
+kind gets UNIMPLEMENTED instead of an unverified handler (fail closed).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -25,6 +27,13 @@ from eva_common.telemetry import extract_context
 logger = logging.getLogger("eva.grpc")
 
 UnaryHandler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamHandler = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+class _Call:
+    """What the finally-block needs to know about one call."""
+
+    code: grpc.StatusCode = grpc.StatusCode.OK
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -38,54 +47,78 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None or details.method.startswith("/grpc."):
+        if handler is None or details.method.startswith("/grpc."):
             return handler
         method: str = details.method
-        inner: UnaryHandler = handler.unary_unary
         public = method.rsplit("/", 1)[-1] in self._public
+        if handler.unary_unary is not None:
+            unary: UnaryHandler = handler.unary_unary
 
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-            request_token = request_id_var.set(metadata.get("x-request-id") or new_request_id())
-            otel_token = otel_context.attach(extract_context(metadata))
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                with trace.get_tracer("eva.grpc").start_as_current_span(
-                    method, kind=trace.SpanKind.SERVER
-                ) as span:
-                    try:
-                        if not public:
-                            if self._verifier is None:
-                                raise Unauthenticated("no verifier configured")
-                            principal = await self._verifier.verify(bearer_token(metadata.get("authorization")))
-                            principal_var.set(principal)
-                        return await inner(request, context)
-                    except DomainError as error:
-                        code = error.grpc_status
-                        span.set_attribute("eva.error_code", error.code)
-                        trailers = [(ERROR_CODE_METADATA_KEY, error.code)]
-                        if error.retry_after is not None:
-                            trailers.append((RETRY_AFTER_METADATA_KEY, str(error.retry_after)))
-                        context.set_trailing_metadata(tuple(trailers))
-                        if error.http_status >= 500:
-                            logger.warning("rpc failed", extra={"method": method, "code": error.code})
-                        await context.abort(error.grpc_status, error.detail)
-                    except Exception:
-                        code = grpc.StatusCode.INTERNAL
-                        logger.exception("rpc crashed", extra={"method": method})
-                        context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, "INTERNAL"),))
-                        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-            finally:
-                elapsed = time.perf_counter() - started
-                GRPC_REQUESTS.labels(method, code.name).inc()
-                GRPC_LATENCY.labels(method).observe(elapsed)
-                logger.debug("rpc", extra={"method": method, "code": code.name, "ms": round(elapsed * 1000, 2)})
-                otel_context.detach(otel_token)
-                request_id_var.reset(request_token)
+            async def unary_wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with self._scope(method, public, context):
+                    return await unary(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            wrapper,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            return grpc.unary_unary_rpc_method_handler(
+                unary_wrapper,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            stream: StreamHandler = handler.unary_stream
+
+            async def stream_wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async with self._scope(method, public, context):
+                    async for item in stream(request, context):
+                        yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream_wrapper,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "streaming requests are not served")
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+    @asynccontextmanager
+    async def _scope(self, method: str, public: bool, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        request_token = request_id_var.set(metadata.get("x-request-id") or new_request_id())
+        otel_token = otel_context.attach(extract_context(metadata))
+        started = time.perf_counter()
+        call = _Call()
+        try:
+            with trace.get_tracer("eva.grpc").start_as_current_span(method, kind=trace.SpanKind.SERVER) as span:
+                try:
+                    if not public:
+                        if self._verifier is None:
+                            raise Unauthenticated("no verifier configured")
+                        principal = await self._verifier.verify(bearer_token(metadata.get("authorization")))
+                        principal_var.set(principal)
+                    yield
+                except DomainError as error:
+                    call.code = error.grpc_status
+                    span.set_attribute("eva.error_code", error.code)
+                    trailers = [(ERROR_CODE_METADATA_KEY, error.code)]
+                    if error.retry_after is not None:
+                        trailers.append((RETRY_AFTER_METADATA_KEY, str(error.retry_after)))
+                    context.set_trailing_metadata(tuple(trailers))
+                    if error.http_status >= 500:
+                        logger.warning("rpc failed", extra={"method": method, "code": error.code})
+                    await context.abort(error.grpc_status, error.detail)
+                except Exception as error:
+                    if isinstance(error, grpc.aio.AbortError):
+                        raise
+                    call.code = grpc.StatusCode.INTERNAL
+                    logger.exception("rpc crashed", extra={"method": method})
+                    context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, "INTERNAL"),))
+                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            elapsed = time.perf_counter() - started
+            GRPC_REQUESTS.labels(method, call.code.name).inc()
+            GRPC_LATENCY.labels(method).observe(elapsed)
+            logger.debug("rpc", extra={"method": method, "code": call.code.name, "ms": round(elapsed * 1000, 2)})
+            otel_context.detach(otel_token)
+            request_id_var.reset(request_token)

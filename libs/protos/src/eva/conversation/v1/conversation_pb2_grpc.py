@@ -50,6 +50,86 @@ class ConversationServiceStub:
                 request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.GetContactRequest.SerializeToString,
                 response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.FromString,
                 _registered_method=True)
+        self.ListConversations = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/ListConversations',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListConversationsRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListConversationsResponse.FromString,
+                _registered_method=True)
+        self.UpdateConversation = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/UpdateConversation',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateConversationRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.AssignConversation = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/AssignConversation',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.AssignConversationRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.ListTags = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/ListTags',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListTagsRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListTagsResponse.FromString,
+                _registered_method=True)
+        self.CreateTag = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/CreateTag',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.CreateTagRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Tag.FromString,
+                _registered_method=True)
+        self.UpdateTag = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/UpdateTag',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateTagRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Tag.FromString,
+                _registered_method=True)
+        self.DeleteTag = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/DeleteTag',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.DeleteTagRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.DeleteTagResponse.FromString,
+                _registered_method=True)
+        self.AttachTag = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/AttachTag',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.AttachTagRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.DetachTag = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/DetachTag',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.DetachTagRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.RaiseEscalation = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/RaiseEscalation',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.RaiseEscalationRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.FromString,
+                _registered_method=True)
+        self.ListEscalations = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/ListEscalations',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListEscalationsRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListEscalationsResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeEscalation = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/AcknowledgeEscalation',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.AcknowledgeEscalationRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.FromString,
+                _registered_method=True)
+        self.ResolveEscalation = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/ResolveEscalation',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveEscalationRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.FromString,
+                _registered_method=True)
+        self.ListContacts = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/ListContacts',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListContactsRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListContactsResponse.FromString,
+                _registered_method=True)
+        self.CreateContact = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/CreateContact',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.CreateContactRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.FromString,
+                _registered_method=True)
+        self.UpdateContact = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/UpdateContact',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateContactRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -75,6 +155,104 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConversations(self, request, context):
+        """The inbox: conversations of the caller's tenant, sorted by last activity, keyset pagination.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConversation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignConversation(self, request, context):
+        """Assigns to an active user of the same tenant, or to nobody (empty attendant_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTags(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RaiseEscalation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEscalations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeEscalation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveEscalation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContacts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateContact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateContact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +269,86 @@ def add_ConversationServiceServicer_to_server(servicer, server):
             'GetContact': grpc.unary_unary_rpc_method_handler(
                     servicer.GetContact,
                     request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.GetContactRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.SerializeToString,
+            ),
+            'ListConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversations,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListConversationsRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'UpdateConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConversation,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateConversationRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.SerializeToString,
+            ),
+            'AssignConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignConversation,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.AssignConversationRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.SerializeToString,
+            ),
+            'ListTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTags,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListTagsRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListTagsResponse.SerializeToString,
+            ),
+            'CreateTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTag,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.CreateTagRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Tag.SerializeToString,
+            ),
+            'UpdateTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTag,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateTagRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Tag.SerializeToString,
+            ),
+            'DeleteTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTag,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.DeleteTagRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.DeleteTagResponse.SerializeToString,
+            ),
+            'AttachTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachTag,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.AttachTagRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.SerializeToString,
+            ),
+            'DetachTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachTag,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.DetachTagRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.SerializeToString,
+            ),
+            'RaiseEscalation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaiseEscalation,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.RaiseEscalationRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.SerializeToString,
+            ),
+            'ListEscalations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEscalations,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListEscalationsRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListEscalationsResponse.SerializeToString,
+            ),
+            'AcknowledgeEscalation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeEscalation,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.AcknowledgeEscalationRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.SerializeToString,
+            ),
+            'ResolveEscalation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveEscalation,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveEscalationRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.SerializeToString,
+            ),
+            'ListContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContacts,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListContactsRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ListContactsResponse.SerializeToString,
+            ),
+            'CreateContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateContact,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.CreateContactRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.SerializeToString,
+            ),
+            'UpdateContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateContact,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateContactRequest.FromString,
                     response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.SerializeToString,
             ),
     }
@@ -175,6 +433,438 @@ class ConversationService:
             target,
             '/eva.conversation.v1.ConversationService/GetContact',
             eva_dot_conversation_dot_v1_dot_conversation__pb2.GetContactRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/ListConversations',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListConversationsRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/UpdateConversation',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateConversationRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/AssignConversation',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.AssignConversationRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/ListTags',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListTagsRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/CreateTag',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.CreateTagRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Tag.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/UpdateTag',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateTagRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Tag.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/DeleteTag',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.DeleteTagRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.DeleteTagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/AttachTag',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.AttachTagRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/DetachTag',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.DetachTagRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RaiseEscalation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/RaiseEscalation',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.RaiseEscalationRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEscalations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/ListEscalations',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListEscalationsRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListEscalationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeEscalation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/AcknowledgeEscalation',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.AcknowledgeEscalationRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveEscalation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/ResolveEscalation',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveEscalationRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Escalation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/ListContacts',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListContactsRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ListContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/CreateContact',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.CreateContactRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/UpdateContact',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.UpdateContactRequest.SerializeToString,
             eva_dot_conversation_dot_v1_dot_conversation__pb2.Contact.FromString,
             options,
             channel_credentials,

@@ -37,6 +37,24 @@ class ConversationServiceStub:
     """(service) Creates or updates the contact of an inbound guest message and opens (or reopens) its conversation."""
     GetConversation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.GetConversationRequest, _conversation_pb2.Conversation]
     GetContact: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.GetContactRequest, _conversation_pb2.Contact]
+    ListConversations: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]
+    """The inbox: conversations of the caller's tenant, sorted by last activity, keyset pagination."""
+    UpdateConversation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.UpdateConversationRequest, _conversation_pb2.Conversation]
+    AssignConversation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.AssignConversationRequest, _conversation_pb2.Conversation]
+    """Assigns to an active user of the same tenant, or to nobody (empty attendant_id)."""
+    ListTags: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListTagsRequest, _conversation_pb2.ListTagsResponse]
+    CreateTag: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.CreateTagRequest, _conversation_pb2.Tag]
+    UpdateTag: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.UpdateTagRequest, _conversation_pb2.Tag]
+    DeleteTag: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.DeleteTagRequest, _conversation_pb2.DeleteTagResponse]
+    AttachTag: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.AttachTagRequest, _conversation_pb2.Conversation]
+    DetachTag: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.DetachTagRequest, _conversation_pb2.Conversation]
+    RaiseEscalation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.RaiseEscalationRequest, _conversation_pb2.Escalation]
+    ListEscalations: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListEscalationsRequest, _conversation_pb2.ListEscalationsResponse]
+    AcknowledgeEscalation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.AcknowledgeEscalationRequest, _conversation_pb2.Escalation]
+    ResolveEscalation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ResolveEscalationRequest, _conversation_pb2.Escalation]
+    ListContacts: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListContactsRequest, _conversation_pb2.ListContactsResponse]
+    CreateContact: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.CreateContactRequest, _conversation_pb2.Contact]
+    UpdateContact: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.UpdateContactRequest, _conversation_pb2.Contact]
 
 @_typing.type_check_only
 class ConversationServiceAsyncStub(ConversationServiceStub):
@@ -47,6 +65,24 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     """(service) Creates or updates the contact of an inbound guest message and opens (or reopens) its conversation."""
     GetConversation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.GetConversationRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
     GetContact: _aio.UnaryUnaryMultiCallable[_conversation_pb2.GetContactRequest, _conversation_pb2.Contact]  # type: ignore[assignment]
+    ListConversations: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]  # type: ignore[assignment]
+    """The inbox: conversations of the caller's tenant, sorted by last activity, keyset pagination."""
+    UpdateConversation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.UpdateConversationRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
+    AssignConversation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.AssignConversationRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
+    """Assigns to an active user of the same tenant, or to nobody (empty attendant_id)."""
+    ListTags: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListTagsRequest, _conversation_pb2.ListTagsResponse]  # type: ignore[assignment]
+    CreateTag: _aio.UnaryUnaryMultiCallable[_conversation_pb2.CreateTagRequest, _conversation_pb2.Tag]  # type: ignore[assignment]
+    UpdateTag: _aio.UnaryUnaryMultiCallable[_conversation_pb2.UpdateTagRequest, _conversation_pb2.Tag]  # type: ignore[assignment]
+    DeleteTag: _aio.UnaryUnaryMultiCallable[_conversation_pb2.DeleteTagRequest, _conversation_pb2.DeleteTagResponse]  # type: ignore[assignment]
+    AttachTag: _aio.UnaryUnaryMultiCallable[_conversation_pb2.AttachTagRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
+    DetachTag: _aio.UnaryUnaryMultiCallable[_conversation_pb2.DetachTagRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
+    RaiseEscalation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.RaiseEscalationRequest, _conversation_pb2.Escalation]  # type: ignore[assignment]
+    ListEscalations: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListEscalationsRequest, _conversation_pb2.ListEscalationsResponse]  # type: ignore[assignment]
+    AcknowledgeEscalation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.AcknowledgeEscalationRequest, _conversation_pb2.Escalation]  # type: ignore[assignment]
+    ResolveEscalation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ResolveEscalationRequest, _conversation_pb2.Escalation]  # type: ignore[assignment]
+    ListContacts: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListContactsRequest, _conversation_pb2.ListContactsResponse]  # type: ignore[assignment]
+    CreateContact: _aio.UnaryUnaryMultiCallable[_conversation_pb2.CreateContactRequest, _conversation_pb2.Contact]  # type: ignore[assignment]
+    UpdateContact: _aio.UnaryUnaryMultiCallable[_conversation_pb2.UpdateContactRequest, _conversation_pb2.Contact]  # type: ignore[assignment]
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
     """ConversationService owns contacts and conversations."""
@@ -70,6 +106,120 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
     def GetContact(
         self,
         request: _conversation_pb2.GetContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Contact, _abc.Awaitable[_conversation_pb2.Contact]]: ...
+
+    @_abc_1.abstractmethod
+    def ListConversations(
+        self,
+        request: _conversation_pb2.ListConversationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.ListConversationsResponse, _abc.Awaitable[_conversation_pb2.ListConversationsResponse]]:
+        """The inbox: conversations of the caller's tenant, sorted by last activity, keyset pagination."""
+
+    @_abc_1.abstractmethod
+    def UpdateConversation(
+        self,
+        request: _conversation_pb2.UpdateConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Conversation, _abc.Awaitable[_conversation_pb2.Conversation]]: ...
+
+    @_abc_1.abstractmethod
+    def AssignConversation(
+        self,
+        request: _conversation_pb2.AssignConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Conversation, _abc.Awaitable[_conversation_pb2.Conversation]]:
+        """Assigns to an active user of the same tenant, or to nobody (empty attendant_id)."""
+
+    @_abc_1.abstractmethod
+    def ListTags(
+        self,
+        request: _conversation_pb2.ListTagsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.ListTagsResponse, _abc.Awaitable[_conversation_pb2.ListTagsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateTag(
+        self,
+        request: _conversation_pb2.CreateTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Tag, _abc.Awaitable[_conversation_pb2.Tag]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateTag(
+        self,
+        request: _conversation_pb2.UpdateTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Tag, _abc.Awaitable[_conversation_pb2.Tag]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteTag(
+        self,
+        request: _conversation_pb2.DeleteTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.DeleteTagResponse, _abc.Awaitable[_conversation_pb2.DeleteTagResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AttachTag(
+        self,
+        request: _conversation_pb2.AttachTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Conversation, _abc.Awaitable[_conversation_pb2.Conversation]]: ...
+
+    @_abc_1.abstractmethod
+    def DetachTag(
+        self,
+        request: _conversation_pb2.DetachTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Conversation, _abc.Awaitable[_conversation_pb2.Conversation]]: ...
+
+    @_abc_1.abstractmethod
+    def RaiseEscalation(
+        self,
+        request: _conversation_pb2.RaiseEscalationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Escalation, _abc.Awaitable[_conversation_pb2.Escalation]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEscalations(
+        self,
+        request: _conversation_pb2.ListEscalationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.ListEscalationsResponse, _abc.Awaitable[_conversation_pb2.ListEscalationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AcknowledgeEscalation(
+        self,
+        request: _conversation_pb2.AcknowledgeEscalationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Escalation, _abc.Awaitable[_conversation_pb2.Escalation]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveEscalation(
+        self,
+        request: _conversation_pb2.ResolveEscalationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Escalation, _abc.Awaitable[_conversation_pb2.Escalation]]: ...
+
+    @_abc_1.abstractmethod
+    def ListContacts(
+        self,
+        request: _conversation_pb2.ListContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.ListContactsResponse, _abc.Awaitable[_conversation_pb2.ListContactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateContact(
+        self,
+        request: _conversation_pb2.CreateContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.Contact, _abc.Awaitable[_conversation_pb2.Contact]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateContact(
+        self,
+        request: _conversation_pb2.UpdateContactRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversation_pb2.Contact, _abc.Awaitable[_conversation_pb2.Contact]]: ...
 

@@ -37,6 +37,9 @@ class Message(_message.Message):
     CONTEXT_JSON_FIELD_NUMBER: _builtins.int
     REFERRAL_JSON_FIELD_NUMBER: _builtins.int
     ERROR_JSON_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    STATUS_HISTORY_FIELD_NUMBER: _builtins.int
+    PRICING_CATEGORY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     conversation_id: _builtins.str
@@ -57,6 +60,16 @@ class Message(_message.Message):
     """Meta's `referral` object (Click-to-WhatsApp ad) as JSON; empty when absent."""
     error_json: _builtins.str
     """Meta's errors for this message (unsupported type, media download, failed delivery) as JSON; empty when none."""
+    pricing_category: _builtins.str
+    """Meta's pricing category (service, utility, marketing, authentication) once a status carried it."""
+    @_builtins.property
+    def media(self) -> Global___Media:
+        """For image, audio, video, document and sticker messages."""
+
+    @_builtins.property
+    def status_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusChange]:
+        """Every status Meta reported, with its own timestamp, oldest first."""
+
     def __init__(
         self,
         *,
@@ -75,10 +88,13 @@ class Message(_message.Message):
         context_json: _builtins.str = ...,
         referral_json: _builtins.str = ...,
         error_json: _builtins.str = ...,
+        media: Global___Media | None = ...,
+        status_history: _abc.Iterable[Global___StatusChange] | None = ...,
+        pricing_category: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "referral_json", b"referral_json", "sent_at", b"sent_at", "status", b"status", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "media", b"media", "pricing_category", b"pricing_category", "referral_json", b"referral_json", "sent_at", b"sent_at", "status", b"status", "status_history", b"status_history", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -163,3 +179,116 @@ class GetMessageRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMessageRequest: _TypeAlias = GetMessageRequest  # noqa: Y015
+
+@_typing.final
+class Media(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    MEDIA_ID_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CAPTION_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """pending | ready | failed"""
+    media_id: _builtins.str
+    mime_type: _builtins.str
+    sha256: _builtins.str
+    size: _builtins.int
+    filename: _builtins.str
+    caption: _builtins.str
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        media_id: _builtins.str = ...,
+        mime_type: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        size: _builtins.int = ...,
+        filename: _builtins.str = ...,
+        caption: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "error", b"error", "filename", b"filename", "media_id", b"media_id", "mime_type", b"mime_type", "sha256", b"sha256", "size", b"size", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Media: _TypeAlias = Media  # noqa: Y015
+
+@_typing.final
+class StatusChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ERROR_JSON_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    occurred_at: _builtins.str
+    error_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        occurred_at: _builtins.str = ...,
+        error_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_json", b"error_json", "occurred_at", b"occurred_at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusChange: _TypeAlias = StatusChange  # noqa: Y015
+
+@_typing.final
+class GetMessageMediaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMessageMediaRequest: _TypeAlias = GetMessageMediaRequest  # noqa: Y015
+
+@_typing.final
+class MediaChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    mime_type: _builtins.str
+    size: _builtins.int
+    filename: _builtins.str
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        mime_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "filename", b"filename", "mime_type", b"mime_type", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MediaChunk: _TypeAlias = MediaChunk  # noqa: Y015

@@ -45,6 +45,11 @@ class MessagingServiceStub:
                 request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageRequest.SerializeToString,
                 response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.Message.FromString,
                 _registered_method=True)
+        self.GetMessageMedia = channel.unary_stream(
+                '/eva.messaging.v1.MessagingService/GetMessageMedia',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageMediaRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MediaChunk.FromString,
+                _registered_method=True)
 
 
 class MessagingServiceServicer:
@@ -63,6 +68,13 @@ class MessagingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMessageMedia(self, request, context):
+        """The media of a message, streamed in chunks (first chunk carries the metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessagingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_MessagingServiceServicer_to_server(servicer, server):
                     servicer.GetMessage,
                     request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageRequest.FromString,
                     response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.Message.SerializeToString,
+            ),
+            'GetMessageMedia': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetMessageMedia,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageMediaRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MediaChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +149,33 @@ class MessagingService:
             '/eva.messaging.v1.MessagingService/GetMessage',
             eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageRequest.SerializeToString,
             eva_dot_messaging_dot_v1_dot_messaging__pb2.Message.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMessageMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/GetMessageMedia',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageMediaRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.MediaChunk.FromString,
             options,
             channel_credentials,
             insecure,

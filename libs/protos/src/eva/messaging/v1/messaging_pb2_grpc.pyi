@@ -35,6 +35,8 @@ class MessagingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> MessagingServiceAsyncStub: ...
     ListMessages: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]
     GetMessage: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]
+    GetMessageMedia: _grpc.UnaryStreamMultiCallable[_messaging_pb2.GetMessageMediaRequest, _messaging_pb2.MediaChunk]
+    """The media of a message, streamed in chunks (first chunk carries the metadata)."""
 
 @_typing.type_check_only
 class MessagingServiceAsyncStub(MessagingServiceStub):
@@ -43,6 +45,8 @@ class MessagingServiceAsyncStub(MessagingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListMessages: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]  # type: ignore[assignment]
     GetMessage: _aio.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]  # type: ignore[assignment]
+    GetMessageMedia: _aio.UnaryStreamMultiCallable[_messaging_pb2.GetMessageMediaRequest, _messaging_pb2.MediaChunk]  # type: ignore[assignment]
+    """The media of a message, streamed in chunks (first chunk carries the metadata)."""
 
 class MessagingServiceServicer(metaclass=_abc_1.ABCMeta):
     """MessagingService owns messages and their delivery statuses."""
@@ -60,5 +64,13 @@ class MessagingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _messaging_pb2.GetMessageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.Message, _abc.Awaitable[_messaging_pb2.Message]]: ...
+
+    @_abc_1.abstractmethod
+    def GetMessageMedia(
+        self,
+        request: _messaging_pb2.GetMessageMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_messaging_pb2.MediaChunk], _abc.AsyncIterator[_messaging_pb2.MediaChunk]]:
+        """The media of a message, streamed in chunks (first chunk carries the metadata)."""
 
 def add_MessagingServiceServicer_to_server(servicer: MessagingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

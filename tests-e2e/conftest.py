@@ -1,11 +1,14 @@
 """End-to-end fixtures: the whole stack of the test profile as local processes, driven through its public ports.
 
 The session starts every deployable with `scripts/stack.py up --profile test` (infrastructure included, two
-gateway replicas) and stops the deployables afterwards; `make test` stops the infrastructure.
+gateway replicas) and stops the deployables afterwards; `make test` stops the infrastructure. With
+EVA_E2E_EXTERNAL_STACK=1 the tests use a test-profile stack that is already running and leave it running.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from e2e_support import StackUrls
+from e2e_support import MATRIX_REPORT, StackUrls, loopback_client
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = [sys.executable, str(ROOT / "scripts" / "stack.py")]
@@ -25,10 +28,18 @@ def _stack(*args: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
+def _secret(name: str) -> str:
+    """A secret of the test profile, as scripts/stack.py keeps them (.local/test/secrets.json)."""
+    path = ROOT / ".local" / "test" / "secrets.json"
+    return str(json.loads(path.read_text()).get(name, "")) if path.exists() else ""
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackUrls]:
-    result = _stack("up", "--no-seed")
-    if result.returncode != 0:
+    # EVA_E2E_EXTERNAL_STACK=1: the test profile's stack is already running (started and stopped by the caller)
+    external = os.environ.get("EVA_E2E_EXTERNAL_STACK") == "1"
+    result = _stack("up", "--no-seed") if not external else None
+    if result is not None and result.returncode != 0:
         pytest.fail(f"the stack did not come up:\n{result.stdout}\n{result.stderr}", pytrace=False)
     env = dict(line.split("=", 1) for line in _stack("env").stdout.splitlines() if "=" in line)
     try:
@@ -38,12 +49,26 @@ def stack() -> Iterator[StackUrls]:
             ingest=env["EVA_INGEST_URL"],
             simulator=env["EVA_SIMULATOR_URL"],
             platform_verify_token=env["EVA_PLATFORM_VERIFY_TOKEN"],
+            auth_http=env.get("EVA_AUTH_HTTP_URL", "http://127.0.0.1:18101"),
+            super_admin_email=env.get("EVA_SUPER_ADMIN_EMAIL", "super@eva.local"),
+            super_admin_password=env.get("EVA_SUPER_ADMIN_PASSWORD") or _secret("super_admin_password"),
         )
     finally:
-        _stack("stop")
+        if not external:
+            _stack("stop")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
+    async with loopback_client() as client:  # a client address of its own per test
         yield client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The isolation matrix's rows, when this session ran it (also in .local/test/isolation-matrix.md)."""
+    if MATRIX_REPORT:
+        terminalreporter.section("isolation matrix")
+        terminalreporter.write_line("| endpoint | caller | A's own ids | expected | B's ids | expected | result |")
+        terminalreporter.write_line("|---|---|---|---|---|---|---|")
+        for line in MATRIX_REPORT:
+            terminalreporter.write_line(line)

@@ -1,16 +1,23 @@
-"""Helpers of the end-to-end tests: the stack's URLs, hotels registered through the public API, and a recording
-Socket.io client."""
+"""Helpers of the end-to-end tests: the stack's URLs, hotels registered through the public API, their members,
+API keys and guests (through the simulator), and a recording Socket.io client."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import socketio
+
+ALL_SCOPES = ("conversations:read", "conversations:write", "messages:read", "messages:send", "usage:read")
+# Rows of the isolation matrix (markdown), filled by test_isolation_matrix.py and shown in the terminal summary.
+MATRIX_REPORT: list[str] = []
+PATIENCE_SECONDS = 90.0  # how long setup calls wait out the gateway's per-IP limit on /auth/* (429 + Retry-After)
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,9 @@ class StackUrls:
     ingest: str
     simulator: str
     platform_verify_token: str
+    auth_http: str = "http://127.0.0.1:18101"
+    super_admin_email: str = "super@eva.local"
+    super_admin_password: str = ""
 
 
 @dataclass
@@ -42,12 +52,43 @@ class Hotel:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+def loopback_client(timeout: float = 20.0) -> httpx.AsyncClient:
+    """An HTTP client whose requests come from its own loopback address (127.x.y.z): every test is a different
+    client IP for the per-IP limits on /auth/* (the gateway's and auth's login throttle), as real callers are."""
+    address = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    return httpx.AsyncClient(timeout=timeout, transport=httpx.AsyncHTTPTransport(local_address=address))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def patiently(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """Sends a setup call again while the gateway's per-IP rate limit refuses it (429 RATE_LIMITED), waiting as
+    Retry-After says. Only for setup: tests about throttling look at the 429 themselves."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        response = await send()
+        if response.status_code != 429 or response.json().get("code") != "RATE_LIMITED":
+            return response
+        wait = float(response.headers.get("Retry-After", "1"))
+        if time.monotonic() + wait > deadline:
+            return response
+        await asyncio.sleep(wait)
+
+
+async def login(http: httpx.AsyncClient, stack: StackUrls, email: str, password: str,
+                tenant_slug: str | None = None) -> httpx.Response:
+    body = {"email": email, "password": password, **({"tenantSlug": tenant_slug} if tenant_slug else {})}
+    return await patiently(lambda: http.post(f"{stack.gateway}/auth/login", json=body))
+
+
 async def register_hotel(http: httpx.AsyncClient, stack: StackUrls, *, configure_whatsapp: bool = True) -> Hotel:
     email = f"admin-{uuid.uuid4().hex[:8]}@hotel.test"
     password = "correct horse battery staple"
-    response = await http.post(f"{stack.gateway}/auth/register", json={
+    response = await patiently(lambda: http.post(f"{stack.gateway}/auth/register", json={
         "tenantName": f"Hotel {uuid.uuid4().hex[:6]}", "name": "Front Desk Admin", "email": email,
-        "password": password})
+        "password": password}))
     assert response.status_code in (200, 201), response.text
     session = response.json()
     hotel = Hotel(
@@ -68,6 +109,103 @@ async def register_hotel(http: httpx.AsyncClient, stack: StackUrls, *, configure
             "verifyToken": hotel.verify_token})
         assert response.status_code == 200, response.text
     return hotel
+
+
+@dataclass
+class Member:
+    """A user an admin created through POST /api/users, logged in."""
+
+    user: dict[str, Any]
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def id(self) -> str:
+        return str(self.user["id"])
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return bearer(self.access_token)
+
+
+async def create_user(http: httpx.AsyncClient, stack: StackUrls, admin_token: str, *, role: str = "attendant",
+                      log_in: bool = True) -> Member:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@hotel.test"
+    password = "another correct horse " + secrets.token_hex(4)
+    response = await http.post(f"{stack.gateway}/api/users", headers=bearer(admin_token), json={
+        "name": f"{role.title()} {uuid.uuid4().hex[:4]}", "email": email, "password": password, "role": role})
+    assert response.status_code == 201, response.text
+    user = response.json()
+    assert user["role"] == role and user["email"] == email
+    member = Member(user=user, email=email, password=password, access_token="", refresh_token="")
+    if log_in:
+        response = await login(http, stack, email, password)
+        assert response.status_code == 200, response.text
+        member.access_token = response.json()["accessToken"]
+        member.refresh_token = response.json()["refreshToken"]
+    return member
+
+
+async def create_api_key(http: httpx.AsyncClient, stack: StackUrls, admin_token: str,
+                         scopes: tuple[str, ...] = ALL_SCOPES, name: str | None = None) -> dict[str, Any]:
+    """A new API key of the admin's tenant: {id, name, prefix, scopes, createdAt, expiresAt, key}."""
+    response = await http.post(f"{stack.gateway}/api/tenant/api-keys", headers=bearer(admin_token),
+                               json={"name": name or f"key {uuid.uuid4().hex[:6]}", "scopes": list(scopes)})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    assert created["key"].startswith("eva_") and sorted(created["scopes"]) == sorted(scopes)
+    return created
+
+
+async def guest_writes(http: httpx.AsyncClient, stack: StackUrls, phone_number_id: str, text: str,
+                       *, wa_id: str, deliveries: int = 1) -> dict[str, Any]:
+    """A guest writes to a hotel's number: the simulator signs and posts the webhook like Meta does."""
+    response = await http.post(f"{stack.simulator}/_sim/guest-messages", json={
+        "phoneNumberId": phone_number_id, "from": wa_id, "name": "José Álvarez", "text": text,
+        "deliveries": deliveries})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def new_wa_id() -> str:
+    return "1650555" + str(secrets.randbelow(10**4)).zfill(4)
+
+
+async def guest_conversation(http: httpx.AsyncClient, stack: StackUrls, hotel: Hotel, text: str,
+                             wa_id: str | None = None) -> tuple[str, str]:
+    """A guest writes to the hotel; returns (conversation id, wamid) once the hotel's admin socket announced it."""
+    socket = SocketRecorder()
+    await socket.connect(stack.gateway, hotel.access_token)
+    try:
+        sent = await guest_writes(http, stack, hotel.phone_number_id, text, wa_id=wa_id or new_wa_id())
+        assert [a["status"] for a in sent["attempts"]] == [200], sent
+        event = await socket.wait_for("message:new", lambda data: data.get("wamid") == sent["wamid"])
+    finally:
+        await socket.close()
+    return str(event["conversationId"]), str(sent["wamid"])
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.25) -> Any:
+    """Polls `probe` until it returns something truthy; fails with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def problem_code(response: httpx.Response) -> str | None:
+    """The stable `code` of a problem+json answer (None for anything else)."""
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return None
+    code = response.json().get("code")
+    return str(code) if code is not None else None
 
 
 class SocketRecorder:

@@ -8,19 +8,9 @@ import secrets
 
 import httpx
 import pytest
-from e2e_support import SocketRecorder, StackUrls, register_hotel
+from e2e_support import SocketRecorder, StackUrls, guest_writes, register_hotel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
-
-
-async def guest_writes(http: httpx.AsyncClient, stack: StackUrls, phone_number_id: str, text: str,
-                       *, wa_id: str, deliveries: int = 1) -> dict[str, object]:
-    response = await http.post(f"{stack.simulator}/_sim/guest-messages", json={
-        "phoneNumberId": phone_number_id, "from": wa_id, "name": "José Álvarez", "text": text,
-        "deliveries": deliveries})
-    assert response.status_code == 200, response.text
-    result: dict[str, object] = response.json()
-    return result
 
 
 async def messages_of(http: httpx.AsyncClient, stack: StackUrls, token: str, conversation_id: str) -> list[dict]:

@@ -23,6 +23,13 @@ def auth(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
+async def outbox_drained(owner_db) -> bool:
+    """No unsent event of any tenant (read as the relay reads: the outbox's RLS lets only it see every tenant)."""
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.role', 'outbox-relay', true)")
+        return bool(await owner_db.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
+
+
 async def new_conversation(harness, issuer, tenant_id: str) -> conversation_pb2.ResolveInboundContactResponse:
     wa_id = "1650555" + str(secrets.randbelow(10**6)).zfill(6)
     return await harness.stub.ResolveInboundContact(
@@ -69,7 +76,7 @@ async def test_each_inbound_message_counts_once_and_announces_the_conversation(
     assert conversation.unread_count == 2  # the redelivery, the other tenant's event and the outbound one: no count
     assert conversation.window_expires_at == "2026-11-30T10:02:00Z"  # the latest inbound message + 24 h
 
-    await eventually(lambda: owner_db.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
+    await eventually(lambda: outbox_drained(owner_db))
     records = await kafka.read_all(harness.events_topic)
     updates = [json.loads(r.value) for r in records if r.key == key and
                json.loads(r.value)["type"] == "conversation.updated"]

@@ -113,7 +113,8 @@ async def test_concurrent_calls_for_a_new_guest_make_one_contact_and_one_convers
     assert sum(r.conversation_created for r in responses) == 1
     assert await count(owner_db, tenant, "SELECT count(*) FROM contacts") == 1
     assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
-    created_events = await owner_db.fetchval(
+    created_events = await count(
+        owner_db, tenant,
         "SELECT count(*) FROM outbox WHERE msg_key = $1 AND headers->>'event-type' = 'conversation.created'",
         responses[0].conversation.id)
     assert created_events == 1

@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 import pytest
+from eva_testing.db import rls_problems
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +21,8 @@ async def test_every_tenant_table_forces_row_level_security(owner_db) -> None:
         """SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
                   (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) AS policies
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
-           WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace AND c.relname <> 'outbox'""")
-    assert {row["relname"] for row in rows} == {"contacts", "conversations"}
+           WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace""")
+    assert {row["relname"] for row in rows} == {"contacts", "conversations", "outbox"}
     assert all(row["relrowsecurity"] and row["relforcerowsecurity"] and row["policies"] >= 1 for row in rows)
 
 
@@ -46,5 +47,48 @@ async def test_the_app_role_sees_and_writes_only_its_transactions_tenant(databas
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_a)
             assert await connection.fetchval("SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant_a) == 1
+    finally:
+        await connection.close()
+
+
+async def test_the_catalog_has_no_isolation_problem(database, infra) -> None:
+    assert await rls_problems(database.owner_dsn, infra.app_user) == []
+
+
+OUTBOX_INSERT = ("INSERT INTO outbox (event_id, tenant_id, topic, msg_key, payload, headers, created_at) "
+                 "VALUES ($1, $2, 't', 'k', '\\x00', '{}', now())")
+
+
+async def test_the_outbox_is_per_tenant_and_only_the_relay_reads_across_tenants(database) -> None:
+    tenant_a, tenant_b = str(uuid.uuid4()), str(uuid.uuid4())
+    connection = await asyncpg.connect(database.app_url.replace("postgresql+asyncpg://", "postgresql://"))
+
+    async def visible(*, tenant: str | None = None, role: str | None = None) -> set[str]:
+        async with connection.transaction():
+            if tenant is not None:
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+            if role is not None:
+                await connection.execute("SELECT set_config('app.role', $1, true)", role)
+            rows = await connection.fetch("SELECT tenant_id FROM outbox WHERE tenant_id = ANY($1::text[])",
+                                          [tenant_a, tenant_b])
+        return {row["tenant_id"] for row in rows}
+
+    try:
+        for tenant in (tenant_a, tenant_b):
+            async with connection.transaction():
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                await connection.execute(OUTBOX_INSERT, f"evt-{uuid.uuid4()}", tenant)
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_a)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):  # SQLSTATE 42501
+                async with connection.transaction():
+                    await connection.execute(OUTBOX_INSERT, f"evt-{uuid.uuid4()}", tenant_b)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # no tenant: nothing may be written either
+            await connection.execute(OUTBOX_INSERT, f"evt-{uuid.uuid4()}", tenant_a)
+        assert await visible() == set()
+        assert await visible(role="some-worker") == set()
+        assert await visible(tenant=tenant_a) == {tenant_a}
+        assert await visible(tenant=tenant_b) == {tenant_b}
+        assert await visible(role="outbox-relay") == {tenant_a, tenant_b}
     finally:
         await connection.close()

@@ -47,7 +47,10 @@ async def messages_with(owner_db, tenant_id: str, wamid: str) -> int:
 
 
 async def outbox_drained(owner_db) -> bool:
-    return bool(await owner_db.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
+    """No unsent event of any tenant (read as the relay reads: the outbox's RLS lets only it see every tenant)."""
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.role', 'outbox-relay', true)")
+        return bool(await owner_db.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
 
 
 async def test_a_text_delivery_is_stored_announced_counted_and_reported(
@@ -139,9 +142,11 @@ async def test_copies_processed_at_the_same_moment_store_one_message_and_one_eve
 
     assert sorted(o.detail or "" for o in outcomes) == ["duplicate=1", "duplicate=1", "stored=1"]
     assert await messages_with(owner_db, tenant, wamid) == 1
-    announced = await owner_db.fetchval(
-        "SELECT count(*) FROM outbox WHERE headers->>'event-type' = 'message.received' "
-        "AND position($1::bytea IN payload) > 0", wamid.encode())
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        announced = await owner_db.fetchval(
+            "SELECT count(*) FROM outbox WHERE headers->>'event-type' = 'message.received' "
+            "AND position($1::bytea IN payload) > 0", wamid.encode())
     assert announced == 1
 
 

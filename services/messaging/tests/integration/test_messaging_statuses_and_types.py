@@ -70,8 +70,8 @@ async def test_statuses_move_a_message_forward_only_and_keep_their_history(stack
     assert [(h["status"], h["occurred_at"]) for h in history] == [
         ("DELIVERED", datetime.fromtimestamp(1750030080, UTC)), ("FAILED", datetime.fromtimestamp(1750030085, UTC)),
         ("READ", datetime.fromtimestamp(1750030090, UTC)), ("SENT", datetime.fromtimestamp(1750030073, UTC))]
-    changes = await owner_db.fetch(
-        "SELECT payload FROM outbox WHERE headers->>'event-type' = 'message.status_changed' "
+    changes = await as_tenant(
+        owner_db, tenant, "SELECT payload FROM outbox WHERE headers->>'event-type' = 'message.status_changed' "
         "AND position($1::bytea IN payload) > 0", wamid.encode())
     assert [json.loads(bytes(c["payload"]))["data"]["status"] for c in changes] == ["READ"]
 

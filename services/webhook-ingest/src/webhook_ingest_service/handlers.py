@@ -1,7 +1,8 @@
 """Kafka record handlers: the delivery log follows wa.webhooks.v1 and webhook.outcomes.v1 (thin: decode, write).
 
-Both writes are idempotent, so a record consumed twice (redelivery after a crash, a rebalance) leaves one row.
-A record that cannot be decoded raises InvalidArgument, which the consumer loop dead-letters after its retries.
+Both writes are idempotent, so a record consumed twice (redelivery after a crash, a rebalance) leaves one row, and
+each runs with the record's tenant set (row-level security). A record that cannot be decoded, or names no tenant,
+raises InvalidArgument, which the consumer loop dead-letters after its retries.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ class DeliveryLog(Protocol):
 
 
 def decode_envelope(record: ConsumedRecord) -> EventEnvelope:
+    """The record's envelope; it must name its tenant (each row is written with that tenant set, for RLS)."""
+    where = f"{record.topic}/{record.partition}@{record.offset}"
     try:
-        return EventEnvelope.from_bytes(record.value)
+        envelope = EventEnvelope.from_bytes(record.value)
     except ValidationError as error:
-        raise InvalidArgument(f"undecodable event at {record.topic}/{record.partition}@{record.offset}") from error
+        raise InvalidArgument(f"undecodable event at {where}") from error
+    if not envelope.tenant_id:
+        raise InvalidArgument(f"event without a tenant at {where}")
+    return envelope
 
 
 def received_handler(*, log: DeliveryLog) -> Handler:

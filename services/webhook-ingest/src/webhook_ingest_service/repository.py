@@ -1,4 +1,8 @@
-"""Queries on webhook_events. Every write is idempotent, so a redelivered Kafka record changes nothing."""
+"""Queries on webhook_events. Every write is idempotent, so a redelivered Kafka record changes nothing.
+
+Row-level security: a tenant's rows are read and written only in a transaction with that tenant set; unrouted rows
+(no tenant) go through the `webhook_record_unrouted` SECURITY DEFINER function, the app role cannot see them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eva_common.db import SessionFactory, transaction
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from webhook_ingest_service.models import DeliveryState, WebhookEvent
 
@@ -57,7 +61,7 @@ class WebhookEventRepository:
             },
             where=_table.c.payload.is_(None),
         ).returning(_table.c.delivery_id)
-        async with transaction(self._sessions) as session:
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
             written = (await session.exec(upsert)).first()
         return written is not None
 
@@ -92,33 +96,34 @@ class WebhookEventRepository:
                 "updated_at": sa.func.now(),
             },
         )
-        async with transaction(self._sessions) as session:
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
             await session.exec(statement)
 
     async def record_unrouted(self, deliveries: list[UnroutedDelivery]) -> None:
+        """Keeps parts no tenant owns aside (once per delivery id), through the owner's SECURITY DEFINER function."""
         if not deliveries:
             return
-        statement = (
-            insert(_table)
-            .values(
-                [
-                    {
-                        "delivery_id": delivery.delivery_id,
-                        "tenant_id": None,
-                        "phone_number_id": delivery.routing_key,
-                        "received_at": delivery.received_at,
-                        "state": DeliveryState.UNROUTED.value,
-                        "payload": delivery.payload,
-                        "detail": delivery.detail,
-                    }
-                    for delivery in deliveries
-                ]
+        statement = sa.select(
+            sa.func.webhook_record_unrouted(
+                sa.bindparam("delivery_id", type_=sa.Text),
+                sa.bindparam("routing_key", type_=sa.Text),
+                sa.bindparam("received_at", type_=sa.DateTime(timezone=True)),
+                sa.bindparam("payload", type_=JSONB),
+                sa.bindparam("detail", type_=sa.Text),
             )
-            .on_conflict_do_nothing(index_elements=[_table.c.delivery_id])
         )
         async with transaction(self._sessions) as session:
-            await session.exec(statement)
+            connection = await session.connection()
+            for delivery in deliveries:
+                await connection.execute(statement, {
+                    "delivery_id": delivery.delivery_id,
+                    "routing_key": delivery.routing_key,
+                    "received_at": delivery.received_at,
+                    "payload": delivery.payload,
+                    "detail": delivery.detail,
+                })
 
-    async def get(self, delivery_id: str) -> WebhookEvent | None:
-        async with transaction(self._sessions) as session:
+    async def get(self, delivery_id: str, *, tenant_id: str) -> WebhookEvent | None:
+        """One of a tenant's delivery rows (unrouted rows belong to no tenant: never found here)."""
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
             return await session.get(WebhookEvent, delivery_id)

@@ -127,6 +127,15 @@ async def engine(database: TestDatabase) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="module")
+async def owner_engine(database: TestDatabase) -> AsyncIterator[AsyncEngine]:
+    """The owner role (for assertions): row-level security still applies, it sees only unrouted rows unless a
+    tenant is set."""
+    engine = create_engine(database.owner_url, pool_size=1)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
 def repository(engine: AsyncEngine) -> WebhookEventRepository:
     return WebhookEventRepository(sessions=session_factory(engine))
 

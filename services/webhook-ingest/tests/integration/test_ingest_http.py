@@ -49,6 +49,7 @@ def headers(signature: str | None) -> dict[str, str]:
 
 
 async def count_rows(engine: AsyncEngine) -> int:
+    """Rows the HTTP path wrote (it writes only unrouted rows; pass the owner's engine: only it sees them)."""
     async with engine.connect() as connection:
         return int((await connection.execute(sa.text("SELECT count(*) FROM webhook_events"))).scalar_one())
 
@@ -90,15 +91,15 @@ async def test_reference_vector_is_acknowledged_after_exactly_one_kafka_record(
 
 
 async def test_forged_signature_is_refused_and_nothing_is_stored(
-    client: httpx.AsyncClient, ingest_app: Any, read_topic: Any, engine: AsyncEngine, vector_body: bytes,
+    client: httpx.AsyncClient, ingest_app: Any, read_topic: Any, owner_engine: AsyncEngine, vector_body: bytes,
     sign: Signer,
 ) -> None:
-    before_records, before_rows = len(await read_topic(ingest_app.topic)), await count_rows(engine)
+    before_records, before_rows = len(await read_topic(ingest_app.topic)), await count_rows(owner_engine)
     for signature in (sign(vector_body, "not-the-app-secret"), None, "sha256=xyz", "sha1=" + "0" * 40):
         response = await client.post("/webhooks/whatsapp", content=vector_body, headers=headers(signature))
         assert_problem(response, 401, "SIGNATURE_INVALID")
     assert len(await read_topic(ingest_app.topic)) == before_records
-    assert await count_rows(engine) == before_rows
+    assert await count_rows(owner_engine) == before_rows
 
 
 async def test_declared_body_over_the_cap_is_refused_with_413(client: httpx.AsyncClient, sign: Signer) -> None:
@@ -120,14 +121,14 @@ async def test_chunked_body_growing_over_the_cap_is_refused_with_413(client: htt
 
 
 async def test_malformed_json_is_a_bad_request(
-    client: httpx.AsyncClient, ingest_app: Any, read_topic: Any, engine: AsyncEngine, sign: Signer
+    client: httpx.AsyncClient, ingest_app: Any, read_topic: Any, owner_engine: AsyncEngine, sign: Signer
 ) -> None:
-    before_records, before_rows = len(await read_topic(ingest_app.topic)), await count_rows(engine)
+    before_records, before_rows = len(await read_topic(ingest_app.topic)), await count_rows(owner_engine)
     body = b'{"object":"whatsapp_business_account","entry":[{"id":"1",'
     response = await client.post("/webhooks/whatsapp", content=body, headers=headers(sign(body, "whatever")))
     assert_problem(response, 400, "MALFORMED_PAYLOAD")
     assert len(await read_topic(ingest_app.topic)) == before_records
-    assert await count_rows(engine) == before_rows
+    assert await count_rows(owner_engine) == before_rows
 
 
 async def test_three_megabyte_delivery_is_acknowledged_and_in_kafka(
@@ -152,7 +153,8 @@ async def test_three_megabyte_delivery_is_acknowledged_and_in_kafka(
 
 
 async def test_delivery_for_two_tenants_is_split_and_unowned_numbers_are_kept_aside(
-    client: httpx.AsyncClient, ingest_app: Any, read_topic: Any, engine: AsyncEngine, sign: Signer
+    client: httpx.AsyncClient, ingest_app: Any, read_topic: Any, engine: AsyncEngine, owner_engine: AsyncEngine,
+    sign: Signer,
 ) -> None:
     body = delivery(("waba-a", "pn-own-a", "wamid.A"), ("waba-b", "pn-own-b", "wamid.B"),
                     ("waba-z", "pn-nobody", "wamid.Z"))
@@ -169,10 +171,11 @@ async def test_delivery_for_two_tenants_is_split_and_unowned_numbers_are_kept_as
         payload = EventEnvelope.from_bytes(by_tenant[tenant_id].value).data["payload"]
         assert [c["value"]["messages"][0]["id"] for e in payload["entry"] for c in e["changes"]] == [wamid]
     [unrouted_id] = response.json()["unroutedIds"]
-    async with engine.connect() as connection:
-        row = (await connection.execute(sa.text(
-            "SELECT state, tenant_id, phone_number_id, payload FROM webhook_events WHERE delivery_id = :id"),
-            {"id": unrouted_id})).one()
+    select = sa.text("SELECT state, tenant_id, phone_number_id, payload FROM webhook_events WHERE delivery_id = :id")
+    async with engine.connect() as connection:  # the app role: an unrouted row belongs to no tenant it can set
+        assert (await connection.execute(select, {"id": unrouted_id})).first() is None
+    async with owner_engine.connect() as connection:
+        row = (await connection.execute(select, {"id": unrouted_id})).one()
     assert row.state == "unrouted" and row.tenant_id is None and row.phone_number_id == "pn-nobody"
     assert row.payload["entry"][0]["id"] == "waba-z"
 

@@ -60,8 +60,9 @@ async def consume(infra: TestInfra, topic: str, handler: Counting, count: int) -
         await task
 
 
-async def rows_for(engine: AsyncEngine, delivery_id: str) -> int:
-    async with engine.connect() as connection:
+async def rows_for(engine: AsyncEngine, delivery_id: str, tenant_id: str = "t-rec") -> int:
+    async with engine.begin() as connection:
+        await connection.execute(sa.text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": tenant_id})
         return int((await connection.execute(
             sa.text("SELECT count(*) FROM webhook_events WHERE delivery_id = :id"), {"id": delivery_id})).scalar_one())
 
@@ -84,7 +85,7 @@ async def test_recorder_writes_each_delivery_once_even_when_consumed_twice(
 
     first = Counting(received_handler(log=repository))
     await consume(infra, ingest_app.topic, first, total)
-    row = await repository.get(delivery_id)
+    row = await repository.get(delivery_id, tenant_id="t-rec")
     assert row is not None
     assert row.state == DeliveryState.RECEIVED and row.tenant_id == "t-rec"
     assert row.phone_number_id == vector_phone_number_id
@@ -95,7 +96,7 @@ async def test_recorder_writes_each_delivery_once_even_when_consumed_twice(
     await consume(infra, ingest_app.topic, second, total)
     assert [r.offset for r in second.handled] == [r.offset for r in first.handled]
     assert await rows_for(engine, delivery_id) == 1
-    again = await repository.get(delivery_id)
+    again = await repository.get(delivery_id, tenant_id="t-rec")
     assert again is not None and again.updated_at == row.updated_at  # untouched by the duplicate
 
 
@@ -119,7 +120,7 @@ async def test_outcomes_consumer_sets_the_processing_state(
 
     await consume(infra, topic, Counting(outcome_handler(log=repository)), 2)
 
-    row = await repository.get(delivery_id)
+    row = await repository.get(delivery_id, tenant_id="t-rec")
     assert row is not None
     assert (row.state, row.statuses, row.detail) == (DeliveryState.FAILED, 2, "unknown wamid parked")
     assert row.payload == {"entry": []}
@@ -135,7 +136,7 @@ async def test_an_outcome_arriving_before_its_delivery_record_is_kept(repository
                                             received_at=now, payload={"entry": [1]})
     assert not await repository.record_received(delivery_id=delivery_id, tenant_id="t-rec", phone_number_id="pn",
                                                 received_at=now, payload={"entry": [2]})
-    row = await repository.get(delivery_id)
+    row = await repository.get(delivery_id, tenant_id="t-rec")
     assert row is not None
     assert row.state == DeliveryState.PROCESSED and row.messages == 1
     assert row.payload == {"entry": [1]} and row.phone_number_id == "pn"

@@ -70,3 +70,16 @@ async def test_undecodable_records_are_refused() -> None:
         await outcome_handler(log=log)(record(unknown.to_bytes()))
     assert log.received == [] and log.outcomes == []
 
+
+
+async def test_a_record_without_a_tenant_is_refused_before_anything_is_written() -> None:
+    log = FakeLog()
+    received = make_event("webhook.received", tenant_id="", data=WebhookReceived(
+        delivery_id="d-1", phone_number_id="pn-1", received_at=datetime(2026, 11, 29, tzinfo=UTC), payload={}))
+    processed = make_event("webhook.processed", tenant_id="", data=WebhookProcessed(
+        delivery_id="d-1", outcome="processed", messages=1, statuses=0))
+    with pytest.raises(InvalidArgument, match="without a tenant"):
+        await received_handler(log=log)(record(received.to_bytes()))
+    with pytest.raises(InvalidArgument, match="without a tenant"):
+        await outcome_handler(log=log)(record(processed.to_bytes()))
+    assert log.received == [] and log.outcomes == []

@@ -1,0 +1,28 @@
+"""outbox: row-level security (written per tenant; read across tenants only by the relay, which names itself)
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+from eva_common.migrations import outbox_rls
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    for statement in outbox_rls("outbox"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.execute("DROP POLICY outbox_relay ON outbox")
+    op.execute("DROP POLICY tenant_isolation ON outbox")
+    op.execute("ALTER TABLE outbox NO FORCE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE outbox DISABLE ROW LEVEL SECURITY")

@@ -194,6 +194,8 @@ def deployable_env(stack: Stack, item: Deployable, secrets_: dict[str, Any]) -> 
         env["EVA_GRPC_PORT"] = str(item.grpc_port)
     if item.database:
         env["EVA_DATABASE_URL"], env["EVA_MIGRATION_DATABASE_URL"] = database_urls(stack, item.database)
+    if item.name == "messaging":
+        env["EVA_MEDIA_ROOT"] = str(stack.home / "media")
     if item.name == "auth":
         env["EVA_SERVICE_CLIENTS"] = json.dumps(secrets_["service_clients"])
         env["EVA_JWT_SIGNING_KEYS"] = json.dumps(secrets_["jwt_signing_keys"])

@@ -5,7 +5,9 @@ their composition roots with a test token issuer, and Kafka helpers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -130,6 +133,56 @@ class IssuedServiceTokens:
         return self._issuer.service_token(service="messaging")
 
 
+class FakeCredentials:
+    """TenantService.GetSendingCredentials stand-in: every tenant's access token is `token-<tenant>`."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def access_token(self, *, tenant_id: str) -> str:
+        self.calls.append(tenant_id)
+        return f"token-{tenant_id}"
+
+
+@dataclass
+class FakeMedia:
+    content: bytes
+    sha256: str  # what Meta announces
+    failures: int = 0  # how many lookups answer 500 first
+
+
+class FakeGraph:
+    """A Graph API for media behind an httpx transport: `GET /v21.0/{media_id}` → {url, mime_type, sha256, …}, then
+    `GET <url>` → the bytes; both refuse a request without the tenant's bearer token."""
+
+    def __init__(self) -> None:
+        self.media: dict[str, FakeMedia] = {}
+        self.requests: list[tuple[str, str]] = []
+
+    def add(self, media_id: str, content: bytes, *, sha256: str | None = None, failures: int = 0) -> str:
+        digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        self.media[media_id] = FakeMedia(content=content, sha256=sha256 or digest, failures=failures)
+        return digest
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        if not request.headers.get("authorization", "").startswith("Bearer token-"):
+            return httpx.Response(401, json={"error": {"code": 190, "message": "Invalid OAuth access token"}})
+        parts = request.url.path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "v21.0" and parts[1] in self.media:
+            media = self.media[parts[1]]
+            if media.failures > 0:
+                media.failures -= 1
+                return httpx.Response(500, json={"error": {"code": 2, "message": "Service temporarily unavailable"}})
+            return httpx.Response(200, json={
+                "messaging_product": "whatsapp", "url": f"http://graph.test/download/{parts[1]}",
+                "mime_type": "image/jpeg", "sha256": media.sha256, "file_size": str(len(media.content)),
+                "id": parts[1]})
+        if len(parts) == 2 and parts[0] == "download" and parts[1] in self.media:
+            return httpx.Response(200, content=self.media[parts[1]].content, headers={"content-type": "image/jpeg"})
+        return httpx.Response(404, json={"error": {"code": 100, "message": "Unsupported get request"}})
+
+
 @dataclass
 class Stack:
     messaging: MessagingApp
@@ -138,6 +191,9 @@ class Stack:
     conversations: conversation_pb2_grpc.ConversationServiceAsyncStub
     database: TestDatabase
     tokens: IssuedServiceTokens
+    graph: FakeGraph
+    credentials: FakeCredentials
+    media_root: Path
 
     @property
     def settings(self) -> Settings:
@@ -171,9 +227,11 @@ async def owner_db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer) -> AsyncIterator[Stack]:
+async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer,
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """The messaging service and the real conversation service it calls, each on its own topics and groups: the
-    conversation service consumes the messaging events, as in production."""
+    conversation service consumes the messaging events, as in production. Media downloads go to a FakeGraph; the
+    media worker's loop polls once an hour, so tests drive it with `media_worker.run_once()`."""
     webhooks, events = unique_topic("wa-webhooks"), unique_topic("messaging-events")
     outcomes, conversation_events = unique_topic("webhook-outcomes"), unique_topic("conversation-events")
     await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, conversation_events, dlq(webhooks),
@@ -190,12 +248,17 @@ async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssue
         cleanup.push_async_callback(conversation.stop)  # stops before its database is dropped
         await conversation.start(serve_http=False)
         tokens = IssuedServiceTokens(issuer)
+        graph, credentials = FakeGraph(), FakeCredentials()
+        media_root = tmp_path_factory.mktemp("media")
         messaging = MessagingApp(Settings(
             database_url=database.app_url, kafka_bootstrap=infra.kafka_bootstrap,
             conversation_grpc_target=f"127.0.0.1:{conversation.grpc_port}", webhooks_topic=webhooks,
             messaging_events_topic=events, webhook_outcomes_topic=outcomes, consumer_group=f"messaging-{suffix}",
             environment="test", shutdown_grace_seconds=1, service_client_secret="unused-in-tests-tokens-injected",
-        ), verifier=issuer.verifier(), tokens=tokens)
+            whatsapp_graph_url="http://graph.test", media_root=media_root, media_poll_seconds=3600,
+            media_backoff_seconds=0.01,
+        ), verifier=issuer.verifier(), tokens=tokens, credentials=credentials,
+            http_transport=httpx.MockTransport(graph.handle))
         cleanup.push_async_callback(messaging.stop)
         await messaging.start(serve_http=False)
         messaging_channel = grpc.aio.insecure_channel(f"127.0.0.1:{messaging.grpc_port}")
@@ -206,7 +269,7 @@ async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssue
             messaging=messaging, conversation=conversation,
             stub=messaging_pb2_grpc.MessagingServiceStub(messaging_channel),
             conversations=conversation_pb2_grpc.ConversationServiceStub(conversation_channel),
-            database=database, tokens=tokens)
+            database=database, tokens=tokens, graph=graph, credentials=credentials, media_root=media_root)
 
 
 def _delivery(payload: dict[str, Any], *, tenant_id: str, phone_number_id: str = "106540352242922",

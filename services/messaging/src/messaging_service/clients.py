@@ -9,6 +9,7 @@ from typing import Protocol
 
 import grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
 from eva_common.auth import Principal
 from eva_common.errors import NotFound
 from eva_common.grpc.client import rpc
@@ -59,3 +60,18 @@ class ConversationClient:
         except NotFound:
             return False
         return True
+
+
+class TenantCredentials:
+    """TenantService.GetSendingCredentials with this service's own token: the tenant's WhatsApp access token."""
+
+    def __init__(self, *, channel: grpc.aio.Channel, tokens: TokenSource, timeout: float) -> None:
+        self._stub = tenant_pb2_grpc.TenantServiceStub(channel)
+        self._tokens = tokens
+        self._timeout = timeout
+
+    async def access_token(self, *, tenant_id: str) -> str:
+        response: tenant_pb2.SendingCredentials = await rpc(
+            self._stub.GetSendingCredentials, tenant_pb2.GetSendingCredentialsRequest(tenant_id=tenant_id),
+            token=await self._tokens.token(), timeout=self._timeout)
+        return response.access_token

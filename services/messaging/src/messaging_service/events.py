@@ -3,6 +3,7 @@ webhook.outcomes.v1 (keyed by delivery id; data WebhookProcessed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from eva_events.envelope import EventEnvelope, make_event
@@ -10,6 +11,8 @@ from eva_events.messaging import ContactSnapshot, MessageView
 from eva_events.webhook import WEBHOOK_PROCESSED, WebhookProcessed
 
 from messaging_service.models import Message
+
+MESSAGE_UPDATED = "message.updated"
 
 
 def message_view(message: Message, *, contact: ContactSnapshot | None = None) -> MessageView:
@@ -29,11 +32,22 @@ def message_view(message: Message, *, contact: ContactSnapshot | None = None) ->
 
 
 def message_event(
-    event_type: str, message: Message, *, contact: ContactSnapshot | None = None, error: Any = None
+    event_type: str, message: Message, *, contact: ContactSnapshot | None = None, error: Any = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> EventEnvelope:
+    """The MessageView (plus `media` for media messages, `pricingCategory` once known, the error of a failed status
+    and any `extra` fields)."""
     data = message_view(message, contact=contact).to_json_dict()
+    if message.media is not None:
+        data["media"] = message.media
+    if message.reactions:
+        data["reactions"] = message.reactions
+    if message.pricing_category:
+        data["pricingCategory"] = message.pricing_category
     if error is not None:
         data["error"] = error
+    if extra:
+        data.update(extra)
     return make_event(event_type, tenant_id=message.tenant_id, data=data)
 
 

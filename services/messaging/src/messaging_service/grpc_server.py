@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +11,8 @@ import grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva_common.auth import current_principal
 
-from messaging_service.models import Message
-from messaging_service.service import MessagingService
+from messaging_service.models import MessageStatus
+from messaging_service.service import MessageRecord, MessagingService
 
 SERVICE_NAME = messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name
 
@@ -27,7 +27,28 @@ def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def message_message(message: Message) -> messaging_pb2.Message:
+def media_message(media: dict[str, Any] | None) -> messaging_pb2.Media | None:
+    if not media:
+        return None
+    return messaging_pb2.Media(
+        status=str(media.get("status") or ""),
+        media_id=str(media.get("mediaId") or ""),
+        mime_type=str(media.get("mimeType") or ""),
+        sha256=str(media.get("sha256") or ""),
+        size=int(media.get("size") or 0),
+        filename=str(media.get("filename") or ""),
+        caption=str(media.get("caption") or ""),
+        error=str(media.get("error") or ""),
+    )
+
+
+def status_change(status: MessageStatus) -> messaging_pb2.StatusChange:
+    return messaging_pb2.StatusChange(
+        status=status.status, occurred_at=rfc3339(status.occurred_at), error_json=_json(status.errors))
+
+
+def message_message(record: MessageRecord) -> messaging_pb2.Message:
+    message = record.message
     return messaging_pb2.Message(
         id=str(message.id),
         tenant_id=message.tenant_id,
@@ -44,6 +65,10 @@ def message_message(message: Message) -> messaging_pb2.Message:
         context_json=_json(message.context),
         referral_json=_json(message.referral),
         error_json=_json(message.error),
+        media=media_message(message.media),
+        status_history=[status_change(status) for status in record.history],
+        pricing_category=message.pricing_category or "",
+        reactions_json=_json(message.reactions),
     )
 
 
@@ -72,6 +97,23 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
             principal=current_principal(), message_id=request.message_id, tenant_id=request.tenant_id
         )
         return message_message(message)
+
+    async def GetMessageMedia(
+        self, request: messaging_pb2.GetMessageMediaRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[messaging_pb2.MediaChunk]:
+        """The first chunk carries the MIME type, size and filename; every chunk at most 64 KiB."""
+        download = await self._service.get_media(principal=current_principal(), message_id=request.message_id)
+        first = True
+        async for data in download.chunks:
+            if first:
+                yield messaging_pb2.MediaChunk(data=data, mime_type=download.mime_type, size=download.size,
+                                               filename=download.filename)
+                first = False
+            else:
+                yield messaging_pb2.MediaChunk(data=data)
+        if first:  # an empty file: still one chunk with the metadata
+            yield messaging_pb2.MediaChunk(mime_type=download.mime_type, size=download.size,
+                                           filename=download.filename)
 
 
 def registrar(servicer: MessagingServicer) -> Callable[[grpc.aio.Server], None]:

@@ -15,13 +15,13 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import InvalidArgument
 from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
-from eva_events.messaging import MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, ContactSnapshot
+from eva_events.messaging import MESSAGE_RECEIVED, ContactSnapshot
 from eva_events.webhook import WEBHOOK_RECEIVED, WebhookProcessed, WebhookReceived
 
-from messaging_service import statuses
-from messaging_service.events import message_event, webhook_processed_event
+from messaging_service import media_state, message_store, statuses
+from messaging_service.events import webhook_processed_event
 from messaging_service.metrics import WEBHOOK_ITEMS
-from messaging_service.models import INBOUND, Message, MessageStatus, ParkedStatus
+from messaging_service.models import INBOUND, Message, ParkedStatus
 from messaging_service.repository import MessageRepository
 from messaging_service.webhook import InboundMessage, Sender, StatusUpdate, walk
 
@@ -116,7 +116,8 @@ class WebhookProcessor:
             tenant_id=tenant_id, sender=inbound.sender, message_at=sent_at, phone_number_id=phone_number_id
         )
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            stored = await MessageRepository(session).insert_once(
+            stored = await message_store.store_message(
+                session,
                 Message(
                     tenant_id=tenant_id,
                     conversation_id=resolved.conversation_id,
@@ -132,12 +133,14 @@ class WebhookProcessor:
                     raw=inbound.raw,
                     phone_number_id=phone_number_id,
                     sent_at=sent_at,
-                )
+                    media=media_state.initial(inbound.type, inbound.content),
+                ),
+                event_type=MESSAGE_RECEIVED,
+                events_topic=self._events_topic,
+                contact=resolved.contact,
             )
             if stored is None:  # a concurrent copy of this delivery stored it first
                 return Outcome.DUPLICATE
-            await enqueue(session, topic=self._events_topic, key=str(stored.conversation_id),
-                          event=message_event(MESSAGE_RECEIVED, stored, contact=resolved.contact))
         return Outcome.STORED
 
     async def apply_status(self, tenant_id: str, update: StatusUpdate) -> Outcome:
@@ -145,6 +148,7 @@ class WebhookProcessor:
         is not stored."""
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             repository = MessageRepository(session)
+            await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)
             message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid)
             if message is None:
                 await repository.park_status(ParkedStatus(
@@ -152,16 +156,7 @@ class WebhookProcessor:
                     recipient_id=update.recipient_id, phone_number_id=update.phone_number_id, errors=update.errors,
                     payload=update.raw))
                 return Outcome.STATUS_PARKED
-            await repository.record_status(MessageStatus(
-                tenant_id=tenant_id, message_id=message.id, wamid=update.wamid, status=update.status,
-                occurred_at=update.occurred_at, recipient_id=update.recipient_id, errors=update.errors,
-                payload=update.raw))
-            error = update.errors if update.status == statuses.FAILED else None
-            moved = await repository.advance_status(
-                tenant_id=tenant_id, message_id=message.id, status=update.status, error=error,
-                from_statuses=statuses.predecessors(update.status))
+            moved = await message_store.apply_status(session, message, update, events_topic=self._events_topic)
             if moved is None:
                 return Outcome.STATUS_RECORDED
-            await enqueue(session, topic=self._events_topic, key=str(moved.conversation_id),
-                          event=message_event(MESSAGE_STATUS_CHANGED, moved, error=error))
         return Outcome.STATUS_APPLIED

@@ -1,5 +1,6 @@
-"""The composition root: settings -> engine, Kafka publisher, token verifier, service token, conversation client,
-use cases, gRPC server, HTTP app, outbox relay and the webhook consumer; graceful shutdown on SIGTERM.
+"""The composition root: settings -> engine, Kafka publisher, token verifier, service token, conversation and tenant
+clients, media store, use cases, gRPC server, HTTP app, outbox relay, the webhook consumer and the media worker;
+graceful shutdown on SIGTERM.
 Nothing connects at import time."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import contextlib
 import logging
 
 import grpc
+import httpx
 from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_source
 from eva_common.db import create_engine, database_ready, session_factory
 from eva_common.grpc.client import create_channel
@@ -21,10 +23,12 @@ from eva_common.runtime import HttpServer, bootstrap_process, load_settings, ser
 from eva_common.settings import ConfigurationError, require_real_secret
 from fastapi import FastAPI
 
-from messaging_service.clients import ConversationClient, TokenSource
+from messaging_service.clients import ConversationClient, TenantCredentials, TokenSource
 from messaging_service.grpc_server import SERVICE_NAME, MessagingServicer, registrar
 from messaging_service.handlers import WebhookDeliveryHandler
 from messaging_service.inbound import WebhookProcessor
+from messaging_service.media_store import LocalMediaStore
+from messaging_service.media_worker import CredentialsSource, GraphMediaClient, MediaWorker
 from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
 
@@ -39,7 +43,8 @@ class MessagingApp:
     """
 
     def __init__(
-        self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None
+        self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None,
+        credentials: CredentialsSource | None = None, http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self._channels: list[grpc.aio.Channel] = []
@@ -68,6 +73,11 @@ class MessagingApp:
         self.conversations = ConversationClient(
             channel=conversation_channel, tokens=tokens, timeout=settings.grpc_deadline_seconds
         )
+        if credentials is None:
+            tenant_channel = create_channel(settings.tenant_grpc_target)
+            self._channels.append(tenant_channel)
+            credentials = TenantCredentials(channel=tenant_channel, tokens=tokens,
+                                            timeout=settings.grpc_deadline_seconds)
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
@@ -77,7 +87,21 @@ class MessagingApp:
             events_topic=settings.messaging_events_topic,
             outcomes_topic=settings.webhook_outcomes_topic,
         )
-        self.service = MessagingService(sessions=self.sessions, conversations=self.conversations)
+        self.media_store = LocalMediaStore(settings.media_root)
+        self.service = MessagingService(
+            sessions=self.sessions, conversations=self.conversations, media_store=self.media_store)
+        self.http_client = httpx.AsyncClient(
+            transport=http_transport, timeout=settings.media_download_timeout_seconds, follow_redirects=True)
+        self.media_worker = MediaWorker(
+            sessions=self.sessions,
+            credentials=credentials,
+            graph=GraphMediaClient(http=self.http_client, graph_url=settings.whatsapp_graph_url),
+            store=self.media_store,
+            events_topic=settings.messaging_events_topic,
+            max_attempts=settings.media_max_attempts,
+            backoff_seconds=settings.media_backoff_seconds,
+            poll_seconds=settings.media_poll_seconds,
+        )
         self.grpc_server = GrpcServer(
             registrars=[registrar(MessagingServicer(service=self.service))],
             service_names=[SERVICE_NAME],
@@ -121,6 +145,7 @@ class MessagingApp:
         self.tasks = [
             asyncio.create_task(self.relay.run(), name="outbox-relay"),
             asyncio.create_task(self.consumer.run(), name="webhook-consumer"),
+            asyncio.create_task(self.media_worker.run(), name="media-worker"),
         ]
         if serve_http:
             self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
@@ -133,6 +158,7 @@ class MessagingApp:
         grace = self.settings.shutdown_grace_seconds
         await self.grpc_server.stop(grace)
         await self.consumer.stop()
+        await self.media_worker.stop()
         await self.relay.stop()
         if self.tasks:
             _, pending = await asyncio.wait(self.tasks, timeout=grace + 10)
@@ -144,6 +170,7 @@ class MessagingApp:
         if self._http is not None:
             await self._http.stop()
         await self.publisher.stop()
+        await self.http_client.aclose()
         for channel in self._channels:
             await channel.close()
         await self.engine.dispose()

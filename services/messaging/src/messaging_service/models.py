@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from messaging_service.ids import new_id
 
-__all__ = ["INBOUND", "OUTBOUND", "Message", "MessageStatus", "OutboxEvent", "ParkedStatus"]
+__all__ = ["INBOUND", "OUTBOUND", "MediaJob", "Message", "MessageStatus", "OutboxEvent", "ParkedStatus"]
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
@@ -61,6 +61,12 @@ class Message(SQLModel, table=True):
     raw: dict[str, Any] | None = Field(default=None, sa_column=_json())
     phone_number_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     sent_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    # Media messages: {status: pending|ready|failed, mediaId, mimeType, sha256, size, filename, caption, error}.
+    media: dict[str, Any] | None = Field(default=None, sa_column=_json())
+    # Meta's pricing category, from the first status that carried one (for usage).
+    pricing_category: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # Guests' current reactions: [{contactId, emoji, reactionWamid, reactedAt}], one per contact.
+    reactions: list[dict[str, Any]] | None = Field(default=None, sa_column=_json())
     created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
@@ -102,3 +108,25 @@ class ParkedStatus(SQLModel, table=True):
     errors: list[dict[str, Any]] | None = Field(default=None, sa_column=_json())
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=_json(nullable=False))
     created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class MediaJob(SQLModel, table=True):
+    """The download of one message's media: retried with backoff until it is stored or gives up (`failed`)."""
+
+    __tablename__ = "media_jobs"
+    __table_args__ = (
+        sa.UniqueConstraint("message_id", name="media_jobs_message_key"),
+        sa.CheckConstraint("state IN ('pending', 'done', 'failed')", name="media_jobs_state_check"),
+        sa.Index("media_jobs_due", "next_attempt_at", postgresql_where=sa.text("state = 'pending'")),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    message_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, sa.ForeignKey("messages.id"), nullable=False))
+    media_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    state: str = Field(default="pending", sa_column=sa.Column(sa.Text, nullable=False, server_default="pending"))
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,12 +12,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from messaging_service.models import Message, MessageStatus, ParkedStatus
+from messaging_service.models import MediaJob, Message, MessageStatus, ParkedStatus
 
 
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def lock_wamid(self, *, tenant_id: str, wamid: str) -> None:
+        """Serializes, until the transaction ends, the writers of one (tenant, wamid): the insert of a message and
+        the parking of its statuses, so a status never gets parked just after its message was stored."""
+        connection = await self._session.connection()
+        await connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                                 {"key": f"{tenant_id}\x1f{wamid}"})
 
     async def wamid_exists(self, *, tenant_id: str, wamid: str) -> bool:
         statement = select(col(Message.id)).where(Message.tenant_id == tenant_id, Message.wamid == wamid)
@@ -38,6 +46,26 @@ class MessageRepository:
     async def message(self, *, tenant_id: str, message_id: uuid.UUID) -> Message | None:
         statement = select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id)
         return (await self._session.exec(statement)).first()
+
+    async def message_by_wamid_for_update(self, *, tenant_id: str, wamid: str) -> Message | None:
+        statement = (
+            select(Message).where(Message.tenant_id == tenant_id, Message.wamid == wamid)
+            .with_for_update().execution_options(populate_existing=True)
+        )
+        return (await self._session.exec(statement)).first()
+
+    async def set_reactions(
+        self, *, tenant_id: str, message_id: uuid.UUID, reactions: list[dict[str, Any]]
+    ) -> Message | None:
+        statement = (
+            sa.update(Message)
+            .where(col(Message.tenant_id) == tenant_id, col(Message.id) == message_id)
+            .values(reactions=reactions or None, updated_at=sa.func.now())
+            .returning(Message)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Message | None = (await self._session.exec(statement)).scalars().first()
+        return row
 
     async def message_by_wamid(self, *, tenant_id: str, wamid: str) -> Message | None:
         statement = select(Message).where(Message.tenant_id == tenant_id, Message.wamid == wamid)
@@ -104,3 +132,86 @@ class MessageRepository:
             .returning(col(ParkedStatus.id))
         )
         return (await self._session.exec(statement)).first() is not None
+
+    async def take_parked(self, *, tenant_id: str, wamid: str) -> list[ParkedStatus]:
+        """Removes and returns the statuses parked for the wamid (in the caller's transaction)."""
+        statement = (
+            sa.delete(ParkedStatus)
+            .where(col(ParkedStatus.tenant_id) == tenant_id, col(ParkedStatus.wamid) == wamid)
+            .returning(ParkedStatus)
+        )
+        return list((await self._session.exec(statement)).scalars().all())
+
+    async def set_pricing_category(self, *, tenant_id: str, message_id: uuid.UUID, category: str) -> None:
+        await self._session.exec(
+            sa.update(Message)
+            .where(col(Message.tenant_id) == tenant_id, col(Message.id) == message_id,
+                   col(Message.pricing_category).is_(None))
+            .values(pricing_category=category)
+        )
+
+    async def history(
+        self, *, tenant_id: str, message_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[MessageStatus]]:
+        """Every status of the messages, oldest first (Meta's timestamp, then arrival)."""
+        result: dict[uuid.UUID, list[MessageStatus]] = {key: [] for key in message_ids}
+        if not message_ids:
+            return result
+        statement = (
+            select(MessageStatus)
+            .where(MessageStatus.tenant_id == tenant_id, col(MessageStatus.message_id).in_(list(message_ids)))
+            .order_by(col(MessageStatus.occurred_at).asc().nulls_last(), col(MessageStatus.id))
+        )
+        for row in (await self._session.exec(statement)).all():
+            result[row.message_id].append(row)
+        return result
+
+    async def add_media_job(self, job: MediaJob) -> None:
+        statement = (
+            pg_insert(MediaJob)
+            .values(**job.model_dump(exclude={"id", "created_at", "updated_at"}))
+            .on_conflict_do_nothing(index_elements=["message_id"])
+        )
+        await self._session.exec(statement)
+
+    async def media_job(self, *, tenant_id: str, job_id: int) -> MediaJob | None:
+        statement = select(MediaJob).where(MediaJob.tenant_id == tenant_id, MediaJob.id == job_id)
+        return (await self._session.exec(statement)).first()
+
+    async def media_job_of(self, *, tenant_id: str, message_id: uuid.UUID) -> MediaJob | None:
+        statement = select(MediaJob).where(MediaJob.tenant_id == tenant_id, MediaJob.message_id == message_id)
+        return (await self._session.exec(statement)).first()
+
+    async def finish_media_job(
+        self, *, tenant_id: str, job_id: int, state: str, attempts: int, error: str | None,
+        retry_in: timedelta | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "state": state, "attempts": attempts, "last_error": error, "updated_at": sa.func.now()}
+        if retry_in is not None:
+            values["next_attempt_at"] = sa.func.now() + retry_in
+        await self._session.exec(
+            sa.update(MediaJob).where(col(MediaJob.tenant_id) == tenant_id, col(MediaJob.id) == job_id).values(**values)
+        )
+
+    async def set_media(self, *, tenant_id: str, message_id: uuid.UUID, media: dict[str, Any]) -> Message | None:
+        statement = (
+            sa.update(Message)
+            .where(col(Message.tenant_id) == tenant_id, col(Message.id) == message_id)
+            .values(media=media, updated_at=sa.func.now())
+            .returning(Message)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Message | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
+
+async def claim_media_jobs(session: AsyncSession, *, batch: int, lease_seconds: float) -> list[tuple[int, str]]:
+    """Leases up to `batch` due media jobs of any tenant (a SECURITY DEFINER function: the worker does not know the
+    tenants yet); returns (job id, tenant id) pairs."""
+    connection = await session.connection()
+    rows = await connection.execute(
+        sa.text("SELECT job_id, tenant_id FROM claim_media_jobs(:batch, :lease)"),
+        {"batch": batch, "lease": lease_seconds},
+    )
+    return [(int(row[0]), str(row[1])) for row in rows.all()]

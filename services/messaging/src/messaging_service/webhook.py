@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from messaging_service import statuses
+from messaging_service.content import content_json
 
 MESSAGES_FIELD = "messages"
-TEXT = "text"
 UNKNOWN_TYPE = "unknown"
 
 
@@ -47,6 +47,7 @@ class StatusUpdate:
     phone_number_id: str | None
     errors: list[dict[str, Any]] | None
     raw: dict[str, Any]
+    pricing_category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +102,6 @@ def _errors(value: object) -> list[dict[str, Any]] | None:
     return _dicts(value) or None
 
 
-def _content(message: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    """The message's own object, as Meta sent it (text: {"body": …}); later issues give each type its shape."""
-    body = message.get(kind)
-    if kind == TEXT:
-        text = body.get("body") if isinstance(body, dict) else None
-        return {"body": text if isinstance(text, str) else ""}
-    if isinstance(body, dict):
-        return dict(body)
-    return {} if body is None else {"value": body}
-
-
 class _Contacts:
     """value.contacts[], matched to a message by wa_id, else by user_id, else the only contact there is."""
 
@@ -149,7 +139,7 @@ def _message(raw: dict[str, Any], contacts: _Contacts, phone_number_id: str | No
         sender=contacts.sender_of(raw),
         sent_at=meta_timestamp(raw.get("timestamp")),
         type=kind,
-        content=_content(raw, kind),
+        content=content_json(kind, raw),
         context=_object(raw.get("context")),
         referral=_object(raw.get("referral")),
         errors=_errors(raw.get("errors")),
@@ -170,7 +160,19 @@ def _status(raw: dict[str, Any], phone_number_id: str | None) -> StatusUpdate | 
         phone_number_id=phone_number_id,
         errors=_errors(raw.get("errors")),
         raw=raw,
+        pricing_category=_pricing_category(raw),
     )
+
+
+def _pricing_category(raw: Mapping[str, Any]) -> str | None:
+    """Meta's pricing.category (service, utility, marketing, authentication…), else the older
+    conversation.origin.type."""
+    pricing = raw.get("pricing")
+    if isinstance(pricing, dict) and (category := _text(pricing.get("category"))):
+        return category
+    conversation = raw.get("conversation")
+    origin = conversation.get("origin") if isinstance(conversation, dict) else None
+    return _text(origin.get("type")) if isinstance(origin, dict) else None
 
 
 def _error(raw: dict[str, Any], phone_number_id: str | None) -> WebhookError:

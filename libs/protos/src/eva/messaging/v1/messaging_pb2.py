@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eva/messaging/v1/messaging.proto\x12\x10\x65va.messaging.v1\"\x9f\x03\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\r\n\x05wamid\x18\x05 \x01(\t\x12\x11\n\tdirection\x18\x06 \x01(\t\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\t \x01(\t\x12\x0f\n\x07sent_at\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\r \x01(\t\x12\x15\n\rreferral_json\x18\x0e \x01(\t\x12\x12\n\nerror_json\x18\x0f \x01(\t\x12&\n\x05media\x18\x10 \x01(\x0b\x32\x17.eva.messaging.v1.Media\x12\x36\n\x0estatus_history\x18\x11 \x03(\x0b\x32\x1e.eva.messaging.v1.StatusChange\x12\x18\n\x10pricing_category\x18\x12 \x01(\t\"`\n\x13ListMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"U\n\x14ListMessagesResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.eva.messaging.v1.Message\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\":\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"\x8c\x01\n\x05Media\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"G\n\x0cStatusChange\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x0boccurred_at\x18\x02 \x01(\t\x12\x12\n\nerror_json\x18\x03 \x01(\t\",\n\x16GetMessageMediaRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"M\n\nMediaChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t2\x9c\x02\n\x10MessagingService\x12]\n\x0cListMessages\x12%.eva.messaging.v1.ListMessagesRequest\x1a&.eva.messaging.v1.ListMessagesResponse\x12L\n\nGetMessage\x12#.eva.messaging.v1.GetMessageRequest\x1a\x19.eva.messaging.v1.Message\x12[\n\x0fGetMessageMedia\x12(.eva.messaging.v1.GetMessageMediaRequest\x1a\x1c.eva.messaging.v1.MediaChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eva/messaging/v1/messaging.proto\x12\x10\x65va.messaging.v1\"\xb7\x03\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\r\n\x05wamid\x18\x05 \x01(\t\x12\x11\n\tdirection\x18\x06 \x01(\t\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\t \x01(\t\x12\x0f\n\x07sent_at\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\r \x01(\t\x12\x15\n\rreferral_json\x18\x0e \x01(\t\x12\x12\n\nerror_json\x18\x0f \x01(\t\x12&\n\x05media\x18\x10 \x01(\x0b\x32\x17.eva.messaging.v1.Media\x12\x36\n\x0estatus_history\x18\x11 \x03(\x0b\x32\x1e.eva.messaging.v1.StatusChange\x12\x18\n\x10pricing_category\x18\x12 \x01(\t\x12\x16\n\x0ereactions_json\x18\x13 \x01(\t\"`\n\x13ListMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"U\n\x14ListMessagesResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.eva.messaging.v1.Message\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\":\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"\x8c\x01\n\x05Media\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"G\n\x0cStatusChange\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x0boccurred_at\x18\x02 \x01(\t\x12\x12\n\nerror_json\x18\x03 \x01(\t\",\n\x16GetMessageMediaRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"M\n\nMediaChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t2\x9c\x02\n\x10MessagingService\x12]\n\x0cListMessages\x12%.eva.messaging.v1.ListMessagesRequest\x1a&.eva.messaging.v1.ListMessagesResponse\x12L\n\nGetMessage\x12#.eva.messaging.v1.GetMessageRequest\x1a\x19.eva.messaging.v1.Message\x12[\n\x0fGetMessageMedia\x12(.eva.messaging.v1.GetMessageMediaRequest\x1a\x1c.eva.messaging.v1.MediaChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eva.messaging.v1.messaging_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MESSAGE']._serialized_start=55
-  _globals['_MESSAGE']._serialized_end=470
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=472
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=568
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=570
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=655
-  _globals['_GETMESSAGEREQUEST']._serialized_start=657
-  _globals['_GETMESSAGEREQUEST']._serialized_end=715
-  _globals['_MEDIA']._serialized_start=718
-  _globals['_MEDIA']._serialized_end=858
-  _globals['_STATUSCHANGE']._serialized_start=860
-  _globals['_STATUSCHANGE']._serialized_end=931
-  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_start=933
-  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_end=977
-  _globals['_MEDIACHUNK']._serialized_start=979
-  _globals['_MEDIACHUNK']._serialized_end=1056
-  _globals['_MESSAGINGSERVICE']._serialized_start=1059
-  _globals['_MESSAGINGSERVICE']._serialized_end=1343
+  _globals['_MESSAGE']._serialized_end=494
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=496
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=592
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=594
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=679
+  _globals['_GETMESSAGEREQUEST']._serialized_start=681
+  _globals['_GETMESSAGEREQUEST']._serialized_end=739
+  _globals['_MEDIA']._serialized_start=742
+  _globals['_MEDIA']._serialized_end=882
+  _globals['_STATUSCHANGE']._serialized_start=884
+  _globals['_STATUSCHANGE']._serialized_end=955
+  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_start=957
+  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_end=1001
+  _globals['_MEDIACHUNK']._serialized_start=1003
+  _globals['_MEDIACHUNK']._serialized_end=1080
+  _globals['_MESSAGINGSERVICE']._serialized_start=1083
+  _globals['_MESSAGINGSERVICE']._serialized_end=1367
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,7 @@ class Message(_message.Message):
     MEDIA_FIELD_NUMBER: _builtins.int
     STATUS_HISTORY_FIELD_NUMBER: _builtins.int
     PRICING_CATEGORY_FIELD_NUMBER: _builtins.int
+    REACTIONS_JSON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     conversation_id: _builtins.str
@@ -62,6 +63,10 @@ class Message(_message.Message):
     """Meta's errors for this message (unsupported type, media download, failed delivery) as JSON; empty when none."""
     pricing_category: _builtins.str
     """Meta's pricing category (service, utility, marketing, authentication) once a status carried it."""
+    reactions_json: _builtins.str
+    """Guests' current reactions to this message as JSON: [{"from", "emoji", "reactionWamid", "reactedAt"}], one per
+    guest (a removed reaction disappears); empty when none.
+    """
     @_builtins.property
     def media(self) -> Global___Media:
         """For image, audio, video, document and sticker messages."""
@@ -91,10 +96,11 @@ class Message(_message.Message):
         media: Global___Media | None = ...,
         status_history: _abc.Iterable[Global___StatusChange] | None = ...,
         pricing_category: _builtins.str = ...,
+        reactions_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "media", b"media", "pricing_category", b"pricing_category", "referral_json", b"referral_json", "sent_at", b"sent_at", "status", b"status", "status_history", b"status_history", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "media", b"media", "pricing_category", b"pricing_category", "reactions_json", b"reactions_json", "referral_json", b"referral_json", "sent_at", b"sent_at", "status", b"status", "status_history", b"status_history", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,115 @@
+"""Writing a message and its statuses inside the caller's tenant transaction, with their events in the outbox:
+stored once per (tenant, wamid); a media message gets its download job; a reaction updates the reacted message's
+summary; statuses parked before the message existed are applied right after it is inserted, in Meta's timestamp
+order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from eva_common.outbox import enqueue
+from eva_events.messaging import MESSAGE_STATUS_CHANGED, ContactSnapshot
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from messaging_service import media_state, statuses
+from messaging_service.content import REACTION
+from messaging_service.events import MESSAGE_UPDATED, message_event
+from messaging_service.models import INBOUND, MediaJob, Message, MessageStatus, ParkedStatus
+from messaging_service.repository import MessageRepository
+from messaging_service.webhook import StatusUpdate
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def store_message(
+    session: AsyncSession, message: Message, *, event_type: str, events_topic: str,
+    contact: ContactSnapshot | None = None,
+) -> Message | None:
+    """Inserts the message unless its (tenant, wamid) is stored, announces it, queues its media download and applies
+    its parked statuses. None when it was a duplicate (nothing written)."""
+    repository = MessageRepository(session)
+    if message.wamid:
+        await repository.lock_wamid(tenant_id=message.tenant_id, wamid=message.wamid)
+    stored = await repository.insert_once(message)
+    if stored is None:
+        return None
+    media_id = media_state.media_id(stored.media)
+    if media_id is not None:
+        await repository.add_media_job(MediaJob(tenant_id=stored.tenant_id, message_id=stored.id, media_id=media_id))
+    await enqueue(session, topic=events_topic, key=str(stored.conversation_id),
+                  event=message_event(event_type, stored, contact=contact))
+    if stored.type == REACTION and stored.direction == INBOUND:
+        await _react(session, stored, events_topic=events_topic)
+    if stored.wamid:
+        parked = await repository.take_parked(tenant_id=stored.tenant_id, wamid=stored.wamid)
+        for item in sorted(parked, key=lambda p: (p.occurred_at or _EPOCH, p.id or 0)):
+            moved = await apply_status(session, stored, parked_update(item), events_topic=events_topic)
+            stored = moved or stored
+    return stored
+
+
+async def _react(session: AsyncSession, reaction: Message, *, events_topic: str) -> None:
+    """Keeps the reacted message's summary: one reaction per contact, the newest by Meta's timestamp; a reaction
+    without an emoji removes the contact's. A reaction to a message not stored here changes nothing else."""
+    target_wamid = reaction.content.get("messageId")
+    if not isinstance(target_wamid, str) or not target_wamid:
+        return
+    repository = MessageRepository(session)
+    target = await repository.message_by_wamid_for_update(tenant_id=reaction.tenant_id, wamid=target_wamid)
+    if target is None:
+        return
+    contact = str(reaction.contact_id)
+    reacted_at = reaction.sent_at.astimezone(UTC).isoformat()
+    current = list(target.reactions or [])
+    previous = next((item for item in current if item.get("contactId") == contact), None)
+    if previous is not None and str(previous.get("reactedAt", "")) > reacted_at:
+        return  # an older reaction arriving late never replaces a newer one
+    summary = [item for item in current if item.get("contactId") != contact]
+    emoji = reaction.content.get("emoji")
+    if emoji and not reaction.content.get("removed"):
+        summary.append({"contactId": contact, "emoji": emoji, "reactionWamid": reaction.wamid,
+                        "reactedAt": reacted_at})
+    if summary == current:
+        return
+    updated = await repository.set_reactions(tenant_id=target.tenant_id, message_id=target.id, reactions=summary)
+    if updated is not None:
+        await enqueue(session, topic=events_topic, key=str(updated.conversation_id),
+                      event=message_event(MESSAGE_UPDATED, updated))
+
+
+def parked_update(parked: ParkedStatus) -> StatusUpdate:
+    raw = parked.payload
+    pricing = raw.get("pricing") if isinstance(raw, dict) else None
+    category = pricing.get("category") if isinstance(pricing, dict) else None
+    return StatusUpdate(
+        wamid=parked.wamid, status=parked.status, occurred_at=parked.occurred_at, recipient_id=parked.recipient_id,
+        phone_number_id=parked.phone_number_id, errors=parked.errors, raw=raw,
+        pricing_category=category if isinstance(category, str) and category else None,
+    )
+
+
+async def apply_status(
+    session: AsyncSession, message: Message, update: StatusUpdate, *, events_topic: str
+) -> Message | None:
+    """Records the status in the message's history, keeps its pricing category and moves the message forward
+    (announcing `message.status_changed`). Returns the moved message, or None when it did not move."""
+    repository = MessageRepository(session)
+    await repository.record_status(MessageStatus(
+        tenant_id=message.tenant_id, message_id=message.id, wamid=update.wamid, status=update.status,
+        occurred_at=update.occurred_at, recipient_id=update.recipient_id, errors=update.errors, payload=update.raw))
+    if update.pricing_category and message.pricing_category is None:
+        await repository.set_pricing_category(tenant_id=message.tenant_id, message_id=message.id,
+                                              category=update.pricing_category)
+    error = update.errors if update.status == statuses.FAILED else None
+    moved = await repository.advance_status(
+        tenant_id=message.tenant_id, message_id=message.id, status=update.status, error=error,
+        from_statuses=statuses.predecessors(update.status))
+    if moved is None:
+        return None
+    extra: dict[str, object] = {"occurredAt": update.occurred_at.isoformat() if update.occurred_at else None}
+    category = moved.pricing_category or update.pricing_category
+    if category:
+        extra["category"] = category
+    await enqueue(session, topic=events_topic, key=str(moved.conversation_id),
+                  event=message_event(MESSAGE_STATUS_CHANGED, moved, error=error, extra=extra))
+    return moved

@@ -7,7 +7,7 @@ renders them with their stable code.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -15,7 +15,7 @@ from eva.auth.v1 import auth_pb2_grpc
 from eva.conversation.v1 import conversation_pb2_grpc
 from eva.messaging.v1 import messaging_pb2_grpc
 from eva.tenant.v1 import tenant_pb2_grpc
-from eva_common.grpc.client import create_channel, rpc
+from eva_common.grpc.client import call_metadata, create_channel, domain_error_from_rpc, rpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client_context import current_client
@@ -34,11 +34,13 @@ UPSTREAM_SERVICES: Mapping[str, str] = {
 class UpstreamClients:
     """Stubs of every upstream over long-lived channels; `call` applies the deadline and forwards the token."""
 
-    def __init__(self, *, targets: Mapping[str, str], deadline_seconds: float, health_timeout_seconds: float) -> None:
+    def __init__(self, *, targets: Mapping[str, str], deadline_seconds: float, health_timeout_seconds: float,
+                 stream_deadline_seconds: float = 300.0) -> None:
         missing = set(UPSTREAM_SERVICES) - set(targets)
         if missing:
             raise ValueError(f"no gRPC target for {sorted(missing)}")
         self._deadline = deadline_seconds
+        self._stream_deadline = stream_deadline_seconds
         self._health_timeout = health_timeout_seconds
         self._channels: dict[str, grpc.aio.Channel] = {
             name: create_channel(targets[name]) for name in UPSTREAM_SERVICES
@@ -55,6 +57,21 @@ class UpstreamClients:
         """One unary call with the gateway's deadline; `token` is the caller's access token (None for public RPCs).
         The caller's address and user agent ride along when the call is made for a client."""
         return await rpc(_with_client_metadata(method), request, token=token, timeout=self._deadline)
+
+    async def stream(self, method: Callable[..., Any], request: Any, *, token: str | None) -> AsyncGenerator[Any, None]:
+        """One server-streaming call (deadline `stream_deadline_seconds` for the whole stream), with the same
+        metadata as `call`. A gRPC failure, before or between messages, is raised as the DomainError the upstream
+        raised; closing the iterator early cancels the call."""
+        client = current_client()
+        metadata = (*call_metadata(token), *(client.metadata() if client is not None else ()))
+        call = method(request, metadata=metadata, timeout=self._stream_deadline)
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as error:
+            raise domain_error_from_rpc(error) from error
+        finally:
+            call.cancel()
 
     async def serving(self, name: str) -> bool:
         """Whether the upstream's gRPC health service reports SERVING (short deadline, no waiting for ready)."""

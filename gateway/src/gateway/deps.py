@@ -40,5 +40,6 @@ UserDep = Annotated[Principal, Depends(require_user)]
 PrincipalDep = Annotated[Principal, Depends(require_api_user)]
 # A verified user, or an API key with the scope, on the /api/* endpoints that accept keys.
 ConversationsReaderDep = Annotated[Principal, Depends(api_key_access(SCOPE_CONVERSATIONS_READ))]
+ConversationsWriterDep = Annotated[Principal, Depends(api_key_access(SCOPE_CONVERSATIONS_WRITE))]
 MessagesReaderDep = Annotated[Principal, Depends(api_key_access(SCOPE_MESSAGES_READ))]
 UsageReaderDep = Annotated[Principal, Depends(api_key_access(SCOPE_USAGE_READ))]

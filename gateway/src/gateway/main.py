@@ -25,6 +25,7 @@ async def serve(settings: Settings) -> None:
         targets=settings.upstream_targets,
         deadline_seconds=settings.grpc_deadline_seconds,
         health_timeout_seconds=settings.health_check_timeout_seconds,
+        stream_deadline_seconds=settings.media_stream_deadline_seconds,
     )
     verifier = TokenVerifier(
         jwks_source=grpc_jwks_source(lambda: clients.channel("auth")),

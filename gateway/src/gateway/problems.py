@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from gateway.ratelimits import Quota, RateLimited
 
 # Codes whose HTTP status differs from their DomainError class's default at the edge.
-STATUS_BY_CODE: dict[str, int] = {"TENANT_REQUIRED": 409}
-TITLE_BY_CODE: dict[str, str] = {"TENANT_REQUIRED": "Tenant required"}
+STATUS_BY_CODE: dict[str, int] = {"TENANT_REQUIRED": 409, "MEDIA_NOT_READY": 409}
+TITLE_BY_CODE: dict[str, str] = {"TENANT_REQUIRED": "Tenant required", "MEDIA_NOT_READY": "Media not ready"}
 
 _DESCRIPTIONS = {
     400: "Invalid request (code VALIDATION_FAILED, with `errors`: the fields at fault)",
@@ -24,7 +24,7 @@ _DESCRIPTIONS = {
     403: "The caller may not do this (FORBIDDEN_ROLE; API_KEY_NOT_ALLOWED for an API key on an endpoint that does "
          "not take keys; SCOPE_MISSING for a key without the endpoint's scope)",
     404: "Not found (NOT_FOUND or a more specific code)",
-    409: "Conflict (ALREADY_EXISTS, TENANT_REQUIRED, …)",
+    409: "Conflict (ALREADY_EXISTS, TENANT_REQUIRED, MEDIA_NOT_READY, …)",
     413: "Request body over the size limit (PAYLOAD_TOO_LARGE)",
     422: "The request cannot be applied in the current state (FAILED_PRECONDITION, …)",
     429: "Too many requests (RATE_LIMITED, or an upstream's code such as LOGIN_THROTTLED); `Retry-After` gives the "

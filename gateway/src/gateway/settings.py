@@ -26,6 +26,8 @@ class Settings(ServiceSettings):
     # How often connected sockets are checked for an expired or revoked access token.
     socket_sweep_interval_seconds: float = Field(default=15.0, gt=0)
     health_check_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Deadline of a whole server-streaming upstream call (media downloads relayed to the client).
+    media_stream_deadline_seconds: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=ONE_MIB, gt=0)
     # Rate limits (Redis, shared by every replica): authenticated /api/* calls per user (or API key) and per tenant,
     # and /auth/* calls (and API-key exchanges) per client IP. All per minute.

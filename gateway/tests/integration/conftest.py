@@ -28,6 +28,7 @@ from eva_common.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
 )
 from eva_common.grpc.server import GrpcServer
 from eva_common.ratelimit import RateLimiter
@@ -72,6 +73,20 @@ class Directory:
     exchanges: list[str] = field(default_factory=list)  # key ids exchanged by ExchangeApiKey
     exchange_ttl: int = 300
     audit_logs: dict[str, list[tenant_pb2.AuditLog]] = field(default_factory=dict)
+    tags: dict[str, dict[str, conversation_pb2.Tag]] = field(default_factory=dict)  # tenant id -> tag id -> tag
+    conversation_tags: dict[str, set[str]] = field(default_factory=dict)
+    escalations: dict[str, conversation_pb2.Escalation] = field(default_factory=dict)
+    contacts: dict[str, conversation_pb2.Contact] = field(default_factory=dict)
+    media: dict[str, bytes] = field(default_factory=dict)  # message id -> the stored media's bytes
+    media_chunk_size: int = 4
+    upstream_requests: list[tuple[str, Any]] = field(default_factory=list)
+
+    def requests_of(self, method: str) -> list[Any]:
+        return [request for name, request in self.upstream_requests if name == method]
+
+    def message(self, message_id: str) -> messaging_pb2.Message | None:
+        return next((message for messages in self.messages.values() for message in messages
+                     if message.id == message_id), None)
 
     def metadata_of(self, method: str) -> list[dict[str, str]]:
         return [metadata for name, metadata in self.forwarded_metadata if name == method]
@@ -352,19 +367,201 @@ class FakeTenant(tenant_pb2_grpc.TenantServiceServicer):
         return tenant_pb2.ListAuditLogsResponse(items=entries[:request.limit or 50])
 
 
+def _page(rows: list[Any], request: Any) -> tuple[list[Any], str]:
+    """Offset pagination: the cursor is the offset of the next page."""
+    start = int(request.cursor or 0)
+    page = rows[start:start + (request.limit or 50)]
+    return page, str(start + len(page)) if start + len(page) < len(rows) else ""
+
+
 class FakeConversation(conversation_pb2_grpc.ConversationServiceServicer):
-    """Scopes by the caller's tenant, except conversations whose id starts with `leaky-` (a buggy upstream)."""
+    """Scopes by the caller's tenant, except ids starting with `leaky-` (a buggy upstream that answers another
+    tenant's resources), and the inbox search `q=leak` (which lists every tenant's conversations). Keys need
+    `conversations:read` for reads and `conversations:write` for changes, as the real service requires."""
 
     def __init__(self, directory: Directory) -> None:
         self.d = directory
 
-    async def GetConversation(self, request: Any, context: Any) -> conversation_pb2.Conversation:
-        _record_token(self.d, context, "GetConversation")
-        tenant_id = current_principal().tenant_scope(request.tenant_id)
-        conversation = self.d.conversations.get(request.conversation_id)
+    def _enter(self, context: Any, method: str, request: Any, *, scope: str) -> str:
+        _record_token(self.d, context, method)
+        self.d.upstream_requests.append((method, request))
+        principal = current_principal()
+        principal.require_scope(scope)
+        return principal.require_tenant()
+
+    def _conversation(self, tenant_id: str, conversation_id: str) -> conversation_pb2.Conversation:
+        conversation = self.d.conversations.get(conversation_id)
         if conversation is None or (conversation.tenant_id != tenant_id and not conversation.id.startswith("leaky-")):
             raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
         return conversation
+
+    def _tag(self, tenant_id: str, tag_id: str) -> conversation_pb2.Tag:
+        tag = self.d.tags.get(tenant_id, {}).get(tag_id)
+        if tag is None:
+            raise NotFound("tag not found", code="TAG_NOT_FOUND")
+        return tag
+
+    def _escalation(self, tenant_id: str, escalation_id: str) -> conversation_pb2.Escalation:
+        escalation = self.d.escalations.get(escalation_id)
+        if escalation is None or (escalation.tenant_id != tenant_id and not escalation_id.startswith("leaky-")):
+            raise NotFound("escalation not found", code="ESCALATION_NOT_FOUND")
+        return escalation
+
+    def _contact(self, tenant_id: str, contact_id: str) -> conversation_pb2.Contact:
+        contact = self.d.contacts.get(contact_id)
+        if contact is None or (contact.tenant_id != tenant_id and not contact_id.startswith("leaky-")):
+            raise NotFound("contact not found", code="CONTACT_NOT_FOUND")
+        return contact
+
+    async def GetConversation(self, request: Any, context: Any) -> conversation_pb2.Conversation:
+        _record_token(self.d, context, "GetConversation")
+        tenant_id = current_principal().tenant_scope(request.tenant_id)
+        return self._conversation(tenant_id, request.conversation_id)
+
+    async def ListConversations(self, request: Any, context: Any) -> conversation_pb2.ListConversationsResponse:
+        tenant_id = self._enter(context, "ListConversations", request, scope="conversations:read")
+        rows = sorted((c for c in self.d.conversations.values()
+                       if (c.tenant_id == tenant_id or request.q == "leak")
+                       and (not request.status or c.status == request.status)
+                       and (not request.assigned_to or c.assigned_to == request.assigned_to)
+                       and (not request.unassigned or not c.assigned_to)
+                       and (not request.tag or request.tag in self.d.conversation_tags.get(c.id, set()))),
+                      key=lambda c: c.id)
+        page, next_cursor = _page(rows, request)
+        return conversation_pb2.ListConversationsResponse(items=page, next_cursor=next_cursor)
+
+    async def UpdateConversation(self, request: Any, context: Any) -> conversation_pb2.Conversation:
+        tenant_id = self._enter(context, "UpdateConversation", request, scope="conversations:write")
+        conversation = self._conversation(tenant_id, request.conversation_id)
+        if request.HasField("status"):
+            conversation.status = request.status
+        if request.HasField("priority"):
+            conversation.priority = request.priority
+        return conversation
+
+    async def AssignConversation(self, request: Any, context: Any) -> conversation_pb2.Conversation:
+        tenant_id = self._enter(context, "AssignConversation", request, scope="conversations:write")
+        conversation = self._conversation(tenant_id, request.conversation_id)
+        if request.attendant_id:
+            user = self.d.users.get(request.attendant_id)
+            if user is None or user.tenant_id != tenant_id or not user.active:
+                raise FailedPrecondition("the attendant is not an active user of this tenant",
+                                         code="ATTENDANT_NOT_ASSIGNABLE")
+        conversation.assigned_to = request.attendant_id
+        return conversation
+
+    async def ListTags(self, request: Any, context: Any) -> conversation_pb2.ListTagsResponse:
+        tenant_id = self._enter(context, "ListTags", request, scope="conversations:read")
+        return conversation_pb2.ListTagsResponse(items=sorted(self.d.tags.get(tenant_id, {}).values(),
+                                                              key=lambda t: t.name))
+
+    async def CreateTag(self, request: Any, context: Any) -> conversation_pb2.Tag:
+        tenant_id = self._enter(context, "CreateTag", request, scope="conversations:write")
+        tags = self.d.tags.setdefault(tenant_id, {})
+        if any(tag.name == request.name for tag in tags.values()):
+            raise AlreadyExists("a tag with this name exists", code="TAG_EXISTS")
+        tag = conversation_pb2.Tag(id=f"tag-{uuid.uuid4().hex[:8]}", name=request.name, color=request.color,
+                                   created_at=NOW)
+        tags[tag.id] = tag
+        return tag
+
+    async def UpdateTag(self, request: Any, context: Any) -> conversation_pb2.Tag:
+        tenant_id = self._enter(context, "UpdateTag", request, scope="conversations:write")
+        tag = self._tag(tenant_id, request.tag_id)
+        for name in ("name", "color"):
+            if request.HasField(name):
+                setattr(tag, name, getattr(request, name))
+        return tag
+
+    async def DeleteTag(self, request: Any, context: Any) -> conversation_pb2.DeleteTagResponse:
+        tenant_id = self._enter(context, "DeleteTag", request, scope="conversations:write")
+        self._tag(tenant_id, request.tag_id)
+        del self.d.tags[tenant_id][request.tag_id]
+        for attached in self.d.conversation_tags.values():
+            attached.discard(request.tag_id)
+        return conversation_pb2.DeleteTagResponse()
+
+    async def AttachTag(self, request: Any, context: Any) -> conversation_pb2.Conversation:
+        tenant_id = self._enter(context, "AttachTag", request, scope="conversations:write")
+        conversation = self._conversation(tenant_id, request.conversation_id)
+        self._tag(tenant_id, request.tag_id)
+        attached = self.d.conversation_tags.setdefault(conversation.id, set())
+        if request.tag_id not in attached:
+            attached.add(request.tag_id)
+            conversation.tags.append(self._tag(tenant_id, request.tag_id))
+        return conversation
+
+    async def DetachTag(self, request: Any, context: Any) -> conversation_pb2.Conversation:
+        tenant_id = self._enter(context, "DetachTag", request, scope="conversations:write")
+        conversation = self._conversation(tenant_id, request.conversation_id)
+        self.d.conversation_tags.setdefault(conversation.id, set()).discard(request.tag_id)
+        kept = [tag for tag in conversation.tags if tag.id != request.tag_id]
+        del conversation.tags[:]
+        conversation.tags.extend(kept)
+        return conversation
+
+    async def RaiseEscalation(self, request: Any, context: Any) -> conversation_pb2.Escalation:
+        tenant_id = self._enter(context, "RaiseEscalation", request, scope="conversations:write")
+        self._conversation(tenant_id, request.conversation_id)
+        escalation = conversation_pb2.Escalation(
+            id=f"esc-{uuid.uuid4().hex[:8]}", tenant_id=tenant_id, conversation_id=request.conversation_id,
+            reason=request.reason, priority=request.priority, status="open", raised_by=current_principal().subject,
+            created_at=NOW)
+        self.d.escalations[escalation.id] = escalation
+        return escalation
+
+    async def ListEscalations(self, request: Any, context: Any) -> conversation_pb2.ListEscalationsResponse:
+        tenant_id = self._enter(context, "ListEscalations", request, scope="conversations:read")
+        rows = sorted((e for e in self.d.escalations.values() if e.tenant_id == tenant_id
+                       and (not request.status or e.status == request.status)
+                       and (not request.conversation_id or e.conversation_id == request.conversation_id)),
+                      key=lambda e: e.id)
+        page, next_cursor = _page(rows, request)
+        return conversation_pb2.ListEscalationsResponse(items=page, next_cursor=next_cursor)
+
+    async def AcknowledgeEscalation(self, request: Any, context: Any) -> conversation_pb2.Escalation:
+        tenant_id = self._enter(context, "AcknowledgeEscalation", request, scope="conversations:write")
+        escalation = self._escalation(tenant_id, request.escalation_id)
+        if escalation.status != "open":
+            raise FailedPrecondition("only an open escalation can be acknowledged", code="ESCALATION_NOT_OPEN")
+        escalation.status, escalation.acknowledged_by, escalation.acknowledged_at = (
+            "acknowledged", current_principal().subject, NOW)
+        return escalation
+
+    async def ResolveEscalation(self, request: Any, context: Any) -> conversation_pb2.Escalation:
+        tenant_id = self._enter(context, "ResolveEscalation", request, scope="conversations:write")
+        escalation = self._escalation(tenant_id, request.escalation_id)
+        escalation.status, escalation.resolved_by, escalation.resolved_at, escalation.note = (
+            "resolved", current_principal().subject, NOW, request.note)
+        return escalation
+
+    async def ListContacts(self, request: Any, context: Any) -> conversation_pb2.ListContactsResponse:
+        tenant_id = self._enter(context, "ListContacts", request, scope="conversations:read")
+        rows = sorted((c for c in self.d.contacts.values() if c.tenant_id == tenant_id
+                       and (not request.q or request.q in c.name or request.q in c.phone)), key=lambda c: c.id)
+        page, next_cursor = _page(rows, request)
+        return conversation_pb2.ListContactsResponse(items=page, next_cursor=next_cursor)
+
+    async def GetContact(self, request: Any, context: Any) -> conversation_pb2.Contact:
+        tenant_id = self._enter(context, "GetContact", request, scope="conversations:read")
+        return self._contact(tenant_id, request.contact_id)
+
+    async def CreateContact(self, request: Any, context: Any) -> conversation_pb2.Contact:
+        tenant_id = self._enter(context, "CreateContact", request, scope="conversations:write")
+        if any(c.tenant_id == tenant_id and c.phone == request.phone for c in self.d.contacts.values()):
+            raise AlreadyExists("a contact with this phone exists", code="CONTACT_EXISTS")
+        contact = conversation_pb2.Contact(id=f"ct-{uuid.uuid4().hex[:8]}", tenant_id=tenant_id, wa_id=request.phone,
+                                           name=request.name, phone=request.phone, created_at=NOW, updated_at=NOW)
+        self.d.contacts[contact.id] = contact
+        return contact
+
+    async def UpdateContact(self, request: Any, context: Any) -> conversation_pb2.Contact:
+        tenant_id = self._enter(context, "UpdateContact", request, scope="conversations:write")
+        contact = self._contact(tenant_id, request.contact_id)
+        for name in ("name", "phone"):
+            if request.HasField(name):
+                setattr(contact, name, getattr(request, name))
+        return contact
 
 
 class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
@@ -386,6 +583,37 @@ class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
         page = items[start:start + limit]
         more = start + limit < len(items)
         return messaging_pb2.ListMessagesResponse(items=page, next_cursor=str(start + limit) if more else "")
+
+    def _own_message(self, context: Any, method: str, message_id: str) -> messaging_pb2.Message:
+        _record_token(self.d, context, method)
+        principal = current_principal()
+        principal.require_scope("messages:read")
+        message = self.d.message(message_id)
+        # `leaky-` messages are answered whatever the tenant (a buggy upstream)
+        if message is None or (message.tenant_id != principal.require_tenant() and not message_id.startswith("leaky-")):
+            raise NotFound("message not found", code="MESSAGE_NOT_FOUND")
+        return message
+
+    async def GetMessage(self, request: Any, context: Any) -> messaging_pb2.Message:
+        return self._own_message(context, "GetMessage", request.message_id)
+
+    async def GetMessageMedia(self, request: Any, context: Any) -> AsyncIterator[messaging_pb2.MediaChunk]:
+        """The stored bytes in `media_chunk_size` chunks, the first with the metadata. A message whose id contains
+        `broken` fails after its first chunk; one whose id contains `refused` fails before any."""
+        message = self._own_message(context, "GetMessageMedia", request.message_id)
+        if "refused" in message.id or message.media.status != "ready":
+            raise FailedPrecondition("media not ready", code="MEDIA_NOT_READY")
+        data = self.d.media[message.id]
+        size = self.d.media_chunk_size
+        for index, offset in enumerate(range(0, max(len(data), 1), size)):
+            if index == 1 and "broken" in message.id:
+                raise Unavailable("the media store went away", code="MEDIA_STORE_UNAVAILABLE")
+            piece = data[offset:offset + size]
+            if index == 0:
+                yield messaging_pb2.MediaChunk(data=piece, mime_type=message.media.mime_type, size=len(data),
+                                               filename=message.media.filename)
+            else:
+                yield messaging_pb2.MediaChunk(data=piece)
 
 
 # ---------------------------------------------------------------- servers
@@ -563,6 +791,7 @@ def seed_conversation(upstreams: Upstreams) -> Callable[..., None]:
         directory.conversations[conversation_id] = conversation_pb2.Conversation(
             id=conversation_id, tenant_id=account.tenant_id, contact_id=f"k-{conversation_id}", status="open",
             unread_count=messages, created_at="2026-11-29T09:00:00Z", updated_at="2026-11-29T10:00:00Z",
+            last_message_preview=f"message {messages - 1}" if messages else "",
             contact=conversation_pb2.Contact(id=f"k-{conversation_id}", tenant_id=account.tenant_id,
                                              wa_id="351910000001", name="Guest"),
         )

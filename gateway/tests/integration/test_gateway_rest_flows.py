@@ -151,7 +151,8 @@ async def test_conversation_and_its_messages(
     page = first.json()
     assert [item["id"] for item in page["items"]] == ["conv-rest-1-m0", "conv-rest-1-m1"]
     assert set(page["items"][0]) == {"id", "conversationId", "contactId", "wamid", "direction", "type", "status",
-                                     "content", "sentAt", "createdAt"}
+                                     "content", "media", "statusHistory", "pricingCategory", "context", "referral",
+                                     "errors", "reactions", "sentAt", "createdAt", "updatedAt"}
     assert page["items"][1]["content"] == {"body": "message 1"} and page["nextCursor"]
     second = await http.get("/api/conversations/conv-rest-1/messages",
                             params={"limit": 2, "cursor": page["nextCursor"]}, headers=bearer(owner.token))

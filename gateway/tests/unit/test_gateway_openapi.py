@@ -23,13 +23,43 @@ ENDPOINTS = {
     ("get", "/api/usage"), ("get", "/api/audit-logs"),
     ("get", "/api/conversations/{conversation_id}"), ("get", "/api/conversations/{conversation_id}/messages"),
     ("get", "/api/messages"),
+    ("get", "/api/conversations"), ("patch", "/api/conversations/{conversation_id}"),
+    ("post", "/api/conversations/{conversation_id}/assign"),
+    ("post", "/api/conversations/{conversation_id}/tags/{tag_id}"),
+    ("delete", "/api/conversations/{conversation_id}/tags/{tag_id}"),
+    ("get", "/api/tags"), ("post", "/api/tags"), ("patch", "/api/tags/{tag_id}"), ("delete", "/api/tags/{tag_id}"),
+    ("get", "/api/escalations"), ("post", "/api/escalations"),
+    ("post", "/api/escalations/{escalation_id}/acknowledge"), ("post", "/api/escalations/{escalation_id}/resolve"),
+    ("get", "/api/contacts"), ("post", "/api/contacts"), ("get", "/api/contacts/{contact_id}"),
+    ("patch", "/api/contacts/{contact_id}"),
+    ("get", "/api/messages/{message_id}/media"),
 }
+CONVERSATIONS_READ, CONVERSATIONS_WRITE, MESSAGES_READ = "conversations:read", "conversations:write", "messages:read"
 API_KEY_SCOPES = {
-    ("get", "/api/messages"): "messages:read",
-    ("get", "/api/conversations/{conversation_id}"): "conversations:read",
-    ("get", "/api/conversations/{conversation_id}/messages"): "messages:read",
+    ("get", "/api/messages"): MESSAGES_READ,
+    ("get", "/api/conversations/{conversation_id}"): CONVERSATIONS_READ,
+    ("get", "/api/conversations/{conversation_id}/messages"): MESSAGES_READ,
     ("get", "/api/usage"): "usage:read",
+    ("get", "/api/conversations"): CONVERSATIONS_READ,
+    ("patch", "/api/conversations/{conversation_id}"): CONVERSATIONS_WRITE,
+    ("post", "/api/conversations/{conversation_id}/assign"): CONVERSATIONS_WRITE,
+    ("post", "/api/conversations/{conversation_id}/tags/{tag_id}"): CONVERSATIONS_WRITE,
+    ("delete", "/api/conversations/{conversation_id}/tags/{tag_id}"): CONVERSATIONS_WRITE,
+    ("get", "/api/tags"): CONVERSATIONS_READ,
+    ("post", "/api/tags"): CONVERSATIONS_WRITE,
+    ("patch", "/api/tags/{tag_id}"): CONVERSATIONS_WRITE,
+    ("delete", "/api/tags/{tag_id}"): CONVERSATIONS_WRITE,
+    ("get", "/api/escalations"): CONVERSATIONS_READ,
+    ("post", "/api/escalations"): CONVERSATIONS_WRITE,
+    ("post", "/api/escalations/{escalation_id}/acknowledge"): CONVERSATIONS_WRITE,
+    ("post", "/api/escalations/{escalation_id}/resolve"): CONVERSATIONS_WRITE,
+    ("get", "/api/contacts"): CONVERSATIONS_READ,
+    ("post", "/api/contacts"): CONVERSATIONS_WRITE,
+    ("get", "/api/contacts/{contact_id}"): CONVERSATIONS_READ,
+    ("patch", "/api/contacts/{contact_id}"): CONVERSATIONS_WRITE,
+    ("get", "/api/messages/{message_id}/media"): MESSAGES_READ,
 }
+MEDIA = ("get", "/api/messages/{message_id}/media")
 PUBLIC = {("get", "/health"), ("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh"),
           ("post", "/auth/logout")}
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -54,7 +84,10 @@ def test_every_endpoint_is_documented_with_its_bodies_and_errors(document: dict[
         assert "422" not in responses or "application/problem+json" in responses["422"]["content"], key
         success = [status for status in responses if status.startswith("2")]
         assert len(success) == 1, key
-        if success != ["204"]:
+        if key == MEDIA:  # the bytes, not JSON
+            assert set(responses["200"]["content"]) == {"application/octet-stream"}
+            assert responses["200"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+        elif success != ["204"]:
             assert responses[success[0]]["content"]["application/json"]["schema"], key
         if key == ("get", "/health"):
             continue
@@ -114,6 +147,23 @@ def test_bodies_are_documented_in_camel_case(document: dict[str, Any]) -> None:
     assert set(schemas["RegisterIn"]["required"]) == {"tenantName", "name", "email", "password"}
     assert {"accessToken", "appSecret", "verifyToken"} <= set(schemas["WhatsAppCredentialsOut"]["properties"])
     assert schemas["MessageOut"]["properties"]["content"]["type"] == "object"
+    assert {"media", "statusHistory", "pricingCategory", "context", "referral", "errors"} <= set(
+        schemas["MessageOut"]["properties"])
+    assert set(schemas["MediaOut"]["properties"]) == {"status", "mimeType", "size", "filename", "caption", "sha256",
+                                                      "error"}
+    assert set(schemas["StatusChangeOut"]["properties"]) == {"status", "at", "error"}
+    for page in ("ConversationPage", "EscalationPage", "ContactPage", "TagList"):
+        assert set(schemas[page]["properties"]) == {"items", "nextCursor"}, page
+    assert set(schemas["ConversationUpdateIn"]["properties"]) == {"status", "priority"}
+    assert schemas["ConversationUpdateIn"]["properties"]["status"]["anyOf"][0]["enum"] == ["open", "pending",
+                                                                                          "resolved"]
+    assert set(schemas["AssignIn"]["required"]) == {"attendantId"}
+    assert set(schemas["EscalationCreateIn"]["required"]) == {"conversationId", "reason"}
+    assert set(schemas["ContactCreateIn"]["required"]) == {"name", "phone"}
+    inbox = {parameter["name"] for parameter in document["paths"]["/api/conversations"]["get"]["parameters"]}
+    assert inbox == {"status", "attendantId", "unassigned", "tag", "q", "updatedSince", "limit", "cursor"}
+    escalations = {parameter["name"] for parameter in document["paths"]["/api/escalations"]["get"]["parameters"]}
+    assert escalations == {"status", "conversationId", "limit", "cursor"}
     assert set(schemas["UserPage"]["properties"]) == {"items", "nextCursor"}
     assert set(schemas["UserUpdateIn"]["properties"]) == {"name", "email", "role", "active", "password"}
     assert set(schemas["UsageOut"]["properties"]) == {"days", "totalsByCategory", "limits"}

@@ -22,7 +22,9 @@ def test_message_json_is_camel_case_with_parsed_content() -> None:
     body = MessageOut.from_proto(message).model_dump(by_alias=True)
     assert body == {"id": "m1", "conversationId": "c1", "contactId": "k1", "wamid": "wamid.X",
                     "direction": "inbound", "type": "text", "status": "RECEIVED", "content": {"body": "Olá"},
-                    "sentAt": "2026-11-29T10:00:00Z", "createdAt": "2026-11-29T10:00:01Z"}
+                    "media": None, "statusHistory": [], "pricingCategory": None, "context": None, "referral": None,
+                    "errors": None, "reactions": [], "sentAt": "2026-11-29T10:00:00Z",
+                    "createdAt": "2026-11-29T10:00:01Z", "updatedAt": "2026-11-29T10:00:02Z"}
 
 
 def test_unset_proto_strings_are_null_and_the_last_page_has_no_cursor() -> None:

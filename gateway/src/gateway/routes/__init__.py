@@ -8,9 +8,12 @@ from gateway.routes import (
     api_keys,
     audit_logs,
     auth,
+    contacts,
     conversation,
+    escalations,
     health,
     messaging,
+    tags,
     tenant,
     tenants,
     usage,
@@ -19,5 +22,5 @@ from gateway.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
-    audit_logs.router, conversation.router, messaging.router,
+    audit_logs.router, conversation.router, tags.router, escalations.router, contacts.router, messaging.router,
 )

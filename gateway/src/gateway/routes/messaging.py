@@ -1,19 +1,38 @@
-"""Messages (MessagingService): /api/messages and /api/conversations/{id}/messages."""
+"""Messages (MessagingService): /api/messages, /api/conversations/{id}/messages and a message's media. Every route
+here takes API keys with `messages:read`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any
 
 from eva.messaging.v1 import messaging_pb2
-from fastapi import APIRouter, Query
+from eva_common.errors import DomainError, FailedPrecondition, NotFound
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from gateway.clients import UpstreamClients
 from gateway.deps import ClientsDep, MessagesReaderDep
+from gateway.media import content_disposition, media_type
 from gateway.problems import api_problems
-from gateway.routes.params import ConversationId, Cursor, PageLimit
+from gateway.routes.params import ConversationId, Cursor, MessageId, PageLimit
 from gateway.schemas.messaging import DEFAULT_PAGE_SIZE, MessagePage
+from gateway.visibility import ensure_visible
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["messages"])
+
+MEDIA_READY = "ready"
+MEDIA_PENDING = "pending"
+_MEDIA_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The media's bytes, streamed; Content-Type is the media's MIME type, Content-Length its size "
+                       "when known, Content-Disposition `attachment` with the filename for documents",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+}
 
 
 async def _list_messages(
@@ -59,3 +78,56 @@ async def list_conversation_messages(
     return await _list_messages(
         clients, token=principal.token, conversation_id=conversation_id, limit=limit, cursor=cursor
     )
+
+
+async def _relay(
+    first: messaging_pb2.MediaChunk, rest: AsyncGenerator[Any, None], message_id: str
+) -> AsyncIterator[bytes]:
+    async with aclosing(rest):
+        if first.data:
+            yield first.data
+        try:
+            async for chunk in rest:
+                if chunk.data:
+                    yield chunk.data
+        except DomainError as error:
+            # The headers are gone already: aborting the response is the only way to tell the client.
+            logger.warning("media stream broke off", extra={"message_id": message_id, "code": error.code})
+            raise
+
+
+@router.get(
+    "/api/messages/{message_id}/media",
+    summary="The media of a message (image, audio, video, document, sticker), streamed",
+    response_class=StreamingResponse,
+    responses={**_MEDIA_RESPONSE, **api_problems(400, 404, 409, 422)},
+)
+async def get_message_media(
+    message_id: MessageId, principal: MessagesReaderDep, clients: ClientsDep, response: Response
+) -> StreamingResponse:
+    message: messaging_pb2.Message = await clients.call(
+        clients.messaging.GetMessage, messaging_pb2.GetMessageRequest(message_id=message_id), token=principal.token)
+    ensure_visible(principal, message.tenant_id, what="message")
+    media = message.media
+    if not message.HasField("media") or not media.status:
+        raise NotFound("this message has no media", code="MEDIA_NOT_FOUND")
+    if media.status == MEDIA_PENDING:
+        raise FailedPrecondition("the media is still being fetched from WhatsApp; try again shortly",
+                                 code="MEDIA_NOT_READY")
+    if media.status != MEDIA_READY:
+        raise FailedPrecondition("the media could not be fetched from WhatsApp", code="MEDIA_FAILED")
+
+    chunks = clients.stream(clients.messaging.GetMessageMedia,
+                            messaging_pb2.GetMessageMediaRequest(message_id=message_id), token=principal.token)
+    # The first chunk (with the metadata) is read before answering, so an upstream refusal is still a problem+json.
+    first: messaging_pb2.MediaChunk = await anext(chunks, messaging_pb2.MediaChunk())
+    content_type = media_type(first.mime_type or media.mime_type)
+    headers = {
+        "Content-Disposition": content_disposition(filename=first.filename or media.filename, mime_type=content_type),
+        "Cache-Control": "private, no-store",
+        **{name: value for name, value in response.headers.items() if name.startswith("ratelimit-")},
+    }
+    size = first.size or media.size
+    if size > 0:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(_relay(first, chunks, message_id), media_type=content_type, headers=headers)

@@ -14,11 +14,17 @@ from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MESSAGE_STAT
 CONVERSATION_CREATED = "conversation.created"
 CONVERSATION_UPDATED = "conversation.updated"
 CONVERSATION_ASSIGNED = "conversation.assigned"
+MESSAGE_UPDATED = "message.updated"
+ESCALATION_RAISED = "escalation.raised"
+ESCALATION_UPDATED = "escalation.updated"
 
 MESSAGE_NEW = "message:new"
 MESSAGE_STATUS = "message:status"
 CONVERSATION_UPDATED_EVENT = "conversation:updated"
 CONVERSATION_ASSIGNED_EVENT = "conversation:assigned"
+MESSAGE_UPDATED_EVENT = "message:updated"
+ESCALATION_RAISED_EVENT = "escalation:raised"
+ESCALATION_UPDATED_EVENT = "escalation:updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +54,11 @@ def _message_status(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _conversation_assigned(data: dict[str, Any]) -> dict[str, Any]:
+    """`{conversationId, attendantId}` (null: unassigned). The conversation service emits `conversationId`,
+    `attendantId` and `previousAttendantId`; the browser contract carries only the first two."""
     return {
         "conversationId": data.get("conversationId", data.get("id")),
-        "attendantId": data.get("attendantId", data.get("assignedTo")),
+        "attendantId": data.get("attendantId", data.get("assignedTo")) or None,
     }
 
 
@@ -61,6 +69,9 @@ _PAYLOADS = {
     CONVERSATION_CREATED: (CONVERSATION_UPDATED_EVENT, _without_seq),
     CONVERSATION_UPDATED: (CONVERSATION_UPDATED_EVENT, _without_seq),
     CONVERSATION_ASSIGNED: (CONVERSATION_ASSIGNED_EVENT, _conversation_assigned),
+    MESSAGE_UPDATED: (MESSAGE_UPDATED_EVENT, _without_seq),
+    ESCALATION_RAISED: (ESCALATION_RAISED_EVENT, _without_seq),
+    ESCALATION_UPDATED: (ESCALATION_UPDATED_EVENT, _without_seq),
 }
 
 RELAYED_TYPES = frozenset(_PAYLOADS)

@@ -126,6 +126,33 @@ async def test_message_events_reach_their_tenant_with_seq_once(relay: Relay, bro
     assert 0 < ttl <= 3600
 
 
+async def test_issue4_events_reach_the_tenant_room_in_one_sequence(relay: Relay, browser: Any) -> None:
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    async with browser(f"tenant:{tenant}") as alice:
+        updated = {**message(tenant, "m-media").data, "type": "image",
+                   "media": {"status": "ready", "mimeType": "image/jpeg", "size": 4, "sha256": "ab"}}
+        await produce(relay, make_event("message.updated", tenant_id=tenant, data=updated))
+        assert await alice.next() == ("message:updated", {**updated, "seq": 1})
+
+        await produce(relay, make_event("conversation.assigned", tenant_id=tenant, data={
+            "conversationId": "conv-1", "attendantId": "u-2", "previousAttendantId": "u-1"}),
+            topic=relay.conversation_topic)
+        assert await alice.next() == ("conversation:assigned",
+                                      {"conversationId": "conv-1", "attendantId": "u-2", "seq": 2})
+
+        escalation = {"id": "e-1", "conversationId": "conv-1", "reason": "noise", "priority": "high",
+                      "status": "open"}
+        raised = make_event("escalation.raised", tenant_id=tenant, data=escalation)
+        await produce(relay, raised, topic=relay.conversation_topic)
+        assert await alice.next() == ("escalation:raised", {**escalation, "seq": 3})
+        await produce(relay, raised, topic=relay.conversation_topic)  # redelivered: not emitted again
+        acknowledged = {**escalation, "status": "acknowledged", "acknowledgedBy": "u-2"}
+        await produce(relay, make_event("escalation.updated", tenant_id=tenant, data=acknowledged),
+                      topic=relay.conversation_topic)
+        assert await alice.next() == ("escalation:updated", {**acknowledged, "seq": 4})
+        assert alice.received.empty()
+
+
 async def test_sequence_has_no_gaps_under_concurrency_and_the_buffer_is_bounded(redis: Redis) -> None:
     tenant = f"tenant-{uuid.uuid4().hex[:8]}"
     sequencer = RedisSequencer(redis=redis, buffer_size=10, dedupe_ttl_seconds=60)

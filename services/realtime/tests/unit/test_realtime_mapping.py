@@ -55,6 +55,36 @@ def test_assignment_becomes_conversation_assigned() -> None:
     assert unassigned is not None and unassigned.payload == {"conversationId": "c-1", "attendantId": None}
 
 
+def test_assignment_drops_the_previous_attendant_and_maps_unassignment_to_null() -> None:
+    # the shape the conversation service emits
+    emission = to_emission(make_event("conversation.assigned", tenant_id="t-1", data={
+        "conversationId": "c-1", "attendantId": "u-2", "previousAttendantId": "u-1"}))
+    assert emission is not None and emission.room == "tenant:t-1"
+    assert emission.payload == {"conversationId": "c-1", "attendantId": "u-2"}
+    cleared = to_emission(make_event("conversation.assigned", tenant_id="t-1", data={
+        "conversationId": "c-1", "attendantId": "", "previousAttendantId": "u-2"}))
+    assert cleared is not None and cleared.payload == {"conversationId": "c-1", "attendantId": None}
+
+
+def test_message_updates_become_message_updated_with_the_message_object() -> None:
+    ready = {**MESSAGE, "type": "image", "media": {"status": "ready", "mimeType": "image/jpeg", "size": 2048},
+             "seq": 7}
+    emission = to_emission(make_event("message.updated", tenant_id="t-3", data=ready))
+    assert emission is not None
+    assert (emission.event, emission.room) == ("message:updated", "tenant:t-3")
+    assert emission.payload == {key: value for key, value in ready.items() if key != "seq"}
+
+
+@pytest.mark.parametrize(("event_type", "event"), [("escalation.raised", "escalation:raised"),
+                                                    ("escalation.updated", "escalation:updated")])
+def test_escalations_become_escalation_events_with_the_object(event_type: str, event: str) -> None:
+    escalation = {"id": "e-1", "conversationId": "c-1", "reason": "VIP guest", "priority": "high", "status": "open"}
+    emission = to_emission(make_event(event_type, tenant_id="t-4", data=escalation))
+    assert emission is not None
+    assert (emission.event, emission.room, emission.payload) == (event, "tenant:t-4", escalation)
+
+
 def test_other_events_are_not_relayed() -> None:
     assert to_emission(make_event("message.media_stored", tenant_id="t-1", data={})) is None
     assert to_emission(make_event("tenant.created", tenant_id="t-1", data={})) is None
+    assert to_emission(make_event("escalation.deleted", tenant_id="t-1", data={})) is None

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from eva_simulator import payloads
+from eva_simulator import media, payloads
 from eva_simulator.runtime import Simulator, SimulatorDep
 from eva_simulator.signing import meta_body
 from eva_simulator.state import ALL_NUMBERS, BusinessNumber, Fault
@@ -233,6 +233,9 @@ async def guest_message(body: GuestMessageIn, sim: SimulatorDep) -> dict[str, An
     message_type, content = ("text", {"body": body.text}) if body.text is not None else (body.type, body.content)
     if message_type is None:  # excluded by GuestMessageIn's validator; keeps the type checker informed
         raise HTTPException(422, detail="give either 'text' or 'type'")
+    # {"mediaId": ...} names media stored in the simulator: Meta's object gets its id, mime_type and sha256
+    content = media.guest_media_content(sim, phone_number_id=number.phone_number_id, message_type=message_type,
+                                        content=content)
     message = payloads.inbound_message(
         message_type,
         content,

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from eva_simulator import admin, graph
+from eva_simulator import admin, graph, media
 from eva_simulator.runtime import Simulator
 from eva_simulator.settings import Settings
 from eva_simulator.state import SimulatorState
@@ -74,5 +74,8 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
 
     app.include_router(admin.health_router)
     app.include_router(admin.router)
+    app.include_router(media.control_router)
+    app.include_router(media.download_router)
     app.include_router(graph.router)
+    app.include_router(media.graph_router)
     return app

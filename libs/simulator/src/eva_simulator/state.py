@@ -4,6 +4,7 @@ Everything runs on one event loop, so no locking is needed. Nothing here does I/
 """
 
 import copy
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -139,6 +140,24 @@ class RuntimeConfig:
         }
 
 
+@dataclass
+class StoredMedia:
+    """A media object as the Graph API keeps it: uploaded by the business or attached by a guest."""
+
+    media_id: str
+    phone_number_id: str
+    mime_type: str
+    data: bytes
+    sha256: str  # base64 of the SHA-256 digest, as Meta shows it
+    filename: str | None = None
+    corrupt: bool = False  # fault switch: serve altered bytes (the sha256 no longer matches)
+
+    def served_bytes(self) -> bytes:
+        if not self.corrupt or not self.data:
+            return self.data
+        return bytes([self.data[0] ^ 0xFF]) + self.data[1:]
+
+
 class SimulatorState:
     """Registry of numbers plus everything the simulator observed or was told to do."""
 
@@ -158,6 +177,8 @@ class SimulatorState:
         self.read_receipts: deque[ReadReceipt] = deque(maxlen=history_limit)
         self.last_inbound: dict[tuple[str, str], float] = {}
         self.faults: list[Fault] = []
+        self.media: dict[str, StoredMedia] = {}
+        self.media_url_key = secrets.token_bytes(32)  # signs download URLs (their `hash`)
 
     # numbers
 
@@ -222,6 +243,18 @@ class SimulatorState:
                     return fault
         return None
 
+    # media
+
+    def add_media(self, media: StoredMedia) -> StoredMedia:
+        self.media[media.media_id] = media
+        return media
+
+    def get_media(self, media_id: str) -> StoredMedia | None:
+        return self.media.get(media_id)
+
+    def delete_media(self, media_id: str) -> bool:
+        return self.media.pop(media_id, None) is not None
+
     # lifecycle
 
     def reset(self, *, numbers: bool = False) -> None:
@@ -230,6 +263,7 @@ class SimulatorState:
         self.read_receipts.clear()
         self.last_inbound.clear()
         self.faults.clear()
+        self.media.clear()
         self.config = copy.deepcopy(self._default_config)
         if numbers:
             self.numbers.clear()

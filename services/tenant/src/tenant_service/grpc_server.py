@@ -133,6 +133,14 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
             found=found.found, tenant_id=found.tenant_id, tenant_status=found.tenant_status, app_secret=found.app_secret
         )
 
+    async def ResolveWabaId(
+        self, request: tenant_pb2.ResolveWabaIdRequest, context: Context
+    ) -> tenant_pb2.ResolvePhoneNumberResponse:
+        found = await self._service.resolve_waba_id(principal=current_principal(), waba_id=request.waba_id)
+        return tenant_pb2.ResolvePhoneNumberResponse(
+            found=found.found, tenant_id=found.tenant_id, tenant_status=found.tenant_status, app_secret=found.app_secret
+        )
+
     async def CheckVerifyToken(
         self, request: tenant_pb2.CheckVerifyTokenRequest, context: Context
     ) -> tenant_pb2.CheckVerifyTokenResponse:

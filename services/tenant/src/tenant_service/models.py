@@ -49,7 +49,7 @@ class WhatsAppCredentials(TenantModel, table=True):
         sa_column=sa.Column(sa.Text, sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     )
     phone_number_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
-    waba_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    waba_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, index=True))
     display_phone_number: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     access_token_ciphertext: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     app_secret_ciphertext: str = Field(sa_column=sa.Column(sa.Text, nullable=False))

@@ -101,6 +101,12 @@ class CredentialsRepository:
         return PhoneOwner(tenant_id=row.tenant_id, tenant_status=row.tenant_status,
                           app_secret_ciphertext=row.app_secret_ciphertext)
 
+    async def waba_owners(self, waba_id: str) -> list[PhoneOwner]:
+        """The tenants claiming a WhatsApp Business Account id (at most two: "more than one" is all that matters)."""
+        rows = await _rows(self._session, "SELECT * FROM waba_owners(:waba)", waba=waba_id)
+        return [PhoneOwner(tenant_id=row.tenant_id, tenant_status=row.tenant_status,
+                           app_secret_ciphertext=row.app_secret_ciphertext) for row in rows]
+
     async def verify_token_owners(self, digest: str) -> list[str]:
         """The tenants using a verify token (at most two)."""
         rows = await _rows(self._session, "SELECT tenant_id FROM verify_token_owners(:digest)", digest=digest)

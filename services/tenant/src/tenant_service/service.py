@@ -345,6 +345,28 @@ class TenantService:
         return PhoneResolution(found=True, tenant_id=owner.tenant_id, tenant_status=owner.tenant_status,
                                app_secret=app_secret)
 
+    async def resolve_waba_id(self, *, principal: Principal, waba_id: str) -> PhoneResolution:
+        """The tenant owning a WhatsApp Business Account id (account-level webhook changes carry no phone number).
+
+        A WABA claimed by two tenants routes nowhere: found=false, and the conflict is logged for an operator.
+        """
+        principal.require_service()
+        waba = waba_id.strip()
+        if not waba:
+            raise InvalidArgument("waba_id is required", code="INVALID_WABA_ID")
+        async with transaction(self._sessions) as session:
+            owners = await CredentialsRepository(session).waba_owners(waba)
+        if not owners:
+            return PhoneResolution(found=False)
+        if len(owners) > 1:
+            logger.warning("a WABA id is claimed by more than one tenant; not routing it",
+                           extra={"waba_id": waba, "tenant_ids": [owner.tenant_id for owner in owners]})
+            return PhoneResolution(found=False)
+        [owner] = owners
+        app_secret = self._secrets.decrypt(owner.app_secret_ciphertext, tenant_id=owner.tenant_id, field="app_secret")
+        return PhoneResolution(found=True, tenant_id=owner.tenant_id, tenant_status=owner.tenant_status,
+                               app_secret=app_secret)
+
     async def check_verify_token(self, *, principal: Principal, verify_token: str) -> VerifyTokenCheck:
         """Valid when some tenant uses this token; the tenant is named only when exactly one does."""
         principal.require_service()

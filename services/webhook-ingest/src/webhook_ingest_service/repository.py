@@ -28,6 +28,24 @@ class UnroutedDelivery:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """A tenant's stored delivery share, with what a replay republishes."""
+
+    delivery_id: str
+    tenant_id: str
+    phone_number_id: str
+    received_at: datetime
+    state: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPosition:
+    received_at: datetime
+    delivery_id: str
+
+
 class WebhookEventRepository:
     def __init__(self, *, sessions: SessionFactory) -> None:
         self._sessions = sessions
@@ -127,3 +145,41 @@ class WebhookEventRepository:
         """One of a tenant's delivery rows (unrouted rows belong to no tenant: never found here)."""
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             return await session.get(WebhookEvent, delivery_id)
+
+    async def replay_page(
+        self,
+        *,
+        received_from: datetime,
+        received_to: datetime,
+        tenant_id: str | None,
+        state: str | None,
+        after: ReplayPosition | None,
+        limit: int,
+    ) -> list[StoredDelivery]:
+        """One page (oldest first) of the tenant-owned deliveries received in [from, to), across tenants, through
+        the owner's `webhook_replay_page` SECURITY DEFINER function (the app role itself sees no row without a
+        tenant set)."""
+        statement = sa.text(
+            "SELECT * FROM webhook_replay_page(:received_from, :received_to, :tenant_id, :state, :after_at, "
+            ":after_id, :limit)"
+        ).bindparams(
+            sa.bindparam("received_from", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("received_to", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("tenant_id", type_=sa.Text),
+            sa.bindparam("state", type_=sa.Text),
+            sa.bindparam("after_at", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("after_id", type_=sa.Text),
+            sa.bindparam("limit", type_=sa.Integer),
+        )
+        async with transaction(self._sessions) as session:
+            connection = await session.connection()
+            rows = (await connection.execute(statement, {
+                "received_from": received_from, "received_to": received_to, "tenant_id": tenant_id, "state": state,
+                "after_at": after.received_at if after else None, "after_id": after.delivery_id if after else None,
+                "limit": limit,
+            })).all()
+        return [
+            StoredDelivery(delivery_id=row.delivery_id, tenant_id=row.tenant_id, phone_number_id=row.phone_number_id,
+                           received_at=row.received_at, state=row.state, payload=row.payload)
+            for row in rows
+        ]

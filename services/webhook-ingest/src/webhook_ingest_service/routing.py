@@ -2,9 +2,10 @@
 one payload per tenant (plus the parts no tenant owns).
 
 A change is routed by `value.metadata.phone_number_id`; a change without one (account-level fields such as
-`message_template_status_update`) by its entry's `id`, the WhatsApp Business Account id. A WABA-level change
-belongs to the tenant that owns the phone numbers of the same WABA in the same delivery; otherwise it is
-unrouted (there is no WABA look-up in the tenant service yet).
+`message_template_status_update`) by its entry's `id`, the WhatsApp Business Account id: it belongs to the tenant
+the tenant service names for that WABA (`ResolveWabaId`), else to the tenant that owns the phone numbers of the same
+WABA in the same delivery; otherwise it is unrouted. A tenant share holding only account-level changes is keyed
+by its WABA id.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class ParsedDelivery:
     def phone_number_ids(self) -> list[str]:
         """Distinct phone number ids, in order of first appearance."""
         return list(dict.fromkeys(ref.phone_number_id for ref in self.changes if ref.phone_number_id))
+
+    @property
+    def account_waba_ids(self) -> list[str]:
+        """Distinct WABA ids of the changes that carry no phone number id (routed by WABA), in order."""
+        return list(dict.fromkeys(ref.waba_id for ref in self.changes if not ref.phone_number_id and ref.waba_id))
 
 
 @dataclass(slots=True)
@@ -91,7 +97,7 @@ def parse_delivery(body: bytes) -> ParsedDelivery:
                 raise InvalidArgument("a change is not an object", code="MALFORMED_PAYLOAD")
             changes.append(ChangeRef(entry_index, change_index, _phone_number_id(change), waba_id or ""))
     parsed = ParsedDelivery(payload=payload, changes=tuple(changes))
-    if len(parsed.phone_number_ids) > MAX_ROUTING_KEYS:
+    if len(parsed.phone_number_ids) + len(parsed.account_waba_ids) > MAX_ROUTING_KEYS:
         raise InvalidArgument("too many phone numbers in one delivery", code="MALFORMED_PAYLOAD")
     return parsed
 
@@ -110,11 +116,19 @@ def _phone_number_id(change: Mapping[str, Any]) -> str | None:
     return _as_id(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
 
 
-def plan_routes(parsed: ParsedDelivery, routes: Mapping[str, TenantRoute | None]) -> RoutingPlan:
-    """Splits a delivery by owner. `routes` maps each phone number id to its tenant (None: nobody's)."""
-    waba_owner = _waba_owners(parsed.changes, routes)
+def plan_routes(
+    parsed: ParsedDelivery,
+    routes: Mapping[str, TenantRoute | None],
+    waba_routes: Mapping[str, TenantRoute | None] | None = None,
+) -> RoutingPlan:
+    """Splits a delivery by owner. `routes` maps each phone number id to its tenant (None: nobody's);
+    `waba_routes` each WABA id of an account-level change to its tenant, as the tenant service knows it."""
+    known_wabas = {waba: route for waba, route in (waba_routes or {}).items() if route is not None}
+    waba_owner = {**_waba_owners(parsed.changes, routes),
+                  **{waba: route.tenant_id for waba, route in known_wabas.items()}}
     owner_of: dict[tuple[int, int], str | None] = {}
     first_number: dict[str, str] = {}
+    first_waba: dict[str, str] = {}
     for ref in parsed.changes:
         if ref.phone_number_id is not None:
             route = routes.get(ref.phone_number_id)
@@ -123,17 +137,20 @@ def plan_routes(parsed: ParsedDelivery, routes: Mapping[str, TenantRoute | None]
                 first_number.setdefault(tenant_id, ref.phone_number_id)
         else:
             tenant_id = waba_owner.get(ref.waba_id)
+            if tenant_id is not None:
+                first_waba.setdefault(tenant_id, ref.waba_id)
         owner_of[(ref.entry_index, ref.change_index)] = tenant_id
 
     plan = RoutingPlan()
-    secret_of = {route.tenant_id: route.app_secret for route in routes.values() if route is not None}
+    secret_of = {route.tenant_id: route.app_secret
+                 for route in (*known_wabas.values(), *routes.values()) if route is not None}
     for tenant_id in dict.fromkeys(owner for owner in owner_of.values() if owner is not None):
         refs = [ref for ref in parsed.changes if owner_of[(ref.entry_index, ref.change_index)] == tenant_id]
         plan.tenants.append(
             TenantPart(
                 tenant_id=tenant_id,
                 app_secret=secret_of[tenant_id],
-                phone_number_id=first_number[tenant_id],
+                phone_number_id=first_number.get(tenant_id) or first_waba[tenant_id],
                 payload=_subset(parsed.payload, refs),
             )
         )

@@ -12,7 +12,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, Protocol
@@ -20,12 +20,11 @@ from typing import NoReturn, Protocol
 from eva_common.errors import DomainError, InvalidArgument, PermissionDenied
 from eva_common.kafka.publisher import EventPublisher
 from eva_common.telemetry import current_traceparent
-from eva_events.envelope import EventEnvelope, make_event
-from eva_events.webhook import WEBHOOK_RECEIVED, WebhookReceived
 
 from webhook_ingest_service.errors import RetryLater, SignatureInvalid, TooManyUnverified
 from webhook_ingest_service.metrics import DELIVERIES, HANDSHAKES, KAFKA_ACK_SECONDS, UNROUTED_PARTS, Outcome
 from webhook_ingest_service.ratelimit import FailureLimiter
+from webhook_ingest_service.records import DeliveryRecord, delivery_record
 from webhook_ingest_service.repository import UnroutedDelivery
 from webhook_ingest_service.routing import ParsedDelivery, RoutingPlan, TenantPart, parse_delivery, plan_routes
 from webhook_ingest_service.signature import SignatureCheck
@@ -46,15 +45,6 @@ class UnroutedStore(Protocol):
 class AcceptedDelivery:
     delivery_ids: tuple[str, ...]  # one per tenant share, published to Kafka
     unrouted_ids: tuple[str, ...]  # shares no tenant owns, stored as 'unrouted'
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    delivery_id: str
-    tenant_id: str
-    key: bytes
-    value: bytes
-    headers: dict[str, str]
 
 
 def _utc_now() -> datetime:
@@ -125,8 +115,8 @@ class WebhookIngest:
         if not check.well_formed:
             await self._refuse(client_ip, "missing or malformed signature header")
         parsed = await self._parse(body, client_ip)
-        routes = await self._resolve(parsed)
-        plan = plan_routes(parsed, routes)
+        routes, waba_routes = await self._resolve(parsed)
+        plan = plan_routes(parsed, routes, waba_routes)
         if not self._authentic(plan, check):
             await self._refuse(client_ip, "the signature does not match")
         received_at = self._clock()
@@ -166,21 +156,29 @@ class WebhookIngest:
             DELIVERIES.labels(Outcome.MALFORMED).inc()
             raise
 
-    async def _resolve(self, parsed: ParsedDelivery) -> dict[str, TenantRoute | None]:
+    async def _resolve(
+        self, parsed: ParsedDelivery
+    ) -> tuple[dict[str, TenantRoute | None], dict[str, TenantRoute | None]]:
+        """The owner of each phone number id, and of each WABA id of the account-level changes."""
         numbers = parsed.phone_number_ids
+        wabas = parsed.account_waba_ids
         gate = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
 
-        async def one(phone_number_id: str) -> TenantRoute | None:
+        async def one(lookup: Callable[[str], Awaitable[TenantRoute | None]], key: str) -> TenantRoute | None:
             async with gate:
-                return await self._tenants.resolve_phone_number(phone_number_id)
+                return await lookup(key)
 
         try:
-            found = await asyncio.gather(*(one(number) for number in numbers))
+            found = await asyncio.gather(
+                *(one(self._tenants.resolve_phone_number, number) for number in numbers),
+                *(one(self._tenants.resolve_waba_id, waba) for waba in wabas),
+            )
         except Exception as error:
             DELIVERIES.labels(Outcome.DEPENDENCY_UNAVAILABLE).inc()
             logger.warning("tenant look-up failed", extra={"error": _describe(error)})
             raise RetryLater("cannot resolve the tenant now", retry_after_seconds=self._retry_after) from error
-        return dict(zip(numbers, found, strict=True))
+        return (dict(zip(numbers, found[:len(numbers)], strict=True)),
+                dict(zip(wabas, found[len(numbers):], strict=True)))
 
     def _authentic(self, plan: RoutingPlan, check: SignatureCheck) -> bool:
         """Each tenant's share verifies with its own secret (else the platform's); a delivery with no tenant share
@@ -213,38 +211,26 @@ class WebhookIngest:
             DELIVERIES.labels(Outcome.RATE_LIMITED).inc()
             raise
 
-    async def _build_records(self, parts: list[TenantPart], received_at: datetime, size: int) -> list[_Record]:
+    async def _build_records(self, parts: list[TenantPart], received_at: datetime, size: int) -> list[DeliveryRecord]:
         traceparent = current_traceparent()
 
-        def build() -> list[_Record]:
+        def build() -> list[DeliveryRecord]:
             return [self._record(part, received_at, traceparent) for part in parts]
 
         return await asyncio.to_thread(build) if size > _OFFLOAD_BYTES else build()
 
     @staticmethod
-    def _record(part: TenantPart, received_at: datetime, traceparent: str | None) -> _Record:
-        delivery_id = str(uuid.uuid4())
-        event: EventEnvelope = make_event(
-            WEBHOOK_RECEIVED,
+    def _record(part: TenantPart, received_at: datetime, traceparent: str | None) -> DeliveryRecord:
+        return delivery_record(
+            delivery_id=str(uuid.uuid4()),
             tenant_id=part.tenant_id,
-            data=WebhookReceived(
-                delivery_id=delivery_id,
-                phone_number_id=part.phone_number_id,
-                received_at=received_at,
-                payload=part.payload,
-            ),
+            phone_number_id=part.phone_number_id,
+            received_at=received_at,
+            payload=part.payload,
             traceparent=traceparent,
         )
-        return _Record(
-            delivery_id=delivery_id,
-            tenant_id=part.tenant_id,
-            key=part.phone_number_id.encode(),
-            value=event.to_bytes(),
-            headers={"event-id": event.id, "event-type": event.type, "tenant-id": part.tenant_id,
-                     "delivery-id": delivery_id},
-        )
 
-    async def _persist(self, records: list[_Record], unrouted: list[UnroutedDelivery]) -> None:
+    async def _persist(self, records: list[DeliveryRecord], unrouted: list[UnroutedDelivery]) -> None:
         """Publishes the tenant shares and stores the unrouted ones, both under the acknowledgement deadline."""
         started = time.perf_counter()
 

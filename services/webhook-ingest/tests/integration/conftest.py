@@ -68,16 +68,31 @@ class FakeTenantServicer(tenant_pb2_grpc.TenantServiceServicer):  # type: ignore
 
     def __init__(self) -> None:
         self.by_phone: dict[str, FakeTenant] = {}
+        self.by_waba: dict[str, FakeTenant] = {}
         self.resolve_calls = 0
+        self.waba_calls = 0
 
     def add(self, phone_number_id: str, *, tenant_id: str, app_secret: str, verify_token: str) -> None:
         self.by_phone[phone_number_id] = FakeTenant(tenant_id, app_secret, verify_token)
+
+    def add_waba(self, waba_id: str, *, tenant_id: str, app_secret: str) -> None:
+        self.by_waba[waba_id] = FakeTenant(tenant_id, app_secret, "")
 
     async def ResolvePhoneNumber(self, request: tenant_pb2.ResolvePhoneNumberRequest,
                                  context: grpc.aio.ServicerContext) -> tenant_pb2.ResolvePhoneNumberResponse:
         current_principal().require_service()
         self.resolve_calls += 1
         tenant = self.by_phone.get(request.phone_number_id)
+        if tenant is None:
+            return tenant_pb2.ResolvePhoneNumberResponse(found=False)
+        return tenant_pb2.ResolvePhoneNumberResponse(found=True, tenant_id=tenant.tenant_id, tenant_status="active",
+                                                     app_secret=tenant.app_secret)
+
+    async def ResolveWabaId(self, request: tenant_pb2.ResolveWabaIdRequest,
+                            context: grpc.aio.ServicerContext) -> tenant_pb2.ResolvePhoneNumberResponse:
+        current_principal().require_service()
+        self.waba_calls += 1
+        tenant = self.by_waba.get(request.waba_id)
         if tenant is None:
             return tenant_pb2.ResolvePhoneNumberResponse(found=False)
         return tenant_pb2.ResolvePhoneNumberResponse(found=True, tenant_id=tenant.tenant_id, tenant_status="active",

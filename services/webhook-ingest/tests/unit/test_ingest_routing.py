@@ -130,3 +130,34 @@ def test_malformed_bodies_are_refused(body: bytes) -> None:
     with pytest.raises(InvalidArgument) as raised:
         parse_delivery(body)
     assert raised.value.code == "MALFORMED_PAYLOAD"
+
+
+def test_account_level_change_alone_goes_to_the_tenant_service_owner_of_its_waba() -> None:
+    parsed = parse_delivery(delivery(("waba-q", [change(None, "wamid.T1", field="message_template_status_update")])))
+    assert parsed.account_waba_ids == ["waba-q"]
+    plan = plan_routes(parsed, {}, {"waba-q": HOTEL_A})
+    assert [part.tenant_id for part in plan.tenants] == ["tenant-a"]
+    assert plan.tenants[0].phone_number_id == "waba-q"  # a WABA-only share is keyed by its WABA id
+    assert plan.tenants[0].app_secret == "secret-a"
+    assert wamids(plan.tenants[0].payload) == ["wamid.T1"]
+    assert plan.unrouted == []
+
+
+def test_account_level_change_of_an_unknown_waba_stays_unrouted() -> None:
+    parsed = parse_delivery(delivery(("waba-q", [change(None, "wamid.T1", field="account_update")])))
+    plan = plan_routes(parsed, {}, {"waba-q": None})
+    assert plan.tenants == [] and [part.routing_key for part in plan.unrouted] == ["waba-q"]
+
+
+def test_waba_owner_joins_the_share_of_its_numbers_keyed_by_the_number() -> None:
+    parsed = parse_delivery(delivery(("waba-a", [change(None, "wamid.T1", field="message_template_status_update"),
+                                                  change("pn-a", "wamid.A1")])))
+    assert parsed.account_waba_ids == ["waba-a"]
+    plan = plan_routes(parsed, {"pn-a": HOTEL_A}, {"waba-a": HOTEL_A})
+    assert len(plan.tenants) == 1 and plan.tenants[0].phone_number_id == "pn-a"
+    assert wamids(plan.tenants[0].payload) == ["wamid.T1", "wamid.A1"]
+
+
+def test_numbered_changes_do_not_ask_for_their_waba() -> None:
+    parsed = parse_delivery(delivery(("waba-a", [change("pn-a", "wamid.A1")])))
+    assert parsed.account_waba_ids == []

@@ -25,8 +25,10 @@ Signer = Callable[[bytes, str], str]
 
 class FakeTenants:
     def __init__(self, routes: Mapping[str, TenantRoute] | None = None, tokens: Mapping[str, str] | None = None,
-                 failure: Exception | None = None) -> None:
+                 failure: Exception | None = None, wabas: Mapping[str, TenantRoute] | None = None) -> None:
         self.routes = dict(routes or {})
+        self.wabas = dict(wabas or {})
+        self.waba_lookups: list[str] = []
         self.tokens = dict(tokens or {})
         self.failure = failure
         self.lookups: list[str] = []
@@ -36,6 +38,12 @@ class FakeTenants:
         if self.failure is not None:
             raise self.failure
         return self.routes.get(phone_number_id)
+
+    async def resolve_waba_id(self, waba_id: str) -> TenantRoute | None:
+        self.waba_lookups.append(waba_id)
+        if self.failure is not None:
+            raise self.failure
+        return self.wabas.get(waba_id)
 
     async def check_verify_token(self, verify_token: str) -> str | None:
         if self.failure is not None:
@@ -303,3 +311,24 @@ async def test_handshake_without_its_parameters_is_a_bad_request(
     with pytest.raises(InvalidArgument) as raised:
         await ingest.verify_subscription(mode=mode, verify_token=token, challenge=challenge, client_ip="1.2.3.4")
     assert raised.value.http_status == 400
+
+
+async def test_account_level_delivery_is_routed_by_its_waba_and_published(sign: Signer) -> None:
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "waba-t", "time": 1749416383,
+        "changes": [{"field": "message_template_status_update",
+                     "value": {"event": "APPROVED", "message_template_id": 594425479261596}}]}]},
+        separators=(",", ":")).encode()
+    publisher, unrouted = RecordingPublisher(), FakeUnrouted()
+    tenants = FakeTenants(wabas={"waba-t": route("t-w", "waba-secret")})
+    ingest = make_ingest(tenants=tenants, publisher=publisher, unrouted=unrouted)
+
+    accepted = await ingest.accept_delivery(body=body, signature=sign(body, "waba-secret"), client_ip="10.0.0.1")
+
+    assert tenants.waba_lookups == ["waba-t"] and tenants.lookups == []
+    assert unrouted.stored == [] and len(accepted.delivery_ids) == 1
+    [(_, key, value, _)] = publisher.records
+    event = EventEnvelope.from_bytes(value)
+    assert key == b"waba-t" and event.tenant_id == "t-w" and event.data["phoneNumberId"] == "waba-t"
+    assert event.data["payload"] == json.loads(body)
+    with pytest.raises(SignatureInvalid):  # the WABA owner's secret, not another one
+        await ingest.accept_delivery(body=body, signature=sign(body, "other-secret"), client_ip="10.0.0.1")

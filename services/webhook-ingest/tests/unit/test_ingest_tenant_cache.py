@@ -14,6 +14,7 @@ ROUTE = TenantRoute(tenant_id="t-1", tenant_status="active", app_secret="s3cret"
 class CountingDirectory:
     def __init__(self) -> None:
         self.routes: dict[str, TenantRoute] = {"pn-1": ROUTE}
+        self.wabas: dict[str, TenantRoute] = {"waba-1": ROUTE}
         self.calls: list[str] = []
         self.gate: asyncio.Event | None = None
         self.failures = 0
@@ -26,6 +27,10 @@ class CountingDirectory:
             self.failures -= 1
             raise Unavailable("tenant service down")
         return self.routes.get(phone_number_id)
+
+    async def resolve_waba_id(self, waba_id: str) -> TenantRoute | None:
+        self.calls.append(f"waba:{waba_id}")
+        return self.wabas.get(waba_id)
 
     async def check_verify_token(self, verify_token: str) -> str | None:
         self.calls.append(f"token:{verify_token}")
@@ -135,3 +140,19 @@ async def test_grpc_directory_turns_an_unreachable_auth_into_unavailable() -> No
             await directory.check_verify_token("t")
     finally:
         await channel.close()
+
+
+async def test_waba_lookups_are_cached_apart_from_numbers_with_the_same_key() -> None:
+    inner, clock = CountingDirectory(), Clock()
+    inner.routes["waba-1"] = TenantRoute(tenant_id="t-other", tenant_status="active", app_secret="")
+    cache = CachedTenantDirectory(inner=inner, ttl=30, negative_ttl=5, clock=clock)
+    assert await cache.resolve_waba_id("waba-1") == ROUTE
+    assert await cache.resolve_waba_id("waba-1") == ROUTE
+    assert (await cache.resolve_phone_number("waba-1")).tenant_id == "t-other"  # type: ignore[union-attr]
+    assert await cache.resolve_waba_id("waba-unknown") is None
+    clock.now += 4
+    assert await cache.resolve_waba_id("waba-unknown") is None
+    assert inner.calls == ["waba:waba-1", "waba-1", "waba:waba-unknown"]
+    clock.now += 27
+    assert await cache.resolve_waba_id("waba-1") == ROUTE
+    assert inner.calls[-1] == "waba:waba-1"

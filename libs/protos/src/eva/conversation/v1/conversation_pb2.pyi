@@ -75,6 +75,9 @@ class Conversation(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
     PHONE_NUMBER_ID_FIELD_NUMBER: _builtins.int
+    LAST_MESSAGE_PREVIEW_FIELD_NUMBER: _builtins.int
+    LAST_INBOUND_AT_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     contact_id: _builtins.str
@@ -88,8 +91,13 @@ class Conversation(_message.Message):
     updated_at: _builtins.str
     phone_number_id: _builtins.str
     """The business number (Meta's phone_number_id) the guest last wrote to; replies leave from it."""
+    last_message_preview: _builtins.str
+    """Text body truncated to 120 characters, else "[image]", "[audio]", ..."""
+    last_inbound_at: _builtins.str
     @_builtins.property
     def contact(self) -> Global___Contact: ...
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tag]: ...
     def __init__(
         self,
         *,
@@ -106,10 +114,13 @@ class Conversation(_message.Message):
         updated_at: _builtins.str = ...,
         contact: Global___Contact | None = ...,
         phone_number_id: _builtins.str = ...,
+        last_message_preview: _builtins.str = ...,
+        last_inbound_at: _builtins.str = ...,
+        tags: _abc.Iterable[Global___Tag] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_to", b"assigned_to", "contact", b"contact", "contact_id", b"contact_id", "created_at", b"created_at", "id", b"id", "last_message_at", b"last_message_at", "phone_number_id", b"phone_number_id", "priority", b"priority", "status", b"status", "tenant_id", b"tenant_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "window_expires_at", b"window_expires_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_to", b"assigned_to", "contact", b"contact", "contact_id", b"contact_id", "created_at", b"created_at", "id", b"id", "last_inbound_at", b"last_inbound_at", "last_message_at", b"last_message_at", "last_message_preview", b"last_message_preview", "phone_number_id", b"phone_number_id", "priority", b"priority", "status", b"status", "tags", b"tags", "tenant_id", b"tenant_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "window_expires_at", b"window_expires_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -355,10 +366,12 @@ class Tag(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     COLOR_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     color: _builtins.str
     created_at: _builtins.str
+    updated_at: _builtins.str
     def __init__(
         self,
         *,
@@ -366,10 +379,11 @@ class Tag(_message.Message):
         name: _builtins.str = ...,
         color: _builtins.str = ...,
         created_at: _builtins.str = ...,
+        updated_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["color", b"color", "created_at", b"created_at", "id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["color", b"color", "created_at", b"created_at", "id", b"id", "name", b"name", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -285,6 +285,25 @@ class ResolvePhoneNumberResponse(_message.Message):
 Global___ResolvePhoneNumberResponse: _TypeAlias = ResolvePhoneNumberResponse  # noqa: Y015
 
 @_typing.final
+class ResolveWabaIdRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WABA_ID_FIELD_NUMBER: _builtins.int
+    waba_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        waba_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["waba_id", b"waba_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveWabaIdRequest: _TypeAlias = ResolveWabaIdRequest  # noqa: Y015
+
+@_typing.final
 class CheckVerifyTokenRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -66,6 +66,11 @@ class TenantServiceStub:
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberRequest.SerializeToString,
                 response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberResponse.FromString,
                 _registered_method=True)
+        self.ResolveWabaId = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/ResolveWabaId',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolveWabaIdRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberResponse.FromString,
+                _registered_method=True)
         self.CheckVerifyToken = channel.unary_unary(
                 '/eva.tenant.v1.TenantService/CheckVerifyToken',
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.CheckVerifyTokenRequest.SerializeToString,
@@ -175,6 +180,14 @@ class TenantServiceServicer:
 
     def ResolvePhoneNumber(self, request, context):
         """(service) Finds the tenant owning a phone number id, with the app secret that signs its webhooks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveWabaId(self, request, context):
+        """(service) Finds the tenant owning a WhatsApp Business Account id (account-level webhook changes carry no
+        phone number id). found=false when no tenant, or more than one tenant, claims the WABA.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -297,6 +310,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
             'ResolvePhoneNumber': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolvePhoneNumber,
                     request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberResponse.SerializeToString,
+            ),
+            'ResolveWabaId': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveWabaId,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolveWabaIdRequest.FromString,
                     response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberResponse.SerializeToString,
             ),
             'CheckVerifyToken': grpc.unary_unary_rpc_method_handler(
@@ -528,6 +546,33 @@ class TenantService:
             target,
             '/eva.tenant.v1.TenantService/ResolvePhoneNumber',
             eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveWabaId(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/ResolveWabaId',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolveWabaIdRequest.SerializeToString,
             eva_dot_tenant_dot_v1_dot_tenant__pb2.ResolvePhoneNumberResponse.FromString,
             options,
             channel_credentials,

@@ -47,6 +47,10 @@ class TenantServiceStub:
     """Admin only: the caller's tenant's credentials as a view (ids, and for each secret only set + last4)."""
     ResolvePhoneNumber: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ResolvePhoneNumberRequest, _tenant_pb2.ResolvePhoneNumberResponse]
     """(service) Finds the tenant owning a phone number id, with the app secret that signs its webhooks."""
+    ResolveWabaId: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ResolveWabaIdRequest, _tenant_pb2.ResolvePhoneNumberResponse]
+    """(service) Finds the tenant owning a WhatsApp Business Account id (account-level webhook changes carry no
+    phone number id). found=false when no tenant, or more than one tenant, claims the WABA.
+    """
     CheckVerifyToken: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.CheckVerifyTokenRequest, _tenant_pb2.CheckVerifyTokenResponse]
     """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]
@@ -88,6 +92,10 @@ class TenantServiceAsyncStub(TenantServiceStub):
     """Admin only: the caller's tenant's credentials as a view (ids, and for each secret only set + last4)."""
     ResolvePhoneNumber: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ResolvePhoneNumberRequest, _tenant_pb2.ResolvePhoneNumberResponse]  # type: ignore[assignment]
     """(service) Finds the tenant owning a phone number id, with the app secret that signs its webhooks."""
+    ResolveWabaId: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ResolveWabaIdRequest, _tenant_pb2.ResolvePhoneNumberResponse]  # type: ignore[assignment]
+    """(service) Finds the tenant owning a WhatsApp Business Account id (account-level webhook changes carry no
+    phone number id). found=false when no tenant, or more than one tenant, claims the WABA.
+    """
     CheckVerifyToken: _aio.UnaryUnaryMultiCallable[_tenant_pb2.CheckVerifyTokenRequest, _tenant_pb2.CheckVerifyTokenResponse]  # type: ignore[assignment]
     """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]  # type: ignore[assignment]
@@ -162,6 +170,16 @@ class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tenant_pb2.ResolvePhoneNumberResponse, _abc.Awaitable[_tenant_pb2.ResolvePhoneNumberResponse]]:
         """(service) Finds the tenant owning a phone number id, with the app secret that signs its webhooks."""
+
+    @_abc_1.abstractmethod
+    def ResolveWabaId(
+        self,
+        request: _tenant_pb2.ResolveWabaIdRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.ResolvePhoneNumberResponse, _abc.Awaitable[_tenant_pb2.ResolvePhoneNumberResponse]]:
+        """(service) Finds the tenant owning a WhatsApp Business Account id (account-level webhook changes carry no
+        phone number id). found=false when no tenant, or more than one tenant, claims the WABA.
+        """
 
     @_abc_1.abstractmethod
     def CheckVerifyToken(

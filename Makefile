@@ -42,6 +42,11 @@ proto: ## regenerate libs/protos from proto/
 proto-check: ## fail when libs/protos is stale
 	@scripts/check_proto.sh
 
+bench: ## benchmarks against the running dev stack (run `make up` first); figures go to docs/benchmarks.md
+	uv run --no-sync python scripts/bench/login.py --rate 2 --duration 30
+	uv run --no-sync python scripts/bench/ingest.py
+	uv run --no-sync python scripts/bench/conversations.py
+
 sync: ## install the workspace into .venv
 	uv sync --all-packages --locked
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from e2e_support import MATRIX_REPORT, StackUrls, loopback_client
+from e2e_support import MATRIX_REPORT, Inbox, SocketRecorder, StackUrls, loopback_client, register_hotel
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = [sys.executable, str(ROOT / "scripts" / "stack.py")]
@@ -62,6 +62,28 @@ def stack() -> Iterator[StackUrls]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with loopback_client() as client:  # a client address of its own per test
         yield client
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def inbox(stack: StackUrls) -> AsyncIterator[Inbox]:
+    """A hotel of the test module's own, with its admin's socket open."""
+    async with loopback_client(timeout=30.0) as client:
+        hotel = await register_hotel(client, stack)
+        socket = SocketRecorder()
+        await socket.connect(stack.gateway, hotel.access_token)
+        try:
+            yield Inbox(stack=stack, http=client, hotel=hotel, socket=socket)
+        finally:
+            await socket.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "disruptive: kills and restarts processes of the test stack; runs last")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `disruptive` (they kill and restart processes of the stack) run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -4,11 +4,15 @@ API keys and guests (through the simulator), and a recording Socket.io client.""
 from __future__ import annotations
 
 import asyncio
+import base64
+import copy
+import json
 import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -244,3 +248,124 @@ class SocketRecorder:
     async def close(self) -> None:
         await self.client.disconnect()
 
+
+
+# --- Meta's inbound payloads (reference §3), retargeted at a test hotel ------------------------------------------
+
+REFERENCE_PAYLOADS = Path(__file__).resolve().parent / "data" / "meta_inbound_payloads.json"
+
+
+def reference_payload(name: str) -> dict[str, Any]:
+    """A fresh copy of one of Meta's webhook payloads of the reference, verbatim (tests-e2e/data, extracted from
+    whatsapp-cloud-api.md §3.1–3.23: text, image, audio, voice, …, status_read, status_failed)."""
+    payloads: dict[str, Any] = json.loads(REFERENCE_PAYLOADS.read_text(encoding="utf-8"))
+    payload: dict[str, Any] = copy.deepcopy(payloads[name]["payload"])
+    return payload
+
+
+def new_wamid() -> str:
+    """A unique id shaped like Meta's (`wamid.` + base64)."""
+    return "wamid.HBgLE2E" + base64.b64encode(secrets.token_bytes(18)).decode("ascii")
+
+
+def new_bsuid() -> str:
+    return "US." + str(10**19 + secrets.randbelow(9 * 10**19))
+
+
+def changes_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [change["value"] for entry in payload["entry"] for change in entry["changes"]]
+
+
+def retarget(payload: dict[str, Any], *, phone_number_id: str, wa_id: str,
+             wamids: list[str] | None = None) -> list[str]:
+    """Points a reference payload at a test hotel (in place), changing only ids: the business number's
+    phone_number_id, the guest's wa id (and business-scoped user ids) and the messages' wamids (fresh unique ones,
+    or `wamids` in order). Returns the messages' wamids in payload order."""
+    given = iter(wamids or [])
+    result: list[str] = []
+    user_id = new_bsuid()
+    for value in changes_of(payload):
+        value["metadata"]["phone_number_id"] = phone_number_id
+        for contact in value.get("contacts", []):
+            if "wa_id" in contact:
+                contact["wa_id"] = wa_id
+            for key in ("user_id", "parent_user_id"):
+                if key in contact:
+                    contact[key] = user_id if key == "user_id" else user_id + ".P"
+        for message in value.get("messages", []):
+            if "from" in message:
+                message["from"] = wa_id
+            message["id"] = next(given, None) or new_wamid()
+            result.append(message["id"])
+        for item in value.get("statuses", []):
+            item["recipient_id"] = wa_id
+    return result
+
+
+async def deliver(http: httpx.AsyncClient, stack: StackUrls, phone_number_id: str, payload: dict[str, Any] | None,
+                  **options: Any) -> dict[str, Any]:
+    """Posts a delivery through the simulator (signed with the number's app secret, serialized like Meta); options
+    are /_sim/deliveries fields (rawBody, deliveries, retry, ...). Returns the simulator's account of attempts."""
+    body = {"phoneNumberId": phone_number_id, **({"payload": payload} if payload is not None else {}), **options}
+    response = await http.post(f"{stack.simulator}/_sim/deliveries", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def all_messages(http: httpx.AsyncClient, stack: StackUrls, auth: dict[str, str],
+                       conversation_id: str) -> list[dict[str, Any]]:
+    """Every message of a conversation through GET /api/messages?conversationId= (following nextCursor)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(100):
+        params = {"conversationId": conversation_id, "limit": "100", **({"cursor": cursor} if cursor else {})}
+        response = await http.get(f"{stack.gateway}/api/messages", params=params, headers=auth)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return items
+    raise AssertionError("more than 100 pages of messages")
+
+
+async def stored_message(http: httpx.AsyncClient, stack: StackUrls, auth: dict[str, str], conversation_id: str,
+                         wamid: str, ready: Callable[[dict[str, Any]], bool] = lambda _: True,
+                         timeout: float = 20.0) -> dict[str, Any]:
+    """The message `wamid` as the API shows it, once `ready(message)` holds."""
+    async def probe() -> dict[str, Any] | None:
+        found = [m for m in await all_messages(http, stack, auth, conversation_id) if m["wamid"] == wamid]
+        return found[0] if found and ready(found[0]) else None
+
+    message: dict[str, Any] = await eventually(probe, timeout=timeout)
+    return message
+
+
+def pick(document: dict[str, Any] | None, snake: str) -> Any:
+    """A field of a Meta object kept by Eva, whichever spelling it kept (Meta's snake_case or camelCase)."""
+    if not document:
+        return None
+    head, *rest = snake.split("_")
+    return document.get(snake, document.get(head + "".join(part.title() for part in rest)))
+
+
+@dataclass
+class Inbox:
+    """A hotel of its own (one per test module), its admin's socket (which tells the conversation of each wamid)
+    and a client."""
+
+    stack: StackUrls
+    http: httpx.AsyncClient
+    hotel: Hotel
+    socket: SocketRecorder
+
+    async def conversation_of(self, wamid: str, timeout: float = 20.0) -> str:
+        event = await self.socket.wait_for("message:new", lambda data: data.get("wamid") == wamid, timeout=timeout)
+        return str(event["conversationId"])
+
+    async def message(self, wamid: str, ready: Callable[[dict[str, Any]], bool] = lambda _: True,
+                      timeout: float = 20.0) -> dict[str, Any]:
+        conversation_id = await self.conversation_of(wamid)
+        return await stored_message(self.http, self.stack, self.hotel.auth, conversation_id, wamid, ready,
+                                    timeout=timeout)

@@ -12,13 +12,30 @@ from sqlmodel import Field, SQLModel
 
 from conversation_service.ids import new_id
 
-__all__ = ["Contact", "Conversation", "InboxEntry", "OutboxEvent", "STATUS_OPEN", "STATUS_PENDING", "STATUS_RESOLVED"]
+__all__ = [
+    "Contact",
+    "Conversation",
+    "ConversationTag",
+    "Escalation",
+    "InboxEntry",
+    "OutboxEvent",
+    "STATUS_OPEN",
+    "STATUS_PENDING",
+    "STATUS_RESOLVED",
+    "Tag",
+]
 
 STATUS_OPEN = "open"
 STATUS_PENDING = "pending"
 STATUS_RESOLVED = "resolved"
 ACTIVE_STATUSES = (STATUS_OPEN, STATUS_PENDING)
+STATUSES = (STATUS_OPEN, STATUS_PENDING, STATUS_RESOLVED)
 PRIORITY_NORMAL = "normal"
+PRIORITIES = ("low", PRIORITY_NORMAL, "high", "urgent")
+ESCALATION_OPEN = "open"
+ESCALATION_ACKNOWLEDGED = "acknowledged"
+ESCALATION_RESOLVED = "resolved"
+ESCALATION_STATUSES = (ESCALATION_OPEN, ESCALATION_ACKNOWLEDGED, ESCALATION_RESOLVED)
 
 
 def _now() -> datetime:
@@ -40,6 +57,9 @@ class Contact(SQLModel, table=True):
                  postgresql_where=sa.text("wa_id IS NOT NULL")),
         sa.Index("contacts_tenant_user_id_key", "tenant_id", "user_id", unique=True,
                  postgresql_where=sa.text("user_id IS NOT NULL")),
+        sa.Index("contacts_tenant_id_desc", "tenant_id", sa.text("id DESC")),
+        sa.Index("contacts_name_trgm", sa.text("name gin_trgm_ops"), postgresql_using="gin"),
+        sa.Index("contacts_phone_trgm", sa.text("phone gin_trgm_ops"), postgresql_using="gin"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -53,8 +73,8 @@ class Contact(SQLModel, table=True):
 
 
 class Conversation(SQLModel, table=True):
-    """A thread with one contact. At most one is open or pending per contact; a resolved one is never reopened:
-    the guest's next message starts a new conversation."""
+    """A thread with one contact. At most one is open or pending per contact; the guest's next message reopens the
+    latest resolved one (same id, same history)."""
 
     __tablename__ = "conversations"
     __table_args__ = (
@@ -64,6 +84,11 @@ class Conversation(SQLModel, table=True):
         sa.Index("conversations_tenant_last_message", "tenant_id", sa.text("last_message_at DESC"), sa.text("id DESC")),
         sa.Index("conversations_tenant_status_last_message", "tenant_id", "status", sa.text("last_message_at DESC"),
                  sa.text("id DESC")),
+        sa.Index("conversations_tenant_assignee_last_message", "tenant_id", "assigned_to",
+                 sa.text("last_message_at DESC"), sa.text("id DESC")),
+        sa.Index("conversations_tenant_unassigned_last_message", "tenant_id", sa.text("last_message_at DESC"),
+                 sa.text("id DESC"), postgresql_where=sa.text("assigned_to IS NULL")),
+        sa.Index("conversations_tenant_updated", "tenant_id", "updated_at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -74,11 +99,72 @@ class Conversation(SQLModel, table=True):
     priority: str = Field(
         default=PRIORITY_NORMAL, sa_column=sa.Column(sa.Text, nullable=False, server_default=PRIORITY_NORMAL)
     )
-    last_message_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    # The sort key of the inbox (last activity); never NULL (a new conversation starts at its first message).
+    last_message_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    last_message_preview: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    last_inbound_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     window_expires_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     unread_count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     phone_number_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class Tag(SQLModel, table=True):
+    """A label of one tenant; its name is unique per tenant case-insensitively."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        sa.Index("tags_tenant_name_key", "tenant_id", sa.text("lower(name)"), unique=True),
+        sa.CheckConstraint("color ~ '^#[0-9a-f]{6}$'", name="tags_color_check"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    color: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class ConversationTag(SQLModel, table=True):
+    __tablename__ = "conversation_tags"
+    __table_args__ = (sa.Index("conversation_tags_tenant_tag", "tenant_id", "tag_id", "conversation_id"),)
+
+    conversation_id: uuid.UUID = Field(sa_column=sa.Column(
+        sa.Uuid, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True))
+    tag_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, sa.ForeignKey("tags.id", ondelete="CASCADE"),
+                                                  primary_key=True))
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class Escalation(SQLModel, table=True):
+    """A request for help on a conversation: open -> acknowledged -> resolved (or open -> resolved)."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name="escalations_status_check"),
+        sa.CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="escalations_priority_check"),
+        sa.Index("escalations_tenant_id_desc", "tenant_id", sa.text("id DESC")),
+        sa.Index("escalations_tenant_status_id_desc", "tenant_id", "status", sa.text("id DESC")),
+        sa.Index("escalations_tenant_conversation_id_desc", "tenant_id", "conversation_id", sa.text("id DESC")),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    conversation_id: uuid.UUID = Field(sa_column=sa.Column(
+        sa.Uuid, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False))
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    priority: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(default=ESCALATION_OPEN, sa_column=sa.Column(sa.Text, nullable=False))
+    raised_by: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    acknowledged_by: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    resolved_by: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    note: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 

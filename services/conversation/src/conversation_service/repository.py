@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +14,51 @@ from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from conversation_service.cursors import ActivityCursor
 from conversation_service.ids import new_id
-from conversation_service.models import STATUS_OPEN, STATUS_RESOLVED, Contact, Conversation, InboxEntry
+from conversation_service.models import (
+    STATUS_OPEN,
+    STATUS_RESOLVED,
+    Contact,
+    Conversation,
+    ConversationTag,
+    Escalation,
+    InboxEntry,
+    Tag,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilter:
+    """The inbox's filters (all optional; combined with AND). `tag_id` is already resolved from an id or name."""
+
+    status: str | None = None
+    assigned_to: str | None = None
+    unassigned: bool = False
+    tag_id: uuid.UUID | None = None
+    q: str | None = None
+    updated_since: datetime | None = None
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` with LIKE's wildcards in `text` taken literally (escape character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def contact_matches(q: str) -> sa.ColumnElement[bool]:
+    """Case-insensitive substring match on the contact's name or phone (served by the pg_trgm GIN indexes)."""
+    pattern = like_pattern(q)
+    clauses = [col(Contact.name).ilike(pattern)]
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if digits and all(ch.isdigit() or ch in _PHONE_PUNCTUATION for ch in q):
+        clauses.append(col(Contact.phone).like(like_pattern(digits)))  # "+49 151-12", "(151) 12": the digits
+    else:
+        clauses.append(col(Contact.phone).ilike(pattern))
+    return sa.or_(*clauses)
+
+
+_PHONE_PUNCTUATION = frozenset("+ -().")
 
 
 class ConversationRepository:
@@ -111,6 +156,42 @@ class ConversationRepository:
         conversation: Conversation = row[0]
         return conversation, bool(row[1])
 
+    async def reopen_latest_resolved(
+        self,
+        *,
+        tenant_id: str,
+        contact_id: uuid.UUID,
+        message_at: datetime,
+        window_expires_at: datetime,
+        phone_number_id: str | None,
+    ) -> Conversation | None:
+        """Reopens the contact's latest conversation when it is resolved (same id and history); None otherwise.
+
+        A concurrent reopener waits on the row lock, then sees it is no longer resolved and updates nothing."""
+        latest = (
+            sa.select(col(Conversation.id))
+            .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.contact_id) == contact_id)
+            .order_by(col(Conversation.created_at).desc(), col(Conversation.id).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        statement = (
+            sa.update(Conversation)
+            .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.id) == latest,
+                   col(Conversation.status) == STATUS_RESOLVED)
+            .values(
+                status=STATUS_OPEN,
+                last_message_at=sa.func.greatest(col(Conversation.last_message_at), message_at),
+                window_expires_at=sa.func.greatest(col(Conversation.window_expires_at), window_expires_at),
+                phone_number_id=sa.func.coalesce(phone_number_id, col(Conversation.phone_number_id)),
+                updated_at=sa.func.now(),
+            )
+            .returning(Conversation)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Conversation | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
     async def record_message(
         self,
         *,
@@ -118,15 +199,20 @@ class ConversationRepository:
         conversation_id: uuid.UUID,
         sent_at: datetime,
         inbound: bool,
+        preview: str,
         window_expires_at: datetime | None,
     ) -> Conversation | None:
-        """Moves last_message_at forward; an inbound message also counts as unread and extends the window."""
+        """Moves last_message_at forward (the preview follows the latest message, whatever the arrival order); an
+        inbound message also counts as unread, moves last_inbound_at and extends the window."""
+        is_latest = col(Conversation.last_message_at) <= sent_at
         values: dict[str, Any] = {
             "last_message_at": sa.func.greatest(col(Conversation.last_message_at), sent_at),
+            "last_message_preview": sa.case((is_latest, preview), else_=col(Conversation.last_message_preview)),
             "updated_at": sa.func.now(),
         }
         if inbound:
             values["unread_count"] = col(Conversation.unread_count) + 1
+            values["last_inbound_at"] = sa.func.greatest(col(Conversation.last_inbound_at), sent_at)
         if window_expires_at is not None:
             values["window_expires_at"] = sa.func.greatest(col(Conversation.window_expires_at), window_expires_at)
         statement = (
@@ -138,6 +224,194 @@ class ConversationRepository:
         )
         row: Conversation | None = (await self._session.exec(statement)).scalars().first()
         return row
+
+    async def conversation_for_update(self, *, tenant_id: str, conversation_id: uuid.UUID) -> Conversation | None:
+        statement = (
+            select(Conversation)
+            .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.exec(statement)).first()
+
+    async def update_conversation(
+        self, *, tenant_id: str, conversation_id: uuid.UUID, changes: dict[str, Any]
+    ) -> Conversation:
+        statement = (
+            sa.update(Conversation)
+            .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.id) == conversation_id)
+            .values(**changes, updated_at=sa.func.now())
+            .returning(Conversation)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Conversation = (await self._session.exec(statement)).scalars().one()
+        return row
+
+    async def list_conversations(
+        self, *, tenant_id: str, filters: ConversationFilter, after: ActivityCursor | None, limit: int
+    ) -> list[tuple[Conversation, Contact]]:
+        """One keyset page of the inbox, newest activity first: (last_message_at DESC, id DESC) strictly after
+        `after`. Each filter has an index led by tenant_id and ending in the sort key."""
+        statement = (
+            select(Conversation, Contact)
+            .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+            .where(col(Conversation.tenant_id) == tenant_id, col(Contact.tenant_id) == tenant_id)
+        )
+        if filters.status:
+            statement = statement.where(col(Conversation.status) == filters.status)
+        if filters.unassigned:
+            statement = statement.where(col(Conversation.assigned_to).is_(None))
+        elif filters.assigned_to:
+            statement = statement.where(col(Conversation.assigned_to) == filters.assigned_to)
+        if filters.tag_id is not None:
+            statement = statement.where(
+                sa.exists().where(
+                    col(ConversationTag.conversation_id) == col(Conversation.id),
+                    col(ConversationTag.tenant_id) == tenant_id,
+                    col(ConversationTag.tag_id) == filters.tag_id,
+                )
+            )
+        if filters.q:
+            matching = sa.select(col(Contact.id)).where(col(Contact.tenant_id) == tenant_id, contact_matches(filters.q))
+            statement = statement.where(col(Conversation.contact_id).in_(matching))
+        if filters.updated_since is not None:
+            statement = statement.where(col(Conversation.updated_at) >= filters.updated_since)
+        if after is not None:
+            statement = statement.where(
+                sa.tuple_(col(Conversation.last_message_at), col(Conversation.id))
+                < sa.tuple_(sa.literal(after.last_message_at, sa.DateTime(timezone=True)),
+                            sa.literal(after.conversation_id, sa.Uuid()))
+            )
+        statement = statement.order_by(col(Conversation.last_message_at).desc(), col(Conversation.id).desc()).limit(
+            limit
+        )
+        return [(conversation, contact) for conversation, contact in (await self._session.exec(statement)).all()]
+
+    # tags
+
+    async def tags_of(self, *, tenant_id: str, conversation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Tag]]:
+        """The tags of each conversation (by name), in one query."""
+        if not conversation_ids:
+            return {}
+        statement = (
+            select(ConversationTag.conversation_id, Tag)
+            .join(Tag, col(Tag.id) == col(ConversationTag.tag_id))
+            .where(col(ConversationTag.tenant_id) == tenant_id, col(Tag.tenant_id) == tenant_id,
+                   col(ConversationTag.conversation_id).in_(list(conversation_ids)))
+            .order_by(sa.func.lower(col(Tag.name)))
+        )
+        result: dict[uuid.UUID, list[Tag]] = {key: [] for key in conversation_ids}
+        for conversation_id, tag in (await self._session.exec(statement)).all():
+            result[conversation_id].append(tag)
+        return result
+
+    async def tags(self, *, tenant_id: str) -> list[Tag]:
+        statement = select(Tag).where(Tag.tenant_id == tenant_id).order_by(sa.func.lower(col(Tag.name)))
+        return list((await self._session.exec(statement)).all())
+
+    async def tag(self, *, tenant_id: str, tag_id: uuid.UUID) -> Tag | None:
+        return (await self._session.exec(select(Tag).where(Tag.tenant_id == tenant_id, Tag.id == tag_id))).first()
+
+    async def tag_by_name(self, *, tenant_id: str, name: str) -> Tag | None:
+        statement = select(Tag).where(Tag.tenant_id == tenant_id, sa.func.lower(col(Tag.name)) == name.lower())
+        return (await self._session.exec(statement)).first()
+
+    async def insert_tag(self, *, tenant_id: str, name: str, color: str) -> Tag | None:
+        """The new tag; None when the tenant already has one of that name (any case)."""
+        statement = (
+            pg_insert(Tag)
+            .values(id=new_id(), tenant_id=tenant_id, name=name, color=color)
+            .on_conflict_do_nothing()
+            .returning(Tag)
+        )
+        row: Tag | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
+    async def update_tag(self, *, tenant_id: str, tag_id: uuid.UUID, changes: dict[str, Any]) -> Tag | None:
+        statement = (
+            sa.update(Tag)
+            .where(col(Tag.tenant_id) == tenant_id, col(Tag.id) == tag_id)
+            .values(**changes, updated_at=sa.func.now())
+            .returning(Tag)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Tag | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
+    async def delete_tag(self, *, tenant_id: str, tag_id: uuid.UUID) -> Tag | None:
+        statement = sa.delete(Tag).where(col(Tag.tenant_id) == tenant_id, col(Tag.id) == tag_id).returning(Tag)
+        row: Tag | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
+    async def attach_tag(self, *, tenant_id: str, conversation_id: uuid.UUID, tag_id: uuid.UUID) -> bool:
+        """True when the tag was newly attached (attaching twice changes nothing)."""
+        statement = (
+            pg_insert(ConversationTag)
+            .values(tenant_id=tenant_id, conversation_id=conversation_id, tag_id=tag_id)
+            .on_conflict_do_nothing()
+            .returning(col(ConversationTag.tag_id))
+        )
+        return (await self._session.exec(statement)).first() is not None
+
+    async def detach_tag(self, *, tenant_id: str, conversation_id: uuid.UUID, tag_id: uuid.UUID) -> bool:
+        statement = (
+            sa.delete(ConversationTag)
+            .where(col(ConversationTag.tenant_id) == tenant_id, col(ConversationTag.conversation_id) == conversation_id,
+                   col(ConversationTag.tag_id) == tag_id)
+            .returning(col(ConversationTag.tag_id))
+        )
+        return (await self._session.exec(statement)).first() is not None
+
+    # escalations
+
+    async def add(self, row: Escalation) -> Escalation:
+        self._session.add(row)
+        await self._session.flush()
+        await self._session.refresh(row)
+        return row
+
+    async def escalation_for_update(self, *, tenant_id: str, escalation_id: uuid.UUID) -> Escalation | None:
+        statement = (
+            select(Escalation)
+            .where(Escalation.tenant_id == tenant_id, Escalation.id == escalation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.exec(statement)).first()
+
+    async def list_escalations(
+        self, *, tenant_id: str, status: str | None, conversation_id: uuid.UUID | None, before: uuid.UUID | None,
+        limit: int,
+    ) -> list[Escalation]:
+        statement = select(Escalation).where(Escalation.tenant_id == tenant_id)
+        if status:
+            statement = statement.where(Escalation.status == status)
+        if conversation_id is not None:
+            statement = statement.where(Escalation.conversation_id == conversation_id)
+        if before is not None:
+            statement = statement.where(col(Escalation.id) < before)
+        statement = statement.order_by(col(Escalation.id).desc()).limit(limit)
+        return list((await self._session.exec(statement)).all())
+
+    # contacts (lists)
+
+    async def list_contacts(
+        self, *, tenant_id: str, q: str | None, before: uuid.UUID | None, limit: int
+    ) -> list[Contact]:
+        statement = select(Contact).where(Contact.tenant_id == tenant_id)
+        if q:
+            statement = statement.where(contact_matches(q))
+        if before is not None:
+            statement = statement.where(col(Contact.id) < before)
+        statement = statement.order_by(col(Contact.id).desc()).limit(limit)
+        return list((await self._session.exec(statement)).all())
+
+    async def contact_by_phone(self, *, tenant_id: str, digits: str) -> Contact | None:
+        statement = select(Contact).where(
+            Contact.tenant_id == tenant_id,
+            sa.or_(col(Contact.phone) == f"+{digits}", col(Contact.wa_id) == digits),
+        )
+        return (await self._session.exec(statement)).first()
 
     # inbox
 

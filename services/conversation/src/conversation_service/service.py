@@ -1,9 +1,11 @@
-"""Use cases of the conversation service: resolving the contact and conversation of an inbound message, reading
-them, and keeping a conversation's last message, unread count and window in step with the messaging events."""
+"""Use cases of the conversation service: resolving the contact and conversation of an inbound message (reopening a
+resolved one), the inbox (list, update, assign, tags on a conversation), and keeping a conversation's last message,
+unread count and window in step with the messaging events."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,22 +13,43 @@ from typing import Any
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
-from eva_common.errors import InvalidArgument, NotFound, Unavailable
+from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MessageView
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversation_service.events import CONVERSATION_CREATED, CONVERSATION_UPDATED, conversation_event
+from conversation_service.access import require_reader, require_status_writer, require_user
+from conversation_service.audit import Actor, AuditRecorder
+from conversation_service.cursors import ActivityCursor, page_size
+from conversation_service.events import (
+    CONVERSATION_ASSIGNED,
+    CONVERSATION_CREATED,
+    CONVERSATION_UPDATED,
+    assigned_event,
+    conversation_event,
+)
 from conversation_service.ids import parse_id
-from conversation_service.models import Contact, Conversation
-from conversation_service.repository import ConversationRepository
+from conversation_service.models import PRIORITIES, STATUSES, Contact, Conversation, Tag
+from conversation_service.repository import ConversationFilter, ConversationRepository
+from conversation_service.users import UserDirectory
 
 logger = logging.getLogger(__name__)
 
 # Meta's customer-service window: free-form replies are allowed for 24 hours after the guest's last message.
 SERVICE_WINDOW = timedelta(hours=24)
 _ATTEMPTS = 2  # the first try, and one retry after losing a race on a unique key
+PREVIEW_LENGTH = 120
+
+
+def message_preview(message: MessageView) -> str:
+    """The inbox line of a message: its text (truncated to 120 characters), else its type, e.g. "[image]"."""
+    if message.type == "text":
+        body = message.content.get("body")
+        if isinstance(body, str) and body.strip():
+            return body[:PREVIEW_LENGTH]
+    return f"[{message.type}]"
 
 
 def _utcnow() -> datetime:
@@ -53,6 +76,33 @@ class InboundContact:
 
 
 @dataclass(frozen=True, slots=True)
+class ConversationDetails:
+    """A conversation as the API shows it: with its contact and tags."""
+
+    conversation: Conversation
+    contact: Contact
+    tags: list[Tag]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[ConversationDetails]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationQuery:
+    status: str = ""
+    assigned_to: str = ""
+    unassigned: bool = False
+    tag: str = ""  # a tag id or name
+    q: str = ""
+    updated_since: datetime | None = None
+    limit: int = 0
+    cursor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedInbound:
     contact: Contact
     conversation: Conversation
@@ -71,9 +121,13 @@ class ConversationService:
         sessions: SessionFactory,
         events_topic: str,
         consumer_name: str,
+        users: UserDirectory,
+        audit: AuditRecorder | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._sessions = sessions
+        self._users = users
+        self._audit = audit if audit is not None else AuditRecorder()
         self._events_topic = events_topic
         self._consumer_name = consumer_name
         self._clock = clock
@@ -81,8 +135,9 @@ class ConversationService:
     # --- inbound contacts -------------------------------------------------------------------------------------------
 
     async def resolve_inbound_contact(self, *, principal: Principal, inbound: InboundContact) -> ResolvedInbound:
-        """Upserts the contact (by wa_id, else user_id), then finds its open or pending conversation or opens a new
-        one, and extends the service window to at least message_at + 24 h. Safe under concurrency: callers racing
+        """Upserts the contact (by wa_id, else user_id), then reopens its latest conversation when it is resolved
+        (announced as `conversation.updated`), else finds its open or pending one or opens a new one, and extends
+        the service window to at least message_at + 24 h. Safe under concurrency: callers racing
         for a new guest end with one contact and one conversation, and only the creator emits
         `conversation.created`."""
         principal.require_service()
@@ -95,13 +150,24 @@ class ConversationService:
                 async with transaction(self._sessions, tenant_id=tenant_id) as session:
                     repository = ConversationRepository(session)
                     contact, contact_created = await self._upsert_contact(repository, tenant_id, inbound)
-                    conversation, conversation_created = await repository.upsert_active_conversation(
+                    reopened = await repository.reopen_latest_resolved(
                         tenant_id=tenant_id,
                         contact_id=contact.id,
                         message_at=message_at,
                         window_expires_at=message_at + SERVICE_WINDOW,
                         phone_number_id=inbound.phone_number_id or None,
                     )
+                    if reopened is not None:
+                        conversation, conversation_created = reopened, False
+                        await self._announce(session, repository, CONVERSATION_UPDATED, reopened, contact)
+                    else:
+                        conversation, conversation_created = await repository.upsert_active_conversation(
+                            tenant_id=tenant_id,
+                            contact_id=contact.id,
+                            message_at=message_at,
+                            window_expires_at=message_at + SERVICE_WINDOW,
+                            phone_number_id=inbound.phone_number_id or None,
+                        )
                     if conversation_created:
                         await enqueue(
                             session,
@@ -168,20 +234,26 @@ class ConversationService:
         self, *, principal: Principal, conversation_id: str, tenant_id: str = ""
     ) -> tuple[Conversation, Contact]:
         """A conversation of the caller's tenant (a service names the tenant), with its contact."""
+        details = await self.conversation_details(principal=principal, conversation_id=conversation_id,
+                                                  tenant_id=tenant_id)
+        return details.conversation, details.contact
+
+    async def conversation_details(
+        self, *, principal: Principal, conversation_id: str, tenant_id: str = ""
+    ) -> ConversationDetails:
+        """A conversation of the caller's tenant with its contact and tags; another tenant's id is not found."""
+        require_reader(principal)
         tenant = principal.tenant_scope(tenant_id)
-        key = parse_id(conversation_id)
-        if key is not None:
-            async with transaction(self._sessions, tenant_id=tenant) as session:
-                repository = ConversationRepository(session)
-                conversation = await repository.conversation(tenant_id=tenant, conversation_id=key)
-                contact = None
-                if conversation is not None:
-                    contact = await repository.contact(tenant_id=tenant, contact_id=conversation.contact_id)
-            if conversation is not None and contact is not None:
-                return conversation, contact
-        raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
+        key = _conversation_key(conversation_id)
+        async with transaction(self._sessions, tenant_id=tenant) as session:
+            repository = ConversationRepository(session)
+            conversation = await repository.conversation(tenant_id=tenant, conversation_id=key)
+            if conversation is None:
+                raise _conversation_not_found()
+            return await _details(repository, conversation)
 
     async def get_contact(self, *, principal: Principal, contact_id: str, tenant_id: str = "") -> Contact:
+        require_reader(principal)
         tenant = principal.tenant_scope(tenant_id)
         key = parse_id(contact_id)
         if key is not None:
@@ -213,19 +285,192 @@ class ConversationService:
                 conversation_id=conversation_id,
                 sent_at=sent_at,
                 inbound=inbound,
+                preview=message_preview(message),
                 window_expires_at=sent_at + SERVICE_WINDOW if inbound else None,
             )
             if conversation is None:
                 logger.warning("message event for an unknown conversation", extra={
                     "event_id": event.id, "conversation_id": message.conversation_id})
                 return False
-            contact = await repository.contact(tenant_id=event.tenant_id, contact_id=conversation.contact_id)
-            if contact is None:
-                raise NotFound("the conversation's contact is missing", code="CONTACT_NOT_FOUND")
-            await enqueue(
-                session,
-                topic=self._events_topic,
-                key=str(conversation.id),
-                event=conversation_event(CONVERSATION_UPDATED, conversation, contact),
-            )
+            await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
         return True
+
+    # --- the inbox -------------------------------------------------------------------------------------------------
+
+    async def list_conversations(self, *, principal: Principal, query: ConversationQuery) -> ConversationPage:
+        """The caller's tenant's conversations, latest activity first, one keyset page at a time."""
+        require_reader(principal)
+        tenant = principal.tenant_scope("")
+        if query.status and query.status not in STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", code="VALIDATION_FAILED")
+        limit = page_size(query.limit)
+        after = ActivityCursor.decode(query.cursor) if query.cursor else None
+        q = query.q.strip()
+        async with transaction(self._sessions, tenant_id=tenant) as session:
+            repository = ConversationRepository(session)
+            tag_id = None
+            if query.tag:
+                tag = await _find_tag(repository, tenant, query.tag)
+                if tag is None:  # an unknown tag matches nothing
+                    return ConversationPage(items=[], next_cursor=None)
+                tag_id = tag.id
+            filters = ConversationFilter(
+                status=query.status or None, assigned_to=query.assigned_to or None, unassigned=query.unassigned,
+                tag_id=tag_id, q=q or None, updated_since=query.updated_since,
+            )
+            rows = await repository.list_conversations(tenant_id=tenant, filters=filters, after=after,
+                                                       limit=limit + 1)
+            page, more = rows[:limit], len(rows) > limit
+            tags = await repository.tags_of(tenant_id=tenant, conversation_ids=[row[0].id for row in page])
+        items = [ConversationDetails(conversation, contact, tags.get(conversation.id, []))
+                 for conversation, contact in page]
+        next_cursor = None
+        if more and page:
+            last = page[-1][0]
+            next_cursor = ActivityCursor(last.last_message_at, last.id).encode()
+        return ConversationPage(items=items, next_cursor=next_cursor)
+
+    async def update_conversation(
+        self, *, actor: Actor, conversation_id: str, status: str | None, priority: str | None
+    ) -> ConversationDetails:
+        """Changes status (open | pending | resolved) and/or priority (low | normal | high | urgent)."""
+        principal = actor.principal
+        require_status_writer(principal)
+        tenant = principal.tenant_scope("")
+        if status is not None and status not in STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", code="VALIDATION_FAILED")
+        if priority is not None and priority not in PRIORITIES:
+            raise InvalidArgument(f"priority must be one of {', '.join(PRIORITIES)}", code="VALIDATION_FAILED")
+        key = _conversation_key(conversation_id)
+        try:
+            async with transaction(self._sessions, tenant_id=tenant) as session:
+                repository = ConversationRepository(session)
+                current = await repository.conversation_for_update(tenant_id=tenant, conversation_id=key)
+                if current is None:
+                    raise _conversation_not_found()
+                changes: dict[str, Any] = {}
+                if status is not None and status != current.status:
+                    changes["status"] = status
+                if priority is not None and priority != current.priority:
+                    changes["priority"] = priority
+                if not changes:
+                    return await _details(repository, current)
+                before = {name: getattr(current, name) for name in changes}
+                updated = await repository.update_conversation(tenant_id=tenant, conversation_id=key,
+                                                               changes=changes)
+                details = await self._announce(session, repository, CONVERSATION_UPDATED, updated)
+                await self._audit.record(session, tenant_id=tenant, actor=actor, action=CONVERSATION_UPDATED,
+                                         target_type="conversation", target_id=str(key),
+                                         details={"changes": changes, "previous": before})
+                return details
+        except IntegrityError as error:  # reopening while the guest already has another open conversation
+            raise FailedPrecondition("the contact already has an open or pending conversation",
+                                     code="CONVERSATION_ACTIVE_EXISTS") from error
+
+    async def assign_conversation(
+        self, *, actor: Actor, conversation_id: str, attendant_id: str
+    ) -> ConversationDetails:
+        """Assigns to an active user of the same tenant (checked at auth with the caller's token), or to nobody."""
+        principal = actor.principal
+        require_user(principal)
+        tenant = principal.tenant_scope("")
+        key = _conversation_key(conversation_id)
+        assignee = attendant_id.strip() or None
+        if assignee is not None:
+            user = await self._users.find(user_id=assignee, token=principal.token)
+            if user is None or user.tenant_id != tenant or not user.active:
+                raise FailedPrecondition("the assignee must be an active user of this tenant",
+                                         code="ASSIGNEE_INVALID")
+        async with transaction(self._sessions, tenant_id=tenant) as session:
+            repository = ConversationRepository(session)
+            current = await repository.conversation_for_update(tenant_id=tenant, conversation_id=key)
+            if current is None:
+                raise _conversation_not_found()
+            previous = current.assigned_to
+            if previous == assignee:
+                return await _details(repository, current)
+            updated = await repository.update_conversation(tenant_id=tenant, conversation_id=key,
+                                                           changes={"assigned_to": assignee})
+            await enqueue(session, topic=self._events_topic, key=str(key), event=assigned_event(updated, previous))
+            details = await self._announce(session, repository, CONVERSATION_UPDATED, updated)
+            await self._audit.record(session, tenant_id=tenant, actor=actor, action=CONVERSATION_ASSIGNED,
+                                     target_type="conversation", target_id=str(key),
+                                     details={"attendantId": assignee, "previousAttendantId": previous})
+            return details
+
+    async def change_tag(self, *, actor: Actor, conversation_id: str, tag_id: str, attach: bool) -> ConversationDetails:
+        """Attaches or detaches a tag of the tenant (idempotent: no change, no event)."""
+        principal = actor.principal
+        require_user(principal)
+        tenant = principal.tenant_scope("")
+        key = _conversation_key(conversation_id)
+        tag_key = parse_id(tag_id)
+        async with transaction(self._sessions, tenant_id=tenant) as session:
+            repository = ConversationRepository(session)
+            conversation = await repository.conversation_for_update(tenant_id=tenant, conversation_id=key)
+            if conversation is None:
+                raise _conversation_not_found()
+            tag = None if tag_key is None else await repository.tag(tenant_id=tenant, tag_id=tag_key)
+            if tag is None:
+                raise NotFound("tag not found", code="TAG_NOT_FOUND")
+            if attach:
+                changed = await repository.attach_tag(tenant_id=tenant, conversation_id=key, tag_id=tag.id)
+            else:
+                changed = await repository.detach_tag(tenant_id=tenant, conversation_id=key, tag_id=tag.id)
+            if not changed:
+                return await _details(repository, conversation)
+            updated = await repository.update_conversation(tenant_id=tenant, conversation_id=key, changes={})
+            details = await self._announce(session, repository, CONVERSATION_UPDATED, updated)
+            await self._audit.record(
+                session, tenant_id=tenant, actor=actor,
+                action="conversation.tag_attached" if attach else "conversation.tag_detached",
+                target_type="conversation", target_id=str(key), details={"tagId": str(tag.id), "tagName": tag.name},
+            )
+            return details
+
+    async def _announce(
+        self,
+        session: AsyncSession,
+        repository: ConversationRepository,
+        event_type: str,
+        conversation: Conversation,
+        contact: Contact | None = None,
+    ) -> ConversationDetails:
+        """Enqueues the conversation (with contact and tags) as `event_type`, keyed by its id; returns it."""
+        details = await _details(repository, conversation, contact)
+        await enqueue(session, topic=self._events_topic, key=str(conversation.id),
+                      event=conversation_event(event_type, conversation, details.contact, details.tags))
+        return details
+
+
+def _conversation_not_found() -> NotFound:
+    return NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
+
+
+def _conversation_key(conversation_id: str) -> uuid.UUID:
+    key = parse_id(conversation_id)
+    if key is None:
+        raise _conversation_not_found()
+    return key
+
+
+async def _details(
+    repository: ConversationRepository, conversation: Conversation, contact: Contact | None = None
+) -> ConversationDetails:
+    tenant = conversation.tenant_id
+    if contact is None:
+        contact = await repository.contact(tenant_id=tenant, contact_id=conversation.contact_id)
+        if contact is None:
+            raise NotFound("the conversation's contact is missing", code="CONTACT_NOT_FOUND")
+    tags = await repository.tags_of(tenant_id=tenant, conversation_ids=[conversation.id])
+    return ConversationDetails(conversation, contact, tags.get(conversation.id, []))
+
+
+async def _find_tag(repository: ConversationRepository, tenant: str, tag: str) -> Tag | None:
+    """A tag named by its id or its name (any case)."""
+    key = parse_id(tag)
+    if key is not None:
+        found = await repository.tag(tenant_id=tenant, tag_id=key)
+        if found is not None:
+            return found
+    return await repository.tag_by_name(tenant_id=tenant, name=tag.strip())

@@ -16,12 +16,14 @@ class Settings(ServiceSettings):
     # Topic names are injectable so tests run on their own topics.
     conversation_events_topic: str = topics.CONVERSATION_EVENTS
     messaging_events_topic: str = topics.MESSAGING_EVENTS
+    audit_events_topic: str = topics.AUDIT_EVENTS
     consumer_group: str = "conversation"
 
     @field_validator("service_client_secret")
     @classmethod
     def _real_client_secret(cls, value: SecretStr | None) -> SecretStr | None:  # type: ignore[override]
-        # This service calls no other service, so it needs no service token; a secret that is set must be real.
+        # This service calls auth only with the caller's own token, so it needs no service token; a secret that is
+        # set must be real.
         return None if value is None else require_real_secret("EVA_SERVICE_CLIENT_SECRET", value)
 
 

@@ -29,6 +29,7 @@ async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(inf
         **{k: v for k, v in os.environ.items() if not k.startswith("EVA_")},
         "EVA_DATABASE_URL": database.app_url,
         "EVA_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "EVA_REDIS_URL": infra.redis_url,
         "EVA_HTTP_PORT": str(http_port),
         "EVA_GRPC_PORT": str(grpc_port),
         "EVA_AUTH_GRPC_TARGET": "127.0.0.1:9",  # tokens are verified lazily; no call is made in this test
@@ -53,7 +54,8 @@ async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(inf
                 return response if response.status_code == 200 else None
 
             readiness = await eventually(ready, timeout=30)
-            assert readiness.json()["checks"] == {"postgres": "ok", "kafka": "ok", "workers": "ok"}
+            assert readiness.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok",
+                                                 "workers": "ok"}
             assert (await http.get("/healthz")).status_code == 200
             metrics = await http.get("/metrics")
             assert metrics.status_code == 200 and "eva_kafka_consumed_total" in metrics.text

@@ -148,8 +148,7 @@ async def test_a_wa_id_contact_gets_its_user_id_when_meta_sends_it(harness, issu
     assert second.contact.user_id == user_id
 
 
-async def test_a_resolved_conversation_is_not_reopened_the_next_message_opens_a_new_one(
-        harness, issuer, owner_db) -> None:
+async def test_a_resolved_conversation_is_reopened_by_the_guests_next_message(harness, issuer, owner_db) -> None:
     tenant, wa_id = new_tenant(), new_wa_id()
     first = await resolve(harness, issuer, request(tenant, wa_id=wa_id))
     async with owner_db.transaction():
@@ -158,10 +157,29 @@ async def test_a_resolved_conversation_is_not_reopened_the_next_message_opens_a_
                                uuid.UUID(first.conversation.id))
 
     second = await resolve(harness, issuer, request(tenant, wa_id=wa_id, at="2026-11-29T12:00:00Z"))
-    assert second.conversation_created and not second.contact_created
-    assert second.conversation.id != first.conversation.id and second.contact.id == first.contact.id
+    assert not second.conversation_created and not second.contact_created
+    assert second.conversation.id == first.conversation.id and second.contact.id == first.contact.id
     assert second.conversation.status == "open"
-    assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 2
+    assert second.conversation.window_expires_at == "2026-11-30T12:00:00Z"
+    assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
+    reopened_events = await count(
+        owner_db, tenant,
+        "SELECT count(*) FROM outbox WHERE msg_key = $1 AND headers->>'event-type' = 'conversation.updated'",
+        first.conversation.id)
+    assert reopened_events == 1
+
+
+async def test_concurrent_messages_reopen_a_resolved_conversation_once(harness, issuer, owner_db) -> None:
+    tenant, wa_id = new_tenant(), new_wa_id()
+    first = await resolve(harness, issuer, request(tenant, wa_id=wa_id))
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        await owner_db.execute("UPDATE conversations SET status = 'resolved' WHERE id = $1",
+                               uuid.UUID(first.conversation.id))
+    responses = await asyncio.gather(*(resolve(harness, issuer, request(tenant, wa_id=wa_id)) for _ in range(6)))
+    assert {r.conversation.id for r in responses} == {first.conversation.id}
+    assert all(r.conversation.status == "open" and not r.conversation_created for r in responses)
+    assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
 
 
 async def test_two_guests_get_two_contacts_and_two_conversations(harness, issuer) -> None:

@@ -22,7 +22,8 @@ async def test_every_tenant_table_forces_row_level_security(owner_db) -> None:
                   (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) AS policies
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
            WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace""")
-    assert {row["relname"] for row in rows} == {"contacts", "conversations", "outbox"}
+    assert {row["relname"] for row in rows} == {"contacts", "conversations", "outbox", "tags", "conversation_tags",
+                                             "escalations"}
     assert all(row["relrowsecurity"] and row["relforcerowsecurity"] and row["policies"] >= 1 for row in rows)
 
 

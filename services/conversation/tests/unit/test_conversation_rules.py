@@ -22,13 +22,19 @@ class UnusedSessions:
         raise AssertionError("the database must not be touched")
 
 
+class NoUsers:
+    async def find(self, *, user_id: str, token: str) -> None:
+        raise AssertionError("auth must not be asked")
+
+
 def principal(kind: str, tenant_id: str | None) -> Principal:
     return Principal(subject="s", kind=kind, role="service" if kind == "service" else "admin",  # type: ignore[arg-type]
                      tenant_id=tenant_id, token="t", token_id="j", issued_at=0, expires_at=0)
 
 
 def service() -> ConversationService:
-    return ConversationService(sessions=UnusedSessions(), events_topic="t", consumer_name="c")  # type: ignore[arg-type]
+    return ConversationService(sessions=UnusedSessions(), events_topic="t", consumer_name="c",  # type: ignore[arg-type]
+                               users=NoUsers())
 
 
 def inbound(

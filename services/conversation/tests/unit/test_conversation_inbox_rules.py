@@ -1,0 +1,111 @@
+"""Unit tests (no I/O) of the inbox rules: cursors, previews, the escalation state machine, who may call what, and
+the validation of tags and contacts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from conversation_service.access import require_reader, require_status_writer, require_user
+from conversation_service.contacts import valid_phone
+from conversation_service.cursors import MAX_LIMIT, ActivityCursor, IdCursor, page_size
+from conversation_service.escalations import check_transition
+from conversation_service.repository import contact_matches, like_pattern
+from conversation_service.service import message_preview
+from conversation_service.tags import valid_color, valid_name
+from eva_common.auth import Principal
+from eva_common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from eva_events.messaging import MessageView
+
+
+def who(kind: str = "user", role: str = "attendant", scopes: tuple[str, ...] = ()) -> Principal:
+    return Principal(subject="s", kind=kind, role=role, tenant_id="t", token="x", token_id="j",  # type: ignore[arg-type]
+                     issued_at=0, expires_at=0, scopes=scopes)
+
+
+def test_activity_cursors_round_trip_and_refuse_anything_else() -> None:
+    cursor = ActivityCursor(datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
+    assert ActivityCursor.decode(cursor.encode()) == cursor
+    other = IdCursor("esc", uuid.uuid4())
+    assert IdCursor.decode(other.encode(), kind="esc") == other
+    for bad in ("", "!!!", "bm90IGpzb24", IdCursor("conv", uuid.uuid4()).encode().replace("A", "B"), other.encode()):
+        with pytest.raises(InvalidArgument):
+            ActivityCursor.decode(bad)
+    with pytest.raises(InvalidArgument):
+        IdCursor.decode(other.encode(), kind="contact")  # a cursor of another list
+
+
+def test_page_sizes_default_and_cap() -> None:
+    assert page_size(0) == 50 and page_size(7) == 7 and page_size(10_000) == MAX_LIMIT
+    with pytest.raises(InvalidArgument):
+        page_size(-1)
+
+
+def preview_of(type_: str, content: dict[str, object]) -> str:
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    return message_preview(MessageView(id="m", conversation_id="c", contact_id="k", wamid=None, direction="inbound",
+                                       type=type_, status="RECEIVED", content=content, sent_at=now, created_at=now))
+
+
+def test_previews_truncate_text_and_name_other_types() -> None:
+    assert preview_of("text", {"body": "hello"}) == "hello"
+    assert preview_of("text", {"body": "é" * 200}) == "é" * 120
+    assert preview_of("image", {"id": "1", "caption": "pool"}) == "[image]"
+    assert preview_of("audio", {"id": "1"}) == "[audio]"
+    assert preview_of("text", {}) == "[text]"
+
+
+def test_escalations_move_forward_only() -> None:
+    check_transition("open", "acknowledged")
+    check_transition("open", "resolved")
+    check_transition("acknowledged", "resolved")
+    for current, target in (("acknowledged", "acknowledged"), ("resolved", "resolved"), ("resolved", "acknowledged"),
+                            ("open", "open")):
+        with pytest.raises(FailedPrecondition) as raised:
+            check_transition(current, target)
+        assert raised.value.code == "ESCALATION_STATE"
+
+
+def test_who_may_call_what() -> None:
+    require_reader(who())
+    require_reader(who("api_key", "api_key", ("conversations:read",)))
+    with pytest.raises(PermissionDenied):
+        require_reader(who("api_key", "api_key", ("messages:read",)))
+    require_status_writer(who("api_key", "api_key", ("conversations:write",)))
+    with pytest.raises(PermissionDenied):
+        require_status_writer(who("api_key", "api_key", ("conversations:read",)))
+    with pytest.raises(PermissionDenied):
+        require_status_writer(who("service", "service"))
+    require_user(who())
+    require_user(who(role="admin"), "admin")
+    with pytest.raises(PermissionDenied):
+        require_user(who(), "admin")
+    with pytest.raises(PermissionDenied) as raised:
+        require_user(who("api_key", "api_key", ("conversations:write",)))
+    assert raised.value.code == "API_KEY_NOT_ALLOWED"
+
+
+def test_tag_and_contact_validation() -> None:
+    assert valid_name("  Late   checkout ") == "Late checkout"
+    assert valid_color("#ABCDEF") == "#abcdef"
+    assert valid_phone("+4915100000001") == "4915100000001"
+    for call in (lambda: valid_name(""), lambda: valid_name("x" * 51), lambda: valid_color("#abc"),
+                 lambda: valid_phone("123"), lambda: valid_phone("0491510000000"), lambda: valid_phone("49 151")):
+        with pytest.raises(InvalidArgument):
+            call()
+
+
+def test_search_text_is_matched_literally() -> None:
+    assert like_pattern("100%_\\") == "%100\\%\\_\\\\%"
+
+
+def test_only_a_phone_like_query_is_matched_by_its_digits() -> None:
+    from sqlalchemy.dialects import postgresql
+
+    def sql(q: str) -> str:
+        compiled = contact_matches(q).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        return str(compiled)
+
+    assert "phone LIKE '%%4915112%%'" in sql("+49 151-12")  # (% doubled by the compiler)
+    assert "phone ILIKE '%%f1c159%%'" in sql("f1c159")  # a name fragment with digits is not a phone number

@@ -424,7 +424,7 @@ async def world(stack: StackUrls) -> AsyncIterator[World]:
         yield world
 
 
-async def settle_usage(http: httpx.AsyncClient, world: World, timeout: float = 20.0) -> None:
+async def settle_usage(http: httpx.AsyncClient, world: World, timeout: float = 60.0) -> None:
     """Gives the usage consumer time to count both hotels' messages (the usage rows compare A's and B's counts).
     Not an assertion: the rows themselves judge what /api/usage answers."""
     deadline = time.monotonic() + timeout

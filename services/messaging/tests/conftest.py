@@ -54,7 +54,7 @@ def issuer() -> TestTokenIssuer:
 Probe = Callable[[], Awaitable[Any]]
 
 
-async def _eventually(probe: Probe, *, timeout: float = 20.0, interval: float = 0.05) -> Any:
+async def _eventually(probe: Probe, *, timeout: float = 60.0, interval: float = 0.05) -> Any:
     """Polls `probe` until it returns something truthy; fails with its last value after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -106,7 +106,7 @@ class KafkaTools:
             await consumer.stop()
 
     async def wait_for(
-        self, topic: str, predicate: Callable[[list[ConsumerRecord]], bool], timeout: float = 20.0
+        self, topic: str, predicate: Callable[[list[ConsumerRecord]], bool], timeout: float = 60.0
     ) -> list[ConsumerRecord]:
         async def probe() -> list[ConsumerRecord] | None:
             records = await self.read_all(topic)

@@ -102,7 +102,7 @@ class AuditTap:
         await self._consumer.stop()
 
     async def wait_for(
-        self, predicate: Callable[[EventEnvelope], bool], *, count: int = 1, timeout: float = 20.0
+        self, predicate: Callable[[EventEnvelope], bool], *, count: int = 1, timeout: float = 60.0
     ) -> list[tuple[bytes | None, EventEnvelope]]:
         deadline = time.monotonic() + timeout
         while True:

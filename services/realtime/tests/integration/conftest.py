@@ -61,7 +61,7 @@ class Browser:
     client: socketio.AsyncClient
     received: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
 
-    async def next(self, timeout: float = 20.0) -> tuple[str, Any]:
+    async def next(self, timeout: float = 60.0) -> tuple[str, Any]:
         return await asyncio.wait_for(self.received.get(), timeout)
 
 

@@ -59,7 +59,7 @@ def b64key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, what: str = "condition") -> Any:
+async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 60.0, what: str = "condition") -> Any:
     """Polls `probe` until it returns something truthy (consumers work in the background); fails after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

@@ -17,7 +17,7 @@ SECRETS = {"access_token": "EAAG-event-check-access-token", "app_secret": "event
            "verify_token": "event-check-verify-token"}
 
 
-async def collect(topic: str, tenant_id: str, wanted: set[str], timeout: float = 20.0) -> list[tuple[bytes, bytes]]:
+async def collect(topic: str, tenant_id: str, wanted: set[str], timeout: float = 60.0) -> list[tuple[bytes, bytes]]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=test_infra().kafka_bootstrap,
                                 group_id=f"test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
                                 enable_auto_commit=False)

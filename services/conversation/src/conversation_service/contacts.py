@@ -12,6 +12,7 @@ from typing import Any
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
+from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +21,6 @@ from conversation_service.access import require_reader, require_user
 from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.cursors import IdCursor, page_size
 from conversation_service.events import CONTACT_CREATED, CONTACT_UPDATED, contact_event
-from conversation_service.ids import parse_id
 from conversation_service.models import Contact
 from conversation_service.repository import ConversationRepository
 

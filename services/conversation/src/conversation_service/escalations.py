@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from eva_common.ids import new_id, parse_id
 from eva_common.outbox import enqueue
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,7 +19,6 @@ from conversation_service.access import require_reader, require_user
 from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.cursors import IdCursor, page_size
 from conversation_service.events import ESCALATION_RAISED, ESCALATION_UPDATED, escalation_event
-from conversation_service.ids import new_id, parse_id
 from conversation_service.models import (
     ESCALATION_ACKNOWLEDGED,
     ESCALATION_OPEN,

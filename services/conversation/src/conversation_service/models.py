@@ -7,10 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from eva_common.ids import new_id
 from eva_common.outbox import OutboxEvent
 from sqlmodel import Field, SQLModel
-
-from conversation_service.ids import new_id
 
 __all__ = [
     "Contact",

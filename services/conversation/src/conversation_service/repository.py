@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from eva_common.ids import new_id
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.cursors import ActivityCursor
-from conversation_service.ids import new_id
 from conversation_service.models import (
     STATUS_OPEN,
     STATUS_RESOLVED,

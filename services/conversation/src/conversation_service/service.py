@@ -14,6 +14,7 @@ from typing import Any
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MessageView
@@ -30,7 +31,6 @@ from conversation_service.events import (
     assigned_event,
     conversation_event,
 )
-from conversation_service.ids import parse_id
 from conversation_service.models import PRIORITIES, STATUSES, Contact, Conversation, Tag
 from conversation_service.repository import ConversationFilter, ConversationRepository
 from conversation_service.users import UserDirectory

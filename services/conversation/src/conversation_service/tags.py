@@ -9,6 +9,7 @@ from typing import Any
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
+from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,7 +17,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from conversation_service.access import ADMIN_ROLES, require_reader, require_user
 from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.events import TAG_CREATED, TAG_DELETED, TAG_UPDATED, tag_event
-from conversation_service.ids import parse_id
 from conversation_service.models import Tag
 from conversation_service.repository import ConversationRepository
 

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from eva_common.ids import new_id
 from eva_common.outbox import OutboxEvent
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
-
-from messaging_service.ids import new_id
 
 __all__ = ["INBOUND", "OUTBOUND", "MediaJob", "Message", "MessageStatus", "OutboxEvent", "ParkedStatus"]
 

@@ -9,10 +9,10 @@ from typing import Protocol
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from eva_common.ids import parse_id
 
 from messaging_service import media_state
 from messaging_service.cursor import MessageCursor
-from messaging_service.ids import parse_id
 from messaging_service.media_store import MEDIA_CHUNK_SIZE, MediaStore, media_key
 from messaging_service.models import Message, MessageStatus
 from messaging_service.repository import MessageRepository

@@ -176,7 +176,8 @@ async def test_a_token_that_expires_while_connected_must_be_renewed(
 ) -> None:
     account = make_account()
     _conversation(upstreams, account, "conv-expiry")
-    short = issuer.user_token(user_id=account.user_id, tenant_id=account.tenant_id, ttl=1)
+    # a 3 s token: long enough to connect and join on a loaded machine, short enough for the sweep to catch
+    short = issuer.user_token(user_id=account.user_id, tenant_id=account.tenant_id, ttl=3)
     renewing, lapsing = sockets(), sockets()
     await renewing.connect(gateway.url, token=short)
     await lapsing.connect(gateway.url, token=short)

@@ -57,8 +57,8 @@ class Contact(SQLModel, table=True):
         sa.Index("contacts_tenant_user_id_key", "tenant_id", "user_id", unique=True,
                  postgresql_where=sa.text("user_id IS NOT NULL")),
         sa.Index("contacts_tenant_id_desc", "tenant_id", sa.text("id DESC")),
-        sa.Index("contacts_name_trgm", sa.text("name gin_trgm_ops"), postgresql_using="gin"),
-        sa.Index("contacts_phone_trgm", sa.text("phone gin_trgm_ops"), postgresql_using="gin"),
+        sa.Index("contacts_tenant_name_trgm", "tenant_id", sa.text("name gin_trgm_ops"), postgresql_using="gin"),
+        sa.Index("contacts_tenant_phone_trgm", "tenant_id", sa.text("phone gin_trgm_ops"), postgresql_using="gin"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -127,14 +127,21 @@ class Tag(SQLModel, table=True):
 
 
 class ConversationTag(SQLModel, table=True):
+    """A tag on a conversation. `last_message_at` is the conversation's own, copied on insert and kept equal by a
+    trigger, so a tag's inbox page is read from one index in the inbox's order."""
+
     __tablename__ = "conversation_tags"
-    __table_args__ = (sa.Index("conversation_tags_tenant_tag", "tenant_id", "tag_id", "conversation_id"),)
+    __table_args__ = (sa.Index("conversation_tags_tenant_tag_last_message", "tenant_id", "tag_id",
+                               sa.text("last_message_at DESC"), sa.text("conversation_id DESC")),)
 
     conversation_id: uuid.UUID = Field(sa_column=sa.Column(
         sa.Uuid, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True))
     tag_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, sa.ForeignKey("tags.id", ondelete="CASCADE"),
                                                   primary_key=True))
     tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # Filled by the database (trigger conversation_tags_take_activity), never by the application.
+    last_message_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True),
+                                                                              nullable=False))
     created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 

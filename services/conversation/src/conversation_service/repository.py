@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eva_common.ids import new_id
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
@@ -46,19 +47,34 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def contact_matches(q: str) -> sa.ColumnElement[bool]:
-    """Case-insensitive substring match on the contact's name or phone (served by the pg_trgm GIN indexes)."""
-    pattern = like_pattern(q)
-    clauses = [col(Contact.name).ilike(pattern)]
-    digits = "".join(ch for ch in q if ch.isdigit())
-    if digits and all(ch.isdigit() or ch in _PHONE_PUNCTUATION for ch in q):
-        clauses.append(col(Contact.phone).like(like_pattern(digits)))  # "+49 151-12", "(151) 12": the digits
-    else:
-        clauses.append(col(Contact.phone).ilike(pattern))
-    return sa.or_(*clauses)
-
-
 _PHONE_PUNCTUATION = frozenset("+ -().")
+# A search matching at most this many contacts is answered from their ids (found through the trigram indexes);
+# a broader one filters the list as it is read in order, where matches are dense enough to fill a page quickly.
+SELECTIVE_SEARCH_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSearch:
+    """A case-insensitive substring search over a contact's name or phone. A query of digits and phone punctuation
+    ("+49 151-12", "(151) 12") matches the phone by its digits."""
+
+    name_pattern: str
+    phone_pattern: str
+
+    @classmethod
+    def of(cls, q: str) -> ContactSearch:
+        digits = "".join(ch for ch in q if ch.isdigit())
+        phone_like = bool(digits) and all(ch.isdigit() or ch in _PHONE_PUNCTUATION for ch in q)
+        return cls(name_pattern=like_pattern(q), phone_pattern=like_pattern(digits if phone_like else q))
+
+    def condition(self) -> sa.ColumnElement[bool]:
+        """The match as a condition on the Contact row of the statement."""
+        return sa.or_(col(Contact.name).ilike(self.name_pattern), col(Contact.phone).ilike(self.phone_pattern))
+
+
+def _uuid_array(ids: Sequence[uuid.UUID]) -> sa.BindParameter[Any]:
+    uuids: ARRAY[Any] = ARRAY(sa.Uuid())
+    return sa.bindparam(None, list(ids), type_=uuids)
 
 
 class ConversationRepository:
@@ -247,44 +263,58 @@ class ConversationRepository:
         row: Conversation = (await self._session.exec(statement)).scalars().one()
         return row
 
+    async def matching_contact_ids(self, search: ContactSearch, *, max_rows: int) -> list[uuid.UUID]:
+        """Ids of up to `max_rows` contacts of the transaction's tenant matching `search`, found through the
+        trigram indexes (a SECURITY DEFINER function: under row-level security ILIKE could not use them)."""
+        matches = sa.func.contact_ids_matching(search.name_pattern, search.phone_pattern, max_rows, type_=sa.Uuid())
+        return list((await self._session.exec(select(matches))).all())
+
+    async def _selective(self, search: ContactSearch) -> list[uuid.UUID] | None:
+        """The matching contacts' ids when there are few of them (see SELECTIVE_SEARCH_MAX), else None."""
+        ids = await self.matching_contact_ids(search, max_rows=SELECTIVE_SEARCH_MAX + 1)
+        return ids if len(ids) <= SELECTIVE_SEARCH_MAX else None
+
     async def list_conversations(
         self, *, tenant_id: str, filters: ConversationFilter, after: ActivityCursor | None, limit: int
     ) -> list[tuple[Conversation, Contact]]:
         """One keyset page of the inbox, newest activity first: (last_message_at DESC, id DESC) strictly after
-        `after`. Each filter has an index led by tenant_id and ending in the sort key."""
+        `after`. Each filter reads an index led by tenant_id and ending in the sort key: a tag filter reads
+        conversation_tags' copy of the sort key, a selective search the matching contacts' conversations."""
+        sort_key: tuple[Any, Any] = (col(Conversation.last_message_at), col(Conversation.id))
         statement = (
             select(Conversation, Contact)
             .join(Contact, col(Contact.id) == col(Conversation.contact_id))
             .where(col(Conversation.tenant_id) == tenant_id, col(Contact.tenant_id) == tenant_id)
         )
+        if filters.tag_id is not None:
+            statement = statement.join(
+                ConversationTag, col(ConversationTag.conversation_id) == col(Conversation.id)
+            ).where(col(ConversationTag.tenant_id) == tenant_id, col(ConversationTag.tag_id) == filters.tag_id)
+            sort_key = (col(ConversationTag.last_message_at), col(ConversationTag.conversation_id))
         if filters.status:
             statement = statement.where(col(Conversation.status) == filters.status)
         if filters.unassigned:
             statement = statement.where(col(Conversation.assigned_to).is_(None))
         elif filters.assigned_to:
             statement = statement.where(col(Conversation.assigned_to) == filters.assigned_to)
-        if filters.tag_id is not None:
-            statement = statement.where(
-                sa.exists().where(
-                    col(ConversationTag.conversation_id) == col(Conversation.id),
-                    col(ConversationTag.tenant_id) == tenant_id,
-                    col(ConversationTag.tag_id) == filters.tag_id,
-                )
-            )
         if filters.q:
-            matching = sa.select(col(Contact.id)).where(col(Contact.tenant_id) == tenant_id, contact_matches(filters.q))
-            statement = statement.where(col(Conversation.contact_id).in_(matching))
+            search = ContactSearch.of(filters.q)
+            contact_ids = await self._selective(search)
+            if contact_ids is None:
+                statement = statement.where(search.condition())
+            elif not contact_ids:
+                return []
+            else:
+                statement = statement.where(col(Conversation.contact_id) == sa.any_(_uuid_array(contact_ids)))
         if filters.updated_since is not None:
             statement = statement.where(col(Conversation.updated_at) >= filters.updated_since)
         if after is not None:
             statement = statement.where(
-                sa.tuple_(col(Conversation.last_message_at), col(Conversation.id))
+                sa.tuple_(*sort_key)
                 < sa.tuple_(sa.literal(after.last_message_at, sa.DateTime(timezone=True)),
                             sa.literal(after.conversation_id, sa.Uuid()))
             )
-        statement = statement.order_by(col(Conversation.last_message_at).desc(), col(Conversation.id).desc()).limit(
-            limit
-        )
+        statement = statement.order_by(sort_key[0].desc(), sort_key[1].desc()).limit(limit)
         return [(conversation, contact) for conversation, contact in (await self._session.exec(statement)).all()]
 
     # tags
@@ -400,7 +430,14 @@ class ConversationRepository:
     ) -> list[Contact]:
         statement = select(Contact).where(Contact.tenant_id == tenant_id)
         if q:
-            statement = statement.where(contact_matches(q))
+            search = ContactSearch.of(q)
+            contact_ids = await self._selective(search)
+            if contact_ids is None:
+                statement = statement.where(search.condition())
+            elif not contact_ids:
+                return []
+            else:
+                statement = statement.where(col(Contact.id) == sa.any_(_uuid_array(contact_ids)))
         if before is not None:
             statement = statement.where(col(Contact.id) < before)
         statement = statement.order_by(col(Contact.id).desc()).limit(limit)

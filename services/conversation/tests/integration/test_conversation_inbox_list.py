@@ -116,6 +116,46 @@ async def test_filters_status_assignee_unassigned_tag_text_and_updated_since(inb
     assert listed[maria.conversation.id].assigned_to == agent
 
 
+async def test_a_tags_pages_follow_last_activity_not_creation_or_tagging_order(inbox, harness, kafka,
+                                                                              eventually) -> None:
+    tenant = inbox.new_tenant()
+    admin = inbox.user(tenant, role="admin")
+    made = {minute: await inbox.guest(tenant, at=at(minute)) for minute in (5, 1, 4, 2, 3)}  # created out of order
+    untagged = await inbox.guest(tenant, at=at(10))
+    vip = await inbox.stub.CreateTag(conversation_pb2.CreateTagRequest(name="vip", color="#ff0000"), metadata=admin)
+    for minute in (3, 1, 5, 2, 4):  # tagged in yet another order
+        await inbox.stub.AttachTag(conversation_pb2.AttachTagRequest(
+            conversation_id=made[minute].conversation.id, tag_id=vip.id), metadata=admin)
+    listed = [c.id for c in await list_all(inbox, admin, tag=vip.id, limit=2)]
+    assert listed == [made[minute].conversation.id for minute in (5, 4, 3, 2, 1)]
+    assert untagged.conversation.id not in listed
+    # a new message on the oldest one moves it to the top of the tag's list too
+    await kafka.produce(harness.messaging_topic, message(made[1], sent_at=T0 + timedelta(minutes=20), type_="text",
+                                                         content={"body": "hello again"}),
+                        key=made[1].conversation.id.encode())
+
+    async def moved() -> list[str] | None:
+        listed = [c.id for c in await list_all(inbox, admin, tag=vip.id, limit=2)]
+        return listed if listed[0] == made[1].conversation.id else None
+
+    assert await eventually(moved) == [made[minute].conversation.id for minute in (1, 5, 4, 3, 2)]
+
+
+async def test_a_broad_search_and_a_selective_one_give_the_same_pages(inbox, monkeypatch) -> None:
+    from conversation_service import repository
+
+    tenant = inbox.new_tenant()
+    admin = inbox.user(tenant)
+    annas = [await inbox.guest(tenant, at=at(minute), name=f"Anna {minute}") for minute in (3, 1, 2)]
+    await inbox.guest(tenant, at=at(4), name="Bruno")
+    expected = [annas[0].conversation.id, annas[2].conversation.id, annas[1].conversation.id]
+    selective = [c.id for c in await list_all(inbox, admin, q="anna", limit=2)]
+    monkeypatch.setattr(repository, "SELECTIVE_SEARCH_MAX", 1)  # three matches are now "broad"
+    broad = [c.id for c in await list_all(inbox, admin, q="anna", limit=2)]
+    assert selective == broad == expected
+    assert [c.id for c in await list_all(inbox, admin, q="nobody")] == []
+
+
 async def test_bad_list_arguments_are_invalid(inbox, rpc_error) -> None:
     user = inbox.user(inbox.new_tenant())
     for request in (conversation_pb2.ListConversationsRequest(cursor="not-a-cursor"),

@@ -99,7 +99,7 @@ async def test_the_same_guest_keeps_contact_and_conversation_and_the_window_only
     assert older.contact.name == "Sheena N."  # no name: keep the one we have
     assert older.conversation.window_expires_at == "2026-11-30T11:30:00Z"  # max(existing, message_at + 24 h)
     assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
-    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts") == 1
+    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant) == 1
 
 
 async def test_concurrent_calls_for_a_new_guest_make_one_contact_and_one_conversation(
@@ -111,7 +111,7 @@ async def test_concurrent_calls_for_a_new_guest_make_one_contact_and_one_convers
     assert len({r.conversation.id for r in responses}) == 1
     assert sum(r.contact_created for r in responses) == 1
     assert sum(r.conversation_created for r in responses) == 1
-    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts") == 1
+    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant) == 1
     assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
     created_events = await count(
         owner_db, tenant,
@@ -124,7 +124,7 @@ async def test_concurrent_calls_for_a_bsuid_only_guest_make_one_contact(harness,
     tenant, user_id = new_tenant(), f"US.{secrets.randbelow(10**18)}"
     responses = await asyncio.gather(*(resolve(harness, issuer, request(tenant, user_id=user_id)) for _ in range(6)))
     assert len({r.contact.id for r in responses}) == 1 and len({r.conversation.id for r in responses}) == 1
-    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts") == 1
+    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant) == 1
 
 
 async def test_a_bsuid_only_contact_gets_its_wa_id_when_meta_sends_it(harness, issuer) -> None:

@@ -4,6 +4,7 @@ only the tenant of its transaction."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -91,5 +92,63 @@ async def test_the_outbox_is_per_tenant_and_only_the_relay_reads_across_tenants(
         assert await visible(tenant=tenant_a) == {tenant_a}
         assert await visible(tenant=tenant_b) == {tenant_b}
         assert await visible(role="outbox-relay") == {tenant_a, tenant_b}
+    finally:
+        await connection.close()
+
+
+async def test_the_contact_search_function_answers_only_for_the_transactions_tenant(database) -> None:
+    tenant_a, tenant_b = str(uuid.uuid4()), str(uuid.uuid4())
+    ids = {tenant_a: uuid.uuid4(), tenant_b: uuid.uuid4()}
+    connection = await asyncpg.connect(app_dsn(database))
+
+    async def search(tenant: str | None, name: str = "%anna%", phone: str = "%anna%", limit: int = 10) -> set:
+        async with connection.transaction():
+            if tenant is not None:
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+            rows = await connection.fetch("SELECT contact_ids_matching($1, $2, $3) AS id", name, phone, limit)
+        return {row["id"] for row in rows}
+
+    try:
+        for tenant, contact_id in ids.items():
+            async with connection.transaction():
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                await connection.execute(
+                    "INSERT INTO contacts (id, tenant_id, wa_id, name, phone) VALUES ($1, $2, '4915112345', "
+                    "'Anna Schmidt', '+4915112345')", contact_id, tenant)
+        assert await search(tenant_a) == {ids[tenant_a]}
+        assert await search(tenant_b) == {ids[tenant_b]}
+        assert await search(None) == set()  # no tenant: nothing, never every tenant's contacts
+        assert await search(tenant_a, name="%zzz%", phone="%51123%") == {ids[tenant_a]}  # by the phone's digits
+        assert await search(tenant_a, limit=0) == set()
+        # the function reads through the owner's policy; the app role itself cannot assume it
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_a)
+            assert await connection.fetchval("SELECT count(*) FROM contacts") == 1
+    finally:
+        await connection.close()
+
+
+async def test_a_tagged_conversation_carries_its_last_activity_for_the_tag_list(database) -> None:
+    tenant = str(uuid.uuid4())
+    contact_id, conversation_id, tag_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    connection = await asyncpg.connect(app_dsn(database))
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+            await connection.execute("INSERT INTO contacts (id, tenant_id, wa_id) VALUES ($1, $2, '1')",
+                                     contact_id, tenant)
+            await connection.execute(
+                "INSERT INTO conversations (id, tenant_id, contact_id, last_message_at) "
+                "VALUES ($1, $2, $3, '2026-11-01T10:00:00Z')", conversation_id, tenant, contact_id)
+            await connection.execute("INSERT INTO tags (id, tenant_id, name, color) VALUES ($1, $2, 'vip', '#ff0000')",
+                                     tag_id, tenant)
+            await connection.execute(
+                "INSERT INTO conversation_tags (conversation_id, tag_id, tenant_id) VALUES ($1, $2, $3)",
+                conversation_id, tag_id, tenant)
+            copied = "SELECT last_message_at FROM conversation_tags WHERE conversation_id = $1"
+            assert await connection.fetchval(copied, conversation_id) == datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+            await connection.execute(
+                "UPDATE conversations SET last_message_at = '2026-11-02T08:30:00Z' WHERE id = $1", conversation_id)
+            assert await connection.fetchval(copied, conversation_id) == datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
     finally:
         await connection.close()

@@ -27,6 +27,7 @@ import socketio
 from eva.conversation.v1 import conversation_pb2
 from eva_common.auth import Principal, TokenVerifier
 from eva_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from eva_common.realtime.rooms import conversation_room, tenant_room, user_room
 
 from gateway.auth import verify_user_token
 from gateway.client_context import ClientInfo, TrustedProxies, client_var
@@ -40,18 +41,6 @@ MAX_ID_LENGTH = 128
 
 Ack = dict[str, Any]
 EventHandler = Callable[[str, "SocketUser", Any], Awaitable[Ack]]
-
-
-def tenant_room(tenant_id: str) -> str:
-    return f"tenant:{tenant_id}"
-
-
-def user_room(user_id: str) -> str:
-    return f"user:{user_id}"
-
-
-def conversation_room(conversation_id: str) -> str:
-    return f"conversation:{conversation_id}"
 
 
 @dataclass(frozen=True, slots=True)

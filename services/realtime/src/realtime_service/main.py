@@ -8,13 +8,13 @@ import logging
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.supervisor import SupervisedConsumer
+from eva_common.realtime.sequence import RedisSequencer
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
 
 from realtime_service.dead_letters import LazyDeadLetterPublisher
 from realtime_service.emitter import RedisSocketEmitter
 from realtime_service.handlers import event_handler
-from realtime_service.sequencer import RedisSequencer
 from realtime_service.service import RealtimeRelay
 from realtime_service.settings import Settings, get_settings
 

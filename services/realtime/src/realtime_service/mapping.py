@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eva_common.realtime.rooms import tenant_room
 from eva_events.envelope import EventEnvelope
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED
 
@@ -32,10 +33,6 @@ class Emission:
     event: str
     room: str
     payload: dict[str, Any]
-
-
-def tenant_room(tenant_id: str) -> str:
-    return f"tenant:{tenant_id}"
 
 
 def _without_seq(data: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eva_common.errors import InvalidArgument
+from eva_common.realtime.sequence import Assignment
 from eva_events.envelope import EventEnvelope
 
 from realtime_service.emitter import SocketEmitter
 from realtime_service.mapping import to_emission
-from realtime_service.sequencer import Assignment
 
 logger = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.realtime.sequence import RedisSequencer, event_key, replay_key
 from eva_events.envelope import EventEnvelope, make_event
 from eva_testing.infra import TestInfra
 from eva_testing.kafka import RecordingPublisher, create_topics, unique_topic
 from realtime_service.emitter import RedisSocketEmitter
 from realtime_service.handlers import event_handler
-from realtime_service.sequencer import RedisSequencer, event_key, replay_key
 from realtime_service.service import RealtimeRelay
 from redis.asyncio import Redis
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from eva_common.errors import InvalidArgument, Unavailable
 from eva_common.kafka.consumer import ConsumedRecord
+from eva_common.realtime.sequence import Assignment
 from eva_events.envelope import EventEnvelope, make_event
 from realtime_service.handlers import event_handler
-from realtime_service.sequencer import Assignment
 from realtime_service.service import RealtimeRelay
 from redis.exceptions import ConnectionError as RedisConnectionError
 

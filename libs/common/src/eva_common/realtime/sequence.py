@@ -100,11 +100,52 @@ class RedisSequencer:
         await self._mark(keys=[event_key(event_id)], args=[seq])
 
     async def buffered(self, *, tenant_id: str, after_seq: int = 0, limit: int = 1000) -> list[BufferedEvent]:
-        """The replay buffer after `after_seq`, oldest first (resume will use this)."""
+        """The replay buffer after `after_seq`, oldest first."""
+        return await ReplayReader(self._redis).after(tenant_id=tenant_id, after_seq=after_seq, limit=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a socket that last saw `after_seq` missed. `complete` is False when the buffer no longer reaches back
+    to `after_seq + 1` (or `after_seq` is ahead of the tenant's sequence): the client must refetch over REST."""
+
+    events: list[BufferedEvent]
+    complete: bool
+    current: int  # the tenant's latest seq when read
+
+
+class ReplayReader:
+    """Reads the tenant's sequence and replay buffer (the gateway, to resume sockets and fill gaps)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def current(self, tenant_id: str) -> int:
+        """The tenant's latest seq (0 before its first event)."""
+        value = await self._redis.get(seq_key(tenant_id))
+        return int(value) if value is not None else 0
+
+    async def after(self, *, tenant_id: str, after_seq: int, limit: int = 1000) -> list[BufferedEvent]:
         entries = await self._redis.zrangebyscore(replay_key(tenant_id), f"({after_seq}", "+inf", start=0, num=limit)
-        result = []
-        for raw in entries:
-            entry = json.loads(cast(str, raw))
-            result.append(BufferedEvent(seq=int(entry["seq"]), event=entry["event"], event_id=entry["eventId"],
-                                        payload=entry["payload"]))
-        return result
+        return [_decode(raw) for raw in entries]
+
+    async def replay(self, *, tenant_id: str, after_seq: int, limit: int = 1000) -> Replay:
+        """Up to `limit` events after `after_seq`, oldest first, and whether nothing between is missing."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(seq_key(tenant_id))
+            pipe.zrangebyscore(replay_key(tenant_id), f"({after_seq}", "+inf", start=0, num=limit)
+            current_raw, entries = await pipe.execute()
+        current = int(current_raw) if current_raw is not None else 0
+        events = [_decode(raw) for raw in entries]
+        if after_seq > current:
+            return Replay(events=[], complete=False, current=current)
+        if after_seq == current:
+            return Replay(events=[], complete=True, current=current)
+        complete = bool(events) and events[0].seq == after_seq + 1
+        return Replay(events=events if complete else [], complete=complete, current=current)
+
+
+def _decode(raw: Any) -> BufferedEvent:
+    entry = json.loads(raw.decode() if isinstance(raw, bytes) else cast(str, raw))
+    return BufferedEvent(seq=int(entry["seq"]), event=entry["event"], event_id=entry["eventId"],
+                         payload=entry["payload"])

@@ -1,4 +1,5 @@
-"""Composition root of the realtime service: settings -> Redis, sequencer, Socket.io emitter -> consumer + HTTP."""
+"""Composition root of the realtime service: settings -> Redis, sequencer, Socket.io emitter -> consumer, presence
+sweeper + HTTP."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.supervisor import SupervisedConsumer
+from eva_common.realtime.presence import PresenceStore
 from eva_common.realtime.sequence import RedisSequencer
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
@@ -15,6 +17,7 @@ from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
 from realtime_service.dead_letters import LazyDeadLetterPublisher
 from realtime_service.emitter import RedisSocketEmitter
 from realtime_service.handlers import event_handler
+from realtime_service.presence import PresenceSweeper
 from realtime_service.service import RealtimeRelay
 from realtime_service.settings import Settings, get_settings
 
@@ -30,6 +33,9 @@ async def serve(settings: Settings) -> None:
         ),
         emitter=emitter,
     )
+    # the TTL is the gateways' to set when they write entries; the sweeper only compares expiries with the clock
+    presence = PresenceSweeper(presence=PresenceStore(redis, ttl_seconds=30), emitter=emitter,
+                               interval_seconds=settings.presence_sweep_interval_seconds)
     dead_letters = LazyDeadLetterPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
     consumer = SupervisedConsumer(
         name="events",
@@ -50,6 +56,7 @@ async def serve(settings: Settings) -> None:
     )
     http = HttpServer(app, host=settings.http_host, port=settings.http_port)
     consumer.start()
+    presence.start()
     try:
         await http.start()
         logger.info("realtime started", extra={"http_port": settings.http_port})
@@ -57,6 +64,7 @@ async def serve(settings: Settings) -> None:
         logger.info("realtime stopping")
     finally:
         await http.stop()
+        await presence.stop()
         await consumer.stop()  # finishes the record in hand, commits, leaves the group
         await dead_letters.stop()
         await emitter.close()

@@ -20,6 +20,7 @@ from eva_events.envelope import EventEnvelope
 
 from realtime_service.emitter import SocketEmitter
 from realtime_service.mapping import to_emission
+from realtime_service.metrics import EVENTS_RELAYED
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ class RealtimeRelay:
         if assignment.emitted:
             logger.info("event already emitted; not emitting again",
                         extra={"event_id": envelope.id, "seq": assignment.seq})
+            EVENTS_RELAYED.labels(emission.event, "skipped").inc()
             return Relayed(event=emission.event, room=emission.room, seq=assignment.seq, emitted=False)
         await self._emitter.emit(emission.event, {**emission.payload, "seq": assignment.seq}, room=emission.room)
         await self._sequencer.mark_emitted(event_id=envelope.id, seq=assignment.seq)
+        EVENTS_RELAYED.labels(emission.event, "emitted").inc()
         return Relayed(event=emission.event, room=emission.room, seq=assignment.seq, emitted=True)

@@ -21,6 +21,8 @@ class Settings(ServiceSettings):
     # redelivered record gets its original seq back.
     replay_buffer_size: int = Field(default=1000, gt=0)
     event_dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # How often sockets whose presence entries expired (a crashed gateway replica's) are announced offline.
+    presence_sweep_interval_seconds: float = Field(default=5.0, gt=0)
 
 
 @lru_cache(maxsize=1)

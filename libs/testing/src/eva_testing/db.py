@@ -33,8 +33,11 @@ class TestDatabase:
 
 
 @asynccontextmanager
-async def migrated_database(infra: TestInfra, service_dir: Path, prefix: str) -> AsyncIterator[TestDatabase]:
-    """Creates `<prefix>_<random>`, runs the service's migrations as the owner, drops it afterwards."""
+async def migrated_database(
+    infra: TestInfra, service_dir: Path, prefix: str, *, revision: str = "head"
+) -> AsyncIterator[TestDatabase]:
+    """Creates `<prefix>_<random>`, runs the service's migrations as the owner up to `revision`, drops it
+    afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
     try:
@@ -53,7 +56,7 @@ async def migrated_database(infra: TestInfra, service_dir: Path, prefix: str) ->
     )
     import asyncio
 
-    await asyncio.to_thread(upgrade, service_dir, database.owner_url)
+    await asyncio.to_thread(upgrade, service_dir, database.owner_url, revision)
     try:
         yield database
     finally:

@@ -5,8 +5,8 @@ Search: under forced row-level security PostgreSQL may not use an index for a co
 leakproof (ILIKE is not), so `name ILIKE '%anna%'` scanned every contact of the tenant. `contact_ids_matching`
 runs the match with the owner's rights (through a SELECT-only `definer_lookup` policy on contacts, which the app
 role cannot assume), bound to the transaction's own tenant (`app.tenant_id`, never an argument), and returns at most
-`max_rows` ids. The trigram indexes gain tenant_id as their first column (btree_gin, a trusted extension), so a
-short pattern costs the tenant's own rows, not every tenant's.
+`max_rows` ids. The trigram indexes gain tenant_id as their first column (btree_gin, a trusted extension), so the
+match is narrowed to the tenant inside the index instead of rechecking every tenant's candidates.
 
 Tags: conversation_tags carries its conversation's last_message_at (set on insert, kept by a trigger on
 conversations), indexed (tenant_id, tag_id, last_message_at DESC, conversation_id DESC): a tag's page is read from
@@ -51,8 +51,14 @@ def upgrade() -> None:
     op.execute(f"REVOKE ALL ON FUNCTION {CONTACT_SEARCH} FROM PUBLIC")
 
     op.add_column("conversation_tags", sa.Column("last_message_at", sa.DateTime(timezone=True)))
+    # The backfill spans every tenant: row-level security binds this (owner) role too while it is forced, so it is
+    # lifted for this one statement, inside the migration's transaction.
+    for table in ("conversations", "conversation_tags"):
+        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute("UPDATE conversation_tags t SET last_message_at = c.last_message_at "
                "FROM conversations c WHERE c.id = t.conversation_id")
+    for table in ("conversations", "conversation_tags"):
+        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.alter_column("conversation_tags", "last_message_at", nullable=False)
     op.drop_index("conversation_tags_tenant_tag", table_name="conversation_tags")
     op.create_index("conversation_tags_tenant_tag_last_message", "conversation_tags",

@@ -67,6 +67,11 @@ class ContactSearch:
         phone_like = bool(digits) and all(ch.isdigit() or ch in _PHONE_PUNCTUATION for ch in q)
         return cls(name_pattern=like_pattern(q), phone_pattern=like_pattern(digits if phone_like else q))
 
+    @property
+    def indexable(self) -> bool:
+        """Whether both patterns hold a trigram (three characters between wildcards) the indexes can look up."""
+        return all(len(pattern.strip("%")) >= 3 for pattern in (self.name_pattern, self.phone_pattern))
+
     def condition(self) -> sa.ColumnElement[bool]:
         """The match as a condition on the Contact row of the statement."""
         return sa.or_(col(Contact.name).ilike(self.name_pattern), col(Contact.phone).ilike(self.phone_pattern))
@@ -270,7 +275,10 @@ class ConversationRepository:
         return list((await self._session.exec(select(matches))).all())
 
     async def _selective(self, search: ContactSearch) -> list[uuid.UUID] | None:
-        """The matching contacts' ids when there are few of them (see SELECTIVE_SEARCH_MAX), else None."""
+        """The matching contacts' ids when there are few of them (see SELECTIVE_SEARCH_MAX), else None. A query
+        too short for a trigram is taken as broad without asking the index."""
+        if not search.indexable:
+            return None
         ids = await self.matching_contact_ids(search, max_rows=SELECTIVE_SEARCH_MAX + 1)
         return ids if len(ids) <= SELECTIVE_SEARCH_MAX else None
 

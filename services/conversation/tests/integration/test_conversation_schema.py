@@ -3,14 +3,19 @@ only the tenant of its transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
 from eva_testing.db import rls_problems
 
 pytestmark = pytest.mark.integration
+
+
+SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 
 def app_dsn(database) -> str:
@@ -152,3 +157,38 @@ async def test_a_tagged_conversation_carries_its_last_activity_for_the_tag_list(
             assert await connection.fetchval(copied, conversation_id) == datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
     finally:
         await connection.close()
+
+
+async def test_the_tag_order_migration_backfills_every_tenants_tagged_conversations(infra) -> None:
+    from eva_common.migrations import upgrade
+    from eva_testing.db import migrated_database
+
+    tenants = [str(uuid.uuid4()), str(uuid.uuid4())]
+    async with migrated_database(infra, SERVICE_DIR, "conversation_0004", revision="0003") as database:
+        connection = await asyncpg.connect(app_dsn(database))
+        try:
+            for index, tenant in enumerate(tenants):
+                contact_id, conversation_id, tag_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+                async with connection.transaction():
+                    await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                    await connection.execute("INSERT INTO contacts (id, tenant_id, wa_id) VALUES ($1, $2, '1')",
+                                             contact_id, tenant)
+                    await connection.execute(
+                        "INSERT INTO conversations (id, tenant_id, contact_id, last_message_at) "
+                        "VALUES ($1, $2, $3, $4)",
+                        conversation_id, tenant, contact_id, datetime(2026, 11, 1 + index, tzinfo=UTC))
+                    await connection.execute(
+                        "INSERT INTO tags (id, tenant_id, name, color) VALUES ($1, $2, 'vip', '#ff0000')",
+                        tag_id, tenant)
+                    await connection.execute(
+                        "INSERT INTO conversation_tags (conversation_id, tag_id, tenant_id) VALUES ($1, $2, $3)",
+                        conversation_id, tag_id, tenant)
+            await asyncio.to_thread(upgrade, SERVICE_DIR, database.owner_url)
+            for index, tenant in enumerate(tenants):
+                async with connection.transaction():
+                    await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                    copied = await connection.fetchval("SELECT last_message_at FROM conversation_tags")
+                assert copied == datetime(2026, 11, 1 + index, tzinfo=UTC)
+        finally:
+            await connection.close()
+        assert await rls_problems(database.owner_dsn, infra.app_user) == []  # forced again after the backfill

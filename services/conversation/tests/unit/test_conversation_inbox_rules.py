@@ -105,3 +105,9 @@ def test_only_a_phone_like_query_is_matched_by_its_digits() -> None:
     # a name fragment with digits is not a phone number
     assert ContactSearch.of("f1c159") == ContactSearch(name_pattern="%f1c159%", phone_pattern="%f1c159%")
     assert ContactSearch.of("50%") == ContactSearch(name_pattern="%50\\%%", phone_pattern="%50\\%%")
+
+
+def test_a_query_shorter_than_a_trigram_is_not_looked_up_in_the_index() -> None:
+    assert ContactSearch.of("ann").indexable
+    assert not ContactSearch.of("an").indexable
+    assert not ContactSearch.of("+4 9").indexable  # the phone's digits "49" are too short

@@ -7,6 +7,7 @@ One relay per service holds a PostgreSQL advisory lock, so events of one key kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -16,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from eva_common.kafka.publisher import EventPublisher
+from eva_common.kafka.publisher import EventPublisher, KafkaPublisher
 from eva_common.metrics import OUTBOX_RELAYED
 from eva_common.telemetry import current_traceparent
 
 logger = logging.getLogger("eva.outbox")
+worker_logger = logging.getLogger("eva.outbox.worker")
 
 NOTIFY_CHANNEL = "outbox_new"
 RELAY_LOCK_ID = 7_411_001  # one relay per database
@@ -147,3 +149,81 @@ class OutboxRelay:
                     sa.text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": sent_ids}
                 )
             return len(sent_ids)
+
+
+class OutboxWorker:
+    """Keeps a producer connected (retrying while the broker is away) and runs the OutboxRelay with it until
+    stopped: a service whose requests must never wait for Kafka (logins, audit) writes to its outbox and this
+    publishes when it can."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        bootstrap: str,
+        client_id: str,
+        poll_seconds: float,
+        ready_topic: str,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self._engine = engine
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._poll = poll_seconds
+        self._retry = retry_seconds
+        self._ready_topic = ready_topic
+        self._publisher: KafkaPublisher | None = None
+        self._relay: OutboxRelay | None = None
+        self._stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self._run(), name="outbox-worker")
+
+    async def _connect(self) -> KafkaPublisher | None:
+        while not self._stopping.is_set():
+            publisher = KafkaPublisher(self._bootstrap, client_id=self._client_id)
+            try:
+                await publisher.start()
+                return publisher
+            except Exception as error:
+                worker_logger.warning("kafka is not reachable; retrying", extra={"error": type(error).__name__})
+                with contextlib.suppress(Exception):
+                    await publisher.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._retry)
+        return None
+
+    async def _run(self) -> None:
+        publisher = await self._connect()
+        if publisher is None:
+            return
+        self._publisher = publisher
+        self._relay = OutboxRelay(engine=self._engine, publisher=publisher, poll_seconds=self._poll)
+        if self._stopping.is_set():
+            return
+        await self._relay.run()
+
+    async def ready(self) -> bool:
+        """Kafka answers for the topic this service publishes to (the readiness check)."""
+        if self._publisher is None:
+            return False
+        return await self._publisher.ready(self._ready_topic)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._relay is not None:
+            await self._relay.stop()
+        if self.task is not None:
+            done, _ = await asyncio.wait({self.task}, timeout=timeout)
+            if done and not self.task.cancelled() and self.task.exception() is not None:
+                worker_logger.error("outbox worker failed", exc_info=self.task.exception())
+            if not done:
+                worker_logger.warning("outbox worker did not stop in time; cancelling it")
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
+        if self._publisher is not None:
+            await self._publisher.stop()
+            self._publisher = None

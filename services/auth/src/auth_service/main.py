@@ -15,6 +15,7 @@ from eva_common.db import create_engine, database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
+from eva_common.outbox import OutboxWorker
 from eva_common.ratelimit import Limit, RateLimiter
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, load_settings, serve_until_shutdown
@@ -27,7 +28,6 @@ from auth_service.audit import AuditLog
 from auth_service.clients import GrpcTenantDirectory
 from auth_service.grpc_server import PUBLIC_METHODS, SERVICE_NAME, AuthServicer, registrar
 from auth_service.passwords import Passwords
-from auth_service.relay import OutboxWorker
 from auth_service.service import AuthService
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import LoginThrottle

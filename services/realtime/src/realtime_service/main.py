@@ -8,13 +8,13 @@ import logging
 
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
+from eva_common.kafka.publisher import LazyPublisher
 from eva_common.kafka.supervisor import SupervisedConsumer
 from eva_common.realtime.presence import PresenceStore
 from eva_common.realtime.sequence import RedisSequencer
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
 
-from realtime_service.dead_letters import LazyDeadLetterPublisher
 from realtime_service.emitter import RedisSocketEmitter
 from realtime_service.handlers import event_handler
 from realtime_service.presence import PresenceSweeper
@@ -36,7 +36,7 @@ async def serve(settings: Settings) -> None:
     # the TTL is the gateways' to set when they write entries; the sweeper only compares expiries with the clock
     presence = PresenceSweeper(presence=PresenceStore(redis, ttl_seconds=30), emitter=emitter,
                                interval_seconds=settings.presence_sweep_interval_seconds)
-    dead_letters = LazyDeadLetterPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
+    dead_letters = LazyPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
     consumer = SupervisedConsumer(
         name="events",
         factory=lambda: ConsumerLoop(

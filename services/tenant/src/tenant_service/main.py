@@ -15,7 +15,9 @@ from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop, Handler
+from eva_common.kafka.publisher import LazyPublisher
 from eva_common.kafka.supervisor import SupervisedConsumer
+from eva_common.outbox import OutboxWorker
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, load_settings, wait_for_shutdown
 from fastapi import FastAPI
@@ -27,7 +29,6 @@ from tenant_service.audit_log.service import AuditLogService
 from tenant_service.crypto import LookupHasher, SecretBox
 from tenant_service.grpc_server import SERVICE_NAME, TenantServicer, registrar
 from tenant_service.handlers import AuditEventsHandler, MessagingEventsHandler
-from tenant_service.relay import LazyPublisher, OutboxWorker
 from tenant_service.service import TenantService
 from tenant_service.settings import Settings, get_settings
 from tenant_service.usage.service import UsageService

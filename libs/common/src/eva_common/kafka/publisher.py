@@ -67,3 +67,28 @@ class KafkaPublisher:
     async def ready(self, topic: str, timeout: float = 2.0) -> bool:
         partitions: Any = await asyncio.wait_for(self._producer.partitions_for(topic), timeout)
         return bool(partitions)
+
+
+class LazyPublisher:
+    """A producer connected on first use: the consumers' dead letters are rare, so start-up need not wait on it."""
+
+    def __init__(self, *, bootstrap: str, client_id: str) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._publisher: KafkaPublisher | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        async with self._lock:
+            if self._publisher is None:
+                publisher = KafkaPublisher(self._bootstrap, client_id=self._client_id)
+                await publisher.start()
+                self._publisher = publisher
+        await self._publisher.publish(topic, key=key, value=value, headers=headers)
+
+    async def stop(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.stop()
+            self._publisher = None

@@ -6,7 +6,7 @@ stops refreshing, so its sockets' entries expire and the next `expire()` (any pr
 Each change of a user's state is reported exactly once, to whichever caller made it, so only that caller
 announces it (`presence:update`).
 
-Keys (one Redis primary, as deployed):
+Keys (one Redis primary, as deployed; `rt:presence` is the default namespace, tests pass their own):
 - `rt:presence:<tenant>:<user>`  ZSET connection id -> expiry (ms)
 - `rt:presence:<tenant>`         ZSET user id -> latest expiry of the user's connections (ms)
 - `rt:presence:tenants`          SET of tenants with entries (what `expire()` walks)
@@ -20,15 +20,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-TENANTS_KEY = "rt:presence:tenants"
-
-
-def tenant_key(tenant_id: str) -> str:
-    return f"rt:presence:{tenant_id}"
-
-
-def user_key(tenant_id: str, user_id: str) -> str:
-    return f"rt:presence:{tenant_id}:{user_id}"
+NAMESPACE = "rt:presence"
 
 
 # KEYS: user, tenant, tenants. ARGV: connection, expiry, now, user id, tenant id. Returns 1 if the user came online.
@@ -57,26 +49,26 @@ redis.call('ZADD', KEYS[2], latest[2], ARGV[3])
 return 0
 """
 
-# KEYS: tenant, tenants. ARGV: expiry, tenant id, then user id / connection id pairs. Refreshes only connections
-# that still exist, so a heartbeat racing a disconnect does not bring the connection back.
+# KEYS: tenant, tenants. ARGV: expiry, user-key prefix, then user id / connection id pairs. Refreshes only
+# connections that still exist, so a heartbeat racing a disconnect does not bring the connection back.
 _REFRESH = """
-for i = 3, #ARGV, 2 do
-  local key = 'rt:presence:' .. ARGV[2] .. ':' .. ARGV[i]
+for i = 4, #ARGV, 2 do
+  local key = ARGV[2] .. ARGV[i]
   if redis.call('ZSCORE', key, ARGV[i + 1]) then
     redis.call('ZADD', key, ARGV[1], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[i])
   end
 end
-redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 """
 
-# KEYS: tenant, tenants. ARGV: now, tenant id. Returns the users that went offline.
+# KEYS: tenant, tenants. ARGV: now, tenant id, user-key prefix. Returns the users that went offline.
 _EXPIRE = """
 local gone = {}
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, user in ipairs(stale) do
-  local key = 'rt:presence:' .. ARGV[2] .. ':' .. user
+  local key = ARGV[3] .. user
   redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
   local latest = redis.call('ZRANGE', key, 0, 0, 'REV', 'WITHSCORES')
   if #latest == 0 then
@@ -109,14 +101,27 @@ class PresenceChange:
 
 
 class PresenceStore:
-    def __init__(self, redis: Redis, *, ttl_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: Redis, *, ttl_seconds: float, clock: Callable[[], float] = time.time, namespace: str = NAMESPACE
+    ) -> None:
         self._redis = redis
+        self._namespace = namespace
+        self._tenants_key = f"{namespace}:tenants"
         self._ttl_ms = int(ttl_seconds * 1000)
         self._clock = clock
         self._connect = redis.register_script(_CONNECT)
         self._disconnect = redis.register_script(_DISCONNECT)
         self._refresh = redis.register_script(_REFRESH)
         self._expire = redis.register_script(_EXPIRE)
+
+    def _tenant_key(self, tenant_id: str) -> str:
+        return f"{self._namespace}:{tenant_id}"
+
+    def _user_prefix(self, tenant_id: str) -> str:
+        return f"{self._namespace}:{tenant_id}:"
+
+    def _user_key(self, tenant_id: str, user_id: str) -> str:
+        return self._user_prefix(tenant_id) + user_id
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -125,7 +130,8 @@ class PresenceStore:
         """Records a signed-in socket; True when its user was offline until now."""
         now = self._now_ms()
         came_online = await self._connect(
-            keys=[user_key(connection.tenant_id, connection.user_id), tenant_key(connection.tenant_id), TENANTS_KEY],
+            keys=[self._user_key(connection.tenant_id, connection.user_id), self._tenant_key(connection.tenant_id),
+                  self._tenants_key],
             args=[connection.connection_id, now + self._ttl_ms, now, connection.user_id, connection.tenant_id],
         )
         return bool(int(came_online))
@@ -133,7 +139,7 @@ class PresenceStore:
     async def disconnect(self, connection: Connection) -> bool:
         """Forgets a socket; True when it was its user's last one (the user is now offline)."""
         went_offline = await self._disconnect(
-            keys=[user_key(connection.tenant_id, connection.user_id), tenant_key(connection.tenant_id)],
+            keys=[self._user_key(connection.tenant_id, connection.user_id), self._tenant_key(connection.tenant_id)],
             args=[connection.connection_id, self._now_ms(), connection.user_id],
         )
         return bool(int(went_offline))
@@ -146,21 +152,23 @@ class PresenceStore:
         expiry = self._now_ms() + self._ttl_ms
         for tenant_id, pairs in by_tenant.items():
             for start in range(0, len(pairs), batch * 2):
-                await self._refresh(keys=[tenant_key(tenant_id), TENANTS_KEY],
-                                    args=[expiry, tenant_id, *pairs[start:start + batch * 2]])
+                await self._refresh(keys=[self._tenant_key(tenant_id), self._tenants_key],
+                                    args=[expiry, self._user_prefix(tenant_id), tenant_id,
+                                          *pairs[start:start + batch * 2]])
 
     async def online(self, tenant_id: str) -> list[str]:
         """The tenant's online users (sorted)."""
-        users = await self._redis.zrangebyscore(tenant_key(tenant_id), f"({self._now_ms()}", "+inf")
+        users = await self._redis.zrangebyscore(self._tenant_key(tenant_id), f"({self._now_ms()}", "+inf")
         return sorted(user.decode() if isinstance(user, bytes) else str(user) for user in users)
 
     async def expire(self) -> list[PresenceChange]:
         """Takes out every expired socket entry (a crashed replica's); the users left with none went offline."""
         now = self._now_ms()
         changes: list[PresenceChange] = []
-        for raw in await self._redis.smembers(TENANTS_KEY):
+        for raw in await self._redis.smembers(self._tenants_key):
             tenant_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            gone = await self._expire(keys=[tenant_key(tenant_id), TENANTS_KEY], args=[now, tenant_id])
+            gone = await self._expire(keys=[self._tenant_key(tenant_id), self._tenants_key],
+                                      args=[now, tenant_id, self._user_prefix(tenant_id)])
             changes.extend(
                 PresenceChange(tenant_id=tenant_id, user_id=user.decode() if isinstance(user, bytes) else str(user),
                                online=False)

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
@@ -18,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_user
-from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.cursors import IdCursor, page_size
 from conversation_service.events import CONTACT_CREATED, CONTACT_UPDATED, contact_event
 from conversation_service.models import Contact

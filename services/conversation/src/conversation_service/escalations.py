@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -16,7 +17,6 @@ from eva_common.outbox import enqueue
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_user
-from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.cursors import IdCursor, page_size
 from conversation_service.events import ESCALATION_RAISED, ESCALATION_UPDATED, escalation_event
 from conversation_service.models import (

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from eva_common.audit import Actor, RequestMeta
 from eva_common.auth import current_principal
 from eva_common.context import current_request_id
 from eva_common.errors import InvalidArgument
 
-from conversation_service.audit import Actor, RequestMeta
 from conversation_service.contacts import ContactService
 from conversation_service.escalations import EscalationService
 from conversation_service.models import Contact, Conversation, Escalation, Tag

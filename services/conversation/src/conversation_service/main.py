@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 
+from eva_common.audit import AuditRecorder
 from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
 from eva_common.db import create_engine, database_ready, session_factory
 from eva_common.grpc.client import create_channel
@@ -20,7 +21,6 @@ from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, load_settings, serve_until_shutdown
 from fastapi import FastAPI
 
-from conversation_service.audit import AuditRecorder
 from conversation_service.contacts import ContactService
 from conversation_service.escalations import EscalationService
 from conversation_service.grpc_server import SERVICE_NAME, ConversationServicer, registrar

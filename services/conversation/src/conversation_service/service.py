@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -22,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_status_writer, require_user
-from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.cursors import ActivityCursor, page_size
 from conversation_service.events import (
     CONVERSATION_ASSIGNED,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
@@ -15,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import ADMIN_ROLES, require_reader, require_user
-from conversation_service.audit import Actor, AuditRecorder
 from conversation_service.events import TAG_CREATED, TAG_DELETED, TAG_UPDATED, tag_event
 from conversation_service.models import Tag
 from conversation_service.repository import ConversationRepository

@@ -7,13 +7,13 @@ from typing import TypeAlias
 
 import grpc
 from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
+from eva_common.audit import RequestMeta
 from eva_common.auth import current_principal
 from eva_common.context import current_request_id
 from eva_common.grpc.server import Registrar
 
 from tenant_service.api_keys.domain import ApiKeyInput
 from tenant_service.api_keys.service import ApiKeyService
-from tenant_service.audit_events import RequestMeta
 from tenant_service.audit_log.service import AuditLogService
 from tenant_service.domain import CredentialsInput, TenantChanges
 from tenant_service.grpc_messages import (

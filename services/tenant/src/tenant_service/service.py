@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from eva_common.audit import NO_META, Actor, AuditRecorder, RequestMeta
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -17,7 +18,6 @@ from eva_events.topics import AUDIT_EVENTS
 from sqlalchemy.exc import IntegrityError
 
 from tenant_service import access, events
-from tenant_service.audit_events import NO_META, AuditRecorder, RequestMeta
 from tenant_service.crypto import LookupHasher, SecretBox
 from tenant_service.domain import (
     DEFAULT_PLAN,
@@ -151,7 +151,7 @@ class TenantService:
             view = tenant_view(row)
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_created(view))
             await self._audit.record(
-                session, tenant_id=tenant_id, principal=principal, meta=meta, action="tenant.created",
+                session, tenant_id=tenant_id, actor=Actor(principal, meta), action="tenant.created",
                 target_type="tenant", target_id=tenant_id, details={"name": name, "slug": slug, "plan": plan},
             )
         logger.info("tenant created", extra={"tenant_id": tenant_id, "slug": slug})
@@ -217,7 +217,7 @@ class TenantService:
                                                  changed_by=principal.subject, changed_at=now)
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_status_changed(changed))
             action = "tenant.suspended" if wanted == TENANT_SUSPENDED else "tenant.reactivated"
-            await self._audit.record(session, tenant_id=tenant_id, principal=principal, meta=meta, action=action,
+            await self._audit.record(session, tenant_id=tenant_id, actor=Actor(principal, meta), action=action,
                                      target_type="tenant", target_id=tenant_id,
                                      details={"previousStatus": previous, "status": wanted})
             view = tenant_view(row)
@@ -250,7 +250,7 @@ class TenantService:
             updated = events.TenantUpdated(tenant_id=tenant_id, name=row.name, timezone=row.timezone,
                                            locale=row.locale, changed=sorted(changed), updated_at=now)
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_updated(updated))
-            await self._audit.record(session, tenant_id=tenant_id, principal=principal, meta=meta,
+            await self._audit.record(session, tenant_id=tenant_id, actor=Actor(principal, meta),
                                      action="tenant.updated", target_type="tenant", target_id=tenant_id,
                                      details={"changed": changed})
             view = tenant_view(row)
@@ -312,7 +312,7 @@ class TenantService:
             )
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.whatsapp_credentials_updated(changed))
             await self._audit.record(
-                session, tenant_id=tenant_id, principal=principal, meta=meta, action="whatsapp.credentials_updated",
+                session, tenant_id=tenant_id, actor=Actor(principal, meta), action="whatsapp.credentials_updated",
                 target_type="whatsapp_number", target_id=row.phone_number_id,
                 details=changed.model_dump(mode="json", by_alias=True, exclude={"tenant_id", "updated_at"}),
             )

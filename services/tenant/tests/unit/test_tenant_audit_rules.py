@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
+from eva_common.audit import RequestMeta, actor_of
 from eva_common.auth import Principal
 from eva_common.errors import InvalidArgument
-from tenant_service.audit_events import RequestMeta, actor_of
 from tenant_service.audit_log.domain import bounded_details, clean_audit_filter
 from tenant_service.paging import Position, decode_cursor, encode_cursor, page_size, parse_time
 

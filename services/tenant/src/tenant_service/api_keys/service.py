@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from eva_common.audit import API_KEY_SUBJECT_PREFIX, NO_META, Actor, AuditRecorder, RequestMeta
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -29,7 +30,6 @@ from tenant_service.api_keys.domain import (
     well_formed,
 )
 from tenant_service.api_keys.repository import ApiKeyRepository
-from tenant_service.audit_events import API_KEY_SUBJECT_PREFIX, NO_META, AuditRecorder, RequestMeta
 from tenant_service.crypto import LookupHasher
 from tenant_service.models import ApiKey
 
@@ -95,7 +95,7 @@ class ApiKeyService:
             )
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.api_key_created(created))
             await self._audit.record(
-                session, tenant_id=tenant_id, principal=principal, meta=meta, action="api_key.created",
+                session, tenant_id=tenant_id, actor=Actor(principal, meta), action="api_key.created",
                 target_type="api_key", target_id=row.id,
                 details={"name": row.name, "prefix": prefix, "scopes": list(clean.scopes),
                          "expiresAt": clean.expires_at.isoformat() if clean.expires_at else None},
@@ -128,7 +128,7 @@ class ApiKeyService:
                 revoked = events.ApiKeyRevoked(tenant_id=tenant_id, key_id=row.id, revoked_at=now)
                 await enqueue(session, topic=self._topic, key=tenant_id, event=events.api_key_revoked(revoked))
                 await self._audit.record(
-                    session, tenant_id=tenant_id, principal=principal, meta=meta, action="api_key.revoked",
+                    session, tenant_id=tenant_id, actor=Actor(principal, meta), action="api_key.revoked",
                     target_type="api_key", target_id=row.id, details={"name": row.name, "prefix": row.prefix},
                 )
             view = api_key_view(row)

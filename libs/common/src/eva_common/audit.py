@@ -1,17 +1,18 @@
-"""Who did what: every mutation enqueues its domain event and an `audit.recorded` entry (topic audit.events.v1, key
-tenant id) in the same transaction as the change, through the outbox."""
+"""Who did what: a mutation enqueues an `audit.recorded` entry (topic audit.events.v1, key tenant id) through the
+outbox, in the same transaction as the change. The tenant service stores every service's entries."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from eva_common.auth import Principal
-from eva_common.outbox import enqueue
 from eva_events.audit import AUDIT_RECORDED, ActorType, AuditEntry
 from eva_events.envelope import make_event
 from eva_events.topics import AUDIT_EVENTS
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from eva_common.auth import Principal
+from eva_common.outbox import enqueue
 
 API_KEY_SUBJECT_PREFIX = "apikey:"
 MAX_IP_LENGTH = 64
@@ -71,15 +72,16 @@ class AuditRecorder:
         tenant_id: str,
         actor: Actor,
         action: str,
-        target_type: str,
-        target_id: str,
+        target_type: str | None = None,
+        target_id: str | None = None,
         details: dict[str, Any] | None = None,
+        outcome: Literal["success", "failure"] = "success",
     ) -> None:
         """Enqueues one entry in the caller's transaction (which must be scoped to `tenant_id`)."""
         actor_type, actor_id = actor_of(actor.principal)
         entry = AuditEntry(
             actor_type=actor_type, actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
-            ip=actor.meta.ip, user_agent=actor.meta.user_agent, request_id=actor.meta.request_id,
+            outcome=outcome, ip=actor.meta.ip, user_agent=actor.meta.user_agent, request_id=actor.meta.request_id,
             details=details or {},
         )
         await enqueue(session, topic=self._topic, key=tenant_id,

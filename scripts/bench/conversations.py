@@ -1,10 +1,11 @@
 """ListConversations latency at 10 thousand and at 1 million messages (100 thousand conversations).
 
-Loopback only, bounded. Seeds two tenants with SQL (generate_series, as the owner role) in a scratch database on
-the PostgreSQL of a local stack (`scripts/stack.py env --profile <profile>`; owner eva_owner), migrated with the
-conversation service's own Alembic history, then serves the conversation service's real gRPC server (its composition
-root, interceptor and token verification; only the Kafka/Redis workers are not started, the list reads neither)
-on a loopback port and measures ListConversations through it with a user token of each tenant:
+Loopback only, bounded. Seeds one tenant per size with SQL (generate_series, as the owner role), each in a scratch
+database of its own on the PostgreSQL of a local stack (`scripts/stack.py env --profile <profile>`; owner
+eva_owner), migrated with the conversation service's own Alembic history, then serves each with the conversation
+service's real gRPC server (its composition root, interceptor and token verification; only the Kafka/Redis workers
+are not started, the list reads neither) on a loopback port and measures ListConversations through them with a user
+token of each tenant, one request of each size in turn (so both sizes see the same load on a shared machine):
 
 - small: --small-conversations (1,000) conversations that received --small-messages (10,000) messages,
 - large: --large-conversations (100,000) conversations that received --large-messages (1,000,000) messages.
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import hashlib
 import json
 import statistics
@@ -145,17 +148,38 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-async def measure(stub: Any, request: Any, metadata: Any, *, requests: int, warmup: int) -> dict[str, float]:
-    timings: list[float] = []
-    items = 0
-    for index in range(warmup + requests):
-        started = time.perf_counter()
-        response = await stub.ListConversations(request, metadata=metadata, timeout=30)
-        elapsed = (time.perf_counter() - started) * 1000
-        if index >= warmup:
-            timings.append(elapsed)
-            items = len(response.items)
+def summary(timings: list[float], items: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(timings), "p99_ms": percentile(timings, 0.99), "items": items}
+
+
+async def measure_interleaved(calls: dict[str, Any], *, requests: int, warmup: int) -> dict[str, dict[str, float]]:
+    """Alternates one request of each size (small, large, small, ...), so both see the same machine load: on a
+    shared, noisy machine the ratio stays meaningful even when the absolute figures move."""
+    timings: dict[str, list[float]] = {label: [] for label in calls}
+    items: dict[str, int] = dict.fromkeys(calls, 0)
+    for index in range(warmup + requests):
+        for label, call in calls.items():
+            started = time.perf_counter()
+            response = await call()
+            elapsed = (time.perf_counter() - started) * 1000
+            if index >= warmup:
+                timings[label].append(elapsed)
+                items[label] = len(response.items)
+    return {label: summary(timings[label], items[label]) for label in calls}
+
+
+def cases(conversation_pb2: Any, cursor: str) -> dict[str, Any]:
+    return {
+        "first page": conversation_pb2.ListConversationsRequest(limit=50),
+        "deep page (90 %)": conversation_pb2.ListConversationsRequest(limit=50, cursor=cursor),
+        "status=pending": conversation_pb2.ListConversationsRequest(limit=50, status="pending"),
+        "assignee": conversation_pb2.ListConversationsRequest(limit=50, assigned_to="agent-4"),
+        "tag": conversation_pb2.ListConversationsRequest(limit=50, tag="vip"),
+        # a guest looked up by name: the 777th guest's name suffix (a selective search)
+        "q (one guest)": conversation_pb2.ListConversationsRequest(limit=50, q=hashlib.md5(b"777").hexdigest()[:6]),
+        # a broad search: every guest called Anna (a tenth of the tenant)
+        "q (broad)": conversation_pb2.ListConversationsRequest(limit=50, q="anna"),
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,41 +205,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
              Size("large", args.large_conversations, args.large_messages, str(uuid.uuid4()))]
     issuer = TestTokenIssuer()
     results: dict[str, Any] = {"profile": args.profile, "requests": args.requests, "sizes": {}}
-    async with migrated_database(infra, SERVICE_DIR, "conversation_bench") as database:
-        settings = Settings(database_url=database.app_url, grpc_port=0, http_port=0, environment="test",
-                            redis_url=infra.redis_url, kafka_bootstrap=infra.kafka_bootstrap, db_pool_size=4)
-        app = ConversationApp(settings, verifier=issuer.verifier())
-        await app.grpc_server.start()  # the list needs only PostgreSQL: no consumer, relay or HTTP here
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
-                stub = conversation_pb2_grpc.ConversationServiceStub(channel)
-                for size in sizes:  # the small tenant is measured before the large one exists
-                    started = time.monotonic()
-                    await seed(database.owner_dsn, size)
-                    seeded = time.monotonic() - started
-                    token = issuer.user_token(user_id="bench", tenant_id=size.tenant_id, role="admin")
-                    metadata = (("authorization", f"Bearer {token}"),)
-                    cases = {
-                        "first page": conversation_pb2.ListConversationsRequest(limit=50),
-                        "deep page (90 %)": conversation_pb2.ListConversationsRequest(
-                            limit=50, cursor=await deep_cursor(database.owner_dsn, size)),
-                        "status=pending": conversation_pb2.ListConversationsRequest(limit=50, status="pending"),
-                        "assignee": conversation_pb2.ListConversationsRequest(limit=50, assigned_to="agent-4"),
-                        "tag": conversation_pb2.ListConversationsRequest(limit=50, tag="vip"),
-                        # a guest looked up by name: the 777th guest's name suffix (a selective search)
-                        "q (one guest)": conversation_pb2.ListConversationsRequest(
-                            limit=50, q=hashlib.md5(b"777").hexdigest()[:6]),
-                        # a broad search: every guest called Anna (a tenth of the tenant)
-                        "q (broad)": conversation_pb2.ListConversationsRequest(limit=50, q="anna"),
-                    }
-                    figures = {name: await measure(stub, request, metadata, requests=args.requests,
-                                                   warmup=args.warmup)
-                               for name, request in cases.items()}
-                    results["sizes"][size.label] = {"conversations": size.conversations, "messages": size.messages,
-                                                    "seed_seconds": round(seeded, 1), "cases": figures}
-        finally:
-            await app.grpc_server.stop(0)
-            await app.engine.dispose()
+    async with contextlib.AsyncExitStack() as stack:
+        stubs: dict[str, Any] = {}
+        requests: dict[str, dict[str, Any]] = {}
+        metadata: dict[str, Any] = {}
+        for size in sizes:  # each size in a database of its own, served by a conversation server of its own
+            database = await stack.enter_async_context(
+                migrated_database(infra, SERVICE_DIR, f"conversation_bench_{size.label}"))
+            settings = Settings(database_url=database.app_url, grpc_port=0, http_port=0, environment="test",
+                                redis_url=infra.redis_url, kafka_bootstrap=infra.kafka_bootstrap, db_pool_size=4)
+            app = ConversationApp(settings, verifier=issuer.verifier())
+            await app.grpc_server.start()  # the list needs only PostgreSQL: no consumer, relay or HTTP here
+            stack.push_async_callback(app.engine.dispose)
+            stack.push_async_callback(app.grpc_server.stop, 0)
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}"))
+            stubs[size.label] = conversation_pb2_grpc.ConversationServiceStub(channel)
+            started = time.monotonic()
+            await seed(database.owner_dsn, size)
+            results["sizes"][size.label] = {"conversations": size.conversations, "messages": size.messages,
+                                            "seed_seconds": round(time.monotonic() - started, 1), "cases": {}}
+            token = issuer.user_token(user_id="bench", tenant_id=size.tenant_id, role="admin")
+            metadata[size.label] = (("authorization", f"Bearer {token}"),)
+            requests[size.label] = cases(conversation_pb2, await deep_cursor(database.owner_dsn, size))
+        for name in requests["small"]:
+            calls = {label: functools.partial(stubs[label].ListConversations, requests[label][name],
+                                              metadata=metadata[label], timeout=30) for label in stubs}
+            figures = await measure_interleaved(calls, requests=args.requests, warmup=args.warmup)
+            for label, figure in figures.items():
+                results["sizes"][label]["cases"][name] = figure
     small, large = results["sizes"]["small"]["cases"], results["sizes"]["large"]["cases"]
     results["ratios"] = {name: {"p50": large[name]["p50_ms"] / small[name]["p50_ms"],
                                 "p99": large[name]["p99_ms"] / small[name]["p99_ms"]} for name in small}
@@ -244,8 +261,8 @@ def main() -> None:
     if args.json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return
-    lines = [f"ListConversations through the conversation gRPC server ({args.requests} sequential requests per case,"
-             f" {args.warmup} warm-up), PostgreSQL of the {args.profile} profile"]
+    lines = [f"ListConversations through the conversation gRPC server ({args.requests} requests per case and size,"
+             f" {args.warmup} warm-up, the two sizes interleaved), PostgreSQL of the {args.profile} profile"]
     for label, size in results["sizes"].items():
         lines.append(f"\n{label}: {size['conversations']:,} conversations, {size['messages']:,} messages "
                      f"(seeded in {size['seed_seconds']} s)")

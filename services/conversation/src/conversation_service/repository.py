@@ -274,13 +274,17 @@ class ConversationRepository:
         matches = sa.func.contact_ids_matching(search.name_pattern, search.phone_pattern, max_rows, type_=sa.Uuid())
         return list((await self._session.exec(select(matches))).all())
 
-    async def _selective(self, search: ContactSearch) -> list[uuid.UUID] | None:
-        """The matching contacts' ids when there are few of them (see SELECTIVE_SEARCH_MAX), else None. A query
-        too short for a trigram is taken as broad without asking the index."""
+    async def _contact_matches(self, q: str, contact_id: Any) -> sa.ColumnElement[bool]:
+        """The condition "the contact (`contact_id`) matches `q`": by the matching contacts' ids when there are few
+        (SELECTIVE_SEARCH_MAX, found through the index), else the match itself, checked on the rows read in order
+        (where matches are dense enough to fill a page soon). A query too short for a trigram counts as broad."""
+        search = ContactSearch.of(q)
         if not search.indexable:
-            return None
+            return search.condition()
         ids = await self.matching_contact_ids(search, max_rows=SELECTIVE_SEARCH_MAX + 1)
-        return ids if len(ids) <= SELECTIVE_SEARCH_MAX else None
+        if len(ids) > SELECTIVE_SEARCH_MAX:
+            return search.condition()
+        return sa.false() if not ids else contact_id == sa.any_(_uuid_array(ids))
 
     async def list_conversations(
         self, *, tenant_id: str, filters: ConversationFilter, after: ActivityCursor | None, limit: int
@@ -306,14 +310,7 @@ class ConversationRepository:
         elif filters.assigned_to:
             statement = statement.where(col(Conversation.assigned_to) == filters.assigned_to)
         if filters.q:
-            search = ContactSearch.of(filters.q)
-            contact_ids = await self._selective(search)
-            if contact_ids is None:
-                statement = statement.where(search.condition())
-            elif not contact_ids:
-                return []
-            else:
-                statement = statement.where(col(Conversation.contact_id) == sa.any_(_uuid_array(contact_ids)))
+            statement = statement.where(await self._contact_matches(filters.q, col(Conversation.contact_id)))
         if filters.updated_since is not None:
             statement = statement.where(col(Conversation.updated_at) >= filters.updated_since)
         if after is not None:
@@ -438,14 +435,7 @@ class ConversationRepository:
     ) -> list[Contact]:
         statement = select(Contact).where(Contact.tenant_id == tenant_id)
         if q:
-            search = ContactSearch.of(q)
-            contact_ids = await self._selective(search)
-            if contact_ids is None:
-                statement = statement.where(search.condition())
-            elif not contact_ids:
-                return []
-            else:
-                statement = statement.where(col(Contact.id) == sa.any_(_uuid_array(contact_ids)))
+            statement = statement.where(await self._contact_matches(q, col(Contact.id)))
         if before is not None:
             statement = statement.where(col(Contact.id) < before)
         statement = statement.order_by(col(Contact.id).desc()).limit(limit)

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 scripts/bootstrap.sh
+# the S3-compatible server the media store's tests run against (MinIO, built once from the Go module proxy)
+python3 scripts/s3_server.py install >/dev/null
 cleanup() { uv run --no-sync python scripts/stack.py down --profile test >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 python3 scripts/infra.py up --profile test

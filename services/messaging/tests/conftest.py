@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import importlib.util
+import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,8 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from conversation_service.main import ConversationApp
 from conversation_service.settings import Settings as ConversationSettings
 from eva.conversation.v1 import conversation_pb2_grpc
@@ -37,6 +41,7 @@ from messaging_service.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 CONVERSATION_DIR = SERVICE_DIR.parent / "conversation"
+REPO_ROOT = SERVICE_DIR.parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -166,12 +171,13 @@ async def owner_db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-@pytest_asyncio.fixture(scope="module")
-async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer, media_root: Path,
+                        **messaging_settings: Any) -> AsyncIterator[Stack]:
     """The messaging service and the real conversation service it calls, each on its own topics and groups: the
     conversation service consumes the messaging events, as in production. Media downloads go to a FakeGraph; the
-    media worker's loop polls once an hour, so tests drive it with `media_worker.run_once()`."""
+    media worker's loop polls once an hour, so tests drive it with `media_worker.run_once()`. `messaging_settings`
+    override the messaging service's settings (e.g. the S3 media store)."""
     webhooks, events = unique_topic("wa-webhooks"), unique_topic("messaging-events")
     outcomes, conversation_events = unique_topic("webhook-outcomes"), unique_topic("conversation-events")
     await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, conversation_events, dlq(webhooks),
@@ -189,14 +195,13 @@ async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssue
         await conversation.start(serve_http=False)
         tokens = IssuedServiceTokens(issuer)
         graph, credentials = FakeGraph(), FakeCredentials()
-        media_root = tmp_path_factory.mktemp("media")
         messaging = MessagingApp(Settings(
             database_url=database.app_url, kafka_bootstrap=infra.kafka_bootstrap,
             conversation_grpc_target=f"127.0.0.1:{conversation.grpc_port}", webhooks_topic=webhooks,
             messaging_events_topic=events, webhook_outcomes_topic=outcomes, consumer_group=f"messaging-{suffix}",
             environment="test", shutdown_grace_seconds=1, service_client_secret="unused-in-tests-tokens-injected",
             whatsapp_graph_url="http://graph.test", media_root=media_root, media_poll_seconds=3600,
-            media_backoff_seconds=0.01,
+            media_backoff_seconds=0.01, **messaging_settings,
         ), verifier=issuer.verifier(), tokens=tokens, credentials=credentials,
             http_transport=httpx.MockTransport(graph.handle))
         cleanup.push_async_callback(messaging.stop)
@@ -210,6 +215,71 @@ async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssue
             stub=messaging_pb2_grpc.MessagingServiceStub(messaging_channel),
             conversations=conversation_pb2_grpc.ConversationServiceStub(conversation_channel),
             database=database, tokens=tokens, graph=graph, credentials=credentials, media_root=media_root)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer,
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """The stack with the local media store (see running_stack)."""
+    async with running_stack(infra, database, issuer, tmp_path_factory.mktemp("media")) as built:
+        yield built
+
+
+@pytest.fixture(scope="session")
+def stack_builder() -> Callable[..., contextlib.AbstractAsyncContextManager[Stack]]:
+    """running_stack, for tests that need a differently configured messaging service."""
+    return running_stack
+
+
+def _s3_server_script() -> Any:
+    spec = importlib.util.spec_from_file_location("eva_s3_server", REPO_ROOT / "scripts" / "s3_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real MinIO (scripts/s3_server.py: built once with go install, reused) on a free port, for the session."""
+    script = _s3_server_script()
+    with script.running(script.install(), tmp_path_factory.mktemp("minio") / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_server: Any) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
+    """Opens a plain aiobotocore S3 client on the test server (root credentials unless overridden)."""
+    def open_client(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+        options: dict[str, Any] = {
+            "endpoint_url": s3_server.endpoint_url, "region_name": s3_server.region,
+            "aws_access_key_id": s3_server.access_key, "aws_secret_access_key": s3_server.secret_key,
+            "config": AioConfig(s3={"addressing_style": "path"})} | overrides
+        return get_session().create_client("s3", **options)
+
+    return open_client
+
+
+@pytest_asyncio.fixture(scope="module")
+async def s3_bucket(s3_client: Callable[..., contextlib.AbstractAsyncContextManager[Any]]) -> str:
+    """A fresh bucket of this module (the service never creates buckets: operators do)."""
+    name = f"eva-media-{uuid.uuid4().hex[:12]}"
+    async with s3_client() as client:
+        await client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def s3_settings(s3_server: Any) -> Callable[..., dict[str, Any]]:
+    """The messaging settings of the S3 media store on the test server, for a bucket."""
+    def settings(bucket: str, **overrides: Any) -> dict[str, Any]:
+        return {
+            "media_store": "s3", "media_s3_bucket": bucket, "media_s3_endpoint_url": s3_server.endpoint_url,
+            "media_s3_region": s3_server.region, "media_s3_access_key_id": s3_server.access_key,
+            "media_s3_secret_access_key": s3_server.secret_key, "media_s3_path_style": True} | overrides
+
+    return settings
 
 
 def _delivery(payload: dict[str, Any], *, tenant_id: str, phone_number_id: str = "106540352242922",

@@ -62,7 +62,16 @@ async def migrated_database(
     finally:
         admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # The app role's backends that just disconnected may still be exiting, and the owner may not terminate
+            # them (no pg_signal_backend), so FORCE can fail for a moment on a loaded machine: retry for up to 10 s.
+            for attempt in range(50):
+                try:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    break
+                except asyncpg.exceptions.InsufficientPrivilegeError:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.2)
         finally:
             await admin.close()
 

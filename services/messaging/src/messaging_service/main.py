@@ -27,8 +27,9 @@ from messaging_service.clients import ConversationClient, TenantCredentials, Tok
 from messaging_service.grpc_server import SERVICE_NAME, MessagingServicer, registrar
 from messaging_service.handlers import WebhookDeliveryHandler
 from messaging_service.inbound import WebhookProcessor
-from messaging_service.media_store import LocalMediaStore
+from messaging_service.media_store import LocalMediaStore, MediaStore
 from messaging_service.media_worker import CredentialsSource, GraphMediaClient, MediaWorker
+from messaging_service.s3_media_store import S3Config, S3MediaStore
 from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
 
@@ -87,7 +88,8 @@ class MessagingApp:
             events_topic=settings.messaging_events_topic,
             outcomes_topic=settings.webhook_outcomes_topic,
         )
-        self.media_store = LocalMediaStore(settings.media_root)
+        self.s3_media_store = s3_media_store(settings)
+        self.media_store: MediaStore = self.s3_media_store or LocalMediaStore(settings.media_root)
         self.service = MessagingService(
             sessions=self.sessions, conversations=self.conversations, media_store=self.media_store)
         self.http_client = httpx.AsyncClient(
@@ -118,10 +120,10 @@ class MessagingApp:
             dead_letters=self.publisher,
         )
         self.tasks: list[asyncio.Task[None]] = []
-        self.http_app: FastAPI = create_http_app(
-            title="messaging",
-            readiness={"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self._workers_ready},
-        )
+        readiness = {"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self._workers_ready}
+        if self.s3_media_store is not None:
+            readiness["media_store"] = self.s3_media_store.ready  # HeadBucket
+        self.http_app: FastAPI = create_http_app(title="messaging", readiness=readiness)
         self._http: HttpServer | None = None
 
     @property
@@ -139,6 +141,8 @@ class MessagingApp:
         return bool(self.tasks) and not any(task.done() for task in self.tasks)
 
     async def start(self, *, serve_http: bool = True) -> None:
+        if self.s3_media_store is not None:
+            await self.s3_media_store.open()
         await self.publisher.start()
         await self.consumer.start()
         await self.grpc_server.start()
@@ -171,10 +175,24 @@ class MessagingApp:
             await self._http.stop()
         await self.publisher.stop()
         await self.http_client.aclose()
+        if self.s3_media_store is not None:
+            await self.s3_media_store.close()
         for channel in self._channels:
             await channel.close()
         await self.engine.dispose()
         logger.info("messaging service stopped")
+
+
+def s3_media_store(settings: Settings) -> S3MediaStore | None:
+    """The S3-compatible media store when EVA_MEDIA_STORE=s3 (start() opens its client, stop() closes it)."""
+    if settings.media_store != "s3":
+        return None
+    return S3MediaStore(S3Config(
+        bucket=settings.media_s3_bucket, endpoint_url=settings.media_s3_endpoint_url, region=settings.media_s3_region,
+        access_key_id=settings.media_s3_access_key_id, secret_access_key=settings.media_s3_secret_access_key,
+        prefix=settings.media_s3_prefix, path_style=settings.media_s3_path_style, checksums=settings.media_s3_checksums,
+        multipart_threshold=settings.media_s3_multipart_threshold_bytes, part_size=settings.media_s3_part_size_bytes,
+        read_timeout_seconds=settings.media_s3_timeout_seconds, spool_dir=settings.media_spool_dir))
 
 
 async def serve(settings: Settings) -> int:

@@ -1,6 +1,6 @@
 """Where downloaded media lives. `MediaStore` is the port; `LocalMediaStore` keeps files under a root folder
 (EVA_MEDIA_ROOT), one per tenant and message, written to a temporary file and renamed into place, so a reader never
-sees a partial file. An S3-compatible store is not implemented yet."""
+sees a partial file. `S3MediaStore` (s3_media_store.py) is the S3-compatible one; EVA_MEDIA_STORE picks."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ def _part(value: str) -> str:
     return value if _SAFE.match(value) else hashlib.sha256(value.encode()).hexdigest()
 
 
+def valid_media_key(key: str) -> str:
+    """The key itself, if every `/`-separated part is safe in a path and an object key (ValueError otherwise)."""
+    parts = key.split("/")
+    if not parts or any(not _SAFE.match(part) for part in parts):
+        raise ValueError("invalid media key")
+    return key
+
+
 def media_key(*, tenant_id: str, message_id: uuid.UUID) -> str:
     """The object key of a message's media: `<tenant>/<message id>` (a tenant id unsafe in a path is hashed)."""
     return f"{_part(tenant_id)}/{message_id}"
@@ -61,10 +69,7 @@ class LocalMediaStore:
         self._root = root
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not parts or any(not _SAFE.match(part) for part in parts):
-            raise ValueError("invalid media key")
-        return self._root.joinpath(*parts)
+        return self._root.joinpath(*valid_media_key(key).split("/"))
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], *, expected_sha256: str | None) -> StoredMedia:
         path = self._path(key)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import uvicorn
@@ -81,6 +81,33 @@ def load_settings(factory: Callable[[], SettingsT], service_name: str) -> Settin
                     for e in error.errors(include_input=False, include_url=False)]
         logger.error("invalid configuration", extra={"problems": problems})
         raise SystemExit(2) from None
+
+
+class Workers:
+    """A service's long-running tasks (outbox relay, consumers, jobs): started together, not ready once one has
+    ended, awaited on shutdown (and cancelled past the grace period)."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, **workers: Coroutine[Any, Any, None]) -> None:
+        """Starts each coroutine as a task named after its keyword (`outbox_relay=relay.run()`)."""
+        self.tasks.extend(asyncio.create_task(work, name=name.replace("_", "-")) for name, work in workers.items())
+
+    async def ready(self) -> bool:
+        return bool(self.tasks) and not any(task.done() for task in self.tasks)
+
+    async def wait(self, timeout: float) -> None:
+        """Waits for the tasks to end (their loops were asked to stop), cancelling those still running after
+        `timeout` seconds."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(self.tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 class Service(Protocol):

@@ -5,7 +5,6 @@ shutdown on SIGTERM. Nothing connects at import time."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from eva_common.audit import AuditRecorder
@@ -18,7 +17,7 @@ from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import create_redis, redis_ready
-from eva_common.runtime import HttpServer, bootstrap_process, load_settings, serve_until_shutdown
+from eva_common.runtime import HttpServer, Workers, bootstrap_process, load_settings, serve_until_shutdown
 from fastapi import FastAPI
 
 from conversation_service.contacts import ContactService
@@ -85,11 +84,11 @@ class ConversationApp:
             handler=MessagingEventsHandler(service=self.service),
             dead_letters=self.publisher,
         )
-        self.tasks: list[asyncio.Task[None]] = []
+        self.workers = Workers()
         self.http_app: FastAPI = create_http_app(
             title="conversation",
             readiness={"postgres": self._postgres_ready, "redis": self._redis_ready, "kafka": self._kafka_ready,
-                       "workers": self._workers_ready},
+                       "workers": self.workers.ready},
         )
         self._http: HttpServer | None = None
 
@@ -107,17 +106,15 @@ class ConversationApp:
     async def _kafka_ready(self) -> bool:
         return await self.publisher.ready(self.settings.conversation_events_topic)
 
-    async def _workers_ready(self) -> bool:
-        return bool(self.tasks) and not any(task.done() for task in self.tasks)
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return self.workers.tasks
 
     async def start(self, *, serve_http: bool = True) -> None:
         await self.publisher.start()
         await self.consumer.start()
         await self.grpc_server.start()
-        self.tasks = [
-            asyncio.create_task(self.relay.run(), name="outbox-relay"),
-            asyncio.create_task(self.consumer.run(), name="messaging-events-consumer"),
-        ]
+        self.workers.start(outbox_relay=self.relay.run(), messaging_events_consumer=self.consumer.run())
         if serve_http:
             self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
             await self._http.start()
@@ -130,13 +127,7 @@ class ConversationApp:
         await self.grpc_server.stop(grace)
         await self.consumer.stop()
         await self.relay.stop()
-        if self.tasks:
-            _, pending = await asyncio.wait(self.tasks, timeout=grace + 10)
-            for task in pending:
-                task.cancel()
-            for task in self.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await self.workers.wait(grace + 10)
         if self._http is not None:
             await self._http.stop()
         await self.publisher.stop()

@@ -6,7 +6,6 @@ Nothing connects at import time."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import grpc
@@ -19,7 +18,7 @@ from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.outbox import OutboxRelay
-from eva_common.runtime import HttpServer, bootstrap_process, load_settings, serve_until_shutdown
+from eva_common.runtime import HttpServer, Workers, bootstrap_process, load_settings, serve_until_shutdown
 from eva_common.settings import ConfigurationError, require_real_secret
 from fastapi import FastAPI
 
@@ -119,8 +118,8 @@ class MessagingApp:
             handler=WebhookDeliveryHandler(processor=self.processor),
             dead_letters=self.publisher,
         )
-        self.tasks: list[asyncio.Task[None]] = []
-        readiness = {"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self._workers_ready}
+        self.workers = Workers()
+        readiness = {"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self.workers.ready}
         if self.s3_media_store is not None:
             readiness["media_store"] = self.s3_media_store.ready  # HeadBucket
         self.http_app: FastAPI = create_http_app(title="messaging", readiness=readiness)
@@ -137,8 +136,9 @@ class MessagingApp:
     async def _kafka_ready(self) -> bool:
         return await self.publisher.ready(self.settings.messaging_events_topic)
 
-    async def _workers_ready(self) -> bool:
-        return bool(self.tasks) and not any(task.done() for task in self.tasks)
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return self.workers.tasks
 
     async def start(self, *, serve_http: bool = True) -> None:
         if self.s3_media_store is not None:
@@ -146,11 +146,8 @@ class MessagingApp:
         await self.publisher.start()
         await self.consumer.start()
         await self.grpc_server.start()
-        self.tasks = [
-            asyncio.create_task(self.relay.run(), name="outbox-relay"),
-            asyncio.create_task(self.consumer.run(), name="webhook-consumer"),
-            asyncio.create_task(self.media_worker.run(), name="media-worker"),
-        ]
+        self.workers.start(outbox_relay=self.relay.run(), webhook_consumer=self.consumer.run(),
+                           media_worker=self.media_worker.run())
         if serve_http:
             self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
             await self._http.start()
@@ -164,13 +161,7 @@ class MessagingApp:
         await self.consumer.stop()
         await self.media_worker.stop()
         await self.relay.stop()
-        if self.tasks:
-            _, pending = await asyncio.wait(self.tasks, timeout=grace + 10)
-            for task in pending:
-                task.cancel()
-            for task in self.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await self.workers.wait(grace + 10)
         if self._http is not None:
             await self._http.stop()
         await self.publisher.stop()

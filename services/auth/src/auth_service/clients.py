@@ -14,7 +14,9 @@ from auth_service.domain import PlanLimits, TenantInfo, VerifiedApiKey
 
 
 class TenantDirectory(Protocol):
-    async def create_tenant(self, *, name: str) -> TenantInfo: ...
+    async def create_tenant(self, *, name: str, platform: bool = False) -> TenantInfo:
+        """`platform`: the platform's own tenant (reserved slug `platform`; seeding only)."""
+        ...
 
     async def get_tenant(self, *, tenant_id: str, token: str | None = None) -> TenantInfo:
         """With `token` the call acts as that caller (GetMe forwards the user's token); else as auth itself."""
@@ -44,9 +46,9 @@ class GrpcTenantDirectory:
         self._service_token = service_token
         self._timeout = timeout
 
-    async def create_tenant(self, *, name: str) -> TenantInfo:
+    async def create_tenant(self, *, name: str, platform: bool = False) -> TenantInfo:
         message = await rpc(
-            self._stub.CreateTenant, tenant_pb2.CreateTenantRequest(name=name),
+            self._stub.CreateTenant, tenant_pb2.CreateTenantRequest(name=name, platform=platform),
             token=self._service_token(), timeout=self._timeout,
         )
         return tenant_info(message)

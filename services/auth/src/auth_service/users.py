@@ -289,7 +289,7 @@ class UserAdmin:
         check_password_policy(password, email=clean_email)
         tenant = await self._tenants.find_by_slug(slug=PLATFORM_TENANT_SLUG)
         if tenant is None:
-            tenant = await self._tenants.create_tenant(name=PLATFORM_TENANT_NAME)
+            tenant = await self._tenants.create_tenant(name=PLATFORM_TENANT_NAME, platform=True)
             if tenant.slug != PLATFORM_TENANT_SLUG:
                 raise FailedPrecondition(f"the platform tenant got the slug {tenant.slug!r}", code="PLATFORM_SLUG")
         async with transaction(self._sessions, tenant_id=tenant.id) as session:

@@ -39,10 +39,11 @@ class FakeTenantDirectory:
     keys_asked: list[str] = field(default_factory=list)
     seats: int = 3
 
-    async def create_tenant(self, *, name: str) -> TenantInfo:
+    async def create_tenant(self, *, name: str, platform: bool = False) -> TenantInfo:
         self.created.append(name)
-        tenant = TenantInfo(id=f"t{len(self.created)}", name=name, slug=name.lower(), status="active",
-                            plan="starter", timezone="UTC", locale="en", created_at="2026-01-01T00:00:00+00:00")
+        slug = "platform" if platform else name.lower()
+        tenant = TenantInfo(id=f"t{len(self.created)}", name=name, slug=slug, status="active", plan="starter",
+                            timezone="UTC", locale="en", created_at="2026-01-01T00:00:00+00:00")
         self.tenants[tenant.id] = tenant
         return tenant
 

@@ -52,7 +52,7 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
     async def CreateTenant(self, request: tenant_pb2.CreateTenantRequest, context: Context) -> tenant_pb2.Tenant:
         tenant = await self._service.create_tenant(
             principal=current_principal(), name=request.name, timezone=request.timezone, locale=request.locale,
-            meta=request_meta(context),
+            meta=request_meta(context), platform=request.platform,
         )
         return tenant_message(tenant)
 

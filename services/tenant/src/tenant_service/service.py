@@ -46,7 +46,7 @@ from tenant_service.domain import (
 from tenant_service.models import Tenant, WhatsAppCredentials
 from tenant_service.paging import Position, decode_cursor, encode_cursor, page_size
 from tenant_service.repository import CredentialsRepository, TenantRepository
-from tenant_service.slugs import SLUG_PATTERN, slugify, unique_slug
+from tenant_service.slugs import PLATFORM_SLUG, SLUG_PATTERN, slugify, unique_slug
 
 logger = logging.getLogger("tenant.service")
 
@@ -102,12 +102,14 @@ class TenantService:
     # ------------------------------------------------------------------ tenants
 
     async def create_tenant(
-        self, *, principal: Principal, name: str, timezone: str, locale: str, meta: RequestMeta = NO_META
+        self, *, principal: Principal, name: str, timezone: str, locale: str, meta: RequestMeta = NO_META,
+        platform: bool = False,
     ) -> TenantView:
-        """A service (auth, at sign-up) creates a tenant on the starter plan."""
+        """A service (auth, at sign-up) creates a tenant on the starter plan; auth's seeding creates the platform's
+        own tenant (`platform`: the reserved slug)."""
         principal.require_service()
         return await self._create(principal=principal, meta=meta, name=name, plan=DEFAULT_PLAN, timezone=timezone,
-                                  locale=locale)
+                                  locale=locale, platform=platform)
 
     async def admin_create_tenant(
         self, *, principal: Principal, name: str, plan: str, timezone: str, locale: str, meta: RequestMeta = NO_META
@@ -117,7 +119,8 @@ class TenantService:
                                   timezone=timezone, locale=locale)
 
     async def _create(
-        self, *, principal: Principal, meta: RequestMeta, name: str, plan: str, timezone: str, locale: str
+        self, *, principal: Principal, meta: RequestMeta, name: str, plan: str, timezone: str, locale: str,
+        platform: bool = False,
     ) -> TenantView:
         clean_name = clean_tenant_name(name)
         clean_tz = clean_timezone(timezone)
@@ -126,15 +129,17 @@ class TenantService:
         for attempt in range(1, SLUG_ATTEMPTS + 1):
             try:
                 return await self._insert_tenant(principal=principal, meta=meta, name=clean_name, base_slug=base,
-                                                 plan=plan, timezone=clean_tz, locale=clean_loc)
-            except IntegrityError:
+                                                 plan=plan, timezone=clean_tz, locale=clean_loc, platform=platform)
+            except IntegrityError as error:
+                if platform:
+                    raise AlreadyExists("the platform tenant exists", code="PLATFORM_EXISTS") from error
                 # another registration took the same slug between our read and our insert: pick again
                 logger.info("tenant slug collided; retrying", extra={"slug": base, "attempt": attempt})
         raise AlreadyExists("could not find a free slug for this tenant name; try again", code="SLUG_TAKEN")
 
     async def _insert_tenant(
         self, *, principal: Principal, meta: RequestMeta, name: str, base_slug: str, plan: str, timezone: str,
-        locale: str,
+        locale: str, platform: bool,
     ) -> TenantView:
         now = self._clock()
         tenant_id = str(uuid.uuid4())
@@ -142,7 +147,12 @@ class TenantService:
             repository = TenantRepository(session)
             if await repository.plan(plan) is None:
                 raise InvalidArgument(f"unknown plan {plan!r}", code="INVALID_PLAN")
-            slug = unique_slug(base_slug, await repository.taken_slugs(base_slug))
+            if platform:
+                slug = PLATFORM_SLUG
+                if PLATFORM_SLUG in await repository.taken_slugs(PLATFORM_SLUG):
+                    raise AlreadyExists("the platform tenant exists", code="PLATFORM_EXISTS")
+            else:
+                slug = unique_slug(base_slug, await repository.taken_slugs(base_slug))
             row = Tenant(
                 id=tenant_id, name=name, slug=slug, status=TENANT_ACTIVE, plan=plan, timezone=timezone,
                 locale=locale, created_at=now, updated_at=now,

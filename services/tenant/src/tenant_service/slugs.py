@@ -13,6 +13,10 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE", "đ": "d",
                        "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ı": "i"})
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+PLATFORM_SLUG = "platform"
+# Slugs no hotel gets, whatever it is called ("Platform" becomes platform-2): the platform's own tenant (whose
+# super admins read the audit entries that name no tenant) and words that read as parts of the product.
+RESERVED_SLUGS = frozenset({PLATFORM_SLUG, "admin", "api", "eva", "system", "support", "www"})
 
 
 def slugify(name: str) -> str:
@@ -23,8 +27,9 @@ def slugify(name: str) -> str:
 
 
 def unique_slug(base: str, taken: Collection[str]) -> str:
-    """`base` if free, else the first free `base-2`, `base-3`, ... (kept within the maximum length)."""
-    if base not in taken:
+    """`base` if free, else the first free `base-2`, `base-3`, ... (kept within the maximum length). A reserved
+    slug is never free."""
+    if base not in taken and base not in RESERVED_SLUGS:
         return base
     number = 2
     while True:

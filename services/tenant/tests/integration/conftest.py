@@ -296,7 +296,7 @@ async def harness() -> AsyncIterator[Harness]:
         channel = create_channel(f"127.0.0.1:{runtime.grpc_server.port}")
         stub = tenant_pb2_grpc.TenantServiceStub(channel)
         try:
-            platform = await stub.CreateTenant(tenant_pb2.CreateTenantRequest(name="Platform"),
+            platform = await stub.CreateTenant(tenant_pb2.CreateTenantRequest(name="Platform", platform=True),
                                                metadata=Harness.metadata(issuer.service_token()))
             assert platform.slug == "platform"
             yield Harness(runtime=runtime, db=database, issuer=issuer, redis=redis, producer=producer, stub=stub,

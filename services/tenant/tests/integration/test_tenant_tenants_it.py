@@ -70,3 +70,23 @@ async def test_registration_through_auth_is_audited_for_the_new_admin(stack) -> 
     (entry,) = await stack.eventually(created, what="the tenant.created audit entry")
     assert (entry.tenant_id, entry.actor_type, entry.actor_id, entry.target_id) == (
         session.tenant.id, "service", "service:auth", session.tenant.id)
+
+
+async def test_reserved_slugs_go_to_no_hotel_and_platform_only_to_the_platforms_tenant(stack) -> None:
+    service = stack.bearer(await stack.service_token())
+    hotel = await stack.tenant_stub.CreateTenant(tenant_pb2.CreateTenantRequest(name="Platform"), metadata=service)
+    admin = await stack.tenant_stub.CreateTenant(tenant_pb2.CreateTenantRequest(name="Admin"), metadata=service)
+    assert hotel.slug.startswith("platform-") and admin.slug.startswith("admin-")
+    try:
+        existing = await stack.tenant_stub.GetTenantBySlug(tenant_pb2.GetTenantBySlugRequest(slug="platform"),
+                                                           metadata=service)
+    except grpc.aio.AioRpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        platform = await stack.tenant_stub.CreateTenant(
+            tenant_pb2.CreateTenantRequest(name="Platform", platform=True), metadata=service)
+        assert platform.slug == "platform" and platform.id != hotel.id
+    else:
+        assert existing.id != hotel.id
+    assert await stack.failure(stack.tenant_stub.CreateTenant(
+        tenant_pb2.CreateTenantRequest(name="Platform", platform=True), metadata=service)) == (
+        grpc.StatusCode.ALREADY_EXISTS, "PLATFORM_EXISTS")

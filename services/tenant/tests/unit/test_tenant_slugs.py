@@ -40,3 +40,9 @@ def test_unique_slug_stays_within_max_length() -> None:
     slug = unique_slug(base, taken)
     assert slug == f"{'x' * (MAX_SLUG_LENGTH - 3)}-10"
     assert len(slug) <= MAX_SLUG_LENGTH
+
+
+def test_a_reserved_slug_is_never_free() -> None:
+    assert unique_slug("platform", set()) == "platform-2"
+    assert unique_slug("admin", {"admin-2"}) == "admin-3"
+    assert unique_slug("platforms", set()) == "platforms"

@@ -65,19 +65,25 @@ class CreateTenantRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
     LOCALE_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     timezone: _builtins.str
     locale: _builtins.str
+    platform: _builtins.bool
+    """The platform's own tenant (seeding only): it takes the reserved slug "platform", which no other tenant may get;
+    ALREADY_EXISTS (PLATFORM_EXISTS) when it exists.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         timezone: _builtins.str = ...,
         locale: _builtins.str = ...,
+        platform: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["locale", b"locale", "name", b"name", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locale", b"locale", "name", b"name", "platform", b"platform", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -31,6 +31,11 @@ class TestDatabase:
     owner_url: str
     owner_dsn: str
 
+    @property
+    def app_dsn(self) -> str:
+        """The app role's DSN for asyncpg (app_url without the SQLAlchemy driver)."""
+        return self.app_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
 
 @asynccontextmanager
 async def migrated_database(
@@ -111,4 +116,60 @@ async def rls_problems(owner_dsn: str, app_user: str) -> list[str]:
         problems.append(f"role {app_user} is missing, superuser or BYPASSRLS")
     if not rows:
         problems.append("no table has a tenant_id column")
+    return problems
+
+
+_OUTBOX_INSERT = ("INSERT INTO outbox (event_id, tenant_id, topic, msg_key, payload, headers, created_at) "
+                  "VALUES ($1, $2, 't', 'k', '\\x00', '{}', now())")
+
+
+async def outbox_isolation_problems(app_dsn: str) -> list[str]:
+    """What breaks the outbox's isolation, tried as the app role: each tenant writes and reads only its own rows,
+    nothing is written or read without a tenant, and only the relay (app.role = outbox-relay) reads across
+    tenants. Leaves two rows in the outbox."""
+    tenant_a, tenant_b = str(uuid.uuid4()), str(uuid.uuid4())
+    problems: list[str] = []
+    conn = await asyncpg.connect(app_dsn)
+
+    async def visible(*, tenant: str | None = None, role: str | None = None) -> set[str]:
+        async with conn.transaction():
+            if tenant is not None:
+                await conn.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+            if role is not None:
+                await conn.execute("SELECT set_config('app.role', $1, true)", role)
+            rows = await conn.fetch("SELECT tenant_id FROM outbox WHERE tenant_id = ANY($1::text[])",
+                                    [tenant_a, tenant_b])
+        return {row["tenant_id"] for row in rows}
+
+    async def refused(tenant: str | None, row_tenant: str) -> bool:
+        try:
+            async with conn.transaction():
+                if tenant is not None:
+                    await conn.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                await conn.execute(_OUTBOX_INSERT, f"evt-{uuid.uuid4()}", row_tenant)
+        except asyncpg.InsufficientPrivilegeError:  # SQLSTATE 42501
+            return True
+        return False
+
+    try:
+        for tenant in (tenant_a, tenant_b):
+            if await refused(tenant, tenant):
+                problems.append("a tenant cannot write its own outbox row")
+        if not await refused(tenant_a, tenant_b):
+            problems.append("a tenant wrote another tenant's outbox row")
+        if not await refused(None, tenant_a):
+            problems.append("an outbox row was written with no tenant set")
+        expected: dict[str, tuple[dict[str, str], set[str]]] = {
+            "no tenant": ({}, set()),
+            "another role": ({"role": "some-worker"}, set()),
+            "tenant A": ({"tenant": tenant_a}, {tenant_a}),
+            "tenant B": ({"tenant": tenant_b}, {tenant_b}),
+            "the relay": ({"role": "outbox-relay"}, {tenant_a, tenant_b}),
+        }
+        for who, (scope, rows) in expected.items():
+            seen = await visible(**scope)
+            if seen != rows:
+                problems.append(f"{who} sees {len(seen)} of the two tenants' rows, not {len(rows)}")
+    finally:
+        await conn.close()
     return problems

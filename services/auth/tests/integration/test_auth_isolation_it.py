@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 import pytest
-from eva_testing.db import rls_problems
+from eva_testing.db import outbox_isolation_problems, rls_problems
 from eva_testing.infra import test_infra
 
 pytestmark = pytest.mark.integration
@@ -21,6 +21,7 @@ async def test_every_tenant_table_has_forced_rls_and_a_policy(stack) -> None:
     rows = await stack.sql(stack.auth_db, "SELECT relname FROM pg_class WHERE relkind = 'r' AND relforcerowsecurity "
                                           "AND relnamespace = 'public'::regnamespace ORDER BY relname")
     assert [row["relname"] for row in rows] == ["outbox", "refresh_tokens", "users"]
+    assert await outbox_isolation_problems(stack.auth_db.app_dsn) == []
 
 
 async def test_app_role_sees_only_the_tenant_it_set(stack) -> None:

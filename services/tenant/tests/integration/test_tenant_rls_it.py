@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from eva_testing.db import rls_problems
+from eva_testing.db import outbox_isolation_problems, rls_problems
 from eva_testing.infra import test_infra
 
 pytestmark = pytest.mark.integration
@@ -68,6 +68,7 @@ async def visible(connection: asyncpg.Connection, table: str, tenants: list[str]
 async def test_the_catalog_has_no_isolation_problem(harness) -> None:
     infra = test_infra()
     assert await rls_problems(harness.db.owner_dsn, infra.app_user) == []
+    assert await outbox_isolation_problems(harness.db.app_dsn) == []
     rows = await harness.sql(
         "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = 'tenants'")

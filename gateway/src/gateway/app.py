@@ -12,6 +12,9 @@ from typing import Any
 import socketio
 from eva_common.auth import TokenVerifier
 from eva_common.http.app import create_http_app
+from eva_common.realtime.presence import PresenceStore
+from eva_common.realtime.rooms import tenant_room
+from eva_common.realtime.sequence import ReplayReader
 from eva_common.redis import redis_ready
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -30,6 +33,10 @@ from gateway.ratelimits import EdgeLimits, HitCounter
 from gateway.routes import ROUTERS
 from gateway.settings import Settings
 from gateway.sio import SocketGateway
+from gateway.socket_delivery import SocketDelivery
+from gateway.socket_limits import SocketRateLimits
+from gateway.socket_manager import GatedRedisManager
+from gateway.socket_presence import PRESENCE_EVENT, SocketPresence
 from gateway.state import GatewayState
 
 ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -48,11 +55,15 @@ class GatewayApp:
     state: GatewayState
 
 
-def create_socket_server(settings: Settings) -> Any:
-    """Socket.io over the Redis manager, so every replica (and realtime's write-only manager) shares the rooms."""
+def create_socket_server(settings: Settings, delivery: SocketDelivery) -> Any:
+    """Socket.io over the Redis manager, so every replica (and realtime's write-only manager) shares the rooms; its
+    seq-bearing events go through the delivery gate."""
     return socketio.AsyncServer(
         async_mode="asgi",
-        client_manager=socketio.AsyncRedisManager(settings.redis_url, channel=settings.socketio_channel),
+        client_manager=GatedRedisManager(
+            settings.redis_url, channel=settings.socketio_channel, delivery=delivery,
+            redis_options={"socket_keepalive": True, "health_check_interval": 30},
+        ),
         cors_allowed_origins=settings.frontend_origins,
         max_http_buffer_size=SOCKET_MAX_MESSAGE_BYTES,
         logger=False,
@@ -72,11 +83,24 @@ def create_gateway_app(
     )
     api_keys = ApiKeyExchange(clients=clients, verify=partial(verify_token, verifier), limits=limits,
                               max_entries=settings.api_key_cache_max_entries)
+    delivery = SocketDelivery(replay=ReplayReader(redis), page_size=settings.socket_replay_page_size,
+                              catch_up_interval_seconds=settings.socket_catch_up_interval_seconds)
+    server = create_socket_server(settings, delivery)
+
+    async def announce_presence(tenant_id: str, user_id: str, online: bool) -> None:
+        await server.emit(PRESENCE_EVENT, {"userId": user_id, "online": online}, room=tenant_room(tenant_id))
+
+    presence_store = PresenceStore(redis, ttl_seconds=settings.presence_ttl_seconds)
     sockets = SocketGateway(
-        server=create_socket_server(settings),
+        server=server,
         verifier=verifier,
         clients=clients,
         proxies=proxies,
+        delivery=delivery,
+        presence=SocketPresence(store=presence_store, announce=announce_presence,
+                                ttl_seconds=settings.presence_ttl_seconds),
+        limits=SocketRateLimits(events_per_second=settings.socket_events_per_second,
+                                burst=settings.socket_event_burst),
         auth_timeout_seconds=settings.socket_auth_timeout_seconds,
         sweep_interval_seconds=settings.socket_sweep_interval_seconds,
     )
@@ -97,7 +121,7 @@ def create_gateway_app(
         docs=True,
     )
     state = GatewayState(settings=settings, clients=clients, verifier=verifier, redis=redis, limits=limits,
-                         api_keys=api_keys, proxies=proxies)
+                         api_keys=api_keys, proxies=proxies, presence=presence_store)
     api.state.gateway = state
     install_problem_overrides(api)
     # Innermost (inside the shared request middleware, so a 413 has a request id and is counted): the limit

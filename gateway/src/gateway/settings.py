@@ -25,6 +25,15 @@ class Settings(ServiceSettings):
     socket_auth_timeout_seconds: float = Field(default=5.0, gt=0)
     # How often connected sockets are checked for an expired or revoked access token.
     socket_sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    # Presence entries of this replica's sockets live this long unless the heartbeat (every ttl/3) refreshes them.
+    presence_ttl_seconds: float = Field(default=30.0, gt=0)
+    # Per-socket rate limit of client events (token bucket in memory): sustained rate and burst.
+    socket_events_per_second: float = Field(default=10.0, gt=0)
+    socket_event_burst: int = Field(default=30, ge=1)
+    # How often sockets still behind their tenant's seq are filled from the replay buffer (a lost pub/sub message).
+    socket_catch_up_interval_seconds: float = Field(default=2.0, gt=0)
+    # Replay-buffer page read per Redis round trip by resume and gap fills.
+    socket_replay_page_size: int = Field(default=500, ge=1, le=5000)
     health_check_timeout_seconds: float = Field(default=1.0, gt=0)
     # Deadline of a whole server-streaming upstream call (media downloads relayed to the client).
     media_stream_deadline_seconds: float = Field(default=300.0, gt=0)

@@ -10,7 +10,13 @@ of its rooms and told so (`auth:expired {code: TOKEN_EXPIRED | TOKEN_REVOKED}`).
 
 Client → server events answer with an ack `{ok: true, …}` or `{ok: false, code}`; a malformed payload is an error
 ack, never a crash. A socket without a valid token is in no room and must `authenticate` within the auth timeout
-(counted from the handshake, or from the moment its token expired) or it is disconnected.
+(counted from the handshake, or from the moment its token expired) or it is disconnected. Every client event
+(`authenticate` too) passes the socket's token bucket first: over it, `{ok: false, code: "RATE_LIMITED",
+retryAfterMs}`.
+
+Seq-bearing events reach each signed-in socket once and in order through the delivery gate (socket_delivery.py);
+`resume {lastSeq}` replays what the socket missed from the tenant's replay buffer. Presence (socket_presence.py)
+records each signed-in socket and announces `presence:update` on change.
 """
 
 from __future__ import annotations
@@ -32,12 +38,17 @@ from eva_common.realtime.rooms import conversation_room, tenant_room, user_room
 from gateway.auth import verify_user_token
 from gateway.client_context import ClientInfo, TrustedProxies, client_var
 from gateway.clients import UpstreamClients
+from gateway.socket_delivery import SocketDelivery
+from gateway.socket_limits import SocketRateLimits
+from gateway.socket_metrics import SOCKET_RATE_LIMITED, SOCKET_RESUMES, SOCKETS_CONNECTED
+from gateway.socket_presence import SocketPresence
 
 logger = logging.getLogger("gateway.sio")
 
 NAMESPACE = "/"
 EXPIRED_EVENT = "auth:expired"
 MAX_ID_LENGTH = 128
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 Ack = dict[str, Any]
 EventHandler = Callable[[str, "SocketUser", Any], Awaitable[Ack]]
@@ -81,6 +92,13 @@ def _failure(code: str) -> Ack:
     return {"ok": False, "code": code}
 
 
+def _last_seq(data: Any) -> int:
+    value = data.get("lastSeq") if isinstance(data, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument("lastSeq must be a non-negative integer", code="VALIDATION_FAILED")
+    return value
+
+
 def _conversation_id(data: Any) -> str:
     value = data.get("conversationId") if isinstance(data, dict) else None
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
@@ -98,6 +116,9 @@ class SocketGateway:
         verifier: TokenVerifier,
         clients: UpstreamClients,
         proxies: TrustedProxies,
+        delivery: SocketDelivery,
+        presence: SocketPresence,
+        limits: SocketRateLimits,
         auth_timeout_seconds: float,
         sweep_interval_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -106,6 +127,9 @@ class SocketGateway:
         self._verifier = verifier
         self._clients = clients
         self._proxies = proxies
+        self._delivery = delivery
+        self._presence = presence
+        self._limits = limits
         self._auth_timeout = auth_timeout_seconds
         self._sweep_interval = sweep_interval_seconds
         self._clock = clock
@@ -120,6 +144,7 @@ class SocketGateway:
         server.on("leave:conversation", self._event("leave:conversation", self.on_leave_conversation))
         server.on("typing:start", self._event("typing:start", self._typing("typing:start")))
         server.on("typing:stop", self._event("typing:stop", self._typing("typing:stop")))
+        server.on("resume", self._event("resume", self.on_resume))
         server.on("*", self.on_other_event)
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,12 +152,17 @@ class SocketGateway:
     def start(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="socket-expiry-sweep")
+        self._delivery.start()
+        self._presence.start()
 
     async def close(self) -> None:
-        """Stops the sweep, disconnects this replica's sockets (clients reconnect elsewhere) and the Redis manager."""
+        """Stops the sweep, signs this replica's sockets out of presence, disconnects them (clients reconnect
+        elsewhere) and closes the Redis manager."""
         if self._closed:
             return
         self._closed = True
+        await self._presence.close()
+        await self._delivery.close()
         tasks = [task for task in (self._sweeper, *self._deadlines.values()) if task is not None]
         for task in tasks:
             task.cancel()
@@ -145,8 +175,8 @@ class SocketGateway:
             with contextlib.suppress(Exception):
                 await self.server.disconnect(sid, ignore_queue=True)
         if self.server.eio.sockets:  # engine.io sessions too, so no long-poll or websocket holds the shutdown
-            with contextlib.suppress(Exception):
-                await self.server.eio.disconnect()
+            with contextlib.suppress(Exception):  # bounded: an abandoned long-poll must not hold the shutdown
+                await asyncio.wait_for(self.server.eio.disconnect(), timeout=CLOSE_TIMEOUT_SECONDS)
         await self.server.shutdown()
         manager = self.server.manager
         listener = getattr(manager, "thread", None)
@@ -171,6 +201,7 @@ class SocketGateway:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
             self._require_authentication(sid)
+            SOCKETS_CONNECTED.inc()
             return True
         try:
             if not isinstance(token, str) or not token:
@@ -181,14 +212,32 @@ class SocketGateway:
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, {"code": error.code, "detail": error.detail}
             ) from error
-        await self._sign_in(sid, user)
+        try:
+            await self._sign_in(sid, user)
+        except Exception as error:  # Redis away: refused, the client retries
+            logger.exception("could not sign a socket in", extra={"sid": sid})
+            self._peers.pop(sid, None)
+            await self._forget(sid)
+            raise socketio.exceptions.ConnectionRefusedError(
+                "UNAVAILABLE", {"code": "UNAVAILABLE", "detail": "try again"}) from error
+        SOCKETS_CONNECTED.inc()
         return True
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        SOCKETS_CONNECTED.dec()
         self._peers.pop(sid, None)
         deadline = self._deadlines.pop(sid, None)
         if deadline is not None:
             deadline.cancel()
+        await self._forget(sid)
+
+    async def _forget(self, sid: str) -> None:
+        self._delivery.forget(sid)
+        self._limits.forget(sid)
+        try:
+            await self._presence.signed_out(sid)
+        except Exception:
+            logger.exception("could not record a socket's sign-out in presence", extra={"sid": sid})
 
     async def on_authenticate(self, sid: str, data: Any) -> Ack:
         token = data.get("token") if isinstance(data, dict) else None
@@ -202,9 +251,12 @@ class SocketGateway:
         previous = await self.user_of(sid)
         if previous is not None and (previous.user_id, previous.tenant_id) != (user.user_id, user.tenant_id):
             await self._leave_all_rooms(sid)
+        # The seq state first: the socket is delivered what comes after the tenant's seq read here.
+        await self._delivery.track(sid, tenant_id=user.tenant_id, user_id=user.user_id)
         await self.server.save_session(sid, user.to_session())
         await self.server.enter_room(sid, tenant_room(user.tenant_id))
         await self.server.enter_room(sid, user_room(user.user_id))
+        await self._presence.signed_in(sid, tenant_id=user.tenant_id, user_id=user.user_id)
         deadline = self._deadlines.pop(sid, None)
         if deadline is not None:
             deadline.cancel()
@@ -244,7 +296,12 @@ class SocketGateway:
         authentication clock."""
         await self.server.save_session(sid, {})
         await self._leave_all_rooms(sid)
+        self._delivery.pause(sid)
         self._require_authentication(sid)
+        try:
+            await self._presence.signed_out(sid)
+        except Exception:
+            logger.exception("could not record a socket's sign-out in presence", extra={"sid": sid})
         await self.server.emit(EXPIRED_EVENT, {"code": code}, to=sid)
 
     async def sweep(self) -> int:
@@ -299,6 +356,9 @@ class SocketGateway:
         """Turns any failure into an error ack: DomainError → its code, anything else → INTERNAL (logged)."""
 
         async def run(sid: str, *args: Any) -> Ack:
+            limited = self._rate_limited(sid)
+            if limited is not None:
+                return limited
             peer = client_var.set(self._peers.get(sid))  # upstream calls forward the socket's client
             try:
                 return await handler(sid, args[0] if args else None)
@@ -311,6 +371,13 @@ class SocketGateway:
                 client_var.reset(peer)
 
         return run
+
+    def _rate_limited(self, sid: str) -> Ack | None:
+        retry_after_ms = self._limits.retry_after_ms(sid)
+        if retry_after_ms is None:
+            return None
+        SOCKET_RATE_LIMITED.inc()
+        return {"ok": False, "code": "RATE_LIMITED", "retryAfterMs": retry_after_ms}
 
     def _event(self, event: str, handler: EventHandler) -> Callable[..., Awaitable[Ack]]:
         """An event only an authenticated socket (with an unexpired token) may send."""
@@ -352,7 +419,23 @@ class SocketGateway:
 
         return relay
 
+    async def on_resume(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        try:
+            last_seq = _last_seq(data)
+        except InvalidArgument:
+            SOCKET_RESUMES.labels("invalid").inc()
+            raise
+        result = await self._delivery.resume(sid, last_seq=last_seq)
+        if not result.complete:
+            SOCKET_RESUMES.labels("resync").inc()
+            return _failure("RESYNC_REQUIRED")
+        SOCKET_RESUMES.labels("ok").inc()
+        return {"ok": True, "replayed": result.replayed}
+
     async def on_other_event(self, event: str, sid: str, *args: Any) -> Ack:
+        limited = self._rate_limited(sid)
+        if limited is not None:
+            return limited
         try:
             await self._current_user(sid)
         except DomainError as error:

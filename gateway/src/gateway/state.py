@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from eva_common.auth import TokenVerifier
+from eva_common.realtime.presence import PresenceStore
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
@@ -25,6 +26,7 @@ class GatewayState:
     limits: EdgeLimits
     api_keys: ApiKeyExchange
     proxies: TrustedProxies
+    presence: PresenceStore
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:

@@ -32,6 +32,8 @@ from eva_common.errors import (
 )
 from eva_common.grpc.server import GrpcServer
 from eva_common.ratelimit import RateLimiter
+from eva_common.realtime.rooms import tenant_room
+from eva_common.realtime.sequence import RedisSequencer
 from eva_common.redis import create_redis
 from eva_common.runtime import HttpServer
 from eva_testing.infra import TestInfra, free_port, test_infra
@@ -690,6 +692,10 @@ def gateway_settings(infra: TestInfra, upstream_target: str, **overrides: Any) -
         "rate_limit_tenant_per_minute": 100_000,
         "rate_limit_auth_ip_per_minute": 100_000,
         "rate_limit_prefix": f"rl:gateway-test:{uuid.uuid4().hex[:8]}",
+        # Socket.io: a quick catch-up; the per-socket event limit out of the way (its own test sets a tiny one).
+        "socket_catch_up_interval_seconds": 0.2,
+        "socket_events_per_second": 10_000,
+        "socket_event_burst": 10_000,
         **overrides,
     }
     return Settings(**values)
@@ -850,8 +856,12 @@ class SocketProbe:
 
         return await asyncio.wait_for(seen(), timeout)
 
-    def names(self) -> list[str]:
-        return [event for event, _ in self.events]
+    def names(self, *, presence: bool = False) -> list[str]:
+        """The events received, in order (`presence:update` only if asked: every sign-in may announce one)."""
+        return [event for event, _ in self.events if presence or event != "presence:update"]
+
+    def all_of(self, name: str) -> list[Any]:
+        return [data for event, data in self.events if event == name]
 
     async def close(self) -> None:
         if self.client.connected:
@@ -895,3 +905,49 @@ def wait_subscribed(redis: Redis) -> Callable[..., Awaitable[None]]:
         await wait_until(subscribed, what=f"a subscriber on {channel}")
 
     return wait
+
+
+class Realtime:
+    """Emits like the realtime service does: the real RedisSequencer (seq + replay buffer) and a write-only Redis
+    manager on the gateway's channel. `assign` without `publish` is an event whose pub/sub message was lost."""
+
+    def __init__(self, *, redis: Redis, redis_url: str, channel: str, buffer_size: int) -> None:
+        self.sequencer = RedisSequencer(redis=redis, buffer_size=buffer_size, dedupe_ttl_seconds=600)
+        self.manager = socketio.AsyncRedisManager(redis_url, channel=channel, write_only=True)
+
+    async def assign(self, tenant_id: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        assignment = await self.sequencer.assign(tenant_id=tenant_id, event_id=uuid.uuid4().hex, event=event,
+                                                 payload=payload)
+        return {**payload, "seq": assignment.seq}
+
+    async def publish(self, tenant_id: str, event: str, payload: dict[str, Any]) -> None:
+        await self.manager.emit(event, payload, room=tenant_room(tenant_id), namespace="/")
+
+    async def emit(self, tenant_id: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        sequenced = await self.assign(tenant_id, event, payload)
+        await self.publish(tenant_id, event, sequenced)
+        return sequenced
+
+    async def close(self) -> None:
+        if self.manager.redis is not None:
+            await self.manager.redis.aclose()
+
+
+@pytest.fixture
+async def realtime(
+    gateway: RunningGateway, redis: Redis
+) -> AsyncIterator[Callable[..., Realtime]]:
+    """make(buffer_size=1000, channel=the shared gateway's): Realtime emitters closed after the test."""
+    made: list[Realtime] = []
+
+    def make(*, buffer_size: int = 1000, channel: str | None = None) -> Realtime:
+        emitter = Realtime(redis=redis, redis_url=gateway.settings.redis_url,
+                           channel=channel or gateway.settings.socketio_channel, buffer_size=buffer_size)
+        made.append(emitter)
+        return emitter
+
+    try:
+        yield make
+    finally:
+        for emitter in made:
+            await emitter.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +76,16 @@ class MemoryLimiter:
 
 
 class FakeRedis:
+    """Enough of redis.asyncio.Redis for the REST unit tests (presence and replay are tested on real Redis)."""
+
     async def ping(self) -> bool:
         return True
+
+    def register_script(self, script: str) -> Callable[..., Awaitable[Any]]:
+        async def unavailable(**_: Any) -> Any:
+            raise ConnectionError("no Redis in unit tests")
+
+        return unavailable
 
 
 def unit_settings(**overrides: Any) -> Settings:

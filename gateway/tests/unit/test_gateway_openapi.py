@@ -20,7 +20,7 @@ ENDPOINTS = {
     ("post", "/api/tenants/{tenant_id}/reactivate"),
     ("get", "/api/tenant"), ("patch", "/api/tenant"), ("put", "/api/tenant/whatsapp"), ("get", "/api/tenant/whatsapp"),
     ("post", "/api/tenant/api-keys"), ("get", "/api/tenant/api-keys"), ("delete", "/api/tenant/api-keys/{api_key_id}"),
-    ("get", "/api/usage"), ("get", "/api/audit-logs"),
+    ("get", "/api/usage"), ("get", "/api/audit-logs"), ("get", "/api/presence"),
     ("get", "/api/conversations/{conversation_id}"), ("get", "/api/conversations/{conversation_id}/messages"),
     ("get", "/api/messages"),
     ("get", "/api/conversations"), ("patch", "/api/conversations/{conversation_id}"),

@@ -13,6 +13,7 @@ from gateway.routes import (
     escalations,
     health,
     messaging,
+    presence,
     tags,
     tenant,
     tenants,
@@ -23,4 +24,5 @@ from gateway.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
     audit_logs.router, conversation.router, tags.router, escalations.router, contacts.router, messaging.router,
+    presence.router,
 )

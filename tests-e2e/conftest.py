@@ -18,6 +18,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from e2e_support import MATRIX_REPORT, Inbox, SocketRecorder, StackUrls, loopback_client, register_hotel
+from js_client import JsDriver
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = [sys.executable, str(ROOT / "scripts" / "stack.py")]
@@ -75,6 +76,13 @@ async def inbox(stack: StackUrls) -> AsyncIterator[Inbox]:
             yield Inbox(stack=stack, http=client, hotel=hotel, socket=socket)
         finally:
             await socket.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def js() -> AsyncIterator[JsDriver]:
+    """A socket.io-client@4 driver under Node (tests-e2e/js/driver.mjs) holding the test's sockets."""
+    async with JsDriver() as driver:
+        yield driver
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,8 +19,28 @@ class ContactSnapshot(CamelModel):
     phone: str | None = None
 
 
+class MediaView(CamelModel):
+    """A media message's media as the REST API shows it; its bytes are at GET /api/messages/{id}/media once
+    `status` is `ready`."""
+
+    status: str
+    mime_type: str | None = None
+    size: int | None = None
+    filename: str | None = None
+    caption: str | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+
+class StatusChangeView(CamelModel):
+    status: str
+    at: datetime | None = None
+    error: Any = None
+
+
 class MessageView(CamelModel):
-    """The message as the REST API shows it."""
+    """The message as the REST API shows it (GET /api/messages), field for field, plus the guest's `contact` on the
+    events that announce a new message. Socket.io's `message:new` and `message:updated` carry exactly this."""
 
     id: str
     conversation_id: str
@@ -30,6 +50,14 @@ class MessageView(CamelModel):
     type: str
     status: str
     content: dict[str, Any]
+    media: MediaView | None = None
+    status_history: list[StatusChangeView] = []
+    pricing_category: str | None = None
+    context: dict[str, Any] | None = None
+    referral: dict[str, Any] | None = None
+    errors: Any = None
+    reactions: list[Any] = []
     sent_at: datetime | None
     created_at: datetime
+    updated_at: datetime | None = None
     contact: ContactSnapshot | None = None

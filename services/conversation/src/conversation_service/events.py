@@ -27,8 +27,9 @@ CONTACT_UPDATED = "contact.updated"
 
 
 class ContactView(CamelModel):
+    """The contact as the REST API shows it (its tenant is the event envelope's)."""
+
     id: str
-    tenant_id: str
     wa_id: str | None
     user_id: str | None
     name: str | None
@@ -89,7 +90,6 @@ class EscalationView(CamelModel):
 def contact_view(contact: Contact) -> ContactView:
     return ContactView(
         id=str(contact.id),
-        tenant_id=contact.tenant_id,
         wa_id=contact.wa_id,
         user_id=contact.user_id,
         name=contact.name,

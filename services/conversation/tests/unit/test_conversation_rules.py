@@ -108,6 +108,6 @@ def test_the_conversation_event_is_the_rest_object_in_camel_case_with_its_contac
     assert data["id"] == str(conversation.id) and data["contactId"] == str(contact.id)
     assert data["unreadCount"] == 0 and data["priority"] == "normal" and data["assignedTo"] is None
     assert data["windowExpiresAt"] == "2026-11-30T10:00:00Z" and data["phoneNumberId"] == "106540352242922"
-    assert data["contact"] == {"id": str(contact.id), "tenantId": "tenant-a", "waId": "16505551234",
+    assert data["contact"] == {"id": str(contact.id), "waId": "16505551234",
                                "userId": "US.1", "name": "Sheena", "phone": "+16505551234",
                                "createdAt": "2026-11-29T10:00:00Z", "updatedAt": "2026-11-29T10:00:00Z"}

@@ -144,7 +144,8 @@ class MediaWorker:
                                               attempts=job.attempts + 1, error=None)
             if updated is not None:
                 await enqueue(session, topic=self._events_topic, key=str(updated.conversation_id),
-                              event=message_event(MESSAGE_UPDATED, updated))
+                              event=message_event(MESSAGE_UPDATED, updated,
+                                                  history=await repository.history_of(updated)))
         logger.info("media stored", extra={"message_id": str(message.id), "size": stored.size})
 
     async def _failed_attempt(self, *, job_id: int, tenant_id: str, attempts: int, error: str) -> None:
@@ -167,7 +168,8 @@ class MediaWorker:
                                                  media=media_state.failed(message.media or {}, error=error))
             if updated is not None:
                 await enqueue(session, topic=self._events_topic, key=str(updated.conversation_id),
-                              event=message_event(MESSAGE_UPDATED, updated))
+                              event=message_event(MESSAGE_UPDATED, updated,
+                                                  history=await repository.history_of(updated)))
         logger.warning("media download gave up", extra={"job_id": job_id, "attempts": attempts, "error": error})
 
 

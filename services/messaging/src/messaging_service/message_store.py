@@ -74,7 +74,7 @@ async def _react(session: AsyncSession, reaction: Message, *, events_topic: str)
     updated = await repository.set_reactions(tenant_id=target.tenant_id, message_id=target.id, reactions=summary)
     if updated is not None:
         await enqueue(session, topic=events_topic, key=str(updated.conversation_id),
-                      event=message_event(MESSAGE_UPDATED, updated))
+                      event=message_event(MESSAGE_UPDATED, updated, history=await repository.history_of(updated)))
 
 
 def parked_update(parked: ParkedStatus) -> StatusUpdate:

@@ -166,6 +166,9 @@ class MessageRepository:
             result[row.message_id].append(row)
         return result
 
+    async def history_of(self, message: Message) -> list[MessageStatus]:
+        return (await self.history(tenant_id=message.tenant_id, message_ids=[message.id]))[message.id]
+
     async def add_media_job(self, job: MediaJob) -> None:
         statement = (
             pg_insert(MediaJob)

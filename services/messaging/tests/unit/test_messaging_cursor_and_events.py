@@ -37,6 +37,10 @@ def test_a_bad_cursor_is_an_invalid_argument(token: str) -> None:
     assert raised.value.code == "INVALID_CURSOR"
 
 
+def data_updated_at(message: Message) -> str | None:
+    return message.updated_at.isoformat().replace("+00:00", "Z") if message.updated_at else None
+
+
 def test_the_received_event_carries_the_message_and_its_contact_in_camel_case() -> None:
     message = Message(id=uuid.uuid4(), tenant_id="tenant-a", conversation_id=uuid.uuid4(), contact_id=uuid.uuid4(),
                       wamid="wamid.A1", direction="inbound", type="text", status="RECEIVED",
@@ -47,8 +51,9 @@ def test_the_received_event_carries_the_message_and_its_contact_in_camel_case() 
     assert event.data == {
         "id": str(message.id), "conversationId": str(message.conversation_id), "contactId": str(message.contact_id),
         "wamid": "wamid.A1", "direction": "inbound", "type": "text", "status": "RECEIVED",
-        "content": {"body": "Olá ☕"}, "sentAt": "2026-11-29T10:00:00.123456Z",
-        "createdAt": "2026-11-29T10:00:00.123456Z",
+        "content": {"body": "Olá ☕"}, "media": None, "statusHistory": [], "pricingCategory": None, "context": None,
+        "referral": None, "errors": None, "reactions": [], "sentAt": "2026-11-29T10:00:00.123456Z",
+        "createdAt": "2026-11-29T10:00:00.123456Z", "updatedAt": data_updated_at(message),
         "contact": {"id": str(message.contact_id), "waId": "16505551234", "name": "José", "phone": "+16505551234"},
     }
     assert json.loads(event.to_bytes())["data"]["content"]["body"] == "Olá ☕"

@@ -1,0 +1,39 @@
+// One attendant's live inbox for scripts/bench/realtime.py: a socket.io-client@4 socket (websocket transport,
+// handshake auth {token}) that prints one JSON line per `message:new` with its arrival time (ms since the epoch,
+// sub-millisecond). Lines: {"type":"ready"} once connected, {"type":"message","wamid","seq","t"} per event,
+// {"type":"disconnect","reason","t"} if the socket drops. Ends when stdin closes (or after --max-seconds).
+"use strict";
+const { io } = require("socket.io-client");
+const { performance } = require("node:perf_hooks");
+
+const [url, token, maxSecondsArg] = process.argv.slice(2);
+if (!url || !token) {
+  process.stderr.write("usage: node inbox_client.js <gateway url> <access token> [max seconds]\n");
+  process.exit(2);
+}
+const maxSeconds = Math.min(Number(maxSecondsArg || 900), 3600);
+const now = () => performance.timeOrigin + performance.now();
+const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
+process.stdout.on("error", () => process.exit(0)); // the parent went away
+
+const socket = io(url, {
+  path: "/socket.io", transports: ["websocket"], auth: { token }, reconnection: false, timeout: 10000,
+});
+socket.on("connect", () => out({ type: "ready", t: now() }));
+socket.on("connect_error", (error) => { out({ type: "error", message: String(error && error.message) }); finish(1); });
+socket.on("disconnect", (reason) => out({ type: "disconnect", reason, t: now() }));
+socket.on("message:new", (data) => {
+  const t = now();
+  out({ type: "message", wamid: data && data.wamid, seq: data && data.seq, t });
+});
+
+let finished = false;
+function finish(code) {
+  if (finished) return;
+  finished = true;
+  socket.close();
+  setTimeout(() => process.exit(code), 50);
+}
+process.stdin.on("end", () => finish(0));
+process.stdin.resume();
+setTimeout(() => finish(0), maxSeconds * 1000).unref();

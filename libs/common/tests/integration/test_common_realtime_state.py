@@ -100,3 +100,4 @@ async def test_the_replay_reader_says_what_was_missed_or_that_a_resync_is_needed
         assert paged.complete and [e.seq for e in paged.events] == [5, 6]
     finally:
         await redis.aclose()
+

@@ -17,9 +17,10 @@ from eva_testing.kafka import create_topics, unique_topic
 pytestmark = pytest.mark.integration
 
 
-async def run_loop(topic: str, group: str, handler, publisher: KafkaPublisher, until) -> None:  # type: ignore[no-untyped-def]
+async def run_loop(topic: str, group: str, handler, publisher: KafkaPublisher, until,  # type: ignore[no-untyped-def]
+                   concurrency: int = 1) -> None:
     loop = ConsumerLoop(bootstrap=test_infra().kafka_bootstrap, topics=[topic], group_id=group, handler=handler,
-                        dead_letters=publisher, retry_backoff_seconds=0.01)
+                        dead_letters=publisher, retry_backoff_seconds=0.01, concurrency=concurrency)
     await loop.start()
     task = asyncio.create_task(loop.run())
     try:
@@ -84,5 +85,57 @@ async def test_poison_goes_to_dlq_transient_is_retried_and_order_is_kept() -> No
 
         await run_loop(topic, group, record_again, publisher, short_wait)
         assert seen_again == []
+    finally:
+        await publisher.stop()
+
+
+async def test_a_concurrent_window_is_committed_only_when_all_of_it_is_done() -> None:
+    bootstrap = test_infra().kafka_bootstrap
+    topic = unique_topic("loop-window")
+    await create_topics(bootstrap, topic, f"{topic}.dlq", partitions=1)
+    publisher = KafkaPublisher(bootstrap, client_id="test")
+    await publisher.start()
+    try:
+        for n in range(8):
+            await publisher.publish(topic, key=b"k", value=str(n).encode())
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        in_flight, most = 0, 0
+        handled: list[bytes] = []
+        first_window_done = asyncio.Event()
+
+        async def slow(record: ConsumedRecord) -> None:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.2)
+                if record.value == b"5":  # the second window cannot finish before the loop stops
+                    raise Unavailable("database restarting")
+                handled.append(record.value)
+                if len(handled) == 4:
+                    first_window_done.set()
+            finally:
+                in_flight -= 1
+
+        async def first_window_and_a_bit() -> None:
+            await first_window_done.wait()
+            await asyncio.sleep(1)
+
+        with pytest.raises(Unavailable):  # still failing when the loop stops: its window is not committed
+            await run_loop(topic, group, slow, publisher, first_window_and_a_bit, concurrency=4)
+        assert most == 4  # four records of the partition at a time
+        assert sorted(handled[:4]) == [b"0", b"1", b"2", b"3"]
+
+        # offset 4 was never committed: the whole second window comes again, nothing of the first
+        again: list[bytes] = []
+        everything = asyncio.Event()
+
+        async def record_again(record: ConsumedRecord) -> None:
+            again.append(record.value)
+            if len(again) == 4:
+                everything.set()
+
+        await run_loop(topic, group, record_again, publisher, everything.wait, concurrency=4)
+        assert sorted(again) == [b"4", b"5", b"6", b"7"]
     finally:
         await publisher.stop()

@@ -117,6 +117,7 @@ class MessagingApp:
             group_id=settings.consumer_group,
             handler=WebhookDeliveryHandler(processor=self.processor),
             dead_letters=self.publisher,
+            concurrency=settings.webhook_concurrency,
         )
         self.workers = Workers()
         readiness = {"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self.workers.ready}

@@ -3,6 +3,11 @@
 Transient failures (a dependency down) are retried without end and block the partition, so nothing is skipped
 and order is kept; any other failure is retried a few times, then the record goes to `<topic>.dlq` with the
 error in its headers, and the loop moves on.
+
+With `concurrency` > 1, up to that many consecutive records of a partition are handled at the same time (for
+handlers that are safe to run concurrently, such as messaging's, which stores each message once and moves statuses
+only forward); the offset after a window is committed once every record of the window is done, so a crash redelivers
+the unfinished window and never skips a record.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -39,6 +45,18 @@ class ConsumedRecord:
 
 
 Handler = Callable[[ConsumedRecord], Awaitable[None]]
+
+
+def _record(message: Any) -> ConsumedRecord:
+    return ConsumedRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers={k: v.decode("latin-1") for k, v in (message.headers or ()) if v is not None},
+        timestamp_ms=message.timestamp,
+    )
 
 
 def describe(error: BaseException) -> str:
@@ -71,7 +89,11 @@ class ConsumerLoop:
         max_attempts: int = 3,
         retry_backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 5.0,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._concurrency = concurrency
         self._topics = list(topics)
         self._group_id = group_id
         self._handler = handler
@@ -111,23 +133,25 @@ class ConsumerLoop:
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=100)
                 self.last_progress = time.monotonic()
-                for partition, records in batches.items():
-                    for message in records:
+                for partition, messages in batches.items():
+                    records = [_record(message) for message in messages]
+                    for start in range(0, len(records), self._concurrency):
                         if self._stopping.is_set():
                             return
-                        record = ConsumedRecord(
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                            key=message.key,
-                            value=message.value,
-                            headers={k: v.decode("latin-1") for k, v in (message.headers or ()) if v is not None},
-                            timestamp_ms=message.timestamp,
-                        )
-                        await self._handle(record)
-                        await self._consumer.commit({partition: message.offset + 1})
+                        window = records[start:start + self._concurrency]
+                        await self._handle_window(window)
+                        await self._consumer.commit({partition: window[-1].offset + 1})
         finally:
             await self.close()
+
+    async def _handle_window(self, window: list[ConsumedRecord]) -> None:
+        if len(window) == 1:
+            await self._handle(window[0])
+            return
+        outcomes = await asyncio.gather(*(self._handle(record) for record in window), return_exceptions=True)
+        for outcome in outcomes:  # a handler gives up only when the loop stops: nothing is committed then
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _handle(self, record: ConsumedRecord) -> None:
         attempt = 0

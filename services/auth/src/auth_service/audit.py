@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
+from eva_common.errors import DeadlineExceeded, Unavailable
 from eva_common.outbox import enqueue
 from eva_events.audit import AUDIT_RECORDED, ActorType, AuditEntry
 from eva_events.envelope import make_event
@@ -101,15 +102,26 @@ class AuditLog:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _record_quietly(self, *, tenant: TenantRef, entry: AuditEntry) -> None:
-        try:
-            tenant_id = tenant if isinstance(tenant, str) else await tenant()
-            if tenant_id is None:
-                logger.info("audit entry with no tenant to attribute it to", extra={"action": entry.action})
+    async def _record_quietly(self, *, tenant: TenantRef, entry: AuditEntry, attempts: int = 4) -> None:
+        """Retries a passing failure (the tenant service or the database slow to answer) a few times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                tenant_id = tenant if isinstance(tenant, str) else await tenant()
+                if tenant_id is None:
+                    logger.info("audit entry with no tenant to attribute it to", extra={"action": entry.action})
+                    return
+                await self.record_alone(tenant_id=tenant_id, entry=entry)
                 return
-            await self.record_alone(tenant_id=tenant_id, entry=entry)
-        except Exception:
-            logger.exception("audit entry lost", extra={"action": entry.action})
+            except (Unavailable, DeadlineExceeded) as error:
+                if attempt == attempts:
+                    logger.exception("audit entry lost", extra={"action": entry.action})
+                    return
+                logger.warning("audit entry delayed; retrying",
+                               extra={"action": entry.action, "attempt": attempt, "error": error.code})
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+            except Exception:
+                logger.exception("audit entry lost", extra={"action": entry.action})
+                return
 
     async def drain(self, timeout: float = 5.0) -> None:
         if self._pending:

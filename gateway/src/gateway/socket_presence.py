@@ -21,6 +21,7 @@ from gateway.socket_metrics import PRESENCE_ANNOUNCED
 logger = logging.getLogger("gateway.socket_presence")
 
 PRESENCE_EVENT = "presence:update"
+MAX_CONCURRENT_STORE_CALLS = 32
 
 Announce = Callable[[str, str, bool], Awaitable[None]]  # tenant id, user id, online
 
@@ -32,6 +33,9 @@ class SocketPresence:
         self._interval = ttl_seconds / 3
         self._connections: dict[str, Connection] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        # Thousands of sockets can sign in or out at once (a replica restart, a network blip): their Redis calls
+        # queue here instead of all waiting on the connection pool at the same time and timing out.
+        self._in_flight = asyncio.Semaphore(MAX_CONCURRENT_STORE_CALLS)
 
     @property
     def store(self) -> PresenceStore:
@@ -45,12 +49,18 @@ class SocketPresence:
         if previous is not None:
             await self.signed_out(sid)
         self._connections[sid] = connection
-        if await self._store.connect(connection):
+        async with self._in_flight:
+            came_online = await self._store.connect(connection)
+        if came_online:
             await self._tell(tenant_id, user_id, online=True)
 
     async def signed_out(self, sid: str) -> None:
         connection = self._connections.pop(sid, None)
-        if connection is not None and await self._store.disconnect(connection):
+        if connection is None:
+            return
+        async with self._in_flight:
+            went_offline = await self._store.disconnect(connection)
+        if went_offline:
             await self._tell(connection.tenant_id, connection.user_id, online=False)
 
     async def heartbeat(self) -> None:

@@ -46,6 +46,8 @@ bench: ## benchmarks against the running dev stack (run `make up` first); figure
 	uv run --no-sync python scripts/bench/login.py --rate 2 --duration 30
 	uv run --no-sync python scripts/bench/ingest.py
 	uv run --no-sync python scripts/bench/conversations.py
+	uv run --no-sync python scripts/bench/realtime.py --rates 5,50,200 --duration 10
+	uv run --no-sync python scripts/bench/sockets.py --counts 1000,5000,10000 --hold 60
 
 sync: ## install the workspace into .venv
 	uv sync --all-packages --locked

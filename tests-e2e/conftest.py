@@ -7,6 +7,7 @@ EVA_E2E_EXTERNAL_STACK=1 the tests use a test-profile stack that is already runn
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from e2e_support import MATRIX_REPORT, Inbox, SocketRecorder, StackUrls, loopback_client, register_hotel
+from e2e_support import MATRIX_REPORT, Inbox, SocketRecorder, StackUrls, loopback_client, register_hotel, restore_stack
 from js_client import JsDriver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,15 @@ async def js() -> AsyncIterator[JsDriver]:
     """A socket.io-client@4 driver under Node (tests-e2e/js/driver.mjs) holding the test's sockets."""
     async with JsDriver() as driver:
         yield driver
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def restored() -> AsyncIterator[None]:
+    """Whatever a disruptive test broke is started again afterwards (also when it failed half-way)."""
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(restore_stack)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,6 +8,8 @@ import base64
 import copy
 import json
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -369,3 +371,14 @@ class Inbox:
         conversation_id = await self.conversation_of(wamid)
         return await stored_message(self.http, self.stack, self.hotel.auth, conversation_id, wamid, ready,
                                     timeout=timeout)
+
+
+def restore_stack() -> None:
+    """Starts whatever a disruptive test stopped or killed: the infrastructure (scripts/infra.py) and every
+    deployable (scripts/stack.py), both idempotent."""
+    root = Path(__file__).resolve().parent.parent
+    for command in (["scripts/infra.py", "up", "--profile", "test"],
+                    ["scripts/stack.py", "up", "--profile", "test", "--no-seed"]):
+        result = subprocess.run([sys.executable, *command], cwd=root, text=True, capture_output=True, check=False,
+                                timeout=300)
+        assert result.returncode == 0, f"{command[0]} did not bring the stack back:\n{result.stdout}\n{result.stderr}"

@@ -12,15 +12,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from e2e_support import Inbox, all_messages, eventually, new_wa_id
+from e2e_support import Inbox, all_messages, eventually, new_wa_id, restore_stack
 from eva_events.topics import WA_WEBHOOKS
 from eva_testing.infra import test_infra
 
@@ -51,21 +49,8 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(command), cwd=ROOT, text=True, capture_output=True, check=False, timeout=300)
 
 
-def _restore_stack() -> None:
-    """Starts whatever is missing: the infrastructure (scripts/infra.py) and every deployable (scripts/stack.py)."""
-    infra = _run(sys.executable, "scripts/infra.py", "up", "--profile", "test")
-    assert infra.returncode == 0, f"infra did not come back:\n{infra.stdout}\n{infra.stderr}"
-    stack = _run(sys.executable, "scripts/stack.py", "up", "--profile", "test", "--no-seed")
-    assert stack.returncode == 0, f"the stack did not come back:\n{stack.stdout}\n{stack.stderr}"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def restored() -> AsyncIterator[None]:
-    """Whatever the test broke is started again afterwards (also when it failed half-way)."""
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(_restore_stack)
 
 
 async def consumer_lag(group: str, topic: str) -> int:
@@ -160,7 +145,7 @@ async def test_sigkill_messaging_while_it_lags_loses_and_doubles_nothing(inbox: 
     assert len(accepted) == 60, [r["attempts"] for r in results if not r["delivered"]]
     assert await consumer_lag(MESSAGING_GROUP, WA_WEBHOOKS) > 0  # deliveries wait in Kafka for the dead consumer
 
-    await asyncio.to_thread(_restore_stack)  # stack.py up starts what is missing: messaging
+    await asyncio.to_thread(restore_stack)  # stack.py up starts what is missing: messaging
     assert _pid(MESSAGING_PID) != messaging
 
     stored = await exactly_once(inbox, guests, accepted)

@@ -8,15 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
-from e2e_support import StackUrls, bearer, create_user, register_hotel
+from e2e_support import StackUrls, bearer, create_user, register_hotel, restore_stack
 from js_client import JsDriver
 from realtime_support import assert_consecutive, guest_message, seqs, settled
 
@@ -29,20 +25,8 @@ SECOND_GATEWAY_PID = ROOT / ".local" / "test" / "run" / "gateway-2.pid"  # scrip
 PRESENCE_DEADLINE = 90.0
 
 
-def _restore_stack() -> None:
-    """Starts whatever is missing (here: the killed replica) with scripts/stack.py."""
-    result = subprocess.run([sys.executable, "scripts/stack.py", "up", "--profile", "test", "--no-seed"], cwd=ROOT,
-                            text=True, capture_output=True, check=False, timeout=300)
-    assert result.returncode == 0, f"the stack did not come back:\n{result.stdout}\n{result.stderr}"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def restored() -> AsyncIterator[None]:
-    """The killed replica is started again afterwards (also when the test failed half-way)."""
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(_restore_stack)
 
 
 async def online(http: httpx.AsyncClient, stack: StackUrls, token: str) -> list[str]:
@@ -101,7 +85,7 @@ async def test_a_replica_crash_drops_its_clients_who_resume_on_the_other_and_pre
     assert [live.get(r.data["seq"]) for r in replayed] == [(r.event, r.data) for r in replayed]
 
     # the replica comes back and serves again; the changes of the attendant were announced once each
-    await asyncio.to_thread(_restore_stack)
+    await asyncio.to_thread(restore_stack)
     assert int(SECOND_GATEWAY_PID.read_text().strip()) != replica
     mark = len(js.received)
     returning = js.socket("returning")

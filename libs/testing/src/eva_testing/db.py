@@ -119,14 +119,15 @@ async def rls_problems(owner_dsn: str, app_user: str) -> list[str]:
     return problems
 
 
-_OUTBOX_INSERT = ("INSERT INTO outbox (event_id, tenant_id, topic, msg_key, payload, headers, created_at) "
-                  "VALUES ($1, $2, 't', 'k', '\\x00', '{}', now())")
+# written as already sent, so the relay of a database that is being served never tries to publish them
+_OUTBOX_INSERT = ("INSERT INTO outbox (event_id, tenant_id, topic, msg_key, payload, headers, created_at, sent_at) "
+                  "VALUES ($1, $2, 't', 'k', '\\x00', '{}', now(), now())")
 
 
 async def outbox_isolation_problems(app_dsn: str) -> list[str]:
     """What breaks the outbox's isolation, tried as the app role: each tenant writes and reads only its own rows,
     nothing is written or read without a tenant, and only the relay (app.role = outbox-relay) reads across
-    tenants. Leaves two rows in the outbox."""
+    tenants. Leaves two rows in the outbox, marked sent (a relay serving the database skips them)."""
     tenant_a, tenant_b = str(uuid.uuid4()), str(uuid.uuid4())
     problems: list[str] = []
     conn = await asyncpg.connect(app_dsn)

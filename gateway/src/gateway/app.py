@@ -13,6 +13,7 @@ import socketio
 from eva_common.auth import TokenVerifier
 from eva_common.http.app import create_http_app
 from eva_common.realtime.presence import PresenceStore
+from eva_common.realtime.presence import for_channel as presence_namespace
 from eva_common.realtime.rooms import tenant_room
 from eva_common.realtime.sequence import ReplayReader
 from eva_common.redis import redis_ready
@@ -90,7 +91,8 @@ def create_gateway_app(
     async def announce_presence(tenant_id: str, user_id: str, online: bool) -> None:
         await server.emit(PRESENCE_EVENT, {"userId": user_id, "online": online}, room=tenant_room(tenant_id))
 
-    presence_store = PresenceStore(redis, ttl_seconds=settings.presence_ttl_seconds)
+    presence_store = PresenceStore(redis, ttl_seconds=settings.presence_ttl_seconds,
+                                   namespace=presence_namespace(settings.socketio_channel))
     sockets = SocketGateway(
         server=server,
         verifier=verifier,

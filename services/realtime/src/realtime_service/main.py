@@ -11,6 +11,7 @@ from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import LazyPublisher
 from eva_common.kafka.supervisor import SupervisedConsumer
 from eva_common.realtime.presence import PresenceStore
+from eva_common.realtime.presence import for_channel as presence_namespace
 from eva_common.realtime.sequence import RedisSequencer
 from eva_common.redis import create_redis, redis_ready
 from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
@@ -34,7 +35,9 @@ async def serve(settings: Settings) -> None:
         emitter=emitter,
     )
     # the TTL is the gateways' to set when they write entries; the sweeper only compares expiries with the clock
-    presence = PresenceSweeper(presence=PresenceStore(redis, ttl_seconds=30), emitter=emitter,
+    presence = PresenceSweeper(presence=PresenceStore(redis, ttl_seconds=30,
+                                                      namespace=presence_namespace(settings.socketio_channel)),
+                               emitter=emitter,
                                interval_seconds=settings.presence_sweep_interval_seconds)
     dead_letters = LazyPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
     consumer = SupervisedConsumer(

@@ -6,7 +6,10 @@ stops refreshing, so its sockets' entries expire and the next `expire()` (any pr
 Each change of a user's state is reported exactly once, to whichever caller made it, so only that caller
 announces it (`presence:update`).
 
-Keys (one Redis primary, as deployed; `rt:presence` is the default namespace, tests pass their own):
+Presence is scoped like the Socket.io channel its announcements go to (`for_channel`): processes on another
+channel (a test's own) never see, expire or "take" this deployment's entries.
+
+Keys (one Redis primary, as deployed; the namespace is `rt:presence:<channel>`, shown here as `rt:presence`):
 - `rt:presence:<tenant>:<user>`  ZSET connection id -> expiry (ms)
 - `rt:presence:<tenant>`         ZSET user id -> latest expiry of the user's connections (ms)
 - `rt:presence:tenants`          SET of tenants with entries (what `expire()` walks)
@@ -21,6 +24,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 NAMESPACE = "rt:presence"
+
+
+def for_channel(channel: str) -> str:
+    """The presence namespace of the processes that announce on Socket.io channel `channel`."""
+    return f"{NAMESPACE}:{channel}"
 
 
 # KEYS: user, tenant, tenants. ARGV: connection, expiry, now, user id, tenant id. Returns 1 if the user came online.

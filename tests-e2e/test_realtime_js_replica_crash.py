@@ -51,7 +51,7 @@ async def test_a_replica_crash_drops_its_clients_who_resume_on_the_other_and_pre
     await watcher.wait_for("presence:update", lambda d: d.get("userId") == attendant.id and d["online"])
     # the pipeline may still be recovering from the disruptive tests before this one (a broker restart)
     opening = await guest_message(http, stack, hotel, dropped, "before the crash", timeout=180)
-    await settled(dropped, opening)
+    await settled(dropped, opening, timeout=180)
 
     replica = int(SECOND_GATEWAY_PID.read_text().strip())
     os.killpg(replica, signal.SIGKILL)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from eva_events.envelope import CamelModel
 
-MESSAGE_RECEIVED = "message.received"
-MESSAGE_CREATED = "message.created"
-MESSAGE_STATUS_CHANGED = "message.status_changed"
+MESSAGE_RECEIVED: Final = "message.received"
+MESSAGE_CREATED: Final = "message.created"
+MESSAGE_STATUS_CHANGED: Final = "message.status_changed"  # the message, plus the failed status's `error`
+MESSAGE_UPDATED: Final = "message.updated"  # the message changed otherwise (its media stored, a reaction)
+
+EVENT_TYPES: Final = frozenset({MESSAGE_RECEIVED, MESSAGE_CREATED, MESSAGE_STATUS_CHANGED, MESSAGE_UPDATED})
+"""Every event type on messaging.events.v1; the data of each is a MessageView."""
 
 
 class ContactSnapshot(CamelModel):

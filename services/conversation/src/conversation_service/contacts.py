@@ -15,12 +15,13 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
 from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
+from eva_events.conversation import CONTACT_CREATED, CONTACT_UPDATED, ContactChange
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_user
 from conversation_service.cursors import IdCursor, page_size
-from conversation_service.events import CONTACT_CREATED, CONTACT_UPDATED, contact_event
+from conversation_service.events import contact_event
 from conversation_service.models import Contact
 from conversation_service.repository import ConversationRepository
 
@@ -122,7 +123,7 @@ class ContactService:
             raise _exists() from error
 
     async def _record(
-        self, session: AsyncSession, actor: Actor, action: str, contact: Contact, details: dict[str, Any]
+        self, session: AsyncSession, actor: Actor, action: ContactChange, contact: Contact, details: dict[str, Any]
     ) -> None:
         await enqueue(session, topic=self._events_topic, key=str(contact.id), event=contact_event(action, contact))
         await self._audit.record(session, tenant_id=contact.tenant_id, actor=actor, action=action,

@@ -14,11 +14,12 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from eva_common.ids import new_id, parse_id
 from eva_common.outbox import enqueue
+from eva_events.conversation import ESCALATION_RAISED, ESCALATION_UPDATED, EscalationChange
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_user
 from conversation_service.cursors import IdCursor, page_size
-from conversation_service.events import ESCALATION_RAISED, ESCALATION_UPDATED, escalation_event
+from conversation_service.events import escalation_event
 from conversation_service.models import (
     ESCALATION_ACKNOWLEDGED,
     ESCALATION_OPEN,
@@ -157,7 +158,8 @@ class EscalationService:
             return escalation
 
     async def _record(
-        self, session: AsyncSession, actor: Actor, event_type: str, action: str, escalation: Escalation
+        self, session: AsyncSession, actor: Actor, event_type: EscalationChange, action: str,
+        escalation: Escalation
     ) -> None:
         await enqueue(session, topic=self._events_topic, key=str(escalation.conversation_id),
                       event=escalation_event(event_type, escalation))

@@ -1,90 +1,25 @@
-"""Events of the conversation service (topic conversation.events.v1).
-
-Keys: the conversation id for conversation and escalation events (and tag attach/detach, which are
-`conversation.updated`), the tag id for tag events, the contact id for contact events. The data is the object as the
-REST API shows it, in camelCase; a conversation carries its contact and tags.
-"""
+"""The conversation service's events on conversation.events.v1: its rows as the contract's views
+(eva_events.conversation, which says the keys, the event types and the data of each)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
-from eva_events.envelope import CamelModel, EventEnvelope, make_event
+from eva_events.conversation import (
+    CONVERSATION_ASSIGNED,
+    ContactChange,
+    ContactView,
+    ConversationAssigned,
+    ConversationChange,
+    ConversationView,
+    EscalationChange,
+    EscalationView,
+    TagChange,
+    TagView,
+)
+from eva_events.envelope import EventEnvelope, make_event
 
 from conversation_service.models import Contact, Conversation, Escalation, Tag
-
-CONVERSATION_CREATED = "conversation.created"
-CONVERSATION_UPDATED = "conversation.updated"
-CONVERSATION_ASSIGNED = "conversation.assigned"
-ESCALATION_RAISED = "escalation.raised"
-ESCALATION_UPDATED = "escalation.updated"
-TAG_CREATED = "tag.created"
-TAG_UPDATED = "tag.updated"
-TAG_DELETED = "tag.deleted"
-CONTACT_CREATED = "contact.created"
-CONTACT_UPDATED = "contact.updated"
-
-
-class ContactView(CamelModel):
-    """The contact as the REST API shows it (its tenant is the event envelope's)."""
-
-    id: str
-    wa_id: str | None
-    user_id: str | None
-    name: str | None
-    phone: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class TagView(CamelModel):
-    id: str
-    name: str
-    color: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class ConversationView(CamelModel):
-    id: str
-    tenant_id: str
-    contact_id: str
-    status: str
-    assigned_to: str | None
-    priority: str
-    last_message_at: datetime | None
-    last_message_preview: str | None = None
-    last_inbound_at: datetime | None = None
-    window_expires_at: datetime | None
-    unread_count: int
-    phone_number_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    contact: ContactView
-    tags: list[TagView] = []
-
-
-class ConversationAssigned(CamelModel):
-    conversation_id: str
-    attendant_id: str | None
-    previous_attendant_id: str | None
-
-
-class EscalationView(CamelModel):
-    id: str
-    tenant_id: str
-    conversation_id: str
-    reason: str
-    priority: str
-    status: str
-    raised_by: str | None
-    acknowledged_by: str | None
-    resolved_by: str | None
-    note: str | None
-    created_at: datetime
-    acknowledged_at: datetime | None
-    resolved_at: datetime | None
 
 
 def contact_view(contact: Contact) -> ContactView:
@@ -144,7 +79,7 @@ def escalation_view(escalation: Escalation) -> EscalationView:
 
 
 def conversation_event(
-    event_type: str, conversation: Conversation, contact: Contact, tags: Sequence[Tag] = ()
+    event_type: ConversationChange, conversation: Conversation, contact: Contact, tags: Sequence[Tag] = ()
 ) -> EventEnvelope:
     return make_event(event_type, tenant_id=conversation.tenant_id,
                       data=conversation_view(conversation, contact, tags))
@@ -156,13 +91,13 @@ def assigned_event(conversation: Conversation, previous_attendant_id: str | None
     return make_event(CONVERSATION_ASSIGNED, tenant_id=conversation.tenant_id, data=data)
 
 
-def escalation_event(event_type: str, escalation: Escalation) -> EventEnvelope:
+def escalation_event(event_type: EscalationChange, escalation: Escalation) -> EventEnvelope:
     return make_event(event_type, tenant_id=escalation.tenant_id, data=escalation_view(escalation))
 
 
-def tag_event(event_type: str, tag: Tag) -> EventEnvelope:
+def tag_event(event_type: TagChange, tag: Tag) -> EventEnvelope:
     return make_event(event_type, tenant_id=tag.tenant_id, data=tag_view(tag))
 
 
-def contact_event(event_type: str, contact: Contact) -> EventEnvelope:
+def contact_event(event_type: ContactChange, contact: Contact) -> EventEnvelope:
     return make_event(event_type, tenant_id=contact.tenant_id, data=contact_view(contact))

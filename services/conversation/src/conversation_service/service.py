@@ -17,6 +17,12 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
+from eva_events.conversation import (
+    CONVERSATION_ASSIGNED,
+    CONVERSATION_CREATED,
+    CONVERSATION_UPDATED,
+    ConversationChange,
+)
 from eva_events.envelope import EventEnvelope
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MessageView
 from sqlalchemy.exc import IntegrityError
@@ -24,13 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_status_writer, require_user
 from conversation_service.cursors import ActivityCursor, page_size
-from conversation_service.events import (
-    CONVERSATION_ASSIGNED,
-    CONVERSATION_CREATED,
-    CONVERSATION_UPDATED,
-    assigned_event,
-    conversation_event,
-)
+from conversation_service.events import assigned_event, conversation_event
 from conversation_service.models import PRIORITIES, STATUSES, Contact, Conversation, Tag
 from conversation_service.repository import ConversationFilter, ConversationRepository
 from conversation_service.users import UserDirectory
@@ -432,7 +432,7 @@ class ConversationService:
         self,
         session: AsyncSession,
         repository: ConversationRepository,
-        event_type: str,
+        event_type: ConversationChange,
         conversation: Conversation,
         contact: Contact | None = None,
     ) -> ConversationDetails:

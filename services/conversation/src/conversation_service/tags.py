@@ -12,11 +12,12 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
 from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
+from eva_events.conversation import TAG_CREATED, TAG_DELETED, TAG_UPDATED, TagChange
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import ADMIN_ROLES, require_reader, require_user
-from conversation_service.events import TAG_CREATED, TAG_DELETED, TAG_UPDATED, tag_event
+from conversation_service.events import tag_event
 from conversation_service.models import Tag
 from conversation_service.repository import ConversationRepository
 
@@ -102,7 +103,7 @@ class TagService:
             await self._record(session, actor, TAG_DELETED, tag, {"name": tag.name})
 
     async def _record(
-        self, session: AsyncSession, actor: Actor, action: str, tag: Tag, details: dict[str, Any]
+        self, session: AsyncSession, actor: Actor, action: TagChange, tag: Tag, details: dict[str, Any]
     ) -> None:
         await enqueue(session, topic=self._events_topic, key=str(tag.id), event=tag_event(action, tag))
         await self._audit.record(session, tenant_id=tag.tenant_id, actor=actor, action=action, target_type="tag",

@@ -6,13 +6,14 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from conversation_service.events import CONVERSATION_CREATED, conversation_event
+from conversation_service.events import conversation_event
 from conversation_service.grpc_server import parse_rfc3339, rfc3339
 from conversation_service.models import Contact, Conversation
 from conversation_service.service import ConversationService, InboundContact, phone_from_wa_id
 from eva_common.auth import Principal
 from eva_common.errors import InvalidArgument, NotFound, PermissionDenied
 from eva_common.ids import new_id, parse_id
+from eva_events.conversation import CONVERSATION_CREATED
 
 
 class UnusedSessions:

@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eva_events.envelope import EventEnvelope, make_event
+from eva_events.messaging import MESSAGE_UPDATED as MESSAGE_UPDATED
 from eva_events.messaging import ContactSnapshot, MediaView, MessageView, StatusChangeView
 from eva_events.webhook import WEBHOOK_PROCESSED, WebhookProcessed
 
 from messaging_service.models import Message, MessageStatus
-
-MESSAGE_UPDATED = "message.updated"
 
 
 def media_view(media: dict[str, Any] | None) -> MediaView | None:

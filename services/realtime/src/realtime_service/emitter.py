@@ -12,9 +12,11 @@ from typing import Any, Protocol
 import socketio
 from eva_common.errors import Unavailable
 
+from realtime_service.mapping import Rooms
+
 
 class SocketEmitter(Protocol):
-    async def emit(self, event: str, payload: dict[str, Any], *, room: str) -> None: ...
+    async def emit(self, event: str, payload: dict[str, Any], *, room: Rooms) -> None: ...
 
 
 class _StrictRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -37,7 +39,7 @@ class RedisSocketEmitter:
     def __init__(self, *, redis_url: str, channel: str) -> None:
         self._manager = _StrictRedisManager(redis_url, channel=channel, write_only=True)
 
-    async def emit(self, event: str, payload: dict[str, Any], *, room: str) -> None:
+    async def emit(self, event: str, payload: dict[str, Any], *, room: Rooms) -> None:
         try:
             await self._manager.emit(event, data=payload, room=room)
         except Exception as error:

@@ -1,23 +1,20 @@
-"""Which Socket.io event a Kafka event becomes, in which room, with which payload (pure functions).
+"""Which Socket.io event a Kafka event becomes, in which rooms, with which payload (pure functions).
 
-`seq` is not part of the payload here: the sequencer adds it.
+The Kafka event types are the contracts' (eva_events.messaging, eva_events.conversation): each one the producers
+emit is either relayed (`RELAYED_TYPES`) or deliberately not (`NOT_RELAYED_TYPES`). Every event goes to its
+tenant's room; an assignment also goes to the assignee's user room, in the same emit, so a socket in both rooms
+gets it once. `seq` is not part of the payload here: the sequencer adds it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from eva_common.realtime.rooms import tenant_room
+from eva_common.realtime.rooms import tenant_room, user_room
+from eva_events import conversation, messaging
 from eva_events.envelope import EventEnvelope
-from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED
-
-CONVERSATION_CREATED = "conversation.created"
-CONVERSATION_UPDATED = "conversation.updated"
-CONVERSATION_ASSIGNED = "conversation.assigned"
-MESSAGE_UPDATED = "message.updated"
-ESCALATION_RAISED = "escalation.raised"
-ESCALATION_UPDATED = "escalation.updated"
 
 MESSAGE_NEW = "message:new"
 MESSAGE_STATUS = "message:status"
@@ -27,12 +24,21 @@ MESSAGE_UPDATED_EVENT = "message:updated"
 ESCALATION_RAISED_EVENT = "escalation:raised"
 ESCALATION_UPDATED_EVENT = "escalation:updated"
 
+Rooms = str | list[str]
+"""Where to emit: one room, or several in one emit (python-socketio delivers it once per socket in any of them)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Emission:
     event: str
-    room: str
+    room: str  # the tenant's room: every relayed event goes there
     payload: dict[str, Any]
+    user_rooms: tuple[str, ...] = ()  # users who get it in their own room too (an assignee)
+
+    @property
+    def rooms(self) -> Rooms:
+        """The tenant's room alone, or together with the user rooms (one emit: each socket gets it once)."""
+        return [self.room, *self.user_rooms] if self.user_rooms else self.room
 
 
 def _without_seq(data: dict[str, Any]) -> dict[str, Any]:
@@ -51,33 +57,57 @@ def _message_status(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _conversation_assigned(data: dict[str, Any]) -> dict[str, Any]:
-    """`{conversationId, attendantId}` (null: unassigned). The conversation service emits `conversationId`,
-    `attendantId` and `previousAttendantId`; the browser contract carries only the first two."""
+    """`{conversationId, attendantId}` (null: unassigned). The conversation service emits
+    eva_events.conversation.ConversationAssigned (`conversationId`, `attendantId`, `previousAttendantId`); the
+    browser contract carries only the first two."""
     return {
         "conversationId": data.get("conversationId", data.get("id")),
         "attendantId": data.get("attendantId", data.get("assignedTo")) or None,
     }
 
 
-_PAYLOADS = {
-    MESSAGE_RECEIVED: (MESSAGE_NEW, _without_seq),
-    MESSAGE_CREATED: (MESSAGE_NEW, _without_seq),
-    MESSAGE_STATUS_CHANGED: (MESSAGE_STATUS, _message_status),
-    CONVERSATION_CREATED: (CONVERSATION_UPDATED_EVENT, _without_seq),
-    CONVERSATION_UPDATED: (CONVERSATION_UPDATED_EVENT, _without_seq),
-    CONVERSATION_ASSIGNED: (CONVERSATION_ASSIGNED_EVENT, _conversation_assigned),
-    MESSAGE_UPDATED: (MESSAGE_UPDATED_EVENT, _without_seq),
-    ESCALATION_RAISED: (ESCALATION_RAISED_EVENT, _without_seq),
-    ESCALATION_UPDATED: (ESCALATION_UPDATED_EVENT, _without_seq),
+def _assignee_room(payload: dict[str, Any]) -> tuple[str, ...]:
+    attendant = payload["attendantId"]
+    return (user_room(attendant),) if isinstance(attendant, str) else ()
+
+
+def _no_user_rooms(_payload: dict[str, Any]) -> tuple[str, ...]:
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    event: str
+    payload: Callable[[dict[str, Any]], dict[str, Any]]
+    user_rooms: Callable[[dict[str, Any]], tuple[str, ...]] = _no_user_rooms
+
+
+_ROUTES: Final[dict[str, _Route]] = {
+    messaging.MESSAGE_RECEIVED: _Route(MESSAGE_NEW, _without_seq),
+    messaging.MESSAGE_CREATED: _Route(MESSAGE_NEW, _without_seq),
+    messaging.MESSAGE_STATUS_CHANGED: _Route(MESSAGE_STATUS, _message_status),
+    messaging.MESSAGE_UPDATED: _Route(MESSAGE_UPDATED_EVENT, _without_seq),
+    conversation.CONVERSATION_CREATED: _Route(CONVERSATION_UPDATED_EVENT, _without_seq),
+    conversation.CONVERSATION_UPDATED: _Route(CONVERSATION_UPDATED_EVENT, _without_seq),
+    conversation.CONVERSATION_ASSIGNED: _Route(CONVERSATION_ASSIGNED_EVENT, _conversation_assigned, _assignee_room),
+    conversation.ESCALATION_RAISED: _Route(ESCALATION_RAISED_EVENT, _without_seq),
+    conversation.ESCALATION_UPDATED: _Route(ESCALATION_UPDATED_EVENT, _without_seq),
 }
 
-RELAYED_TYPES = frozenset(_PAYLOADS)
+RELAYED_TYPES: Final = frozenset(_ROUTES)
+NOT_RELAYED_TYPES: Final = frozenset({
+    # Not followed live: the agent UI reads tags and contacts over REST, and each `conversation:updated` carries the
+    # conversation's contact and tags.
+    conversation.TAG_CREATED, conversation.TAG_UPDATED, conversation.TAG_DELETED,
+    conversation.CONTACT_CREATED, conversation.CONTACT_UPDATED,
+})
 
 
 def to_emission(envelope: EventEnvelope) -> Emission | None:
     """The Socket.io emission for an event, or None for event types the browser does not see."""
-    mapping = _PAYLOADS.get(envelope.type)
-    if mapping is None:
+    route = _ROUTES.get(envelope.type)
+    if route is None:
         return None
-    event, build = mapping
-    return Emission(event=event, room=tenant_room(envelope.tenant_id), payload=build(envelope.data))
+    payload = route.payload(envelope.data)
+    return Emission(event=route.event, room=tenant_room(envelope.tenant_id), payload=payload,
+                    user_rooms=route.user_rooms(payload))

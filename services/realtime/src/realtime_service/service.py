@@ -1,5 +1,5 @@
 """Relays domain events to the browsers: each seq-bearing event gets its tenant's next seq once, and is emitted
-to the tenant's room.
+to the tenant's room (and, for an assignment, the assignee's user room in the same emit).
 
 Guarantee: every relayed event is emitted at least once with one stable seq, and in the normal case exactly
 once. The Kafka offset is committed only after the emit, so a crash anywhere before it redelivers the record;
@@ -58,7 +58,7 @@ class RealtimeRelay:
                         extra={"event_id": envelope.id, "seq": assignment.seq})
             EVENTS_RELAYED.labels(emission.event, "skipped").inc()
             return Relayed(event=emission.event, room=emission.room, seq=assignment.seq, emitted=False)
-        await self._emitter.emit(emission.event, {**emission.payload, "seq": assignment.seq}, room=emission.room)
+        await self._emitter.emit(emission.event, {**emission.payload, "seq": assignment.seq}, room=emission.rooms)
         await self._sequencer.mark_emitted(event_id=envelope.id, seq=assignment.seq)
         EVENTS_RELAYED.labels(emission.event, "emitted").inc()
         return Relayed(event=emission.event, room=emission.room, seq=assignment.seq, emitted=True)

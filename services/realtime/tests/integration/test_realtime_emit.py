@@ -12,6 +12,7 @@ import pytest
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.realtime.sequence import RedisSequencer, event_key, replay_key
+from eva_events.conversation import CONVERSATION_ASSIGNED, ConversationAssigned
 from eva_events.envelope import EventEnvelope, make_event
 from eva_testing.infra import TestInfra
 from eva_testing.kafka import RecordingPublisher, create_topics, unique_topic
@@ -151,6 +152,33 @@ async def test_issue4_events_reach_the_tenant_room_in_one_sequence(relay: Relay,
                       topic=relay.conversation_topic)
         assert await alice.next() == ("escalation:updated", {**acknowledged, "seq": 4})
         assert alice.received.empty()
+
+
+async def test_an_assignment_reaches_the_assignee_in_the_user_room_once(relay: Relay, browser: Any) -> None:
+    tenant, assignee = f"tenant-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
+
+    async def assign(conversation_id: str, attendant_id: str | None) -> None:
+        data = ConversationAssigned(conversation_id=conversation_id, attendant_id=attendant_id,
+                                    previous_attendant_id=None)
+        await produce(relay, make_event(CONVERSATION_ASSIGNED, tenant_id=tenant, data=data),
+                      topic=relay.conversation_topic)
+
+    def assigned(conversation_id: str, attendant_id: str | None, seq: int) -> tuple[str, dict[str, Any]]:
+        return "conversation:assigned", {"conversationId": conversation_id, "attendantId": attendant_id, "seq": seq}
+
+    async with (browser(f"tenant:{tenant}") as colleague, browser(f"user:{assignee}") as alone,
+                browser(f"tenant:{tenant}") as signed_in):
+        assert await signed_in.client.call("test:join", {"room": f"user:{assignee}"}, timeout=10) is True
+        await assign("conv-1", assignee)
+        await assign("conv-2", None)  # unassigned: the tenant's room only
+        await assign("conv-3", assignee)
+        for socket in (colleague, signed_in):  # in the tenant's room (one of them in the user's too): each once
+            assert [await socket.next() for _ in range(3)] == [
+                assigned("conv-1", assignee, 1), assigned("conv-2", None, 2), assigned("conv-3", assignee, 3)]
+        # only in the user's room: its assignments, not the tenant's other events
+        assert [await alone.next() for _ in range(2)] == [assigned("conv-1", assignee, 1),
+                                                          assigned("conv-3", assignee, 3)]
+        assert colleague.received.empty() and signed_in.received.empty() and alone.received.empty()
 
 
 async def test_sequence_has_no_gaps_under_concurrency_and_the_buffer_is_bounded(redis: Redis) -> None:

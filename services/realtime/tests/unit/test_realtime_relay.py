@@ -10,6 +10,7 @@ from eva_common.kafka.consumer import ConsumedRecord
 from eva_common.realtime.sequence import Assignment
 from eva_events.envelope import EventEnvelope, make_event
 from realtime_service.handlers import event_handler
+from realtime_service.mapping import Rooms
 from realtime_service.service import RealtimeRelay
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -39,10 +40,10 @@ class FakeSequencer:
 
 class FakeEmitter:
     def __init__(self) -> None:
-        self.emitted: list[tuple[str, dict[str, Any], str]] = []
+        self.emitted: list[tuple[str, dict[str, Any], Rooms]] = []
         self.fail_next = False
 
-    async def emit(self, event: str, payload: dict[str, Any], *, room: str) -> None:
+    async def emit(self, event: str, payload: dict[str, Any], *, room: Rooms) -> None:
         if self.fail_next:
             self.fail_next = False
             raise Unavailable("redis down")
@@ -87,6 +88,18 @@ async def test_an_event_whose_emit_failed_is_emitted_with_the_same_seq_on_redeli
     retried = await relay.relay(event)
     assert retried is not None and (retried.seq, retried.emitted) == (1, True)
     assert sorted(p["seq"] for _, p, _ in emitter.emitted) == [1, 2]
+
+
+async def test_an_assignment_is_emitted_once_to_the_tenant_and_the_assignee_with_one_seq() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    await relay.relay(message("a", "m1"))
+    relayed = await relay.relay(make_event("conversation.assigned", tenant_id="a", data={
+        "conversationId": "c-1", "attendantId": "u-2", "previousAttendantId": None}))
+    assert relayed is not None and (relayed.seq, relayed.room) == (2, "tenant:a")
+    assert emitter.emitted[1:] == [
+        ("conversation:assigned", {"conversationId": "c-1", "attendantId": "u-2", "seq": 2}, ["tenant:a", "user:u-2"])]
+    assert sequencer.counters == {"a": 2}
 
 
 async def test_events_the_browser_does_not_see_take_no_seq() -> None:

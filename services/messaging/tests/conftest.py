@@ -1,6 +1,7 @@
 """Fixtures of the messaging service's tests: the test profile's real PostgreSQL and Kafka, fresh migrated
 databases, the REAL conversation service (its gRPC server and consumer) next to the messaging service, both built by
-their composition roots with a test token issuer, and Kafka helpers."""
+their composition roots with a test token issuer, the WhatsApp simulator served in-process (its Graph media API),
+and Kafka helpers."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from eva.messaging.v1 import messaging_pb2_grpc
 from eva_events.envelope import EventEnvelope, make_event
 from eva_events.topics import dlq
 from eva_events.webhook import WEBHOOK_RECEIVED, WebhookReceived
+from eva_simulator.app import create_app as create_simulator_app
+from eva_simulator.server import serve_in_background
+from eva_simulator.settings import Settings as SimulatorSettings
 from eva_testing.db import TestDatabase, migrated_database
 from eva_testing.infra import TestInfra, test_infra
 from eva_testing.kafka import create_topics, unique_topic
@@ -37,6 +41,7 @@ from eva_testing.tokens import TestTokenIssuer
 from eva_testing.waiting import KafkaTools
 from eva_testing.waiting import eventually as _eventually
 from messaging_service.main import MessagingApp
+from messaging_service.media_worker import GraphMediaClient, MediaWorker
 from messaging_service.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -172,12 +177,14 @@ async def owner_db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer, media_root: Path,
+async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssuer, media_root: Path, *,
+                        graph_transport: httpx.AsyncBaseTransport | None = None,
                         **messaging_settings: Any) -> AsyncIterator[Stack]:
     """The messaging service and the real conversation service it calls, each on its own topics and groups: the
-    conversation service consumes the messaging events, as in production. Media downloads go to a FakeGraph; the
-    media worker's loop polls once an hour, so tests drive it with `media_worker.run_once()`. `messaging_settings`
-    override the messaging service's settings (e.g. the S3 media store)."""
+    conversation service consumes the messaging events, as in production. Media downloads go to a FakeGraph, unless
+    `graph_transport` carries the service's HTTP calls elsewhere (e.g. a real transport, with `whatsapp_graph_url`
+    the simulator's); the media worker's loop polls once an hour, so tests drive it with `media_worker.run_once()`.
+    `messaging_settings` override the messaging service's settings (e.g. the S3 media store)."""
     webhooks, events = unique_topic("wa-webhooks"), unique_topic("messaging-events")
     outcomes, conversation_events = unique_topic("webhook-outcomes"), unique_topic("conversation-events")
     await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, conversation_events, dlq(webhooks),
@@ -195,15 +202,17 @@ async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTo
         await conversation.start(serve_http=False)
         tokens = IssuedServiceTokens(issuer)
         graph, credentials = FakeGraph(), FakeCredentials()
-        messaging = MessagingApp(Settings(
-            database_url=database.app_url, kafka_bootstrap=infra.kafka_bootstrap,
-            conversation_grpc_target=f"127.0.0.1:{conversation.grpc_port}", webhooks_topic=webhooks,
-            messaging_events_topic=events, webhook_outcomes_topic=outcomes, consumer_group=f"messaging-{suffix}",
-            environment="test", shutdown_grace_seconds=1, service_client_secret="unused-in-tests-tokens-injected",
-            whatsapp_graph_url="http://graph.test", media_root=media_root, media_poll_seconds=3600,
-            media_backoff_seconds=0.01, **messaging_settings,
-        ), verifier=issuer.verifier(), tokens=tokens, credentials=credentials,
-            http_transport=httpx.MockTransport(graph.handle))
+        settings: dict[str, Any] = {
+            "database_url": database.app_url, "kafka_bootstrap": infra.kafka_bootstrap,
+            "conversation_grpc_target": f"127.0.0.1:{conversation.grpc_port}", "webhooks_topic": webhooks,
+            "messaging_events_topic": events, "webhook_outcomes_topic": outcomes,
+            "consumer_group": f"messaging-{suffix}", "environment": "test", "shutdown_grace_seconds": 1,
+            "service_client_secret": "unused-in-tests-tokens-injected", "whatsapp_graph_url": "http://graph.test",
+            "media_root": media_root, "media_poll_seconds": 3600, "media_backoff_seconds": 0.01,
+            "parked_status_expiry_interval_seconds": 3600}
+        messaging = MessagingApp(
+            Settings(**(settings | messaging_settings)), verifier=issuer.verifier(), tokens=tokens,
+            credentials=credentials, http_transport=graph_transport or httpx.MockTransport(graph.handle))
         cleanup.push_async_callback(messaging.stop)
         await messaging.start(serve_http=False)
         messaging_channel = grpc.aio.insecure_channel(f"127.0.0.1:{messaging.grpc_port}")
@@ -229,6 +238,72 @@ async def stack(infra: TestInfra, database: TestDatabase, issuer: TestTokenIssue
 def stack_builder() -> Callable[..., contextlib.AbstractAsyncContextManager[Stack]]:
     """running_stack, for tests that need a differently configured messaging service."""
     return running_stack
+
+
+class NumberToken:
+    """The tenant's access token, as TenantService.GetSendingCredentials would return it."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def access_token(self, *, tenant_id: str) -> str:
+        return self.token
+
+
+class RequestRecorder:
+    """An ASGI app in front of another, recording the method and path of every HTTP request it receives."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self.requests: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests.append((scope["method"], scope["path"]))
+        await self._app(scope, receive, send)
+
+
+@dataclass
+class SimulatorServer:
+    """The WhatsApp simulator served over HTTP, with one number registered, and the requests it has received."""
+
+    client: httpx.AsyncClient  # on the simulator's URL, for its control API (/_sim/...)
+    url: str
+    phone_number_id: str
+    access_token: str  # the number's
+    recorder: RequestRecorder
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request the simulator received, oldest first."""
+        return self.recorder.requests
+
+    async def add_number(self, phone_number_id: str, *, access_token: str) -> None:
+        answer = await self.client.post("/_sim/numbers", json={
+            "phoneNumberId": phone_number_id, "wabaId": "102290129340398", "displayPhoneNumber": "15550783881",
+            "accessToken": access_token, "appSecret": "sim-app-secret-" + uuid.uuid4().hex})
+        assert answer.status_code == 200, answer.text
+
+    def media_worker(self, stack: Stack, http: httpx.AsyncClient, *, token: str | None = None) -> MediaWorker:
+        """A media worker of the stack's database and store that asks this simulator, with `token` (the number's
+        by default) as the tenant's access token."""
+        return MediaWorker(
+            sessions=stack.messaging.sessions, credentials=NumberToken(token or self.access_token),
+            graph=GraphMediaClient(http=http, graph_url=self.url, api_version=stack.settings.whatsapp_api_version),
+            store=stack.messaging.media_store, events_topic=stack.events_topic, backoff_seconds=0.01)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def simulator() -> AsyncIterator[SimulatorServer]:
+    """The real simulator (eva_simulator) on a free port: its Graph API answers the media look-up and serves the
+    download only with the owning number's bearer token, like Meta; its control API stores media."""
+    recorder = RequestRecorder(create_simulator_app(SimulatorSettings(auto_statuses=False)))
+    async with (serve_in_background(recorder) as server,
+                httpx.AsyncClient(base_url=server.url, timeout=10) as client):
+        served = SimulatorServer(client=client, url=server.url, phone_number_id="106540352242922",
+                                 access_token=f"EAAG-sim-{uuid.uuid4().hex}", recorder=recorder)
+        await served.add_number(served.phone_number_id, access_token=served.access_token)
+        yield served
 
 
 def _s3_server_script() -> Any:

@@ -28,6 +28,7 @@ from messaging_service.handlers import WebhookDeliveryHandler
 from messaging_service.inbound import WebhookProcessor
 from messaging_service.media_store import LocalMediaStore, MediaStore
 from messaging_service.media_worker import CredentialsSource, GraphMediaClient, MediaWorker
+from messaging_service.parked_expiry import ParkedStatusExpiry
 from messaging_service.s3_media_store import S3Config, S3MediaStore
 from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
@@ -96,13 +97,18 @@ class MessagingApp:
         self.media_worker = MediaWorker(
             sessions=self.sessions,
             credentials=credentials,
-            graph=GraphMediaClient(http=self.http_client, graph_url=settings.whatsapp_graph_url),
+            graph=GraphMediaClient(http=self.http_client, graph_url=settings.whatsapp_graph_url,
+                                   api_version=settings.whatsapp_api_version),
             store=self.media_store,
             events_topic=settings.messaging_events_topic,
             max_attempts=settings.media_max_attempts,
             backoff_seconds=settings.media_backoff_seconds,
             poll_seconds=settings.media_poll_seconds,
         )
+        self.parked_expiry = ParkedStatusExpiry(
+            sessions=self.sessions, max_age_seconds=settings.parked_status_retention_seconds,
+            interval_seconds=settings.parked_status_expiry_interval_seconds,
+            batch_size=settings.parked_status_expiry_batch)
         self.grpc_server = GrpcServer(
             registrars=[registrar(MessagingServicer(service=self.service))],
             service_names=[SERVICE_NAME],
@@ -148,7 +154,7 @@ class MessagingApp:
         await self.consumer.start()
         await self.grpc_server.start()
         self.workers.start(outbox_relay=self.relay.run(), webhook_consumer=self.consumer.run(),
-                           media_worker=self.media_worker.run())
+                           media_worker=self.media_worker.run(), parked_status_expiry=self.parked_expiry.run())
         if serve_http:
             self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
             await self._http.start()
@@ -161,6 +167,7 @@ class MessagingApp:
         await self.grpc_server.stop(grace)
         await self.consumer.stop()
         await self.media_worker.stop()
+        await self.parked_expiry.stop()
         await self.relay.stop()
         await self.workers.wait(grace + 10)
         if self._http is not None:

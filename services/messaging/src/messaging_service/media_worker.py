@@ -25,9 +25,6 @@ from messaging_service.repository import MessageRepository, claim_media_jobs
 
 logger = logging.getLogger(__name__)
 
-GRAPH_API_VERSION = "v21.0"
-
-
 class MediaFetchError(Exception):
     """The Graph API refused or failed the media lookup or download (retried)."""
 
@@ -46,15 +43,18 @@ class MediaInfo:
 
 
 class GraphMediaClient:
-    """`GET {graph}/v21.0/{media_id}` then `GET <url>`, both with the tenant's bearer token."""
+    """`GET {graph}/{version}/{media_id}` then `GET <url>`, both with the tenant's bearer token (`api_version`:
+    EVA_WHATSAPP_API_VERSION)."""
 
-    def __init__(self, *, http: httpx.AsyncClient, graph_url: str, chunk_size: int = 64 * 1024) -> None:
+    def __init__(
+        self, *, http: httpx.AsyncClient, graph_url: str, api_version: str, chunk_size: int = 64 * 1024
+    ) -> None:
         self._http = http
-        self._graph_url = graph_url.rstrip("/")
+        self._base_url = f"{graph_url.rstrip('/')}/{api_version}"
         self._chunk_size = chunk_size
 
     async def describe(self, media_id: str, *, token: str) -> MediaInfo:
-        response = await self._http.get(f"{self._graph_url}/{GRAPH_API_VERSION}/{media_id}",
+        response = await self._http.get(f"{self._base_url}/{media_id}",
                                         headers={"Authorization": f"Bearer {token}"})
         if response.status_code != 200:
             raise MediaFetchError(f"media lookup answered {response.status_code}")

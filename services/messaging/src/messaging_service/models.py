@@ -92,10 +92,14 @@ class MessageStatus(SQLModel, table=True):
 
 
 class ParkedStatus(SQLModel, table=True):
-    """A status for a wamid not stored (yet): kept, to be applied when the message appears."""
+    """A status for a wamid not stored (yet): kept, to be applied when the message appears, or deleted once it has
+    been parked longer than Meta retries (`created_at` is when it was parked; see parked_expiry.py)."""
 
     __tablename__ = "parked_statuses"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "wamid", "status", name="parked_statuses_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "wamid", "status", name="parked_statuses_key"),
+        sa.Index("parked_statuses_created_at", "created_at"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=True))
     tenant_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))

@@ -218,3 +218,18 @@ async def claim_media_jobs(session: AsyncSession, *, batch: int, lease_seconds: 
         {"batch": batch, "lease": lease_seconds},
     )
     return [(int(row[0]), str(row[1])) for row in rows.all()]
+
+
+async def expire_parked_statuses(session: AsyncSession, *, max_age_seconds: float, batch: int) -> int:
+    """Deletes up to `batch` statuses of any tenant parked more than `max_age_seconds` ago (a SECURITY DEFINER
+    function: the job works across tenants); returns how many it deleted."""
+    connection = await session.connection()
+    deleted = await connection.scalar(
+        sa.text("SELECT expire_parked_statuses(:max_age, :batch)"), {"max_age": max_age_seconds, "batch": batch})
+    return int(deleted or 0)
+
+
+async def count_parked_statuses(session: AsyncSession) -> int:
+    """How many statuses are parked, all tenants together (a SECURITY DEFINER function)."""
+    connection = await session.connection()
+    return int(await connection.scalar(sa.text("SELECT count_parked_statuses()")) or 0)

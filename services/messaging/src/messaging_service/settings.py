@@ -32,8 +32,15 @@ class Settings(ServiceSettings):
     # only forward, so their order does not matter); the offset after a window is committed when all of it is done.
     webhook_concurrency: int = Field(default=8, ge=1, le=64)
     tenant_grpc_target: str = "127.0.0.1:50052"
-    # The Graph API the media job asks for media URLs (the simulator locally, Meta in production).
+    # The Graph API the media job asks for media URLs (the simulator locally, Meta in production), and the version of
+    # it every Graph call names (`{graph}/{version}/...`).
     whatsapp_graph_url: str = "http://127.0.0.1:3010"
+    whatsapp_api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
+    # A status for a message never stored is deleted once parked this long: Meta retries a webhook for up to 7 days,
+    # so after that its message will never come. The expiry job runs at start, then every interval, in batches.
+    parked_status_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    parked_status_expiry_interval_seconds: float = Field(default=3600, gt=0)
+    parked_status_expiry_batch: int = Field(default=1000, ge=1, le=100_000)
     # Where downloaded media is stored (the stack sets .local/<profile>/media).
     media_root: Path = Path(".local/media")
     media_max_attempts: int = Field(default=5, ge=1)

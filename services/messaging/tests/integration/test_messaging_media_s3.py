@@ -9,7 +9,6 @@ import copy
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +16,13 @@ import httpx
 import pytest
 import pytest_asyncio
 from eva.messaging.v1 import messaging_pb2
-from eva_simulator.app import create_app
-from eva_simulator.server import serve_in_background
-from eva_simulator.settings import Settings as SimulatorSettings
-from messaging_service.media_worker import GraphMediaClient, MediaWorker
 from messaging_service.s3_media_store import S3MediaStore
 
 # The first test may wait for the one-time MinIO build (scripts/s3_server.py install).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "meta"
-PHONE_NUMBER_ID = "106540352242922"
-ACCESS_TOKEN = f"EAAG-sim-{uuid.uuid4().hex}"
 PREFIX = "eva-test/media"
-
-
-class NumberToken:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    async def access_token(self, *, tenant_id: str) -> str:
-        return self.token
-
-
-@pytest_asyncio.fixture(scope="module")
-async def simulator() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(SimulatorSettings(auto_statuses=False))
-    async with serve_in_background(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        answer = await client.post("/_sim/numbers", json={
-            "phoneNumberId": PHONE_NUMBER_ID, "wabaId": "102290129340398", "displayPhoneNumber": "15550783881",
-            "accessToken": ACCESS_TOKEN, "appSecret": "sim-app-secret-" + uuid.uuid4().hex})
-        assert answer.status_code == 200, answer.text
-        yield client
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -71,8 +45,8 @@ async def test_the_media_job_stores_in_s3_and_the_service_streams_it_back(
     assert isinstance(store, S3MediaStore) and store is s3_stack.messaging.s3_media_store
     tenant = str(uuid.uuid4())
     content = b"%PDF-1.4 " + bytes(range(256)) * 300  # over one 64 KiB chunk
-    stored = (await simulator.post("/_sim/media", json={
-        "phoneNumberId": PHONE_NUMBER_ID, "mimeType": "application/pdf", "filename": "invoice.pdf",
+    stored = (await simulator.client.post("/_sim/media", json={
+        "phoneNumberId": simulator.phone_number_id, "mimeType": "application/pdf", "filename": "invoice.pdf",
         "contentBase64": base64.b64encode(content).decode()})).json()
     payload = copy.deepcopy(json.loads((FIXTURES / "document.json").read_text()))
     message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
@@ -83,10 +57,7 @@ async def test_the_media_job_stores_in_s3_and_the_service_streams_it_back(
     message_id = str(row["id"])
 
     async with httpx.AsyncClient(timeout=10) as http:
-        job_worker = MediaWorker(
-            sessions=s3_stack.messaging.sessions, credentials=NumberToken(ACCESS_TOKEN),
-            graph=GraphMediaClient(http=http, graph_url=str(simulator.base_url)), store=store,
-            events_topic=s3_stack.events_topic, backoff_seconds=0.01)
+        job_worker = simulator.media_worker(s3_stack, http)
 
         async def done() -> Any:
             await job_worker.run_once()

@@ -1,6 +1,7 @@
 """The media job against the real simulator (eva_simulator, served over HTTP on a free port): it answers the Graph
 media look-up and serves the download only with the owning number's bearer token, like Meta; its control API
-stores media and can corrupt downloads (sha256 mismatch)."""
+stores media and can corrupt downloads (sha256 mismatch). The Graph API version the service is configured with
+(EVA_WHATSAPP_API_VERSION) is the one in the paths the simulator receives."""
 
 from __future__ import annotations
 
@@ -16,44 +17,21 @@ import httpx
 import pytest
 import pytest_asyncio
 from eva.messaging.v1 import messaging_pb2
-from eva_simulator.app import create_app
-from eva_simulator.server import serve_in_background
-from eva_simulator.settings import Settings as SimulatorSettings
-from messaging_service.media_worker import GraphMediaClient, MediaWorker
+from messaging_service.media_worker import MediaWorker
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "meta"
-PHONE_NUMBER_ID = "106540352242922"
-ACCESS_TOKEN = f"EAAG-sim-{uuid.uuid4().hex}"
-
-
-class NumberToken:
-    """The tenant's access token, as TenantService.GetSendingCredentials would return it."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    async def access_token(self, *, tenant_id: str) -> str:
-        return self.token
 
 
 @pytest_asyncio.fixture(scope="module")
-async def simulator() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(SimulatorSettings(auto_statuses=False))
-    async with serve_in_background(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        answer = await client.post("/_sim/numbers", json={
-            "phoneNumberId": PHONE_NUMBER_ID, "wabaId": "102290129340398", "displayPhoneNumber": "15550783881",
-            "accessToken": ACCESS_TOKEN, "appSecret": "sim-app-secret-" + uuid.uuid4().hex})
-        assert answer.status_code == 200, answer.text
-        yield client
-
-
-def worker(stack, simulator: httpx.AsyncClient, http: httpx.AsyncClient, token: str) -> MediaWorker:
-    return MediaWorker(
-        sessions=stack.messaging.sessions, credentials=NumberToken(token),
-        graph=GraphMediaClient(http=http, graph_url=str(simulator.base_url)), store=stack.messaging.media_store,
-        events_topic=stack.events_topic, backoff_seconds=0.01)
+async def versioned_stack(infra, database, issuer, stack_builder, simulator, tmp_path_factory) -> AsyncIterator[Any]:
+    """A messaging service whose own media worker asks the simulator over HTTP, configured with another Graph API
+    version than the default."""
+    async with stack_builder(infra, database, issuer, tmp_path_factory.mktemp("versioned-media"),
+                             graph_transport=httpx.AsyncHTTPTransport(), whatsapp_graph_url=simulator.url,
+                             whatsapp_api_version="v23.0") as built:
+        yield built
 
 
 async def as_tenant(owner_db, tenant_id: str, sql: str, *args: Any) -> list[Any]:
@@ -63,10 +41,11 @@ async def as_tenant(owner_db, tenant_id: str, sql: str, *args: Any) -> list[Any]
     return rows
 
 
-async def receive_document(stack, delivery, owner_db, simulator: httpx.AsyncClient, tenant: str,
-                           content: bytes) -> tuple[str, str]:
-    stored = (await simulator.post("/_sim/media", json={
-        "phoneNumberId": PHONE_NUMBER_ID, "mimeType": "application/pdf", "filename": "invoice.pdf",
+async def receive_document(stack, delivery, owner_db, simulator, tenant: str, content: bytes, *,
+                           phone_number_id: str | None = None) -> tuple[str, str]:
+    stored = (await simulator.client.post("/_sim/media", json={
+        "phoneNumberId": phone_number_id or simulator.phone_number_id, "mimeType": "application/pdf",
+        "filename": "invoice.pdf",
         "contentBase64": base64.b64encode(content).decode()})).json()
     payload = copy.deepcopy(json.loads((FIXTURES / "document.json").read_text()))
     message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
@@ -93,7 +72,7 @@ async def test_media_from_the_simulator_is_stored_and_streamed(
     content = b"%PDF-1.4 " + bytes(range(256)) * 300  # over one 64 KiB chunk
     message_id, _ = await receive_document(stack, delivery, owner_db, simulator, tenant, content)
     async with httpx.AsyncClient(timeout=10) as http:
-        job = await drive(worker(stack, simulator, http, ACCESS_TOKEN), owner_db, tenant, message_id, eventually)
+        job = await drive(simulator.media_worker(stack, http), owner_db, tenant, message_id, eventually)
     assert (job["state"], job["attempts"]) == ("done", 1)
     user = (("authorization", f"Bearer {issuer.user_token(user_id='agent', tenant_id=tenant)}"),)
     got = await stack.stub.GetMessage(messaging_pb2.GetMessageRequest(message_id=message_id), metadata=user)
@@ -108,9 +87,10 @@ async def test_corrupted_simulator_downloads_fail_after_retries(
         stack, delivery, owner_db, simulator, eventually) -> None:
     tenant = str(uuid.uuid4())
     message_id, media_id = await receive_document(stack, delivery, owner_db, simulator, tenant, b"%PDF original")
-    assert (await simulator.post(f"/_sim/media/{media_id}/corrupt", json={"corrupt": True})).status_code == 200
+    corrupted = await simulator.client.post(f"/_sim/media/{media_id}/corrupt", json={"corrupt": True})
+    assert corrupted.status_code == 200
     async with httpx.AsyncClient(timeout=10) as http:
-        job = await drive(worker(stack, simulator, http, ACCESS_TOKEN), owner_db, tenant, message_id, eventually)
+        job = await drive(simulator.media_worker(stack, http), owner_db, tenant, message_id, eventually)
     assert (job["state"], job["attempts"]) == ("failed", 5) and "sha256" in job["last_error"]
     assert not (stack.media_root / tenant / message_id).exists()
 
@@ -120,8 +100,25 @@ async def test_a_wrong_token_is_refused_by_the_simulator_and_recorded(
     tenant = str(uuid.uuid4())
     message_id, _ = await receive_document(stack, delivery, owner_db, simulator, tenant, b"%PDF private")
     async with httpx.AsyncClient(timeout=10) as http:
-        job = await drive(worker(stack, simulator, http, "EAAG-not-the-owner"), owner_db, tenant, message_id,
-                          eventually)
+        job = await drive(simulator.media_worker(stack, http, token="EAAG-not-the-owner"), owner_db, tenant,
+                          message_id, eventually)
     assert job["state"] == "failed" and "media lookup answered" in job["last_error"]
     [row] = await as_tenant(owner_db, tenant, "SELECT media FROM messages WHERE id = $1", uuid.UUID(message_id))
     assert json.loads(row["media"])["status"] == "failed"
+
+
+async def test_the_configured_graph_api_version_is_the_one_the_simulator_receives(
+        versioned_stack, delivery, owner_db, simulator, eventually) -> None:
+    assert "parked-status-expiry" in {task.get_name() for task in versioned_stack.messaging.tasks}
+    tenant = str(uuid.uuid4())
+    # the stack's credentials give every tenant the token `token-<tenant>`: this tenant's number has it
+    number = "1065" + str(uuid.uuid4().int)[:11]
+    await simulator.add_number(number, access_token=f"token-{tenant}")
+    content = b"%PDF-1.4 versioned"
+    message_id, media_id = await receive_document(versioned_stack, delivery, owner_db, simulator, tenant, content,
+                                                  phone_number_id=number)
+    job = await drive(versioned_stack.messaging.media_worker, owner_db, tenant, message_id, eventually)
+    assert (job["state"], job["attempts"], job["last_error"]) == ("done", 1, None)
+    lookups = [path for method, path in simulator.requests if method == "GET" and path.endswith(f"/{media_id}")]
+    assert lookups == [f"/v23.0/{media_id}"]
+    assert versioned_stack.credentials.calls == [tenant]

@@ -114,7 +114,8 @@ async def test_the_reference_batch_stores_both_messages_in_order_and_parks_its_s
     assert outcome is not None
     assert (outcome.messages, outcome.statuses) == (2, 2)
     assert outcome.detail == "status_parked=2 stored=2"
-    parked = await as_tenant(owner_db, tenant, "SELECT wamid, status FROM parked_statuses ORDER BY wamid")
+    parked = await as_tenant(owner_db, tenant, "SELECT wamid, status FROM parked_statuses WHERE tenant_id = $1 "
+                                               "ORDER BY wamid", tenant)
     assert [(p["wamid"], p["status"]) for p in parked] == [("wamid.OUT1", "READ"), ("wamid.OUT2", "DELIVERED")]
     [row] = await as_tenant(owner_db, tenant, "SELECT DISTINCT conversation_id FROM messages")
     listed = await stack.stub.ListMessages(

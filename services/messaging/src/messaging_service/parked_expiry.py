@@ -1,0 +1,60 @@
+"""The expiry of parked statuses: a status Meta reported for a wamid Eva never stored waits in `parked_statuses` for
+its message; once it has waited longer than Meta retries a webhook (7 days by default), the message will never come
+and the status is deleted. A background task of every replica runs a pass at start, then every interval: bounded
+batches, each one DELETE of its own transaction through the `expire_parked_statuses` SECURITY DEFINER function (the
+job works across tenants), so replicas running at the same moment delete each row once and never fail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from eva_common.db import SessionFactory, transaction
+
+from messaging_service.metrics import PARKED_STATUSES, PARKED_STATUSES_EXPIRED
+from messaging_service.repository import count_parked_statuses, expire_parked_statuses
+
+logger = logging.getLogger(__name__)
+
+
+class ParkedStatusExpiry:
+    def __init__(
+        self, *, sessions: SessionFactory, max_age_seconds: float, interval_seconds: float, batch_size: int = 1000,
+    ) -> None:
+        self._sessions = sessions
+        self._max_age_seconds = max_age_seconds
+        self._interval_seconds = interval_seconds
+        self._batch_size = batch_size
+        self._stopping = asyncio.Event()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception:  # the database away: the next pass tells
+                logger.exception("parked status expiry pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_seconds)
+
+    async def run_once(self) -> int:
+        """Deletes every status parked longer than the maximum age, batch after batch, and updates the gauge of
+        parked statuses; returns how many it deleted."""
+        expired = 0
+        while True:
+            async with transaction(self._sessions) as session:
+                deleted = await expire_parked_statuses(
+                    session, max_age_seconds=self._max_age_seconds, batch=self._batch_size)
+            PARKED_STATUSES_EXPIRED.inc(deleted)
+            expired += deleted
+            if deleted < self._batch_size or self._stopping.is_set():
+                break
+        async with transaction(self._sessions) as session:
+            PARKED_STATUSES.set(await count_parked_statuses(session))
+        if expired:
+            logger.info("parked statuses expired", extra={"expired": expired,
+                                                          "max_age_seconds": self._max_age_seconds})
+        return expired

@@ -31,6 +31,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import deployables  # noqa: E402  (scripts/deployables.py, stdlib only)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ROOT = REPO_ROOT / ".local"
 KAFKA_POM = REPO_ROOT / "scripts" / "kafka" / "pom.xml"
@@ -44,7 +47,7 @@ OWNER_ROLE = "eva_owner"
 OWNER_SECRET = "eva_owner"  # noqa: S105 - local dev/test credential, documented
 APP_ROLE = "eva_app"
 APP_SECRET = "eva_app"  # noqa: S105 - local dev/test credential, documented
-DATABASES = ("eva_auth", "eva_tenant", "eva_conversation", "eva_messaging", "eva_ingest", "eva_n8n")
+DATABASES = tuple(d.database for d in deployables.load() if d.database)  # deploy/deployables.toml
 
 PROFILE_PORTS: dict[str, tuple[int, int, int, int]] = {
     # profile: (postgres, redis, kafka, kafka controller)
@@ -53,6 +56,7 @@ PROFILE_PORTS: dict[str, tuple[int, int, int, int]] = {
 }
 
 KAFKA_READY_TIMEOUT_S = 90.0
+PORT_RELEASE_TIMEOUT_S = 30.0  # how long `up` waits for a port held by a process going away
 KAFKA_STOP_TIMEOUT_S = 30.0
 KAFKA_JVM_OPTS = ("-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
 KAFKA_MAX_MESSAGE_BYTES = 4194304
@@ -177,14 +181,6 @@ def run(cmd: Sequence[str], *, cwd: Path | None = None, stdin: str | None = None
     return proc.stdout
 
 
-def port_open(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def pid_state(pid: int) -> str | None:
     """The /proc state letter of ``pid`` ("R", "S", "Z" …), None when there is no such process."""
     try:
@@ -235,9 +231,70 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return f"(no log at {path})"
 
 
-def ensure_port_free(port: int, what: str) -> None:
-    if port_open(port):
-        raise InfraError(f"{what}: port {HOST}:{port} is already in use by a process this profile did not start")
+def port_free(port: int) -> bool:
+    """True when a server could bind HOST:port now (SO_REUSEADDR, as servers set it: a closing connection in
+    TIME_WAIT does not count; a listener, even one that is shutting down, does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_holders(port: int) -> list[str]:
+    """`pid <n> (<command line>)` of each process listening on ``port`` that this user may inspect."""
+    inodes = _listening_inodes(port)
+    holders: list[str] = []
+    if not inodes:
+        return holders
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if any(link == f"socket:[{inode}]" for inode in inodes for link in links):
+            holders.append(f"pid {proc.name} ({cmdline[:120]})")
+    return holders
+
+
+def wait_port_free(port: int, timeout: float = PORT_RELEASE_TIMEOUT_S) -> bool:
+    """Wait (bounded) for a port that a process going away still holds; True once it can be bound."""
+    deadline = time.monotonic() + timeout
+    while not port_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def port_busy_message(port: int, what: str, timeout: float) -> str:
+    holders = port_holders(port)
+    by = ", ".join(holders) if holders else "a process this user cannot see"
+    return f"{what}: port {HOST}:{port} still in use after {timeout:.0f}s, by {by}"
+
+
+def ensure_port_free(port: int, what: str, timeout: float = PORT_RELEASE_TIMEOUT_S) -> None:
+    if not wait_port_free(port, timeout):
+        raise InfraError(port_busy_message(port, what, timeout))
 
 
 def status_line(component: str, healthy: bool, port: int, pid: int | None, detail: str = "") -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -30,21 +31,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import deployables  # noqa: E402  (scripts/deployables.py: the registry, deploy/deployables.toml)
 import infra  # noqa: E402  (scripts/infra.py, stdlib only)
 
-PROFILE_OFFSET = {"dev": 0, "test": 10_000}
+PROFILES = ("dev", "test")
+REGISTRY = deployables.load()
 SUPER_ADMIN_EMAIL = "super@eva.local"
 DEMO_EMAIL = "demo@eva.local"
 DEMO_PASSWORD = "eva-demo-password"  # noqa: S105 - documented demo credential of the local stack
 DEMO_PHONE_NUMBER_ID = "106540352242922"
 DEMO_WABA_ID = "102290129340398"
 DEMO_DISPLAY_NUMBER = "15550783881"
-SERVICE_CLIENTS = ("auth", "tenant", "conversation", "messaging", "webhook-ingest", "realtime", "n8n-integration",
-                   "gateway")
+SERVICE_CLIENTS = tuple(d.name for d in REGISTRY if not d.dev_only)  # each gets a credential from auth
+SUPER_ADMIN_PASSWORD_ENV = "EVA_SUPER_ADMIN_PASSWORD"  # noqa: S105 - a variable name
+MIGRATION_URL_ENV = "EVA_MIGRATION_DATABASE_URL"
+LOG_LINES_ON_FAILURE = 30
 
 
 @dataclass(frozen=True, slots=True)
 class Deployable:
+    """One local process of a registry row (replica n of it) with the ports of the stack's profile."""
+
     name: str
     module: str
     directory: str
@@ -56,32 +63,19 @@ class Deployable:
     def process_name(self) -> str:
         return self.name if self.replica == 0 else f"{self.name}-{self.replica + 1}"
 
-
-BASE_DEPLOYABLES = (
-    Deployable("auth", "auth_service", "services/auth", 8101, 9051, "eva_auth"),
-    Deployable("tenant", "tenant_service", "services/tenant", 8102, 9052, "eva_tenant"),
-    Deployable("conversation", "conversation_service", "services/conversation", 8103, 9053, "eva_conversation"),
-    Deployable("messaging", "messaging_service", "services/messaging", 8104, 9054, "eva_messaging"),
-    Deployable("webhook-ingest", "webhook_ingest_service", "services/webhook-ingest", 3002, None, "eva_ingest"),
-    Deployable("realtime", "realtime_service", "services/realtime", 8105),
-    Deployable("n8n-integration", "n8n_service", "services/n8n-integration", 3003, None, "eva_n8n"),
-    Deployable("gateway", "gateway", "gateway", 3001),
-    Deployable("simulator", "eva_simulator", "libs/simulator", 3010),
-)
+    def ports(self) -> list[int]:
+        return [self.http_port] + ([self.grpc_port] if self.grpc_port else [])
 
 
 @dataclass(frozen=True, slots=True)
 class Stack:
     profile: str
-    gateway_replicas: int
-
-    @property
-    def offset(self) -> int:
-        return PROFILE_OFFSET[self.profile]
+    gateway_replicas: int | None = None  # None: as the registry says for the profile
+    local_root: Path = ROOT / ".local"  # where each profile keeps its secrets, pid files and logs
 
     @property
     def home(self) -> Path:
-        return ROOT / ".local" / self.profile
+        return self.local_root / self.profile
 
     @property
     def run_dir(self) -> Path:
@@ -92,17 +86,18 @@ class Stack:
         return self.home / "logs"
 
     def deployables(self) -> list[Deployable]:
-        shifted: list[Deployable] = []
-        for item in BASE_DEPLOYABLES:
-            replicas = self.gateway_replicas if item.name == "gateway" else 1
+        processes: list[Deployable] = []
+        for row in REGISTRY:
+            replicas = row.replica_count(self.profile)
+            if row.name == "gateway" and self.gateway_replicas:
+                replicas = self.gateway_replicas
             for replica in range(replicas):
-                shifted.append(
-                    Deployable(
-                        item.name, item.module, item.directory, item.http_port + self.offset + 10 * replica,
-                        item.grpc_port + self.offset if item.grpc_port else None, item.database, replica,
-                    )
-                )
-        return shifted
+                processes.append(Deployable(
+                    row.name, row.module, row.directory,
+                    row.http_port(self.profile) + deployables.REPLICA_PORT_STEP * replica,
+                    row.grpc_port(self.profile), row.database, replica,
+                ))
+        return processes
 
     def port(self, name: str) -> int:
         return next(d.http_port for d in self.deployables() if d.name == name and d.replica == 0)
@@ -170,7 +165,7 @@ def database_urls(stack: Stack, database: str) -> tuple[str, str]:
 
 def deployable_env(stack: Stack, item: Deployable, secrets_: dict[str, Any]) -> dict[str, str]:
     infra_vars = infra_env(stack)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("EVA_", "SIMULATOR_"))}
+    env = child_env()
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
@@ -181,10 +176,7 @@ def deployable_env(stack: Stack, item: Deployable, secrets_: dict[str, Any]) -> 
             "EVA_HTTP_PORT": str(item.http_port),
             "EVA_REDIS_URL": infra_vars["EVA_REDIS_URL"],
             "EVA_KAFKA_BOOTSTRAP": infra_vars["EVA_KAFKA_BOOTSTRAP"],
-            "EVA_AUTH_GRPC_TARGET": stack.grpc_target("auth"),
-            "EVA_TENANT_GRPC_TARGET": stack.grpc_target("tenant"),
-            "EVA_CONVERSATION_GRPC_TARGET": stack.grpc_target("conversation"),
-            "EVA_MESSAGING_GRPC_TARGET": stack.grpc_target("messaging"),
+            **{row.grpc_target_env: stack.grpc_target(row.name) for row in REGISTRY if row.grpc},
             "EVA_WHATSAPP_GRAPH_URL": stack.url("simulator"),
             "EVA_FRONTEND_URL": os.environ.get("EVA_FRONTEND_URL", "http://localhost:5173"),
             "EVA_SERVICE_CLIENT_SECRET": secrets_["service_clients"].get(item.name, "unused-" + "x" * 16),
@@ -250,26 +242,73 @@ def readyz(item: Deployable) -> bool:
     return http_ok(f"http://127.0.0.1:{item.http_port}/readyz")
 
 
-def start(stack: Stack, item: Deployable, secrets_: dict[str, Any]) -> None:
+@dataclass(slots=True)
+class Launch:
+    """A process this run started: its handle (for the exit code) and where its log of this start begins."""
+
+    item: Deployable
+    process: subprocess.Popen[bytes]
+    log: Path
+    log_offset: int
+
+
+def start(stack: Stack, item: Deployable, secrets_: dict[str, Any],
+          port_timeout: float = infra.PORT_RELEASE_TIMEOUT_S) -> Launch | None:
+    """Start one process (None when it already runs). Its ports may still be held by the process that `down`
+    just stopped: wait for them (bounded) rather than start a server that cannot bind."""
     if running_pid(stack, item) is not None:
-        return
+        return None
+    for port in item.ports():
+        if not infra.wait_port_free(port, port_timeout):
+            raise SystemExit(infra.port_busy_message(port, f"cannot start {item.process_name()}", port_timeout))
     stack.run_dir.mkdir(parents=True, exist_ok=True)
     stack.log_dir.mkdir(parents=True, exist_ok=True)
-    log = (stack.log_dir / f"{item.process_name()}.log").open("ab")
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        command_for(item), cwd=ROOT, env=deployable_env(stack, item, secrets_),
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    log_path = stack.log_dir / f"{item.process_name()}.log"
+    with log_path.open("ab") as log:
+        log.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} start of {item.process_name()} ===\n".encode())
+        log.flush()
+        offset = log.tell()
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command_for(item), cwd=ROOT, env=deployable_env(stack, item, secrets_),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
     pid_file(stack, item).write_text(str(process.pid))
+    return Launch(item, process, log_path, offset)
 
 
-def wait_ready(stack: Stack, items: list[Deployable], timeout: float = 120.0) -> None:
+def exit_report(launch: Launch, lines: int = LOG_LINES_ON_FAILURE) -> str:
+    """Why a process this run started is gone: its exit status and the last lines it logged since it started."""
+    code = launch.process.poll()
+    if code is None:
+        status = "is still running"
+    elif code < 0:
+        status = f"was killed by {signal.Signals(-code).name}"
+    else:
+        status = f"exited with code {code}"
+    try:
+        with launch.log.open("rb") as log:
+            log.seek(launch.log_offset)
+            written = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        written = []
+    shown = "\n".join(written[-lines:]) if written else "(it wrote nothing to its log)"
+    return (f"{launch.item.process_name()} {status} during start-up; last {min(lines, len(written))} lines of "
+            f"{launch.log}:\n{shown}")
+
+
+def wait_ready(stack: Stack, items: list[Deployable], launches: dict[str, Launch] | None = None,
+               timeout: float = 120.0) -> None:
+    launched = launches or {}
     deadline = time.monotonic() + timeout
     pending = list(items)
     while pending:
         for item in list(pending):
-            if running_pid(stack, item) is None:
-                raise SystemExit(f"{item.process_name()} exited during start-up:\n{tail(stack, item)}")
+            launch = launched.get(item.process_name())
+            if launch is not None and launch.process.poll() is not None:
+                pid_file(stack, item).unlink(missing_ok=True)
+                raise SystemExit(exit_report(launch))
+            if launch is None and running_pid(stack, item) is None:
+                raise SystemExit(f"{item.process_name()} is not running:\n{tail(stack, item)}")
             if readyz(item):
                 pending.remove(item)
         if pending and time.monotonic() > deadline:
@@ -280,22 +319,41 @@ def wait_ready(stack: Stack, items: list[Deployable], timeout: float = 120.0) ->
             time.sleep(0.3)
 
 
-def tail(stack: Stack, item: Deployable, lines: int = 30) -> str:
+def tail(stack: Stack, item: Deployable, lines: int = LOG_LINES_ON_FAILURE) -> str:
     path = stack.log_dir / f"{item.process_name()}.log"
     if not path.exists():
         return f"({path} missing)"
     return f"--- {path} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group (the session `start` made) runs; zombies do not count."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def stop(stack: Stack, item: Deployable, timeout: float = 20.0) -> None:
+    """SIGTERM to the process group, wait until every member is gone (SIGKILL after ``timeout``)."""
     pid = running_pid(stack, item)
     if pid is not None:
-        os.killpg(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and running_pid(stack, item) is not None:
-            time.sleep(0.2)
-        if running_pid(stack, item) is not None:
-            os.killpg(pid, signal.SIGKILL)
+        while time.monotonic() < deadline and group_alive(pid):
+            time.sleep(0.1)
+        if group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while group_alive(pid):
+                time.sleep(0.1)
     pid_file(stack, item).unlink(missing_ok=True)
 
 
@@ -316,15 +374,31 @@ def create_topics(stack: Stack) -> None:
         say(f"created topics: {', '.join(created)}")
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a helper process: ours without EVA_* settings, plus ``extra`` (where secrets go: never
+    on a command line, which every local user can read in `ps`)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("EVA_", "SIMULATOR_"))}
+    env.update(extra)
+    return env
+
+
+MIGRATE_CODE = ("import os, sys; from pathlib import Path; from eva_common.migrations import upgrade; "
+                f"upgrade(Path(sys.argv[1]), os.environ[{MIGRATION_URL_ENV!r}])")
+
+
+def migrate_command(stack: Stack, item: Deployable) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of one database's migrations (the owner's URL, with its password, in the env)."""
+    assert item.database is not None
+    _, owner_url = database_urls(stack, item.database)
+    return [sys.executable, "-c", MIGRATE_CODE, str(ROOT / item.directory)], child_env(**{MIGRATION_URL_ENV: owner_url})
+
+
 def migrate(stack: Stack) -> None:
     for item in stack.deployables():
         if item.database is None or item.replica:
             continue
-        _, owner_url = database_urls(stack, item.database)
-        code = ("import sys; from pathlib import Path; from eva_common.migrations import upgrade; "
-                "upgrade(Path(sys.argv[1]), sys.argv[2])")
-        subprocess.run([sys.executable, "-c", code, str(ROOT / item.directory), owner_url],  # noqa: S603
-                       check=True, cwd=ROOT)
+        argv, env = migrate_command(stack, item)
+        subprocess.run(argv, check=True, cwd=ROOT, env=env)  # noqa: S603
         say(f"migrated {item.database}")
 
 
@@ -372,14 +446,20 @@ def seed(stack: Stack) -> dict[str, str]:
             "super_admin_password": secrets_["super_admin_password"]}
 
 
+def seed_super_admin_command(stack: Stack, secrets_: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of auth's seeding command; the password goes in the environment (a password that
+    begins with '-' would otherwise be read as an option, and argv is public)."""
+    auth = next(item for item in stack.deployables() if item.name == "auth")
+    env = deployable_env(stack, auth, secrets_)
+    env[SUPER_ADMIN_PASSWORD_ENV] = secrets_["super_admin_password"]
+    return [sys.executable, "-m", "auth_service.seed_super_admin", "--email", SUPER_ADMIN_EMAIL], env
+
+
 def seed_super_admin(stack: Stack) -> None:
     """The platform tenant and its super admin (idempotent), made by auth's own seeding command."""
-    secrets_ = load_secrets(stack)
-    auth = next(item for item in stack.deployables() if item.name == "auth")
+    argv, env = seed_super_admin_command(stack, load_secrets(stack))
     result = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "auth_service.seed_super_admin", "--email", SUPER_ADMIN_EMAIL,
-         "--password", secrets_["super_admin_password"]],
-        cwd=ROOT, env=deployable_env(stack, auth, secrets_), capture_output=True, text=True, check=False,
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"could not seed the super admin:\n{result.stdout}\n{result.stderr[-2000:]}")
@@ -392,9 +472,12 @@ def up(stack: Stack, *, with_seed: bool) -> None:
     create_topics(stack)
     migrate(stack)
     items = stack.deployables()
+    launches = {}
     for item in items:
-        start(stack, item, secrets_)
-    wait_ready(stack, items)
+        launch = start(stack, item, secrets_)
+        if launch is not None:
+            launches[item.process_name()] = launch
+    wait_ready(stack, items, launches)
     say(f"all {len(items)} processes ready in {time.monotonic() - started:.1f}s")
     seed_super_admin(stack)
     if with_seed:
@@ -489,12 +572,11 @@ def env_lines(stack: Stack) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["up", "down", "ps", "logs", "migrate", "seed", "reset", "env", "stop"])
-    parser.add_argument("--profile", choices=sorted(PROFILE_OFFSET), default="dev")
+    parser.add_argument("--profile", choices=PROFILES, default="dev")
     parser.add_argument("--gateway-replicas", type=int, default=None)
     parser.add_argument("--no-seed", action="store_true")
     args = parser.parse_args()
-    replicas = args.gateway_replicas or (2 if args.profile == "test" else 1)
-    stack = Stack(args.profile, replicas)
+    stack = Stack(args.profile, args.gateway_replicas)
     if args.action == "up":
         up(stack, with_seed=not args.no_seed)
     elif args.action == "down":

@@ -1,8 +1,9 @@
-"""`python -m auth_service.seed_super_admin --email E --password P`: the platform tenant (slug `platform`, created
-through the tenant service when missing) and a super admin in it. Idempotent. Reads the same EVA_* environment as
-the service (auth's database, signing keys, EVA_TENANT_GRPC_TARGET) and writes one JSON line to stdout:
-{"userId": ..., "tenantId": ..., "created": true|false}. The password may come from EVA_SUPER_ADMIN_PASSWORD
-instead of the command line (which other local users can see)."""
+"""`EVA_SUPER_ADMIN_PASSWORD=P python -m auth_service.seed_super_admin --email E` (or `--password-stdin`, the
+password on standard input): the platform tenant (slug `platform`, created through the tenant service when missing)
+and a super admin in it. Idempotent. Reads the same EVA_* environment as the service (auth's database, signing
+keys, EVA_TENANT_GRPC_TARGET) and writes one JSON line to stdout: {"userId": ..., "tenantId": ..., "created":
+true|false}. `--password P` still works but puts the secret on the command line, which every local user can read
+(`ps`), and a password beginning with '-' is taken for an option there: scripts use the environment or stdin."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
 
 from eva_common.db import create_engine, session_factory
 from eva_common.errors import DomainError
@@ -55,19 +59,37 @@ async def seed(settings: Settings, *, email: str, password: str, name: str) -> d
         await engine.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True, slots=True)
+class SeedRequest:
+    email: str
+    password: str
+    name: str
+
+
+def parse_request(argv: list[str] | None, environ: Mapping[str, str], stdin: TextIO) -> SeedRequest:
+    """The command's arguments; the password from EVA_SUPER_ADMIN_PASSWORD, standard input (--password-stdin,
+    one line) or, discouraged, --password. Exits 2 (argparse) when there is none."""
     parser = argparse.ArgumentParser(prog="python -m auth_service.seed_super_admin", description=__doc__)
     parser.add_argument("--email", required=True)
-    parser.add_argument("--password", default=None, help=f"or set {PASSWORD_ENV}")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    parser.add_argument("--password", default=None, help=f"discouraged (visible in ps): set {PASSWORD_ENV}")
     parser.add_argument("--name", default="Super Admin")
     args = parser.parse_args(argv)
-    password = args.password or os.environ.get(PASSWORD_ENV, "")
+    if args.password_stdin:
+        password = stdin.readline().rstrip("\r\n")
+    else:
+        password = args.password or environ.get(PASSWORD_ENV, "")
     if not password:
-        parser.error(f"give --password or set {PASSWORD_ENV}")
+        parser.error(f"set {PASSWORD_ENV} or give the password on standard input with --password-stdin")
+    return SeedRequest(email=args.email, password=password, name=args.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    request = parse_request(argv, os.environ, sys.stdin)
     settings = load_settings(get_settings, "auth")
     configure_logging("auth-seed", settings.log_level)
     try:
-        result = asyncio.run(seed(settings, email=args.email, password=password, name=args.name))
+        result = asyncio.run(seed(settings, email=request.email, password=request.password, name=request.name))
     except DomainError as error:
         sys.stderr.write(f"seeding failed: {error.code}: {error.detail}\n")
         return 1

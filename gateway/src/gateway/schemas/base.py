@@ -6,11 +6,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from eva_common.paging import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE  # the one page-size rule of every list
+from eva_common.paging import MAX_PAGE_SIZE as MAX_PAGE_SIZE
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
 
 
 class CamelModel(BaseModel):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from eva_common.auth import ROLES_BY_RANK
 from eva_common.errors import InvalidArgument
+from eva_common.paging import DEFAULT_PAGE_SIZE
 
 from auth_service.models import RefreshToken, User
 
@@ -21,8 +19,6 @@ PLATFORM_TENANT_NAME = "Platform"
 ROLE_ATTENDANT, ROLE_ADMIN, ROLE_SUPER_ADMIN = ROLES_BY_RANK
 # Who counts as a tenant's administrator for the last-admin rule.
 ADMIN_ROLES = frozenset({ROLE_ADMIN, ROLE_SUPER_ADMIN})
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
 
 
 def role_rank(role: str) -> int:
@@ -125,30 +121,6 @@ class UserChanges:
 
     def fields(self) -> list[str]:
         return [name for name in ("name", "email", "role", "active", "password") if getattr(self, name) is not None]
-
-
-def page_size(limit: int) -> int:
-    if limit <= 0:
-        return DEFAULT_PAGE_SIZE
-    return min(limit, MAX_PAGE_SIZE)
-
-
-def encode_cursor(created_at: datetime, user_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), user_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, id) a page continues after; InvalidArgument for anything this service did not make."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, user_id = json.loads(raw)
-        moment = datetime.fromisoformat(created_at)
-    except (binascii.Error, ValueError, TypeError):
-        raise InvalidArgument("the cursor is not valid", code="INVALID_CURSOR") from None
-    if not isinstance(user_id, str) or moment.tzinfo is None:
-        raise InvalidArgument("the cursor is not valid", code="INVALID_CURSOR")
-    return moment, user_id
 
 
 @dataclass(frozen=True, slots=True)

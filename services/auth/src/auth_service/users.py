@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, PermissionDenied, ResourceExhausted
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,9 +46,6 @@ from auth_service.domain import (
     UserView,
     check_role,
     clean_name,
-    decode_cursor,
-    encode_cursor,
-    page_size,
     role_rank,
     user_view,
 )
@@ -57,6 +55,7 @@ from auth_service.passwords import Passwords, check_email, check_password_policy
 from auth_service.repository import RefreshTokenRepository, UserRepository
 
 logger = logging.getLogger("auth.users")
+USER_CURSOR = "users"
 
 Clock = Callable[[], datetime]
 NO_CLIENT = ClientInfo()
@@ -142,15 +141,15 @@ class UserAdmin:
     async def list_users(self, *, principal: Principal, query: UserQuery) -> UserPage:
         tenant_id = named_tenant_scope(principal, query.tenant_id)
         role = check_role(query.role) if query.role else ""
-        after = decode_cursor(query.cursor) if query.cursor else None
+        after = decode_cursor(query.cursor, kind=USER_CURSOR, timed=True)
         limit = page_size(query.limit)
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             rows = await UserRepository(session).page(
-                tenant_id, after=after, limit=limit + 1, role=role, q=query.q.strip()[:200],
-                include_inactive=query.include_inactive,
+                tenant_id, after=(after.time(), after.id) if after else None, limit=limit + 1, role=role,
+                q=query.q.strip()[:200], include_inactive=query.include_inactive,
             )
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else ""
+        items, more = rows[:limit], len(rows) > limit
+        next_cursor = encode_cursor(Position(USER_CURSOR, items[-1].id, items[-1].created_at)) if more else ""
         return UserPage(items=[user_view(user) for user in items], next_cursor=next_cursor)
 
     async def get_user(self, *, principal: Principal, user_id: str) -> UserView:

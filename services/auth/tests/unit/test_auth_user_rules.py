@@ -1,7 +1,6 @@
 """The rules of user management that need no database: who may manage, which tenant a call acts on, which roles
-may be granted, seats, cursors, and the mapping of a partial update from its proto."""
+may be granted, seats, and the mapping of a partial update from its proto."""
 
-from datetime import UTC, datetime
 
 import pytest
 from auth_service.domain import (
@@ -10,9 +9,6 @@ from auth_service.domain import (
     PlanLimits,
     UserChanges,
     check_role,
-    decode_cursor,
-    encode_cursor,
-    page_size,
     role_rank,
 )
 from auth_service.grpc_server import client_info, user_changes
@@ -91,19 +87,6 @@ def test_seats() -> None:
     with pytest.raises(ResourceExhausted) as raised:
         check_seats(PlanLimits("t", "starter", 3), active_users=3)
     assert raised.value.code == "SEAT_LIMIT_REACHED" and raised.value.http_status == 429
-
-
-def test_cursor_round_trip_and_forgeries() -> None:
-    moment = datetime(2026, 12, 1, 10, 30, 15, 123456, tzinfo=UTC)
-    assert decode_cursor(encode_cursor(moment, "u-1")) == (moment, "u-1")
-    for forged in ("%%%", "bm90LWpzb24", encode_cursor(moment, "u")[:-3], "WzEsIDJd", "WyIyMDI2LTEyLTAxIiwgInUiXQ"):
-        with pytest.raises(InvalidArgument) as raised:
-            decode_cursor(forged)
-        assert raised.value.code == "INVALID_CURSOR", forged
-
-
-def test_page_size_is_bounded() -> None:
-    assert page_size(0) == 50 and page_size(-3) == 50 and page_size(10) == 10 and page_size(10_000) == 100
 
 
 def test_partial_update_keeps_unset_fields_unset() -> None:

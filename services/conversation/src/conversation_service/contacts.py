@@ -15,12 +15,12 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, InvalidArgument, NotFound
 from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import CONTACT_CREATED, CONTACT_UPDATED, ContactChange
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_user
-from conversation_service.cursors import IdCursor, page_size
 from conversation_service.events import contact_event
 from conversation_service.models import Contact
 from conversation_service.repository import ConversationRepository
@@ -66,12 +66,13 @@ class ContactService:
         require_reader(principal)
         tenant = principal.tenant_scope("")
         size = page_size(limit)
-        before = IdCursor.decode(cursor, kind=CURSOR_KIND).last_id if cursor else None
+        after = decode_cursor(cursor, kind=CURSOR_KIND, uuid_id=True)
+        before = after.uuid() if after else None
         async with transaction(self._sessions, tenant_id=tenant) as session:
             rows = await ConversationRepository(session).list_contacts(
                 tenant_id=tenant, q=q.strip() or None, before=before, limit=size + 1)
         page = rows[:size]
-        next_cursor = IdCursor(CURSOR_KIND, page[-1].id).encode() if len(rows) > size and page else None
+        next_cursor = encode_cursor(Position(CURSOR_KIND, str(page[-1].id))) if len(rows) > size and page else None
         return ContactPage(items=page, next_cursor=next_cursor)
 
     async def create_contact(self, *, actor: Actor, name: str, phone: str) -> Contact:

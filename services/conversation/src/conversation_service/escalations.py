@@ -14,11 +14,11 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from eva_common.ids import new_id, parse_id
 from eva_common.outbox import enqueue
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import ESCALATION_RAISED, ESCALATION_UPDATED, EscalationChange
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_user
-from conversation_service.cursors import IdCursor, page_size
 from conversation_service.events import escalation_event
 from conversation_service.models import (
     ESCALATION_ACKNOWLEDGED,
@@ -111,7 +111,8 @@ class EscalationService:
             raise InvalidArgument(f"status must be one of {', '.join(ESCALATION_STATUSES)}",
                                   code="VALIDATION_FAILED")
         size = page_size(limit)
-        before = IdCursor.decode(cursor, kind=CURSOR_KIND).last_id if cursor else None
+        after = decode_cursor(cursor, kind=CURSOR_KIND, uuid_id=True)
+        before = after.uuid() if after else None
         conversation_key: uuid.UUID | None = None
         if conversation_id:
             conversation_key = parse_id(conversation_id)
@@ -122,7 +123,7 @@ class EscalationService:
                 tenant_id=tenant, status=status or None, conversation_id=conversation_key, before=before,
                 limit=size + 1)
         page = rows[:size]
-        next_cursor = IdCursor(CURSOR_KIND, page[-1].id).encode() if len(rows) > size and page else None
+        next_cursor = encode_cursor(Position(CURSOR_KIND, str(page[-1].id))) if len(rows) > size and page else None
         return EscalationPage(items=page, next_cursor=next_cursor)
 
     async def acknowledge(self, *, actor: Actor, escalation_id: str) -> Escalation:

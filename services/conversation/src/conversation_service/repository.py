@@ -10,13 +10,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from eva_common.ids import new_id
+from eva_common.paging import Position
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversation_service.cursors import ActivityCursor
 from conversation_service.models import (
     STATUS_OPEN,
     STATUS_RESOLVED,
@@ -287,7 +287,7 @@ class ConversationRepository:
         return sa.false() if not ids else contact_id == sa.any_(_uuid_array(ids))
 
     async def list_conversations(
-        self, *, tenant_id: str, filters: ConversationFilter, after: ActivityCursor | None, limit: int
+        self, *, tenant_id: str, filters: ConversationFilter, after: Position | None, limit: int
     ) -> list[tuple[Conversation, Contact]]:
         """One keyset page of the inbox, newest activity first: (last_message_at DESC, id DESC) strictly after
         `after`. Each filter reads an index led by tenant_id and ending in the sort key: a tag filter reads
@@ -316,8 +316,8 @@ class ConversationRepository:
         if after is not None:
             statement = statement.where(
                 sa.tuple_(*sort_key)
-                < sa.tuple_(sa.literal(after.last_message_at, sa.DateTime(timezone=True)),
-                            sa.literal(after.conversation_id, sa.Uuid()))
+                < sa.tuple_(sa.literal(after.time(), sa.DateTime(timezone=True)),
+                            sa.literal(after.uuid(), sa.Uuid()))
             )
         statement = statement.order_by(sort_key[0].desc(), sort_key[1].desc()).limit(limit)
         return [(conversation, contact) for conversation, contact in (await self._session.exec(statement)).all()]

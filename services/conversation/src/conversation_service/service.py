@@ -17,6 +17,7 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import (
     CONVERSATION_ASSIGNED,
     CONVERSATION_CREATED,
@@ -29,7 +30,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversation_service.access import require_reader, require_status_writer, require_user
-from conversation_service.cursors import ActivityCursor, page_size
 from conversation_service.events import assigned_event, conversation_event
 from conversation_service.models import PRIORITIES, STATUSES, Contact, Conversation, Tag
 from conversation_service.repository import ConversationFilter, ConversationRepository
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 SERVICE_WINDOW = timedelta(hours=24)
 _ATTEMPTS = 2  # the first try, and one retry after losing a race on a unique key
 PREVIEW_LENGTH = 120
+INBOX_CURSOR = "conv"
 
 
 def message_preview(message: MessageView) -> str:
@@ -304,7 +305,7 @@ class ConversationService:
         if query.status and query.status not in STATUSES:
             raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", code="VALIDATION_FAILED")
         limit = page_size(query.limit)
-        after = ActivityCursor.decode(query.cursor) if query.cursor else None
+        after = decode_cursor(query.cursor, kind=INBOX_CURSOR, timed=True, uuid_id=True)
         q = query.q.strip()
         async with transaction(self._sessions, tenant_id=tenant) as session:
             repository = ConversationRepository(session)
@@ -327,7 +328,7 @@ class ConversationService:
         next_cursor = None
         if more and page:
             last = page[-1][0]
-            next_cursor = ActivityCursor(last.last_message_at, last.id).encode()
+            next_cursor = encode_cursor(Position(INBOX_CURSOR, str(last.id), last.last_message_at))
         return ConversationPage(items=items, next_cursor=next_cursor)
 
     async def update_conversation(

@@ -161,7 +161,8 @@ async def test_bad_list_arguments_are_invalid(inbox, rpc_error) -> None:
     for request in (conversation_pb2.ListConversationsRequest(cursor="not-a-cursor"),
                     conversation_pb2.ListConversationsRequest(status="closed"),
                     conversation_pb2.ListConversationsRequest(updated_since="yesterday"),
-                    conversation_pb2.ListConversationsRequest(limit=-1)):
+                    conversation_pb2.ListConversationsRequest(limit=-1),
+                    conversation_pb2.ListConversationsRequest(limit=101)):
         status, _ = await rpc_error(inbox.stub.ListConversations(request, metadata=user))
         assert status == grpc.StatusCode.INVALID_ARGUMENT
 

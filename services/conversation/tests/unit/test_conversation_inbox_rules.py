@@ -1,15 +1,13 @@
-"""Unit tests (no I/O) of the inbox rules: cursors, previews, the escalation state machine, who may call what, and
+"""Unit tests (no I/O) of the inbox rules: previews, the escalation state machine, who may call what, and
 the validation of tags and contacts."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 from conversation_service.access import require_reader, require_status_writer, require_user
 from conversation_service.contacts import valid_phone
-from conversation_service.cursors import MAX_LIMIT, ActivityCursor, IdCursor, page_size
 from conversation_service.escalations import check_transition
 from conversation_service.repository import ContactSearch, like_pattern
 from conversation_service.service import message_preview
@@ -22,24 +20,6 @@ from eva_events.messaging import MessageView
 def who(kind: str = "user", role: str = "attendant", scopes: tuple[str, ...] = ()) -> Principal:
     return Principal(subject="s", kind=kind, role=role, tenant_id="t", token="x", token_id="j",  # type: ignore[arg-type]
                      issued_at=0, expires_at=0, scopes=scopes)
-
-
-def test_activity_cursors_round_trip_and_refuse_anything_else() -> None:
-    cursor = ActivityCursor(datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
-    assert ActivityCursor.decode(cursor.encode()) == cursor
-    other = IdCursor("esc", uuid.uuid4())
-    assert IdCursor.decode(other.encode(), kind="esc") == other
-    for bad in ("", "!!!", "bm90IGpzb24", IdCursor("conv", uuid.uuid4()).encode().replace("A", "B"), other.encode()):
-        with pytest.raises(InvalidArgument):
-            ActivityCursor.decode(bad)
-    with pytest.raises(InvalidArgument):
-        IdCursor.decode(other.encode(), kind="contact")  # a cursor of another list
-
-
-def test_page_sizes_default_and_cap() -> None:
-    assert page_size(0) == 50 and page_size(7) == 7 and page_size(10_000) == MAX_LIMIT
-    with pytest.raises(InvalidArgument):
-        page_size(-1)
 
 
 def preview_of(type_: str, content: dict[str, object]) -> str:

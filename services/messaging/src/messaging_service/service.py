@@ -8,18 +8,16 @@ from typing import Protocol
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
-from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from eva_common.errors import FailedPrecondition, NotFound
 from eva_common.ids import parse_id
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 
 from messaging_service import media_state
-from messaging_service.cursor import MessageCursor
 from messaging_service.media_store import MEDIA_CHUNK_SIZE, MediaStore, media_key
 from messaging_service.models import Message, MessageStatus
 from messaging_service.repository import MessageRepository
 
-DEFAULT_PAGE_SIZE = 50
 READ_SCOPE = "messages:read"  # what an API key needs to read messages and their media
-MAX_PAGE_SIZE = 100
 
 
 class ConversationDirectory(Protocol):
@@ -69,19 +67,18 @@ class MessagingService:
         is not the caller's tenant's, whether or not it exists elsewhere."""
         tenant = principal.tenant_scope(tenant_id)
         principal.require_scope(READ_SCOPE)
-        if limit < 0:
-            raise InvalidArgument("limit must be between 1 and 100", code="VALIDATION_FAILED")
-        size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size(limit)
         key = parse_id(conversation_id)
         if key is None:
             raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
-        after = MessageCursor.decode(cursor, conversation_id=key) if cursor else None
+        list_kind = f"messages:{key}"  # a cursor resumes only the conversation it was handed out for
+        after = decode_cursor(cursor, kind=list_kind, timed=True, uuid_id=True)
         async with transaction(self._sessions, tenant_id=tenant) as session:
             repository = MessageRepository(session)
             rows = await repository.page(
                 tenant_id=tenant,
                 conversation_id=key,
-                after=(after.sent_at, after.message_id) if after else None,
+                after=(after.time(), after.uuid()) if after else None,
                 limit=size + 1,
             )
             histories = await repository.history(tenant_id=tenant, message_ids=[row.id for row in rows[:size]])
@@ -93,7 +90,7 @@ class MessagingService:
         next_cursor = None
         if len(rows) > size:
             last = rows[size - 1]
-            next_cursor = MessageCursor(conversation_id=key, sent_at=last.sent_at, message_id=last.id).encode()
+            next_cursor = encode_cursor(Position(list_kind, str(last.id), last.sent_at))
         items = [MessageRecord(message=row, history=histories[row.id]) for row in rows[:size]]
         return MessagePage(items=items, next_cursor=next_cursor)
 

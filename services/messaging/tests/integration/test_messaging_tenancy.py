@@ -58,7 +58,7 @@ async def test_pages_follow_sent_at_then_arrival_and_other_tenants_see_nothing(
     assert got.id == message_id and json.loads(got.content_json) == {"body": "earlier"}
 
     as_service = await stack.stub.ListMessages(
-        messaging_pb2.ListMessagesRequest(conversation_id=conversation_id, tenant_id=tenant_a, limit=500),
+        messaging_pb2.ListMessagesRequest(conversation_id=conversation_id, tenant_id=tenant_a, limit=100),
         metadata=auth(issuer.service_token(service="n8n")))
     assert [m.wamid for m in as_service.items] == ["wamid.A0", "wamid.B0", "wamid.B1", "wamid.B2"]
     assert all(m.tenant_id == tenant_a for m in as_service.items)
@@ -107,6 +107,7 @@ async def test_bad_paging_arguments_are_invalid(stack, issuer) -> None:
         (messaging_pb2.ListMessagesRequest(conversation_id=str(uuid.uuid4()), cursor="not-a-cursor"),
          "INVALID_CURSOR"),
         (messaging_pb2.ListMessagesRequest(conversation_id=str(uuid.uuid4()), limit=-1), "VALIDATION_FAILED"),
+        (messaging_pb2.ListMessagesRequest(conversation_id=str(uuid.uuid4()), limit=101), "VALIDATION_FAILED"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stack.stub.ListMessages(request, metadata=user)

@@ -1,40 +1,16 @@
-"""Opaque keyset cursors, and the message event's shape (MessageView in camelCase with its contact)."""
+"""The message event's shape (MessageView in camelCase with its contact)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import UTC, datetime
 
-import pytest
-from eva_common.errors import InvalidArgument
 from eva_events.messaging import MESSAGE_RECEIVED, ContactSnapshot
-from messaging_service.cursor import MessageCursor
 from messaging_service.events import message_event
 from messaging_service.models import Message
 
 MOMENT = datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=UTC)
-
-
-def test_a_cursor_round_trips_and_is_bound_to_its_conversation() -> None:
-    conversation, message = uuid.uuid4(), uuid.uuid4()
-    token = MessageCursor(conversation_id=conversation, sent_at=MOMENT, message_id=message).encode()
-    assert "=" not in token and "/" not in token and "+" not in token  # URL-safe
-    decoded = MessageCursor.decode(token, conversation_id=conversation)
-    assert (decoded.sent_at, decoded.message_id) == (MOMENT, message)
-    with pytest.raises(InvalidArgument):
-        MessageCursor.decode(token, conversation_id=uuid.uuid4())
-
-
-@pytest.mark.parametrize("token", [
-    "garbage!", "", base64.urlsafe_b64encode(b"{}").decode(), base64.urlsafe_b64encode(b"[1]").decode(),
-    base64.urlsafe_b64encode(json.dumps({"c": "x", "s": "y", "i": "z"}).encode()).decode(),
-])
-def test_a_bad_cursor_is_an_invalid_argument(token: str) -> None:
-    with pytest.raises(InvalidArgument) as raised:
-        MessageCursor.decode(token, conversation_id=uuid.uuid4())
-    assert raised.value.code == "INVALID_CURSOR"
 
 
 def data_updated_at(message: Message) -> str | None:

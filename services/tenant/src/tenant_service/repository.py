@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from eva_common.paging import Position
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenant_service.domain import TenantFilter, TenantView
 from tenant_service.models import Plan, Tenant, WhatsAppCredentials
-from tenant_service.paging import Position
 from tenant_service.slugs import MAX_SLUG_LENGTH
 
 _SUFFIX_ROOM = 8  # a "-<number>" suffix may shorten a long base slug by this much
@@ -68,7 +68,7 @@ class TenantRepository:
         rows = await _rows(
             self._session,
             "SELECT * FROM tenants_page(:status, :q, :after_at, :after_id, :limit)",
-            status=filters.status, q=filters.q, after_at=after.at if after else None,
+            status=filters.status, q=filters.q, after_at=after.time() if after else None,
             after_id=after.id if after else None, limit=limit,
         )
         return [_tenant_view(row) for row in rows]

@@ -14,6 +14,7 @@ from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from eva_common.outbox import enqueue
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.topics import AUDIT_EVENTS
 from sqlalchemy.exc import IntegrityError
 
@@ -44,14 +45,13 @@ from tenant_service.domain import (
     last4,
 )
 from tenant_service.models import Tenant, WhatsAppCredentials
-from tenant_service.paging import Position, decode_cursor, encode_cursor, page_size
 from tenant_service.repository import CredentialsRepository, TenantRepository
 from tenant_service.slugs import PLATFORM_SLUG, SLUG_PATTERN, slugify, unique_slug
 
 logger = logging.getLogger("tenant.service")
 
 SLUG_ATTEMPTS = 5
-MAX_TENANT_PAGE = 100
+TENANT_CURSOR = "tenants"
 Clock = Callable[[], datetime]
 
 
@@ -192,13 +192,13 @@ class TenantService:
         """Every tenant, newest first (super admins only)."""
         access.super_admin(principal, "list tenants")
         filters = clean_tenant_filter(status=status, q=q)
-        size = page_size(limit, maximum=MAX_TENANT_PAGE)
-        after = decode_cursor(cursor)
+        size = page_size(limit)
+        after = decode_cursor(cursor, kind=TENANT_CURSOR, timed=True)
         async with transaction(self._sessions) as session:
             rows = await TenantRepository(session).page(filters=filters, after=after, limit=size + 1)
         items = rows[:size]
         more = len(rows) > size
-        next_cursor = encode_cursor(Position(at=items[-1].created_at, id=items[-1].id)) if more else ""
+        next_cursor = encode_cursor(Position(TENANT_CURSOR, items[-1].id, items[-1].created_at)) if more else ""
         return TenantPage(items=items, next_cursor=next_cursor)
 
     async def set_tenant_status(

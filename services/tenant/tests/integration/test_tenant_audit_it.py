@@ -31,7 +31,7 @@ def audit_event(tenant_id: str, *, action: str = "user.created", actor_id: str =
 
 
 async def list_all(harness, tenant_id: str, **filters) -> list[tenant_pb2.AuditLog]:
-    page = await harness.stub.ListAuditLogs(tenant_pb2.ListAuditLogsRequest(limit=200, **filters),
+    page = await harness.stub.ListAuditLogs(tenant_pb2.ListAuditLogsRequest(limit=100, **filters),
                                             metadata=harness.user(tenant_id, "admin"))
     return list(page.items)
 

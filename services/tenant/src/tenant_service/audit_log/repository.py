@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from eva_common.paging import Position
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenant_service.audit_log.domain import AuditFilter
 from tenant_service.models import AuditLog
-from tenant_service.paging import Position
 
 
 class AuditLogRepository:
@@ -38,6 +38,6 @@ class AuditLogRepository:
         if filters.to_time is not None:
             statement = statement.where(occurred_at < filters.to_time)
         if after is not None:
-            statement = statement.where(sa.tuple_(occurred_at, entry_id) < sa.tuple_(after.at, after.id))
+            statement = statement.where(sa.tuple_(occurred_at, entry_id) < sa.tuple_(after.time(), after.id))
         statement = statement.order_by(occurred_at.desc(), entry_id.desc()).limit(limit)
         return list((await self._session.exec(statement)).all())

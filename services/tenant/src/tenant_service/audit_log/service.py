@@ -7,6 +7,7 @@ import logging
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
+from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.audit import AUDIT_RECORDED, AuditEntry
 from eva_events.envelope import EventEnvelope
 
@@ -20,10 +21,10 @@ from tenant_service.audit_log.domain import (
 )
 from tenant_service.audit_log.repository import AuditLogRepository
 from tenant_service.models import AuditLog
-from tenant_service.paging import Position, decode_cursor, encode_cursor, page_size
 from tenant_service.repository import TenantRepository
 
 logger = logging.getLogger("tenant.audit")
+AUDIT_CURSOR = "audit"
 
 
 def audit_log_view(row: AuditLog) -> AuditLogView:
@@ -76,10 +77,11 @@ class AuditLogService:
         filters = clean_audit_filter(actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
                                      from_time=from_time, to_time=to_time)
         size = page_size(limit)
-        after = decode_cursor(cursor)
+        after = decode_cursor(cursor, kind=AUDIT_CURSOR, timed=True)
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             rows = await AuditLogRepository(session).page(tenant_id=tenant_id, filters=filters, after=after,
                                                           limit=size + 1)
         items = [audit_log_view(row) for row in rows[:size]]
-        next_cursor = encode_cursor(Position(at=items[-1].occurred_at, id=items[-1].id)) if len(rows) > size else ""
+        more = len(rows) > size
+        next_cursor = encode_cursor(Position(AUDIT_CURSOR, items[-1].id, items[-1].occurred_at)) if more else ""
         return AuditPage(items=items, next_cursor=next_cursor)

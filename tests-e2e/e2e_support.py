@@ -259,7 +259,7 @@ REFERENCE_PAYLOADS = Path(__file__).resolve().parent / "data" / "meta_inbound_pa
 
 def reference_payload(name: str) -> dict[str, Any]:
     """A fresh copy of one of Meta's webhook payloads of the reference, verbatim (tests-e2e/data, extracted from
-    whatsapp-cloud-api.md §3.1–3.23: text, image, audio, voice, …, status_read, status_failed)."""
+    reference §3.1–3.23, see docs/architecture.md: text, image, audio, voice, …, status_read, status_failed)."""
     payloads: dict[str, Any] = json.loads(REFERENCE_PAYLOADS.read_text(encoding="utf-8"))
     payload: dict[str, Any] = copy.deepcopy(payloads[name]["payload"])
     return payload

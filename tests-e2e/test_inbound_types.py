@@ -1,4 +1,4 @@
-"""Every inbound type of Meta's reference (whatsapp-cloud-api.md §3.2–3.18), verbatim but for the ids, delivered
+"""Every inbound type of Meta's reference (§3.2–3.18, see docs/architecture.md), verbatim but for the ids, delivered
 signed by the simulator, shows up typed through the gateway's API; media become ready and download byte for byte."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared fixtures of the webhook-ingest tests: the reference test vector (whatsapp-cloud-api.md §2) and signing."""
+"""Shared fixtures of the webhook-ingest tests: the reference test vector (reference §2, see docs/architecture.md) and signing."""
 
 from __future__ import annotations
 

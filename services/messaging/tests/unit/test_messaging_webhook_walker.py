@@ -1,4 +1,4 @@
-"""The webhook walker on Meta's reference payloads (whatsapp-cloud-api.md §3)."""
+"""The webhook walker on Meta's reference payloads (reference §3, see docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -35,6 +35,9 @@ logger = logging.getLogger("gateway.socket_delivery")
 
 RESYNC_EVENT = "resync:required"
 
+Room = str | list[str]
+"""One room, or several (a tenant's room with some of its users' rooms): a socket in any of them is a member once."""
+
 
 class ReplaySource(Protocol):
     """The tenant's sequence and replay buffer (eva_common.realtime.sequence.ReplayReader)."""
@@ -49,9 +52,9 @@ class ReplaySource(Protocol):
 class DeliverySink(Protocol):
     """Emits to this replica's sockets only (never through the pub/sub channel)."""
 
-    def members(self, room: str) -> list[str]: ...
+    def members(self, room: Room) -> list[str]: ...
 
-    async def broadcast(self, event: str, data: Any, *, room: str, skip: list[str]) -> None: ...
+    async def broadcast(self, event: str, data: Any, *, room: Room, skip: list[str]) -> None: ...
 
     async def send(self, sid: str, event: str, data: Any) -> None: ...
 
@@ -135,8 +138,9 @@ class SocketDelivery:
 
     # ------------------------------------------------------------------ live events
 
-    async def publish(self, *, tenant_id: str, room: str, event: str, payload: Any, seq: int) -> None:
-        """A seq-bearing event for `room` (a tenant's) arrived from the channel: deliver it to its local sockets."""
+    async def publish(self, *, tenant_id: str, room: Room, event: str, payload: Any, seq: int) -> None:
+        """A seq-bearing event for `room` (a tenant's, or a tenant's with some of its users') arrived from the channel:
+        deliver it to its local sockets, each once."""
         ready = 0
         skip: list[str] = []
         slow: list[tuple[str, SocketSeq]] = []

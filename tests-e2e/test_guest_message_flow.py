@@ -68,9 +68,13 @@ async def test_another_tenant_sees_nothing(stack: StackUrls, http: httpx.AsyncCl
         event = await watcher.wait_for("message:new", lambda data: data.get("wamid") == sent["wamid"])
         await asyncio.sleep(0.5)
         assert spy.named("message:new") == []
-        response = await http.get(f"{stack.gateway}/api/messages", params={"conversationId": event["conversationId"]},
-                                  headers=hotel_b.auth)
-        assert response.status_code in (403, 404) or response.json()["items"] == []
+        # Hotel A's conversation does not exist for hotel B, by either route to its messages.
+        conversation_id = event["conversationId"]
+        for path, params in (("/api/messages", {"conversationId": conversation_id}),
+                             (f"/api/conversations/{conversation_id}/messages", {})):
+            response = await http.get(f"{stack.gateway}{path}", params=params, headers=hotel_b.auth)
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["code"] == "CONVERSATION_NOT_FOUND", path
     finally:
         await spy.close()
         await watcher.close()

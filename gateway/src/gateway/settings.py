@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from eva_common.settings import ServiceSettings
+from eva_common.settings import RedisSettings
 from pydantic import Field, field_validator
 
 from gateway.client_context import Network, parse_networks
@@ -12,7 +12,7 @@ from gateway.client_context import Network, parse_networks
 ONE_MIB = 1024 * 1024
 
 
-class Settings(ServiceSettings):
+class Settings(RedisSettings):
     service_name: str = "gateway"
     http_port: int = 3001
     tenant_grpc_target: str = "127.0.0.1:50052"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("eva_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("eva_http_request_seconds", "HTTP request latency", ["method", "route"])
@@ -12,3 +12,7 @@ KAFKA_CONSUMED = Counter("eva_kafka_consumed_total", "Kafka records handled", ["
 KAFKA_PUBLISHED = Counter("eva_kafka_published_total", "Kafka records published", ["topic"])
 KAFKA_HANDLE_LATENCY = Histogram("eva_kafka_handle_seconds", "Kafka record handling latency", ["topic"])
 OUTBOX_RELAYED = Counter("eva_outbox_relayed_total", "Outbox rows published to Kafka", ["topic"])
+WORKER_RESTARTS = Counter("eva_worker_restarts_total", "Background workers restarted after a failure",
+                          ["service", "worker"])
+WORKER_UP = Gauge("eva_worker_up", "1 while a background worker runs, 0 while it is down or backing off",
+                  ["service", "worker"])

@@ -102,18 +102,22 @@ class OutboxRelay:
                 return
             raw = await leader.get_raw_connection()
             driver = raw.driver_connection
-            listener_ok = False
+
+            def on_notify(*_: object) -> None:
+                self._wake.set()
+
+            # the pooled connection outlives this relay: the very callback added is the one removed (asyncpg
+            # matches callbacks by identity), so the connection stops listening and holds no reference to the relay
             if driver is not None:
-                await driver.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-                listener_ok = True
+                await driver.add_listener(NOTIFY_CHANNEL, on_notify)
             try:
                 while not self._stopping.is_set():
                     sent = await self.relay_once()
                     if sent < self._batch_size:
                         await self._sleep(self._poll)
             finally:
-                if listener_ok and driver is not None:
-                    await driver.remove_listener(NOTIFY_CHANNEL, lambda *_: None)
+                if driver is not None:
+                    await driver.remove_listener(NOTIFY_CHANNEL, on_notify)
                 await leader.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": RELAY_LOCK_ID})
                 await leader.commit()
 
@@ -154,7 +158,7 @@ class OutboxRelay:
 class OutboxWorker:
     """Keeps a producer connected (retrying while the broker is away) and runs the OutboxRelay with it until
     stopped: a service whose requests must never wait for Kafka (logins, audit) writes to its outbox and this
-    publishes when it can."""
+    publishes when it can. A background worker (`eva_common.runtime.Workers`): `run()` until `stop()`."""
 
     def __init__(
         self,
@@ -175,11 +179,6 @@ class OutboxWorker:
         self._publisher: KafkaPublisher | None = None
         self._relay: OutboxRelay | None = None
         self._stopping = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self.task is None:
-            self.task = asyncio.create_task(self._run(), name="outbox-worker")
 
     async def _connect(self) -> KafkaPublisher | None:
         while not self._stopping.is_set():
@@ -195,35 +194,28 @@ class OutboxWorker:
                     await asyncio.wait_for(self._stopping.wait(), self._retry)
         return None
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         publisher = await self._connect()
         if publisher is None:
             return
         self._publisher = publisher
-        self._relay = OutboxRelay(engine=self._engine, publisher=publisher, poll_seconds=self._poll)
-        if self._stopping.is_set():
-            return
-        await self._relay.run()
+        try:
+            self._relay = OutboxRelay(engine=self._engine, publisher=publisher, poll_seconds=self._poll)
+            if not self._stopping.is_set():
+                await self._relay.run()
+        finally:
+            self._relay = None
+            self._publisher = None
+            await publisher.stop()  # flushes what is still buffered
 
     async def ready(self) -> bool:
         """Kafka answers for the topic this service publishes to (the readiness check)."""
-        if self._publisher is None:
+        publisher = self._publisher
+        if publisher is None:
             return False
-        return await self._publisher.ready(self._ready_topic)
+        return await publisher.ready(self._ready_topic)
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self) -> None:
         self._stopping.set()
         if self._relay is not None:
             await self._relay.stop()
-        if self.task is not None:
-            done, _ = await asyncio.wait({self.task}, timeout=timeout)
-            if done and not self.task.cancelled() and self.task.exception() is not None:
-                worker_logger.error("outbox worker failed", exc_info=self.task.exception())
-            if not done:
-                worker_logger.warning("outbox worker did not stop in time; cancelling it")
-                self.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.task
-        if self._publisher is not None:
-            await self._publisher.stop()
-            self._publisher = None

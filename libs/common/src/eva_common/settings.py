@@ -26,7 +26,8 @@ def require_real_secret(name: str, value: SecretStr | None) -> SecretStr:
 class ServiceSettings(BaseSettings):
     """Settings every service has. Values come from the environment (EVA_* shared, <SERVICE>_* own)."""
 
-    model_config = SettingsConfigDict(env_prefix="EVA_", extra="ignore", frozen=True)
+    # Validation errors never echo the input: it may hold secrets.
+    model_config = SettingsConfigDict(env_prefix="EVA_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     service_name: str = "eva"
     environment: Literal["dev", "test", "production"] = "dev"
@@ -35,8 +36,6 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    kafka_bootstrap: str = "127.0.0.1:9092"
     otlp_endpoint: str | None = None
     # Trust between services: every service verifies tokens against auth's JWKS.
     auth_grpc_target: str = "127.0.0.1:50051"
@@ -51,6 +50,33 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _real_client_secret(cls, value: SecretStr | None) -> SecretStr:
         return require_real_secret("EVA_SERVICE_CLIENT_SECRET", value)
+
+
+class DatabaseSettings(ServiceSettings):
+    """For a service with its own PostgreSQL database: EVA_DATABASE_URL is required (no default: a default would
+    hold a password), a postgresql+asyncpg:// URL, kept secret (never in a repr, a log or an error)."""
+
+    database_url: SecretStr
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("postgresql+asyncpg://"):
+            raise ValueError("EVA_DATABASE_URL must be a postgresql+asyncpg:// URL")
+        return value
+
+
+class RedisSettings(ServiceSettings):
+    """For a service that uses Redis: EVA_REDIS_URL is required."""
+
+    redis_url: str = Field(min_length=1)
+
+
+class KafkaSettings(ServiceSettings):
+    """For a service that produces or consumes Kafka records: EVA_KAFKA_BOOTSTRAP is required."""
+
+    kafka_bootstrap: str = Field(min_length=1)
 
 
 def database_url(*, user: str, password: str, host: str, port: int, database: str) -> str:

@@ -1,15 +1,12 @@
-"""The auth service's composition root: settings -> engine, Redis (revocation times, login throttle), signing keys,
-token issuer, tenant client (with auth's own service token), audit outbox worker, gRPC server and HTTP (JWKS,
-health, metrics); graceful shutdown on SIGTERM. Nothing connects before start()."""
+"""The auth service's composition root (on eva_common.runtime's skeleton): settings -> engine, Redis (revocation
+times, login throttle), signing keys, token issuer, tenant client (with auth's own service token), gRPC server and
+HTTP (JWKS, health, metrics); worker: the audit outbox. Nothing connects before start()."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
-import grpc
 from eva_common.auth import RedisRevocations, TokenVerifier
 from eva_common.db import create_engine, database_ready, session_factory
 from eva_common.grpc.client import create_channel
@@ -18,10 +15,7 @@ from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxWorker
 from eva_common.ratelimit import Limit, RateLimiter
 from eva_common.redis import create_redis, redis_ready
-from eva_common.runtime import HttpServer, bootstrap_process, load_settings, serve_until_shutdown
-from fastapi import FastAPI
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from eva_common.runtime import ServiceApp, Worker, run_service
 
 from auth_service.api import jwks_router
 from auth_service.audit import AuditLog
@@ -37,51 +31,77 @@ from auth_service.users import UserAdmin
 logger = logging.getLogger("auth.main")
 
 
-@dataclass
-class Runtime:
-    """Everything the process runs, built but not started (nothing connects before start())."""
+class AuthApp(ServiceApp):
+    """Everything the process runs, built but not started (nothing connects before start()). `passwords` is
+    injectable for tests (a cheaper hasher)."""
 
-    settings: Settings
-    engine: AsyncEngine
-    redis: Redis
-    keys: KeyRing
-    service: AuthService
-    users: UserAdmin
-    audit: AuditLog
-    outbox: OutboxWorker
-    grpc_server: GrpcServer
-    http_app: FastAPI
-    tenant_channel: grpc.aio.Channel
-    _http: HttpServer | None = field(default=None, init=False)
-
-    @property
-    def tasks(self) -> Sequence[asyncio.Task[None]]:
-        return [self.outbox.task] if self.outbox.task is not None else []
-
-    async def start(self, *, serve_http: bool = False) -> None:
-        self.outbox.start()
-        await self.grpc_server.start()
-        if serve_http:
-            self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
-            await self._http.start()
-        logger.info(
-            "auth service started",
-            extra={"grpc_port": self.grpc_server.port, "http_port": self.settings.http_port,
-                   "signing_kid": self.keys.active.kid},
+    def __init__(self, settings: Settings, *, passwords: Passwords | None = None) -> None:
+        super().__init__(settings)
+        self.engine = engine = create_engine(settings.database_url)
+        self.on_close("postgres", engine.dispose)
+        sessions = session_factory(engine)
+        self.redis = redis = create_redis(settings.redis_url)
+        self.on_close("redis", redis.aclose)
+        revocations = RedisRevocations(redis)
+        self.keys = keys = key_ring(settings)
+        tokens = token_issuer(settings, keys)
+        passwords = passwords or Passwords()
+        tenant_channel = create_channel(settings.tenant_grpc_target)
+        self.on_close("tenant channel", tenant_channel.close)
+        tenants = GrpcTenantDirectory(
+            channel=tenant_channel,
+            service_token=SelfServiceToken(issuer=tokens, service_name=settings.service_name),
+            timeout=settings.grpc_deadline_seconds,
+        )
+        self.audit = AuditLog(sessions=sessions, topic=settings.audit_events_topic)
+        throttle = LoginThrottle(
+            limiter=RateLimiter(redis, prefix="auth:rl"),
+            account_limit=Limit(settings.login_max_failures, settings.login_failure_window_seconds),
+            ip_limit=Limit(settings.login_ip_max_attempts, settings.login_ip_window_seconds),
+        )
+        self.service = AuthService(
+            sessions=sessions,
+            passwords=passwords,
+            tokens=tokens,
+            tenants=tenants,
+            throttle=throttle,
+            audit_log=self.audit,
+            service_clients={name: secret.get_secret_value() for name, secret in settings.service_clients.items()},
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+            refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
+        )
+        self.users = UserAdmin(
+            sessions=sessions, passwords=passwords, tenants=tenants, revocations=revocations, audit_log=self.audit
+        )
+        # Callers are verified against auth's own keys (no round trip to itself) and the revocation times in Redis.
+        verifier = TokenVerifier(
+            jwks_source=keys.jwks_source(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+            revocations=revocations,
+        )
+        self.grpc_server = GrpcServer(
+            registrars=[registrar(AuthServicer(service=self.service, users=self.users, keys=keys))],
+            service_names=[SERVICE_NAME],
+            verifier=verifier,
+            public_methods=PUBLIC_METHODS,
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+        )
+        self.outbox = OutboxWorker(
+            engine=engine, bootstrap=settings.kafka_bootstrap, client_id=settings.service_name,
+            poll_seconds=settings.outbox_poll_seconds, ready_topic=settings.audit_events_topic,
+        )
+        self.http_app = create_http_app(
+            title="eva-auth",
+            readiness=self.readiness(postgres=lambda: database_ready(engine), redis=lambda: redis_ready(redis),
+                                     kafka=self.outbox.ready),
+            routers=[jwks_router(keys)],
         )
 
-    async def stop(self) -> None:
-        """Stops accepting calls, lets the running ones finish, then closes the connections."""
-        grace = self.settings.shutdown_grace_seconds
-        await self.grpc_server.stop(grace)
-        await self.audit.drain(timeout=grace)
-        await self.outbox.stop(timeout=grace)
-        if self._http is not None:
-            await self._http.stop()
-        await self.tenant_channel.close()
-        await self.redis.aclose()
-        await self.engine.dispose()
-        logger.info("auth service stopped")
+    def workers(self) -> Mapping[str, Worker]:
+        return {"audit_outbox": self.outbox}
+
+    async def drain(self) -> None:
+        await self.audit.drain(timeout=self.settings.shutdown_grace_seconds)
 
 
 def key_ring(settings: Settings) -> KeyRing:
@@ -99,96 +119,5 @@ def token_issuer(settings: Settings, keys: KeyRing) -> TokenIssuer:
     )
 
 
-def build(settings: Settings, *, passwords: Passwords | None = None) -> Runtime:
-    engine = create_engine(settings.database_url.get_secret_value())
-    sessions = session_factory(engine)
-    redis = create_redis(settings.redis_url)
-    revocations = RedisRevocations(redis)
-    keys = key_ring(settings)
-    tokens = token_issuer(settings, keys)
-    passwords = passwords or Passwords()
-    tenant_channel = create_channel(settings.tenant_grpc_target)
-    tenants = GrpcTenantDirectory(
-        channel=tenant_channel,
-        service_token=SelfServiceToken(issuer=tokens, service_name=settings.service_name),
-        timeout=settings.grpc_deadline_seconds,
-    )
-    audit_log = AuditLog(sessions=sessions, topic=settings.audit_events_topic)
-    throttle = LoginThrottle(
-        limiter=RateLimiter(redis, prefix="auth:rl"),
-        account_limit=Limit(settings.login_max_failures, settings.login_failure_window_seconds),
-        ip_limit=Limit(settings.login_ip_max_attempts, settings.login_ip_window_seconds),
-    )
-    service = AuthService(
-        sessions=sessions,
-        passwords=passwords,
-        tokens=tokens,
-        tenants=tenants,
-        throttle=throttle,
-        audit_log=audit_log,
-        service_clients={name: secret.get_secret_value() for name, secret in settings.service_clients.items()},
-        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-    )
-    users = UserAdmin(
-        sessions=sessions, passwords=passwords, tenants=tenants, revocations=revocations, audit_log=audit_log
-    )
-    # Callers are verified against auth's own keys (no round trip to itself) and the revocation times in Redis.
-    verifier = TokenVerifier(
-        jwks_source=keys.jwks_source(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-        revocations=revocations,
-    )
-    grpc_server = GrpcServer(
-        registrars=[registrar(AuthServicer(service=service, users=users, keys=keys))],
-        service_names=[SERVICE_NAME],
-        verifier=verifier,
-        public_methods=PUBLIC_METHODS,
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-    )
-    outbox = OutboxWorker(
-        engine=engine, bootstrap=settings.kafka_bootstrap, client_id=settings.service_name,
-        poll_seconds=settings.outbox_poll_seconds, ready_topic=settings.audit_events_topic,
-    )
-
-    async def postgres_ready() -> bool:
-        return await database_ready(engine)
-
-    async def redis_up() -> bool:
-        return await redis_ready(redis)
-
-    http_app = create_http_app(
-        title="eva-auth",
-        readiness={"postgres": postgres_ready, "redis": redis_up, "kafka": outbox.ready},
-        routers=[jwks_router(keys)],
-    )
-    return Runtime(
-        settings=settings, engine=engine, redis=redis, keys=keys, service=service, users=users, audit=audit_log,
-        outbox=outbox, grpc_server=grpc_server, http_app=http_app, tenant_channel=tenant_channel,
-    )
-
-
-class _Process:
-    """The runtime with its HTTP server, as serve_until_shutdown runs it."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    @property
-    def tasks(self) -> Sequence[asyncio.Task[None]]:
-        return self._runtime.tasks
-
-    async def start(self) -> None:
-        await self._runtime.start(serve_http=True)
-
-    async def stop(self) -> None:
-        await self._runtime.stop()
-
-
-async def serve(settings: Settings) -> int:
-    return await serve_until_shutdown(_Process(build(settings)))
-
-
 def run() -> None:
-    settings = load_settings(get_settings, "auth")
-    bootstrap_process(settings)
-    raise SystemExit(asyncio.run(serve(settings)))
+    run_service(get_settings, AuthApp, name="auth")

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from eva_common.settings import ServiceSettings, require_real_secret
+from eva_common.settings import DatabaseSettings, KafkaSettings, RedisSettings, require_real_secret
 from eva_events.topics import AUDIT_EVENTS
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
@@ -29,15 +29,17 @@ class SigningKeyConfig(BaseModel):
         return key
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     service_name: str = "auth"
     grpc_host: str = "127.0.0.1"
-    database_url: SecretStr
     tenant_grpc_target: str = "127.0.0.1:50052"
     # JSON list; the first key signs, every key is published in the JWKS (current + previous: rotation).
     jwt_signing_keys: list[SigningKeyConfig]
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3_600, le=365 * 86_400)
+    # A spent refresh token presented again within this many seconds gets the same successor session (two tabs
+    # refreshing at once); later it revokes the family. 0 turns the grace off.
+    refresh_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     service_token_ttl_seconds: int = Field(default=300, ge=60, le=3_600)
     api_key_token_ttl_seconds: int = Field(default=300, ge=30, le=3_600)
     # Login throttling (Redis): failed attempts per account, and attempts per client IP (x-client-ip).
@@ -49,13 +51,6 @@ class Settings(ServiceSettings):
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     # JSON object: service name -> client secret, for IssueServiceToken.
     service_clients: dict[str, SecretStr] = Field(default_factory=dict)
-
-    @field_validator("database_url")
-    @classmethod
-    def _asyncpg_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith("postgresql+asyncpg://"):
-            raise ValueError("EVA_DATABASE_URL must be a postgresql+asyncpg:// URL")
-        return value
 
     @field_validator("jwt_signing_keys")
     @classmethod

@@ -21,8 +21,7 @@ import asyncpg
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
-from auth_service.main import Runtime as AuthRuntime
-from auth_service.main import build as build_auth
+from auth_service.main import AuthApp
 from auth_service.settings import Settings as AuthSettings
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,8 +32,7 @@ from eva_events.envelope import EventEnvelope
 from eva_testing.db import TestDatabase, migrated_database
 from eva_testing.infra import free_port, test_infra
 from eva_testing.kafka import create_topics, unique_topic
-from tenant_service.main import Runtime as TenantRuntime
-from tenant_service.main import build as build_tenant
+from tenant_service.main import TenantApp
 from tenant_service.settings import Settings as TenantSettings
 
 SERVICES = Path(__file__).resolve().parents[3]
@@ -119,8 +117,8 @@ class AuditTap:
 
 @dataclass
 class Stack:
-    auth: AuthRuntime
-    tenant: TenantRuntime
+    auth: AuthApp
+    tenant: TenantApp
     auth_db: TestDatabase
     tenant_db: TestDatabase
     current_key: Ed25519PrivateKey
@@ -248,6 +246,14 @@ class Stack:
                               status, tenant=tenant_id)
         assert len(rows) == 1
 
+    async def end_reuse_grace(self, session: auth_pb2.AuthSession) -> None:
+        """Moves every rotation of the session's user back past the refresh-token reuse grace (instead of waiting
+        for it): a spent token presented now is a replay after the grace."""
+        seconds = float(self.auth_settings.refresh_reuse_grace_seconds + 1)
+        await self.sql(self.auth_db, "UPDATE refresh_tokens SET used_at = used_at - make_interval(secs => $2) "
+                                     "WHERE user_id = $1 AND used_at IS NOT NULL",
+                       session.user.id, seconds, tenant=session.tenant.id)
+
     async def app_sql(self, query: str, *args: Any, tenant: str | None = None) -> list[Any]:
         """Runs SQL on auth's database as the app role (eva_app), the way the service connects."""
         connection = await asyncpg.connect(self.auth_db.app_url.replace("postgresql+asyncpg", "postgresql"))
@@ -336,9 +342,9 @@ async def stack() -> AsyncIterator[Stack]:
         a_settings = auth_settings(auth_db, keys=[("current", current), ("previous", previous)],
                                    tenant_target=f"127.0.0.1:{tenant_port}",
                                    audit_topic=t_settings.audit_events_topic)
-        auth = build_auth(a_settings)
+        auth = AuthApp(a_settings)
         t_settings = t_settings.model_copy(update={"auth_grpc_target": f"127.0.0.1:{auth.grpc_server.port}"})
-        tenant = build_tenant(t_settings)
+        tenant = TenantApp(t_settings)
         audit = AuditTap(infra.kafka_bootstrap, t_settings.audit_events_topic)
         await auth.start()
         await tenant.start()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from eva_common.settings import ServiceSettings, require_real_secret
+from eva_common.settings import DatabaseSettings, KafkaSettings, RedisSettings, require_real_secret
 from eva_events import topics
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     service_name: str = "conversation"
-    database_url: str = Field(min_length=1)
-    db_pool_size: int = Field(default=10, ge=1)
     # Topic names are injectable so tests run on their own topics.
     conversation_events_topic: str = topics.CONVERSATION_EVENTS
     messaging_events_topic: str = topics.MESSAGING_EVENTS

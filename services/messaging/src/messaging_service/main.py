@@ -1,14 +1,13 @@
 """The composition root: settings -> engine, Kafka publisher, token verifier, service token, conversation and tenant
-clients, media store, use cases, gRPC server, HTTP app, outbox relay, the webhook consumer and the media worker;
-graceful shutdown on SIGTERM.
+clients, media store, use cases, gRPC server, HTTP app; workers: the outbox relay, the webhook consumer, the media
+worker and the parked-status expiry (on eva_common.runtime's skeleton).
 Nothing connects at import time."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Mapping
 
-import grpc
 import httpx
 from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_source
 from eva_common.db import create_engine, database_ready, session_factory
@@ -17,10 +16,10 @@ from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
-from eva_common.runtime import HttpServer, Workers, bootstrap_process, load_settings, serve_until_shutdown
+from eva_common.runtime import ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError, require_real_secret
-from fastapi import FastAPI
 
 from messaging_service.clients import ConversationClient, TenantCredentials, TokenSource
 from messaging_service.grpc_server import SERVICE_NAME, MessagingServicer, registrar
@@ -36,7 +35,7 @@ from messaging_service.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
-class MessagingApp:
+class MessagingApp(ServiceApp):
     """Everything the process runs. Build it inside the event loop; `start()`, then `stop()`.
 
     `verifier` and `tokens` are injectable for tests; by default tokens are verified against auth's JWKS and this
@@ -47,11 +46,10 @@ class MessagingApp:
         self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None,
         credentials: CredentialsSource | None = None, http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = settings
-        self._channels: list[grpc.aio.Channel] = []
+        super().__init__(settings)
         if verifier is None or tokens is None:
             auth_channel = create_channel(settings.auth_grpc_target)
-            self._channels.append(auth_channel)
+            self.on_close("auth channel", auth_channel.close)
             if verifier is None:
                 verifier = TokenVerifier(
                     jwks_source=grpc_jwks_source(lambda: auth_channel),
@@ -70,18 +68,20 @@ class MessagingApp:
                     timeout=settings.grpc_deadline_seconds,
                 )
         conversation_channel = create_channel(settings.conversation_grpc_target)
-        self._channels.append(conversation_channel)
+        self.on_close("conversation channel", conversation_channel.close)
         self.conversations = ConversationClient(
             channel=conversation_channel, tokens=tokens, timeout=settings.grpc_deadline_seconds
         )
         if credentials is None:
             tenant_channel = create_channel(settings.tenant_grpc_target)
-            self._channels.append(tenant_channel)
+            self.on_close("tenant channel", tenant_channel.close)
             credentials = TenantCredentials(channel=tenant_channel, tokens=tokens,
                                             timeout=settings.grpc_deadline_seconds)
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.on_close("postgres", self.engine.dispose)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
+        self.on_close("kafka publisher", self.publisher.stop)
         self.processor = WebhookProcessor(
             sessions=self.sessions,
             resolver=self.conversations,
@@ -90,10 +90,13 @@ class MessagingApp:
         )
         self.s3_media_store = s3_media_store(settings)
         self.media_store: MediaStore = self.s3_media_store or LocalMediaStore(settings.media_root)
+        if self.s3_media_store is not None:
+            self.on_close("s3 media store", self.s3_media_store.close)
         self.service = MessagingService(
             sessions=self.sessions, conversations=self.conversations, media_store=self.media_store)
         self.http_client = httpx.AsyncClient(
             transport=http_transport, timeout=settings.media_download_timeout_seconds, follow_redirects=True)
+        self.on_close("graph http client", self.http_client.aclose)
         self.media_worker = MediaWorker(
             sessions=self.sessions,
             credentials=credentials,
@@ -117,69 +120,34 @@ class MessagingApp:
             port=settings.grpc_port,
         )
         self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
-        self.consumer = ConsumerLoop(
+        self.consumer = ConsumerWorker(lambda: ConsumerLoop(
             bootstrap=settings.kafka_bootstrap,
             topics=[settings.webhooks_topic],
             group_id=settings.consumer_group,
             handler=WebhookDeliveryHandler(processor=self.processor),
             dead_letters=self.publisher,
             concurrency=settings.webhook_concurrency,
-        )
-        self.workers = Workers()
-        readiness = {"postgres": self._postgres_ready, "kafka": self._kafka_ready, "workers": self.workers.ready}
+        ))
+        readiness = self.readiness(postgres=lambda: database_ready(self.engine),
+                                   kafka=lambda: self.publisher.ready(settings.messaging_events_topic))
         if self.s3_media_store is not None:
             readiness["media_store"] = self.s3_media_store.ready  # HeadBucket
-        self.http_app: FastAPI = create_http_app(title="messaging", readiness=readiness)
-        self._http: HttpServer | None = None
+        self.http_app = create_http_app(title="messaging", readiness=readiness)
 
     @property
     def grpc_port(self) -> int:
+        assert self.grpc_server is not None
         port: int = self.grpc_server.port
         return port
 
-    async def _postgres_ready(self) -> bool:
-        return await database_ready(self.engine)
-
-    async def _kafka_ready(self) -> bool:
-        return await self.publisher.ready(self.settings.messaging_events_topic)
-
-    @property
-    def tasks(self) -> list[asyncio.Task[None]]:
-        return self.workers.tasks
-
-    async def start(self, *, serve_http: bool = True) -> None:
+    async def open(self) -> None:
         if self.s3_media_store is not None:
             await self.s3_media_store.open()
         await self.publisher.start()
-        await self.consumer.start()
-        await self.grpc_server.start()
-        self.workers.start(outbox_relay=self.relay.run(), webhook_consumer=self.consumer.run(),
-                           media_worker=self.media_worker.run(), parked_status_expiry=self.parked_expiry.run())
-        if serve_http:
-            self._http = HttpServer(self.http_app, host=self.settings.http_host, port=self.settings.http_port)
-            await self._http.start()
-        logger.info("messaging service started", extra={"grpc_port": self.grpc_port,
-                                                         "http_port": self.settings.http_port})
 
-    async def stop(self) -> None:
-        """Stops accepting RPCs and drains them, stops the consumer and relay, then closes connections."""
-        grace = self.settings.shutdown_grace_seconds
-        await self.grpc_server.stop(grace)
-        await self.consumer.stop()
-        await self.media_worker.stop()
-        await self.parked_expiry.stop()
-        await self.relay.stop()
-        await self.workers.wait(grace + 10)
-        if self._http is not None:
-            await self._http.stop()
-        await self.publisher.stop()
-        await self.http_client.aclose()
-        if self.s3_media_store is not None:
-            await self.s3_media_store.close()
-        for channel in self._channels:
-            await channel.close()
-        await self.engine.dispose()
-        logger.info("messaging service stopped")
+    def workers(self) -> Mapping[str, Worker]:
+        return {"outbox_relay": self.relay, "webhook_consumer": self.consumer, "media_worker": self.media_worker,
+                "parked_status_expiry": self.parked_expiry}
 
 
 def s3_media_store(settings: Settings) -> S3MediaStore | None:
@@ -194,11 +162,5 @@ def s3_media_store(settings: Settings) -> S3MediaStore | None:
         read_timeout_seconds=settings.media_s3_timeout_seconds, spool_dir=settings.media_spool_dir))
 
 
-async def serve(settings: Settings) -> int:
-    return await serve_until_shutdown(MessagingApp(settings))
-
-
 def run() -> None:
-    settings = load_settings(get_settings, "messaging")
-    bootstrap_process(settings)
-    raise SystemExit(asyncio.run(serve(settings)))
+    run_service(get_settings, MessagingApp, name="messaging")

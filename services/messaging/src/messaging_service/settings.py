@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from eva_common.settings import ServiceSettings
+from eva_common.settings import DatabaseSettings, KafkaSettings
 from eva_events import topics
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -14,15 +14,13 @@ from pydantic_settings import SettingsConfigDict
 MIB = 1024 * 1024
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, KafkaSettings):
     # Validation errors never echo the input: it holds secrets (merged with ServiceSettings' config).
     model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     # Also the name of this service's service token (EVA_SERVICE_NAME=messaging).
     service_name: str = "messaging"
-    database_url: str = Field(min_length=1)
     conversation_grpc_target: str = "127.0.0.1:50053"
-    db_pool_size: int = Field(default=10, ge=1)
     # Topic names are injectable so tests run on their own topics.
     webhooks_topic: str = topics.WA_WEBHOOKS
     messaging_events_topic: str = topics.MESSAGING_EVENTS

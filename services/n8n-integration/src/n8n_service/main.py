@@ -1,49 +1,39 @@
-"""Composition root of the n8n-integration service.
+"""Composition root of the n8n-integration service (on eva_common.runtime's skeleton).
 
-It serves the `/n8n/*` API for n8n automations on its own port (3003) and will deliver the tenants' signed
-outbound webhooks; this first version runs the service with its database and Kafka producer wired and its health
-endpoints telling the truth about them.
+It will serve the `/n8n/*` API for n8n automations on its own port (3003) and deliver the tenants' signed outbound
+webhooks; today it runs with its database and Kafka producer wired and its health endpoints telling the truth about
+them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from eva_common.db import create_engine, database_ready
 from eva_common.http.app import create_http_app
 from eva_common.kafka.publisher import KafkaPublisher
-from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
+from eva_common.runtime import ServiceApp, run_service
 from eva_events.topics import MESSAGING_EVENTS
 
 from n8n_service.settings import Settings, get_settings
 
-logger = logging.getLogger("n8n_service")
 
+class N8nApp(ServiceApp):
+    """Everything the process runs, built but not started."""
 
-async def serve(settings: Settings) -> None:
-    engine = create_engine(settings.database_url, pool_size=5)
-    publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
-    await publisher.start()
-    app = create_http_app(
-        title="Eva n8n integration",
-        readiness={
-            "postgres": lambda: database_ready(engine),
-            "kafka": lambda: publisher.ready(MESSAGING_EVENTS),
-        },
-    )
-    http = HttpServer(app, host=settings.http_host, port=settings.http_port)
-    await http.start()
-    logger.info("n8n-integration ready", extra={"port": settings.http_port})
-    try:
-        await wait_for_shutdown()
-    finally:
-        await http.stop()
-        await publisher.stop()
-        await engine.dispose()
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.on_close("postgres", engine.dispose)
+        self.publisher = publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
+        self.on_close("kafka publisher", publisher.stop)
+        self.http_app = create_http_app(
+            title="Eva n8n integration",
+            readiness=self.readiness(postgres=lambda: database_ready(engine),
+                                     kafka=lambda: publisher.ready(MESSAGING_EVENTS)),
+        )
+
+    async def open(self) -> None:
+        await self.publisher.start()
 
 
 def run() -> None:
-    settings = get_settings()
-    bootstrap_process(settings)
-    asyncio.run(serve(settings))
+    run_service(get_settings, N8nApp, name="n8n-integration")

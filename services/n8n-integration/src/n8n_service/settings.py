@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from eva_common.settings import ServiceSettings
+from eva_common.settings import DatabaseSettings, KafkaSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, KafkaSettings):
     service_name: str = "n8n-integration"
     http_port: int = 3003
-    database_url: str
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # database_url comes from the environment
+    return Settings()  # type: ignore[call-arg]  # required fields come from the environment

@@ -1,20 +1,19 @@
-"""Composition root of the realtime service: settings -> Redis, sequencer, Socket.io emitter -> consumer, presence
-sweeper + HTTP."""
+"""Composition root of the realtime service (on eva_common.runtime's skeleton): settings -> Redis, sequencer,
+Socket.io emitter; workers: the events consumer and the presence sweeper."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from collections.abc import Mapping
 
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import LazyPublisher
-from eva_common.kafka.supervisor import SupervisedConsumer
+from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.realtime.presence import PresenceStore
 from eva_common.realtime.presence import for_channel as presence_namespace
 from eva_common.realtime.sequence import RedisSequencer
 from eva_common.redis import create_redis, redis_ready
-from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
+from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
 from realtime_service.emitter import RedisSocketEmitter
 from realtime_service.handlers import event_handler
@@ -22,59 +21,46 @@ from realtime_service.presence import PresenceSweeper
 from realtime_service.service import RealtimeRelay
 from realtime_service.settings import Settings, get_settings
 
-logger = logging.getLogger(__name__)
 
+class RealtimeApp(ServiceApp):
+    """Everything the process runs, built but not started."""
 
-async def serve(settings: Settings) -> None:
-    redis = create_redis(settings.redis_url)
-    emitter = RedisSocketEmitter(redis_url=settings.redis_url, channel=settings.socketio_channel)
-    relay = RealtimeRelay(
-        sequencer=RedisSequencer(
-            redis=redis, buffer_size=settings.replay_buffer_size, dedupe_ttl_seconds=settings.event_dedupe_ttl_seconds
-        ),
-        emitter=emitter,
-    )
-    # the TTL is the gateways' to set when they write entries; the sweeper only compares expiries with the clock
-    presence = PresenceSweeper(presence=PresenceStore(redis, ttl_seconds=30,
-                                                      namespace=presence_namespace(settings.socketio_channel)),
-                               emitter=emitter,
-                               interval_seconds=settings.presence_sweep_interval_seconds)
-    dead_letters = LazyPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
-    consumer = SupervisedConsumer(
-        name="events",
-        factory=lambda: ConsumerLoop(
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        redis = create_redis(settings.redis_url)
+        self.on_close("redis", redis.aclose)
+        emitter = RedisSocketEmitter(redis_url=settings.redis_url, channel=settings.socketio_channel)
+        self.on_close("socket emitter", emitter.close)
+        relay = RealtimeRelay(
+            sequencer=RedisSequencer(
+                redis=redis, buffer_size=settings.replay_buffer_size,
+                dedupe_ttl_seconds=settings.event_dedupe_ttl_seconds,
+            ),
+            emitter=emitter,
+        )
+        # the TTL is the gateways' to set when they write entries; the sweeper only compares expiries with the clock
+        sweeper = PresenceSweeper(
+            presence=PresenceStore(redis, ttl_seconds=30, namespace=presence_namespace(settings.socketio_channel)),
+            emitter=emitter,
+        )
+        self.presence_sweeper = Periodic(sweeper.sweep, interval_seconds=settings.presence_sweep_interval_seconds)
+        dead_letters = LazyPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
+        self.on_close("dead-letter publisher", dead_letters.stop)
+        self.consumer = ConsumerWorker(lambda: ConsumerLoop(
             bootstrap=settings.kafka_bootstrap,
             topics=[settings.messaging_topic, settings.conversation_topic],
             group_id=settings.consumer_group,
             handler=event_handler(relay=relay),
             dead_letters=dead_letters,
-        ),
-    )
+        ))
+        self.http_app = create_http_app(
+            title="Eva realtime",
+            readiness=self.readiness(redis=lambda: redis_ready(redis), kafka=self.consumer.ready),
+        )
 
-    async def kafka_ready() -> bool:
-        return consumer.running.is_set()
-
-    app = create_http_app(
-        title="Eva realtime", readiness={"redis": lambda: redis_ready(redis), "kafka": kafka_ready}
-    )
-    http = HttpServer(app, host=settings.http_host, port=settings.http_port)
-    consumer.start()
-    presence.start()
-    try:
-        await http.start()
-        logger.info("realtime started", extra={"http_port": settings.http_port})
-        await wait_for_shutdown()
-        logger.info("realtime stopping")
-    finally:
-        await http.stop()
-        await presence.stop()
-        await consumer.stop()  # finishes the record in hand, commits, leaves the group
-        await dead_letters.stop()
-        await emitter.close()
-        await redis.aclose()
+    def workers(self) -> Mapping[str, Worker]:
+        return {"events_consumer": self.consumer, "presence_sweeper": self.presence_sweeper}
 
 
 def run() -> None:
-    settings = get_settings()
-    bootstrap_process(settings)
-    asyncio.run(serve(settings))
+    run_service(get_settings, RealtimeApp, name="realtime")

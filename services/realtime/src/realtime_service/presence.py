@@ -8,8 +8,6 @@ reported to one caller only, so gateways sweeping too never double an announceme
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from eva_common.realtime.presence import PresenceChange, PresenceStore
@@ -24,11 +22,12 @@ PRESENCE_EVENT = "presence:update"
 
 
 class PresenceSweeper:
-    def __init__(self, *, presence: PresenceStore, emitter: SocketEmitter, interval_seconds: float) -> None:
+    """Announces offline the users whose presence entries expired (a crashed gateway replica's sockets); realtime
+    runs `sweep` periodically (eva_common.runtime.Periodic)."""
+
+    def __init__(self, *, presence: PresenceStore, emitter: SocketEmitter) -> None:
         self._presence = presence
         self._emitter = emitter
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
 
     async def sweep(self) -> list[PresenceChange]:
         changes = await self._presence.expire()
@@ -38,22 +37,3 @@ class PresenceSweeper:
             PRESENCE_EXPIRED.inc()
             logger.info("presence expired", extra={"tenant_id": change.tenant_id, "user_id": change.user_id})
         return changes
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="presence-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sweep()
-            except Exception:  # Redis away: the next sweep tells
-                logger.exception("presence sweep failed")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from eva_common.settings import ServiceSettings
+from eva_common.settings import KafkaSettings, RedisSettings
 from eva_events.topics import CONVERSATION_EVENTS, MESSAGING_EVENTS
 from pydantic import Field
 
 
-class Settings(ServiceSettings):
+class Settings(RedisSettings, KafkaSettings):
     service_name: str = "realtime"
     http_port: int = 8105
 

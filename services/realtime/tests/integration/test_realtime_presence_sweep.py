@@ -29,7 +29,7 @@ async def test_users_left_behind_by_a_crashed_replica_are_announced_offline_once
     await crashed.connect(Connection(tenant_a, "ben", "crashed-2"))
     await alive.connect(Connection(tenant_a, "ben", "alive-1"))  # ben still has a socket elsewhere
     emitter = RedisSocketEmitter(redis_url=infra.redis_url, channel=socket_server.channel)
-    sweeper = PresenceSweeper(presence=alive, emitter=emitter, interval_seconds=60)
+    sweeper = PresenceSweeper(presence=alive, emitter=emitter)
     try:
         async with browser(f"tenant:{tenant_a}") as colleague, browser(f"tenant:{tenant_b}") as stranger:
             changes = await sweeper.sweep()

@@ -7,7 +7,7 @@ import binascii
 import re
 from functools import lru_cache
 
-from eva_common.settings import PLACEHOLDER_SECRETS, ServiceSettings
+from eva_common.settings import PLACEHOLDER_SECRETS, DatabaseSettings, KafkaSettings, RedisSettings
 from eva_events.topics import AUDIT_EVENTS, MESSAGING_EVENTS, TENANT_EVENTS
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -33,10 +33,9 @@ def decode_key(name: str, value: SecretStr, *, min_bytes: int, exact: bool) -> b
     return raw
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     service_name: str = "tenant"
     grpc_host: str = "127.0.0.1"
-    database_url: SecretStr
     # JSON object: key id -> base64 of a 32-byte AES key. Any listed key decrypts; the active one encrypts.
     encryption_keys: dict[str, SecretStr]
     encryption_active_key: str
@@ -51,13 +50,6 @@ class Settings(ServiceSettings):
     audit_consumer_group: str = "tenant-audit"
     # Audit entries that name no tenant are stored under the tenant with this slug (the platform's).
     platform_tenant_slug: str = "platform"
-
-    @field_validator("database_url")
-    @classmethod
-    def _asyncpg_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith("postgresql+asyncpg://"):
-            raise ValueError("EVA_DATABASE_URL must be a postgresql+asyncpg:// URL")
-        return value
 
     @field_validator("encryption_keys")
     @classmethod

@@ -24,8 +24,7 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
 from argon2 import PasswordHasher
-from auth_service.main import Runtime as AuthRuntime
-from auth_service.main import build as build_auth
+from auth_service.main import AuthApp
 from auth_service.settings import Settings as AuthSettings
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,8 +39,7 @@ from eva_testing.infra import free_port, test_infra
 from eva_testing.kafka import create_topics, unique_topic
 from eva_testing.tokens import TestTokenIssuer
 from redis.asyncio import Redis
-from tenant_service.main import Runtime as TenantRuntime
-from tenant_service.main import build as build_tenant
+from tenant_service.main import TenantApp
 from tenant_service.settings import Settings as TenantSettings
 
 SERVICES = Path(__file__).resolve().parents[3]
@@ -73,8 +71,8 @@ async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 60
 
 @dataclass
 class Stack:
-    auth: AuthRuntime
-    tenant: TenantRuntime
+    auth: AuthApp
+    tenant: TenantApp
     auth_db: TestDatabase
     tenant_db: TestDatabase
     current_key: Ed25519PrivateKey
@@ -192,7 +190,7 @@ async def stack() -> AsyncIterator[Stack]:
         tenant_port = free_port()
         settings = tenant_settings(tenant_db, grpc_port=tenant_port)
         await create_settings_topics(settings)
-        auth = build_auth(
+        auth = AuthApp(
             AuthSettings(
                 database_url=auth_db.app_url,
                 service_client_secret="auth-client-secret-for-tests",
@@ -207,7 +205,7 @@ async def stack() -> AsyncIterator[Stack]:
             )
         )
         settings = settings.model_copy(update={"auth_grpc_target": f"127.0.0.1:{auth.grpc_server.port}"})
-        tenant = build_tenant(settings)
+        tenant = TenantApp(settings)
         await auth.start()
         await tenant.start()
         auth_channel = create_channel(f"127.0.0.1:{auth.grpc_server.port}")
@@ -231,7 +229,7 @@ Metadata = tuple[tuple[str, str], ...]
 
 @dataclass
 class Harness:
-    runtime: TenantRuntime
+    runtime: TenantApp
     db: TestDatabase
     issuer: TestTokenIssuer
     redis: Redis
@@ -290,7 +288,7 @@ async def harness() -> AsyncIterator[Harness]:
     async with migrated_database(infra, SERVICES / "tenant", "tenant_h") as database:
         settings = tenant_settings(database)
         await create_settings_topics(settings)
-        runtime = build_tenant(settings, verifier=issuer.verifier(revocations=RedisRevocations(redis)))
+        runtime = TenantApp(settings, verifier=issuer.verifier(revocations=RedisRevocations(redis)))
         await runtime.start()
         await producer.start()
         channel = create_channel(f"127.0.0.1:{runtime.grpc_server.port}")

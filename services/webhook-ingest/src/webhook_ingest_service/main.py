@@ -1,18 +1,19 @@
-"""Composition root of the webhook-ingest service: settings -> clients -> use cases -> HTTP app and consumers."""
+"""Composition root of the webhook-ingest service (on eva_common.runtime's skeleton): settings -> clients -> use
+cases -> the HTTP app (Meta's webhook); workers: the delivery recorder and the outcome consumer."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Mapping
 
 from eva_common.auth import ServiceTokenProvider
 from eva_common.db import create_engine, database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
-from eva_common.kafka.supervisor import SupervisedConsumer
+from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.redis import create_redis, redis_ready
-from eva_common.runtime import HttpServer, bootstrap_process, wait_for_shutdown
+from eva_common.runtime import ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError
 from pydantic import SecretStr
 
@@ -28,84 +29,74 @@ from webhook_ingest_service.tenants import CachedTenantDirectory, GrpcTenantDire
 logger = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings) -> None:
-    if settings.service_client_secret is None:
-        raise ConfigurationError("EVA_SERVICE_CLIENT_SECRET is required (tenant look-ups need a service token)")
-    engine = create_engine(settings.database_url, pool_size=5)
-    sessions = session_factory(engine)
-    redis = create_redis(settings.redis_url)
-    auth_channel = create_channel(settings.auth_grpc_target)
-    tenant_channel = create_channel(settings.tenant_grpc_target)
-    tokens = ServiceTokenProvider(
-        channel_factory=lambda: auth_channel,
-        service_name=settings.service_name,
-        client_secret=settings.service_client_secret.get_secret_value(),
-        timeout=settings.tenant_lookup_timeout_seconds,
-    )
-    tenants = CachedTenantDirectory(
-        inner=GrpcTenantDirectory(
-            channel=tenant_channel, token=tokens.token, timeout=settings.tenant_lookup_timeout_seconds
-        ),
-        ttl=settings.tenant_cache_seconds,
-        negative_ttl=settings.tenant_negative_cache_seconds,
-    )
-    publisher = SupervisedPublisher(
-        factory=lambda: KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
-    )
-    repository = WebhookEventRepository(sessions=sessions)
-    ingest = WebhookIngest(
-        tenants=tenants,
-        publisher=publisher,
-        unrouted=repository,
-        limiter=RedisFailureLimiter(redis=redis, limit=settings.unverified_requests_per_minute),
-        topic=settings.webhooks_topic,
-        platform_app_secret=_secret(settings.platform_app_secret),
-        platform_verify_token=_secret(settings.platform_verify_token),
-        ack_timeout_seconds=settings.kafka_ack_timeout_seconds,
-        retry_after_seconds=settings.retry_after_seconds,
-    )
-    app = create_app(
-        ingest=ingest,
-        readiness={
-            "postgres": lambda: database_ready(engine),
-            "redis": lambda: redis_ready(redis),
-            "kafka": lambda: publisher.ready(settings.webhooks_topic),
-        },
-        max_body_bytes=settings.max_body_bytes,
-    )
-    consumers = [
-        SupervisedConsumer(
-            name="recorder",
-            factory=lambda: ConsumerLoop(
-                bootstrap=settings.kafka_bootstrap, topics=[settings.webhooks_topic],
-                group_id=settings.recorder_group, handler=received_handler(log=repository), dead_letters=publisher,
+class IngestApp(ServiceApp):
+    """Everything the process runs, built but not started."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        if settings.service_client_secret is None:
+            raise ConfigurationError("EVA_SERVICE_CLIENT_SECRET is required (tenant look-ups need a service token)")
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.on_close("postgres", engine.dispose)
+        sessions = session_factory(engine)
+        redis = create_redis(settings.redis_url)
+        self.on_close("redis", redis.aclose)
+        auth_channel = create_channel(settings.auth_grpc_target)
+        self.on_close("auth channel", auth_channel.close)
+        tenant_channel = create_channel(settings.tenant_grpc_target)
+        self.on_close("tenant channel", tenant_channel.close)
+        tokens = ServiceTokenProvider(
+            channel_factory=lambda: auth_channel,
+            service_name=settings.service_name,
+            client_secret=settings.service_client_secret.get_secret_value(),
+            timeout=settings.tenant_lookup_timeout_seconds,
+        )
+        tenants = CachedTenantDirectory(
+            inner=GrpcTenantDirectory(
+                channel=tenant_channel, token=tokens.token, timeout=settings.tenant_lookup_timeout_seconds
             ),
-        ),
-        SupervisedConsumer(
-            name="outcomes",
-            factory=lambda: ConsumerLoop(
-                bootstrap=settings.kafka_bootstrap, topics=[settings.outcomes_topic],
-                group_id=settings.outcomes_group, handler=outcome_handler(log=repository), dead_letters=publisher,
+            ttl=settings.tenant_cache_seconds,
+            negative_ttl=settings.tenant_negative_cache_seconds,
+        )
+        self.publisher = publisher = SupervisedPublisher(
+            factory=lambda: KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
+        )
+        self.on_close("kafka publisher", publisher.stop)  # flushes what is still buffered
+        repository = WebhookEventRepository(sessions=sessions)
+        ingest = WebhookIngest(
+            tenants=tenants,
+            publisher=publisher,
+            unrouted=repository,
+            limiter=RedisFailureLimiter(redis=redis, limit=settings.unverified_requests_per_minute),
+            topic=settings.webhooks_topic,
+            platform_app_secret=_secret(settings.platform_app_secret),
+            platform_verify_token=_secret(settings.platform_verify_token),
+            ack_timeout_seconds=settings.kafka_ack_timeout_seconds,
+            retry_after_seconds=settings.retry_after_seconds,
+        )
+        self.http_app = create_app(
+            ingest=ingest,
+            readiness=self.readiness(
+                postgres=lambda: database_ready(engine),
+                redis=lambda: redis_ready(redis),
+                kafka=lambda: publisher.ready(settings.webhooks_topic),
             ),
-        ),
-    ]
-    http = HttpServer(app, host=settings.http_host, port=settings.http_port)
-    publisher.start()
-    for consumer in consumers:
-        consumer.start()
-    try:
-        await http.start()
-        logger.info("webhook-ingest started", extra={"http_port": settings.http_port})
-        await wait_for_shutdown()
-        logger.info("webhook-ingest stopping")
-    finally:
-        await http.stop()  # stop accepting; in-flight deliveries finish (they need the publisher)
-        await asyncio.gather(*(consumer.stop() for consumer in consumers))
-        await publisher.stop()  # flushes what is still buffered
-        await redis.aclose()
-        await auth_channel.close()
-        await tenant_channel.close()
-        await engine.dispose()
+            max_body_bytes=settings.max_body_bytes,
+        )
+        self.recorder = ConsumerWorker(lambda: ConsumerLoop(
+            bootstrap=settings.kafka_bootstrap, topics=[settings.webhooks_topic],
+            group_id=settings.recorder_group, handler=received_handler(log=repository), dead_letters=publisher,
+        ))
+        self.outcomes = ConsumerWorker(lambda: ConsumerLoop(
+            bootstrap=settings.kafka_bootstrap, topics=[settings.outcomes_topic],
+            group_id=settings.outcomes_group, handler=outcome_handler(log=repository), dead_letters=publisher,
+        ))
+
+    async def open(self) -> None:
+        self.publisher.start()  # connects in the background; deliveries get 503 until the broker answers
+
+    def workers(self) -> Mapping[str, Worker]:
+        return {"recorder": self.recorder, "outcomes": self.outcomes}
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -113,6 +104,4 @@ def _secret(value: SecretStr | None) -> str | None:
 
 
 def run() -> None:
-    settings = get_settings()
-    bootstrap_process(settings)
-    asyncio.run(serve(settings))
+    run_service(get_settings, IngestApp, name="webhook-ingest")

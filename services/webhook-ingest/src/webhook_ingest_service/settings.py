@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from eva_common.settings import PLACEHOLDER_SECRETS, ServiceSettings
+from eva_common.settings import PLACEHOLDER_SECRETS, DatabaseSettings, KafkaSettings, RedisSettings
 from eva_events.topics import WA_WEBHOOKS, WEBHOOK_OUTCOMES
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 MAX_DELIVERY_BYTES = 3_145_728  # Meta: "Webhook payloads can be up to 3 MB."
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     service_name: str = "webhook-ingest"
     http_port: int = 3002
-    database_url: str = "postgresql+asyncpg://eva_app:eva_app@127.0.0.1:5432/eva_ingest"
     tenant_grpc_target: str = "127.0.0.1:50052"
 
     # The platform's own Meta app: signs deliveries of tenants that have no app secret of their own, and

@@ -1,69 +1,51 @@
-"""Keeps a Kafka consumer loop running: (re)connects with back-off, and stops it on shutdown."""
+"""A Kafka consumer as a background worker: each `run()` builds a fresh consumer loop, joins the group and consumes
+until stopped. A failure (the broker gone, the group coordinator lost) ends the run with the error, and the service's
+`eva_common.runtime.Workers` starts it again after a back-off with a new consumer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 
-from eva_common.kafka.consumer import ConsumerLoop, describe
-
-logger = logging.getLogger(__name__)
+from eva_common.kafka.consumer import ConsumerLoop
 
 
-class SupervisedConsumer:
-    def __init__(self, *, name: str, factory: Callable[[], ConsumerLoop], max_backoff_seconds: float = 10.0) -> None:
-        self._name = name
+class ConsumerWorker:
+    def __init__(self, factory: Callable[[], ConsumerLoop]) -> None:
         self._factory = factory
-        self._max_backoff = max_backoff_seconds
-        self._stopping = asyncio.Event()
         self._loop: ConsumerLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.running = asyncio.Event()  # set while a loop is connected
+        self._stopping = False
+        self.running = asyncio.Event()  # set while a loop is connected to the group
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name=f"consumer-{self._name}")
+    @property
+    def loop(self) -> ConsumerLoop | None:
+        return self._loop
 
-    async def _supervise(self) -> None:
-        delay = 0.5
-        while not self._stopping.is_set():
-            loop = self._factory()
+    async def run(self) -> None:
+        if self._stopping:
+            return
+        loop = self._loop = self._factory()
+        try:
             try:
                 await loop.start()
-            except Exception as error:
-                logger.warning("consumer cannot connect yet; retrying", extra={"consumer": self._name,
-                                                                              "error": describe(error)})
+            except BaseException:
                 with contextlib.suppress(Exception):
                     await loop.close()
-                await self._pause(delay)
-                delay = min(delay * 2, self._max_backoff)
-                continue
-            delay = 0.5
-            self._loop = loop
+                raise
+            if self._stopping:
+                await loop.close()
+                return
             self.running.set()
-            try:
-                await loop.run()
-            except Exception:
-                logger.exception("consumer loop failed; restarting", extra={"consumer": self._name})
-                await self._pause(delay)
-            finally:
-                self.running.clear()
-                self._loop = None
+            await loop.run()  # closes the consumer when it returns or raises
+        finally:
+            self.running.clear()
+            self._loop = None
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+    async def ready(self) -> bool:
+        return self.running.is_set()
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self._stopping = True
         if self._loop is not None:
             await self._loop.stop()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 15)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from eva_common.auth import ROLES_BY_RANK
 from eva_common.errors import InvalidArgument
@@ -181,21 +181,26 @@ class UserPage:
 
 class RefreshDecision(enum.Enum):
     ROTATE = "rotate"
+    REPLAY = "replay"
     UNKNOWN = "unknown"
     REVOKED = "revoked"
     REUSED = "reused"
     EXPIRED = "expired"
 
 
-def decide_refresh(token: RefreshToken | None, *, now: datetime) -> RefreshDecision:
-    """What presenting this refresh token means. A spent token presented again is a theft signal (REUSED):
-    the caller revokes the whole family, so neither the thief nor the victim keeps a working token."""
+def decide_refresh(
+    token: RefreshToken | None, *, now: datetime, reuse_grace: timedelta = timedelta(0)
+) -> RefreshDecision:
+    """What presenting this refresh token means. A spent token presented again within `reuse_grace` of its
+    rotation is a concurrent refresh (two tabs at once): REPLAY, answered with the same successor. Later it is a
+    theft signal (REUSED): the caller revokes the whole family, so neither the thief nor the victim keeps a
+    working token."""
     if token is None:
         return RefreshDecision.UNKNOWN
     if token.revoked_at is not None:
         return RefreshDecision.REVOKED
     if token.used_at is not None:
-        return RefreshDecision.REUSED
+        return RefreshDecision.REPLAY if now - token.used_at < reuse_grace else RefreshDecision.REUSED
     if token.expires_at <= now:
         return RefreshDecision.EXPIRED
     return RefreshDecision.ROTATE

@@ -65,6 +65,9 @@ class RefreshToken(AuthModel, table=True):
     expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    # The session this token's rotation handed out, sealed under the token itself (`tokens.seal_successor`): the
+    # same token presented again within the reuse grace gets the same answer. Cleared once the grace is over.
+    successor_sealed: bytes | None = Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))
 
     def __repr__(self) -> str:
         return f"RefreshToken(id={self.id!r}, family_id={self.family_id!r})"

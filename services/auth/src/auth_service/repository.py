@@ -165,16 +165,26 @@ class RefreshTokenRepository:
         self._session.add(token)
         await self._session.flush()
 
-    async def mark_used(self, token_id: str, at: datetime) -> None:
+    async def mark_used(self, token_id: str, at: datetime, *, successor_sealed: bytes | None = None) -> None:
         await self._session.exec(
-            sa.update(RefreshToken).where(col(RefreshToken.id) == token_id).values(used_at=at)
+            sa.update(RefreshToken).where(col(RefreshToken.id) == token_id)
+            .values(used_at=at, successor_sealed=successor_sealed)
+        )
+
+    async def drop_stale_successors(self, family_id: str, *, spent_before: datetime) -> None:
+        """Forgets the sealed successors of the family's tokens spent before the reuse grace began."""
+        await self._session.exec(
+            sa.update(RefreshToken)
+            .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.successor_sealed).is_not(None),
+                   col(RefreshToken.used_at) <= spent_before)
+            .values(successor_sealed=None)
         )
 
     async def revoke_family(self, family_id: str, at: datetime) -> int:
         result = await self._session.exec(
             sa.update(RefreshToken)
             .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
-            .values(revoked_at=at)
+            .values(revoked_at=at, successor_sealed=None)
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -183,6 +193,6 @@ class RefreshTokenRepository:
         result = await self._session.exec(
             sa.update(RefreshToken)
             .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
-            .values(revoked_at=at)
+            .values(revoked_at=at, successor_sealed=None)
         )
         return int(getattr(result, "rowcount", 0) or 0)

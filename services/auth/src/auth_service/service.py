@@ -46,7 +46,15 @@ from auth_service.models import RefreshToken, User
 from auth_service.passwords import Passwords, check_email, check_password_policy, normalize_email
 from auth_service.repository import RefreshTokenRepository, UserRepository
 from auth_service.throttle import LoginThrottle, account_key
-from auth_service.tokens import IssuedToken, TokenIssuer, new_refresh_token, refresh_token_hash
+from auth_service.tokens import (
+    IssuedToken,
+    SuccessorPair,
+    TokenIssuer,
+    new_refresh_token,
+    open_successor,
+    refresh_token_hash,
+    seal_successor,
+)
 
 logger = logging.getLogger("auth.service")
 
@@ -59,6 +67,9 @@ _REFRESH_REFUSALS: dict[RefreshDecision, tuple[str, str]] = {
     RefreshDecision.EXPIRED: ("REFRESH_TOKEN_EXPIRED", "the refresh token has expired"),
     RefreshDecision.REUSED: ("REFRESH_TOKEN_REUSED", "the refresh token was already used; please log in again"),
 }
+# the decisions a refresh answers with a session: a rotation, or the same session again within the reuse grace
+_ANSWERED = frozenset({RefreshDecision.ROTATE, RefreshDecision.REPLAY})
+DEFAULT_REFRESH_REUSE_GRACE_SECONDS = 30
 
 
 def _utcnow() -> datetime:
@@ -82,6 +93,7 @@ class AuthService:
         audit_log: AuditLog,
         service_clients: Mapping[str, str],
         refresh_ttl_seconds: int,
+        refresh_reuse_grace_seconds: float = DEFAULT_REFRESH_REUSE_GRACE_SECONDS,
         clock: Clock = _utcnow,
     ) -> None:
         self._sessions = sessions
@@ -92,6 +104,7 @@ class AuthService:
         self._audit = audit_log
         self._service_clients = dict(service_clients)
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+        self._reuse_grace = timedelta(seconds=refresh_reuse_grace_seconds)
         self._clock = clock
         self._dummy_client_secret = secrets.token_urlsafe(32)
         self._platform_id: str | None = None
@@ -191,8 +204,9 @@ class AuthService:
 
         The token is found by its digest (a SECURITY DEFINER lookup: the tenant is not known yet); then, in that
         tenant's transaction, the user row and the token row are locked (users first, the order user changes use),
-        so of two concurrent refreshes of one token only the first rotates; the second sees a spent token, which
-        revokes the family.
+        so of concurrent refreshes of one token exactly one rotates. The rotation keeps the new session sealed under
+        the spent token (in the same commit), so the others, and any presentation of that token within the reuse
+        grace, get the very same session (`_replay`). A spent token presented after the grace revokes the family.
         """
         token_hash = refresh_token_hash(refresh_token)
         now = self._clock()
@@ -201,7 +215,7 @@ class AuthService:
         if peek is None:
             raise RefreshTokenRefused("the refresh token is not valid", code="REFRESH_TOKEN_INVALID")
         tenant: TenantInfo | None = None
-        if decide_refresh(peek, now=now) is RefreshDecision.ROTATE:
+        if self._decide(peek, now) in _ANSWERED:
             tenant = await self._active_tenant(peek.tenant_id)  # before any lock: no RPC inside a transaction
         refusal: DomainError | None = None
         result: AuthSession | None = None
@@ -209,8 +223,12 @@ class AuthService:
             tokens = RefreshTokenRepository(session)
             user = await UserRepository(session).get(peek.user_id, lock="share")
             row = await tokens.find(token_hash, for_update=True)
-            decision = decide_refresh(row, now=now)
-            if row is None or decision is not RefreshDecision.ROTATE:
+            decision = self._decide(row, now)
+            successor: SuccessorPair | None = None
+            if row is not None and decision is RefreshDecision.REPLAY:
+                successor = await self._live_successor(tokens, row, refresh_token)
+                decision = RefreshDecision.REPLAY if successor is not None else RefreshDecision.REUSED
+            if row is None or decision not in _ANSWERED:
                 code, detail = _REFRESH_REFUSALS[decision]
                 refusal = RefreshTokenRefused(detail, code=code)
                 if row is not None and decision is RefreshDecision.REUSED:
@@ -225,9 +243,19 @@ class AuthService:
             elif user is None or not user.active or tenant is None or tenant.id != user.tenant_id:
                 await tokens.revoke_family(row.family_id, now)
                 refusal = RefreshTokenRefused("the refresh token is not valid", code="REFRESH_TOKEN_INVALID")
+            elif successor is not None:
+                result = self._replay(successor, user=user, tenant=tenant, spent_at=row.used_at or now, now=now)
+                logger.info("refresh token presented again within the reuse grace; same session returned",
+                            extra={"tenant_id": row.tenant_id, "user_id": row.user_id, "family_id": row.family_id})
             else:
-                await tokens.mark_used(row.id, now)
                 result = await self._start_session(session, user=user, tenant=tenant, family_id=row.family_id)
+                await tokens.drop_stale_successors(row.family_id, spent_before=now - self._reuse_grace)
+                sealed = None
+                if self._reuse_grace > timedelta(0):
+                    sealed = seal_successor(refresh_token, SuccessorPair(
+                        access_token=result.access_token, refresh_token=result.refresh_token,
+                        expires_in=result.expires_in))
+                await tokens.mark_used(row.id, now, successor_sealed=sealed)
         # raised after the commit, so a revocation is kept even though the call fails
         if refusal is not None:
             raise refusal
@@ -321,6 +349,36 @@ class AuthService:
             platform = await self._tenants.find_by_slug(slug=PLATFORM_TENANT_SLUG)
             self._platform_id = platform.id if platform is not None else None
         return self._platform_id
+
+    def _decide(self, token: RefreshToken | None, now: datetime) -> RefreshDecision:
+        return decide_refresh(token, now=now, reuse_grace=self._reuse_grace)
+
+    @staticmethod
+    async def _live_successor(
+        tokens: RefreshTokenRepository, row: RefreshToken, refresh_token: str
+    ) -> SuccessorPair | None:
+        """The session the spent token's rotation handed out, while its refresh token is still live. A successor
+        already spent (or gone) means the family moved on without this caller: that replay is reuse."""
+        if row.successor_sealed is None:
+            return None
+        pair = open_successor(refresh_token, row.successor_sealed)
+        if pair is None:
+            return None
+        successor = await tokens.find(refresh_token_hash(pair.refresh_token))
+        if successor is None or successor.used_at is not None or successor.revoked_at is not None:
+            return None
+        return pair
+
+    @staticmethod
+    def _replay(
+        pair: SuccessorPair, *, user: User, tenant: TenantInfo, spent_at: datetime, now: datetime
+    ) -> AuthSession:
+        """The same tokens as the rotation's answer; `expires_in` counts down from it."""
+        elapsed = int((now - spent_at).total_seconds())
+        return AuthSession(
+            access_token=pair.access_token, refresh_token=pair.refresh_token, user=user_view(user), tenant=tenant,
+            expires_in=max(0, pair.expires_in - max(0, elapsed)),
+        )
 
     async def _active_tenant(self, tenant_id: str) -> TenantInfo:
         tenant = await self._tenants.get_tenant(tenant_id=tenant_id)

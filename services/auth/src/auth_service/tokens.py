@@ -1,4 +1,5 @@
-"""Access tokens (EdDSA JWTs with a `kid`), the JWKS that publishes their public keys, and opaque refresh tokens.
+"""Access tokens (EdDSA JWTs with a `kid`), the JWKS that publishes their public keys, opaque refresh tokens, and the
+sealed successor of a spent refresh token.
 
 The first signing key signs; every configured key is published, so a token signed with the previous key keeps
 verifying until it expires (rotation without logging anyone out).
@@ -7,6 +8,7 @@ verifying until it expires (rotation without logging anyone out).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 import uuid
@@ -15,7 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eva_common.auth import ALGORITHM, ROLE_SERVICE, JwksSource
 
 Clock = Callable[[], float]
@@ -23,6 +29,8 @@ SERVICE_SUBJECT_PREFIX = "service:"
 API_KEY_SUBJECT_PREFIX = "apikey:"
 ROLE_API_KEY = "api_key"
 REFRESH_TOKEN_BYTES = 48
+SUCCESSOR_KEY_INFO = b"eva-auth refresh-token successor v1"
+SUCCESSOR_NONCE_BYTES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +152,44 @@ def new_refresh_token() -> str:
 def refresh_token_hash(token: str) -> str:
     """Only this digest is stored: a database leak does not leak usable refresh tokens."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SuccessorPair:
+    """The session a refresh handed out, kept to answer the same spent token again within the reuse grace."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+    def __repr__(self) -> str:
+        return f"SuccessorPair(expires_in={self.expires_in})"
+
+
+def _successor_cipher(spent_token: str) -> AESGCM:
+    """A key only the holder of the spent token can derive (the database keeps its sha256, a different function)."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SUCCESSOR_KEY_INFO).derive(spent_token.encode())
+    return AESGCM(key)
+
+
+def seal_successor(spent_token: str, pair: SuccessorPair) -> bytes:
+    """The successor pair encrypted under the spent token (AES-GCM, bound to the spent token's digest)."""
+    nonce = secrets.token_bytes(SUCCESSOR_NONCE_BYTES)
+    plain = json.dumps({"a": pair.access_token, "r": pair.refresh_token, "e": pair.expires_in}).encode()
+    return nonce + _successor_cipher(spent_token).encrypt(nonce, plain, refresh_token_hash(spent_token).encode())
+
+
+def open_successor(spent_token: str, sealed: bytes) -> SuccessorPair | None:
+    """The pair sealed under this spent token; None for anything else (another token, a damaged value)."""
+    nonce, body = sealed[:SUCCESSOR_NONCE_BYTES], sealed[SUCCESSOR_NONCE_BYTES:]
+    try:
+        plain = _successor_cipher(spent_token).decrypt(nonce, body, refresh_token_hash(spent_token).encode())
+        values = json.loads(plain)
+        pair = SuccessorPair(access_token=values["a"], refresh_token=values["r"], expires_in=values["e"])
+    except (InvalidTag, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(pair.access_token, str) or not isinstance(pair.refresh_token, str):
+        return None
+    if not isinstance(pair.expires_in, int):
+        return None
+    return pair

@@ -46,6 +46,7 @@ async def test_registration_logout_and_refresh_reuse_are_audited(stack) -> None:
     admin = await stack.register(tenant_name="Audit Session Hotel")
     await stack.audit.wait_for(of(admin.tenant.id, "auth.registered", admin.user.id))
     rotated = await stack.auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=admin.refresh_token))
+    await stack.end_reuse_grace(admin)
     await stack.failure(stack.auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=admin.refresh_token)))
     [(_, reuse)] = await stack.audit.wait_for(of(admin.tenant.id, "auth.refresh_token_reused", admin.user.id))
     assert reuse.data["outcome"] == "failure" and reuse.data["details"]["familyId"]

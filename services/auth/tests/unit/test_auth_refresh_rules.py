@@ -35,3 +35,26 @@ def test_revoked_wins_over_spent() -> None:
 def test_expired_token() -> None:
     assert decide_refresh(_token(expires_at=NOW), now=NOW) is RefreshDecision.EXPIRED
     assert decide_refresh(_token(expires_at=NOW - timedelta(seconds=1)), now=NOW) is RefreshDecision.EXPIRED
+
+
+GRACE = timedelta(seconds=30)
+
+
+def test_spent_token_within_the_grace_is_a_replay() -> None:
+    token = _token(used_at=NOW - timedelta(seconds=29))
+    assert decide_refresh(token, now=NOW, reuse_grace=GRACE) is RefreshDecision.REPLAY
+
+
+def test_spent_token_at_or_after_the_grace_is_reuse() -> None:
+    assert decide_refresh(_token(used_at=NOW - GRACE), now=NOW, reuse_grace=GRACE) is RefreshDecision.REUSED
+    assert decide_refresh(_token(used_at=NOW - timedelta(minutes=5)), now=NOW,
+                          reuse_grace=GRACE) is RefreshDecision.REUSED
+
+
+def test_no_grace_means_every_replay_is_reuse() -> None:
+    assert decide_refresh(_token(used_at=NOW), now=NOW, reuse_grace=timedelta(0)) is RefreshDecision.REUSED
+
+
+def test_revoked_wins_over_the_grace() -> None:
+    token = _token(used_at=NOW - timedelta(seconds=1), revoked_at=NOW)
+    assert decide_refresh(token, now=NOW, reuse_grace=GRACE) is RefreshDecision.REVOKED

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from eva_events.topics import MAX_MESSAGE_BYTES, dlq
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -138,11 +138,26 @@ class ConsumerLoop:
                     for start in range(0, len(records), self._concurrency):
                         if self._stopping.is_set():
                             return
+                        if partition not in self._consumer.assignment():
+                            break  # revoked by a rebalance: its new owner resumes from the committed offset
                         window = records[start:start + self._concurrency]
                         await self._handle_window(window)
-                        await self._consumer.commit({partition: window[-1].offset + 1})
+                        if not await self._commit(partition, window[-1].offset + 1):
+                            break
         finally:
             await self.close()
+
+    async def _commit(self, partition: TopicPartition, offset: int) -> bool:
+        """Commits the partition's offset; False when the group rebalanced meanwhile (after a broker restart, say):
+        the records are then handled again by the partition's owner, which handlers tolerate (at least once)."""
+        try:
+            await self._consumer.commit({partition: offset})
+        except (CommitFailedError, IllegalStateError) as error:
+            logger.warning("offset not committed: the group rebalanced; the records will be delivered again",
+                           extra={"topic": partition.topic, "partition": partition.partition, "offset": offset,
+                                  "group": self._group_id, "error": describe(error)})
+            return False
+        return True
 
     async def _handle_window(self, window: list[ConsumedRecord]) -> None:
         if len(window) == 1:
@@ -170,7 +185,7 @@ class ConsumerLoop:
             except Exception as error:
                 transient = is_transient(error)
                 if not transient and attempt >= self._max_attempts:
-                    await self._dead_letter(record, error, attempt)
+                    await self._dead_letter_until_sent(record, error, attempt)
                     KAFKA_CONSUMED.labels(record.topic, "dead_lettered").inc()
                     return
                 KAFKA_CONSUMED.labels(record.topic, "retried").inc()
@@ -186,6 +201,21 @@ class ConsumerLoop:
             finally:
                 KAFKA_HANDLE_LATENCY.labels(record.topic).observe(time.perf_counter() - started)
                 otel_context.detach(token)
+
+    async def _dead_letter_until_sent(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None:
+        """Dead-letters the record, retrying while Kafka cannot take it (the offset waits for it)."""
+        delay = self._backoff
+        while True:
+            try:
+                await self._dead_letter(record, error, attempts)
+                return
+            except Exception as failure:
+                if self._stopping.is_set():
+                    raise
+                logger.warning("dead letter not published; retrying",
+                               extra={"topic": record.topic, "offset": record.offset, "error": describe(failure)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
 
     async def _dead_letter(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None:
         logger.error(

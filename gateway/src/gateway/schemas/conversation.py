@@ -1,4 +1,8 @@
-"""Conversation bodies: the conversation with its contact, its pages, and the changes an attendant makes."""
+"""Conversation bodies: the conversation with its contact, its pages, and the changes an attendant makes.
+
+A conversation and a contact are, field for field, eva_events.conversation's ConversationView and ContactView,
+which the conversation service's events (and Socket.io's `conversation:updated`) carry
+(tests/unit/test_gateway_conversation_contract.py)."""
 
 from __future__ import annotations
 

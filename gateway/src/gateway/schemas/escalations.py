@@ -1,4 +1,6 @@
-"""Escalation bodies: an escalation, its pages, raising and resolving one."""
+"""Escalation bodies: an escalation, its pages, raising and resolving one. An escalation is, field for field,
+eva_events.conversation.EscalationView, which `escalation.raised` / `escalation.updated` (and Socket.io's
+`escalation:raised` / `escalation:updated`) carry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tag bodies: a tag, the tenant's tags, and the changes an attendant makes."""
+"""Tag bodies: a tag, the tenant's tags, and the changes an attendant makes. A tag is, field for field,
+eva_events.conversation.TagView, which the tag events carry."""
 
 from __future__ import annotations
 

@@ -3,10 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv run --no-sync ruff check .
-packages=(eva_common eva_events eva_testing eva_simulator auth_service tenant_service conversation_service
-          messaging_service webhook_ingest_service realtime_service n8n_service gateway)
+# the registry (deploy/deployables.toml) against the tree, then mypy over the shared libraries and every
+# deployable's package the registry lists
+python3 scripts/deployables.py check
+packages=(eva_common eva_events eva_testing)
+mapfile -t -O "${#packages[@]}" packages < <(python3 scripts/deployables.py modules)
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 uv run --no-sync mypy "${args[@]}"
-MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py
+MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py
 scripts/check_proto.sh

@@ -15,7 +15,7 @@ scripts/lint.sh
 # the platform's standard topics exist in every real deployment; create them as the stack does
 uv run --no-sync python -c "import asyncio, os; from eva_common.kafka.admin import ensure_topics; \
 from eva_events.topics import ALL_TOPICS; asyncio.run(ensure_topics(os.environ['EVA_KAFKA_BOOTSTRAP'], ALL_TOPICS))"
-suites=(libs/*/tests services/*/tests gateway/tests deploy/tests)
+suites=(libs/*/tests services/*/tests gateway/tests deploy/tests scripts/tests)
 existing=()
 for s in "${suites[@]}"; do [ -d "$s" ] && existing+=("$s"); done
 uv run --no-sync pytest -q -p no:randomly "${existing[@]}" tests-e2e "$@"

@@ -32,6 +32,7 @@ def test_defaults_and_key_ring() -> None:
                                            {"kid": "old", "private_key_pem": _pem()}])
     assert settings.access_token_ttl_seconds == 900
     assert settings.refresh_token_ttl_seconds == 30 * 86_400
+    assert settings.refresh_reuse_grace_seconds == 30
     assert settings.service_token_ttl_seconds == 300
     assert (settings.jwt_issuer, settings.jwt_audience) == ("eva-auth", "eva")
     ring = key_ring(settings)
@@ -52,6 +53,8 @@ def test_defaults_and_key_ring() -> None:
         {"service_clients": {"ingest": ""}},
         {"environment": "production", "service_clients": {"ingest": "short-secret"}},
         {"access_token_ttl_seconds": 5},
+        {"refresh_reuse_grace_seconds": -1},
+        {"refresh_reuse_grace_seconds": 301},
     ],
 )
 def test_bad_configuration_fails_fast(overrides: dict[str, Any]) -> None:
@@ -65,7 +68,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVA_JWT_SIGNING_KEYS", json.dumps([{"kid": "2026-11", "private_key_pem": _pem()}]))
     monkeypatch.setenv("EVA_SERVICE_CLIENTS", json.dumps({"webhook-ingest": "a-long-random-client-secret"}))
     monkeypatch.setenv("EVA_ACCESS_TOKEN_TTL_SECONDS", "600")
+    monkeypatch.setenv("EVA_REFRESH_REUSE_GRACE_SECONDS", "0")
     settings = Settings()  # type: ignore[call-arg]
     assert settings.access_token_ttl_seconds == 600
+    assert settings.refresh_reuse_grace_seconds == 0
     assert settings.jwt_signing_keys[0].kid == "2026-11"
     assert settings.service_clients["webhook-ingest"].get_secret_value() == "a-long-random-client-secret"

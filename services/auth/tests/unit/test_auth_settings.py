@@ -21,6 +21,8 @@ def _settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": "postgresql+asyncpg://eva_app:pw@127.0.0.1:5432/eva_auth",
         "service_client_secret": "auth-client-secret-123",
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "kafka_bootstrap": "127.0.0.1:9092",
         "jwt_signing_keys": [{"kid": "k1", "private_key_pem": _pem()}],
         **overrides,
     }
@@ -65,6 +67,8 @@ def test_bad_configuration_fails_fast(overrides: dict[str, Any]) -> None:
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVA_DATABASE_URL", "postgresql+asyncpg://eva_app:pw@127.0.0.1:5432/eva_auth")
     monkeypatch.setenv("EVA_SERVICE_CLIENT_SECRET", "auth-client-secret-123")
+    monkeypatch.setenv("EVA_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("EVA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     monkeypatch.setenv("EVA_JWT_SIGNING_KEYS", json.dumps([{"kid": "2026-11", "private_key_pem": _pem()}]))
     monkeypatch.setenv("EVA_SERVICE_CLIENTS", json.dumps({"webhook-ingest": "a-long-random-client-secret"}))
     monkeypatch.setenv("EVA_ACCESS_TOKEN_TTL_SECONDS", "600")

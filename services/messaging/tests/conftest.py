@@ -170,7 +170,9 @@ async def database(infra: TestInfra) -> AsyncIterator[TestDatabase]:
 
 @pytest_asyncio.fixture(scope="module")
 async def owner_db(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
-    """The owner's connection, for assertions (row-level security still applies: set app.tenant_id to look)."""
+    """The owner's connection, for assertions (row-level security still applies: set app.tenant_id to look; only
+    media_jobs and parked_statuses let the owner, whose SECURITY DEFINER functions work across tenants, see all
+    their rows)."""
     connection = await asyncpg.connect(database.owner_dsn)
     yield connection
     await connection.close()

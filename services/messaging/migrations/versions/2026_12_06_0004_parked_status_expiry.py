@@ -17,18 +17,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Deletes at most `batch` statuses parked more than `max_age_seconds` ago, oldest first, and returns how many it
-# deleted (nothing about them: the caller only counts). Replicas running it at the same moment agree: a row one of
-# them deletes first is skipped by the other once its lock is released.
+# deleted (nothing about them: the caller only counts). Rows another transaction holds (a replica's pass, or the
+# message arriving and taking its statuses) are skipped, so replicas running it at the same moment share the rows
+# and a short batch means nothing else is due.
 EXPIRE_FUNCTION = """
 CREATE FUNCTION expire_parked_statuses(max_age_seconds double precision, batch integer)
 RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = public AS $$
-    WITH expired AS (
-        DELETE FROM parked_statuses AS p
-         WHERE p.id IN (SELECT o.id FROM parked_statuses AS o
-                         WHERE o.created_at < now() - make_interval(secs => max_age_seconds)
-                         ORDER BY o.created_at
-                         LIMIT batch)
+    WITH due AS (
+        SELECT o.id FROM parked_statuses AS o
+         WHERE o.created_at < now() - make_interval(secs => max_age_seconds)
+         ORDER BY o.created_at
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    ), expired AS (
+        DELETE FROM parked_statuses AS p USING due WHERE p.id = due.id
         RETURNING p.id
     )
     SELECT count(*) FROM expired
@@ -48,9 +51,11 @@ $$
 def upgrade() -> None:
     op.create_index("parked_statuses_created_at", "parked_statuses", ["created_at"])
     # The functions run as their owner (this migration's role), which FORCE binds too: these policies let that role
-    # alone see and delete parked statuses of every tenant. The app role is not a member of the owner role, so they
-    # never apply to it.
+    # alone see, lock (FOR UPDATE needs an UPDATE policy) and delete parked statuses of every tenant. The app role is
+    # not a member of the owner role, so they never apply to it.
     op.execute("CREATE POLICY definer_expiry_select ON parked_statuses FOR SELECT TO CURRENT_USER USING (true)")
+    op.execute("CREATE POLICY definer_expiry_lock ON parked_statuses FOR UPDATE TO CURRENT_USER USING (true) "
+               "WITH CHECK (false)")
     op.execute("CREATE POLICY definer_expiry_delete ON parked_statuses FOR DELETE TO CURRENT_USER USING (true)")
     op.execute(EXPIRE_FUNCTION)
     op.execute(COUNT_FUNCTION)
@@ -63,5 +68,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION count_parked_statuses()")
     op.execute("DROP FUNCTION expire_parked_statuses(double precision, integer)")
     op.execute("DROP POLICY definer_expiry_delete ON parked_statuses")
+    op.execute("DROP POLICY definer_expiry_lock ON parked_statuses")
     op.execute("DROP POLICY definer_expiry_select ON parked_statuses")
     op.drop_index("parked_statuses_created_at", table_name="parked_statuses")

@@ -2,7 +2,8 @@
 its message; once it has waited longer than Meta retries a webhook (7 days by default), the message will never come
 and the status is deleted. A background task of every replica runs a pass at start, then every interval: bounded
 batches, each one DELETE of its own transaction through the `expire_parked_statuses` SECURITY DEFINER function (the
-job works across tenants), so replicas running at the same moment delete each row once and never fail."""
+job works across tenants) that skips the rows another transaction holds, so replicas running at the same moment share
+the rows, delete each once and never fail, and a short batch means nothing else is due."""
 
 from __future__ import annotations
 

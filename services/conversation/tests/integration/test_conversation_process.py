@@ -70,7 +70,7 @@ async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(inf
         assert code == 0
         logs = (await process.stderr.read()).decode().splitlines() if process.stderr else []
         messages = [json.loads(line)["msg"] for line in logs if line.startswith("{")]
-        assert "conversation service started" in messages and "conversation service stopped" in messages
+        assert "service started" in messages and "service stopped" in messages
     finally:
         if process.returncode is None:
             process.kill()

@@ -21,8 +21,6 @@ from redis.asyncio import Redis
 from eva_common.errors import PermissionDenied, Unauthenticated
 
 ALGORITHM = "EdDSA"  # pinned: `none` and HMAC algorithms are refused before any key is looked at
-ROLE_SERVICE = "service"
-ROLES_BY_RANK = ("attendant", "admin", "super_admin")
 
 JwksSource = Callable[[], Awaitable[dict[str, Any]]]
 TokenKind = Literal["user", "service", "api_key"]

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from eva_common.auth import ROLES_BY_RANK
 from eva_common.errors import InvalidArgument
+from eva_common.identity import ROLES_BY_RANK
 from eva_common.paging import DEFAULT_PAGE_SIZE
 
 from auth_service.models import RefreshToken, User
@@ -16,14 +16,6 @@ MAX_NAME_LENGTH = 200
 TENANT_ACTIVE = "active"
 PLATFORM_TENANT_SLUG = "platform"
 PLATFORM_TENANT_NAME = "Platform"
-ROLE_ATTENDANT, ROLE_ADMIN, ROLE_SUPER_ADMIN = ROLES_BY_RANK
-# Who counts as a tenant's administrator for the last-admin rule.
-ADMIN_ROLES = frozenset({ROLE_ADMIN, ROLE_SUPER_ADMIN})
-
-
-def role_rank(role: str) -> int:
-    """attendant < admin < super_admin; any other role (service, api_key) ranks below every user role."""
-    return ROLES_BY_RANK.index(role) if role in ROLES_BY_RANK else -1
 
 
 def check_role(role: str) -> str:

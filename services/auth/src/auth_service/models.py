@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from eva_common.identity import ROLES_BY_RANK
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-ROLES = ("attendant", "admin", "super_admin")
 LIVE_USER = "deleted_at IS NULL"
 
 
@@ -29,7 +29,7 @@ class User(AuthModel, table=True):
         sa.Index("uq_users_tenant_email_live", "tenant_id", "email", unique=True,
                  postgresql_where=sa.text(LIVE_USER)),
         sa.Index("ix_users_tenant_created", "tenant_id", "created_at", "id"),
-        sa.CheckConstraint("role IN ('attendant', 'admin', 'super_admin')", name="ck_users_role"),
+        sa.CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES_BY_RANK)})", name="ck_users_role"),
         sa.CheckConstraint("email = lower(email)", name="ck_users_email_lowercase"),
     )
 

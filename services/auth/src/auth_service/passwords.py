@@ -9,15 +9,12 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from eva_common.errors import InvalidArgument
+from eva_common.identity import normalize_email
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
 MAX_EMAIL_LENGTH = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def check_email(email: str) -> str:

@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from eva_common.identity import ADMIN_ROLES
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from auth_service.domain import ADMIN_ROLES, LoginCandidate
+from auth_service.domain import LoginCandidate
 from auth_service.models import RefreshToken, User
 
 USERS_LOCK_NAMESPACE = 7_411_003  # pg_advisory_xact_lock(namespace, hashtext(tenant_id))

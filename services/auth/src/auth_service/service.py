@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import DomainError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from eva_common.identity import ROLE_ADMIN, normalize_email
 from eva_events.audit import AuditEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,7 +22,6 @@ from auth_service.audit import ANONYMOUS, Actor, AuditLog, audit_entry
 from auth_service.clients import TenantDirectory
 from auth_service.domain import (
     PLATFORM_TENANT_SLUG,
-    ROLE_ADMIN,
     TENANT_ACTIVE,
     ApiKeySession,
     AuthSession,
@@ -43,7 +43,7 @@ from auth_service.errors import (
     TenantSuspended,
 )
 from auth_service.models import RefreshToken, User
-from auth_service.passwords import Passwords, check_email, check_password_policy, normalize_email
+from auth_service.passwords import Passwords, check_email, check_password_policy
 from auth_service.repository import RefreshTokenRepository, UserRepository
 from auth_service.throttle import LoginThrottle, account_key
 from auth_service.tokens import (

@@ -22,12 +22,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from eva_common.auth import ALGORITHM, ROLE_SERVICE, JwksSource
+from eva_common.auth import ALGORITHM, JwksSource
+from eva_common.identity import ROLE_API_KEY, ROLE_SERVICE
 
 Clock = Callable[[], float]
 SERVICE_SUBJECT_PREFIX = "service:"
 API_KEY_SUBJECT_PREFIX = "apikey:"
-ROLE_API_KEY = "api_key"
 REFRESH_TOKEN_BYTES = 48
 SUCCESSOR_KEY_INFO = b"eva-auth refresh-token successor v1"
 SUCCESSOR_NONCE_BYTES = 12

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, PermissionDenied, ResourceExhausted
+from eva_common.identity import ADMIN_ROLES, ROLE_ADMIN, ROLE_ATTENDANT, ROLE_SUPER_ADMIN, role_rank
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,12 +32,8 @@ from auth_service import audit
 from auth_service.audit import Actor, AuditLog, audit_entry
 from auth_service.clients import TenantDirectory
 from auth_service.domain import (
-    ADMIN_ROLES,
     PLATFORM_TENANT_NAME,
     PLATFORM_TENANT_SLUG,
-    ROLE_ADMIN,
-    ROLE_ATTENDANT,
-    ROLE_SUPER_ADMIN,
     ClientInfo,
     NewUser,
     PlanLimits,
@@ -46,7 +43,6 @@ from auth_service.domain import (
     UserView,
     check_role,
     clean_name,
-    role_rank,
     user_view,
 )
 from auth_service.errors import UserNotFound

@@ -3,19 +3,13 @@ may be granted, seats, and the mapping of a partial update from its proto."""
 
 
 import pytest
-from auth_service.domain import (
-    ClientInfo,
-    NewUser,
-    PlanLimits,
-    UserChanges,
-    check_role,
-    role_rank,
-)
+from auth_service.domain import ClientInfo, NewUser, PlanLimits, UserChanges, check_role
 from auth_service.grpc_server import client_info, user_changes
 from auth_service.users import check_grant, check_seats, named_tenant_scope, require_manager
 from eva.auth.v1 import auth_pb2
 from eva_common.auth import Principal
 from eva_common.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from eva_common.identity import role_rank
 
 
 def principal(role: str, *, kind: str = "user", tenant: str | None = "tenant-a") -> Principal:

@@ -16,7 +16,9 @@ What it does:
     vendored compose-spec schema, then checks the compose rules;
   * runs yamllint (deploy/.yamllint.yaml) on every YAML file under deploy/;
   * checks that copies kept for kustomize (topics script, PostgreSQL provisioning) match their originals and
-    eva_events.topics.
+    eva_events.topics;
+  * reads every deployable from the registry deploy/deployables.toml (of --root) and checks that the one
+    Dockerfile (deploy/Dockerfile) and compose's builds take their build arguments from it.
 
 Exit status: 0 clean, 1 a check failed (each problem printed as `ERROR [rule] where: message`), 2 the validator
 could not run (e.g. no kustomize and no Go toolchain to install it).
@@ -42,6 +44,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import deployables  # noqa: E402  (scripts/deployables.py: the registry, deploy/deployables.toml)
+
 SCRIPT_ROOT = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.33.0"
 KUSTOMIZE_VERSION = "v5.7.1"
@@ -52,6 +57,8 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 
 @dataclass(frozen=True, slots=True)
 class Deployable:
+    """A registry row as the manifests see it: the container's ports."""
+
     name: str
     http_port: int
     grpc_port: int | None
@@ -59,23 +66,15 @@ class Deployable:
     directory: str
     public: bool = False
     dev_only: bool = False
+    build_args: tuple[tuple[str, str], ...] = ()
 
 
-DEPLOYABLES: dict[str, Deployable] = {
-    d.name: d
-    for d in (
-        Deployable("gateway", 3001, None, None, "gateway", public=True),
-        Deployable("webhook-ingest", 3002, None, "eva_ingest", "services/webhook-ingest", public=True),
-        Deployable("n8n-integration", 3003, None, "eva_n8n", "services/n8n-integration", public=True),
-        Deployable("auth", 8101, 50051, "eva_auth", "services/auth"),
-        Deployable("tenant", 8102, 50052, "eva_tenant", "services/tenant"),
-        Deployable("conversation", 8103, 50053, "eva_conversation", "services/conversation"),
-        Deployable("messaging", 8104, 50054, "eva_messaging", "services/messaging"),
-        Deployable("realtime", 8105, None, None, "services/realtime"),
-        Deployable("simulator", 3010, None, None, "libs/simulator", dev_only=True),
-    )
-}
-SERVICES = [d for d in DEPLOYABLES.values() if not d.dev_only]
+# The rules read these four, made from the registry by use_registry (the one of --root, see main).
+DEPLOYABLES: dict[str, Deployable] = {}
+SERVICES: list[Deployable] = []
+PUBLIC_COMPOSE_PORTS: dict[str, str] = {}
+REQUIRED_CONFIG_KEYS: tuple[str, ...] = ()
+DOCKERFILE = "deploy/Dockerfile"
 EVA_UID = 1000
 SHUTDOWN_GRACE_S = 5  # EVA_SHUTDOWN_GRACE_SECONDS default: the gRPC server's stop grace
 # Third-party images allowed outside the Deployments (dev StatefulSets and one-shot Jobs), always with a pinned tag.
@@ -86,19 +85,8 @@ WRITABLE_ROOT_IMAGES: dict[str, str] = {
 }
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"})
 DEV_ONLY_ANNOTATION = "eva.io/dev-only"
-REQUIRED_CONFIG_KEYS = (
-    "EVA_ENVIRONMENT",
-    "EVA_KAFKA_BOOTSTRAP",
-    "EVA_AUTH_GRPC_TARGET",
-    "EVA_TENANT_GRPC_TARGET",
-    "EVA_CONVERSATION_GRPC_TARGET",
-    "EVA_MESSAGING_GRPC_TARGET",
-    "EVA_WHATSAPP_GRAPH_URL",
-    "EVA_FRONTEND_URL",
-)
 META_GRAPH_URL = "https://graph.facebook.com"
 SIMULATOR_URL = "http://simulator:3010"
-PUBLIC_COMPOSE_PORTS = {"gateway": "3001:3001", "webhook-ingest": "3002:3002", "n8n-integration": "3003:3003"}
 # Env/config names that hold secrets (by suffix, so EVA_ACCESS_TOKEN_TTL_SECONDS is not one).
 SECRET_NAME = re.compile(
     r"(PASSWORD|PASSWD|SECRETS?|TOKENS?|KEYS?|CREDENTIALS?|SERVICE_CLIENTS|DATABASE_URL|REDIS_URL|DSN)$", re.I
@@ -149,7 +137,31 @@ RULES: dict[str, str] = {
     "topics": "the topic scripts create exactly eva_events.topics.ALL_TOPICS and are identical",
     "provision-sql": "the PostgreSQL provisioning copies are identical and cover every database and grant",
     "yamllint": "every YAML file under deploy/ passes yamllint",
+    "registry": "deploy/deployables.toml is well-formed and matches the workspace (folders, packages, modules)",
+    "dockerfile": f"one Dockerfile ({DOCKERFILE}) for every deployable: it declares the registry's build arguments, "
+    "runs as uid 1000, and no deployable keeps a Dockerfile of its own",
+    "compose-build": f"every image compose builds comes from {DOCKERFILE} with its registry row as build arguments",
 }
+
+
+def use_registry(rows: Sequence[deployables.Deployable]) -> None:
+    """Point the rules at a registry's rows (container ports, public entry points, peers' gRPC targets)."""
+    global PUBLIC_COMPOSE_PORTS, REQUIRED_CONFIG_KEYS
+    DEPLOYABLES.clear()
+    for row in rows:
+        DEPLOYABLES[row.name] = Deployable(
+            row.name, row.http_port("container"), row.grpc_port("container"), row.database, row.directory,
+            public=row.public, dev_only=row.dev_only, build_args=tuple(row.docker_args().items()),
+        )
+    SERVICES[:] = [d for d in DEPLOYABLES.values() if not d.dev_only]
+    PUBLIC_COMPOSE_PORTS = {d.name: f"{d.http_port}:{d.http_port}" for d in SERVICES if d.public}
+    REQUIRED_CONFIG_KEYS = (
+        "EVA_ENVIRONMENT", "EVA_KAFKA_BOOTSTRAP", *(row.grpc_target_env for row in rows if row.grpc),
+        "EVA_WHATSAPP_GRAPH_URL", "EVA_FRONTEND_URL",
+    )
+
+
+use_registry(deployables.load())
 
 
 # --------------------------------------------------------------------------------------------- findings
@@ -1248,6 +1260,7 @@ def check_compose_development(
         for port in service.get("ports") or []:
             if not str(port).startswith("127.0.0.1:"):
                 report.error("compose-ports", f"{file} services.{name}", f"debugging port {port} must bind 127.0.0.1")
+    check_compose_builds(services, file, report)
     for svc in SERVICES:
         env = _env_map(services.get(svc.name) or {})
         at = f"{file} services.{svc.name}"
@@ -1256,6 +1269,68 @@ def check_compose_development(
         if env.get("EVA_WHATSAPP_GRAPH_URL") != SIMULATOR_URL:
             report.error("compose-dev", at, f"EVA_WHATSAPP_GRAPH_URL must be {SIMULATOR_URL} in development")
     check_compose_depends_on(services, file, report)
+
+
+def check_compose_builds(services: Mapping[str, Any], file: str, report: Report) -> None:
+    """Each deployable (and its migration) builds from the one Dockerfile with its own registry row."""
+    for name, service in services.items():
+        build = service.get("build")
+        owner = DEPLOYABLES.get(name.removesuffix("-migrate"))
+        at = f"{file} services.{name}.build"
+        if build is None:
+            if owner is not None:
+                report.error("compose-build", at, f"no build: the development layer builds eva/{owner.name}")
+            continue
+        if owner is None:
+            report.error("compose-build", at, "builds an image but is not in deploy/deployables.toml")
+            continue
+        if not isinstance(build, Mapping) or build.get("context") != "../.." or build.get("dockerfile") != DOCKERFILE:
+            report.error("compose-build", at, f"must build context ../.. with dockerfile {DOCKERFILE}")
+            continue
+        args = {str(k): str(v) for k, v in (build.get("args") or {}).items()}
+        if args != dict(owner.build_args):
+            report.error("compose-build", at, f"args {args} differ from the registry's {dict(owner.build_args)}")
+
+
+# --------------------------------------------------------------------------------------------- registry + image
+
+
+def check_registry(root: Path, report: Report) -> list[deployables.Deployable] | None:
+    """The registry of --root (deploy/deployables.toml): its rows, or None (and an error) when it is unusable."""
+    path = root / "deploy" / "deployables.toml"
+    try:
+        rows = list(deployables.load(path))
+    except (OSError, deployables.RegistryError) as error:
+        report.error("registry", "deploy/deployables.toml", str(error))
+        return None
+    if (root / "pyproject.toml").is_file():  # a whole checkout (tests validate a copy of deploy/ alone)
+        for problem in deployables.workspace_problems(rows, root):
+            report.error("registry", "deploy/deployables.toml", problem)
+    return rows
+
+
+DOCKERFILE_ARG = re.compile(r"^ARG\s+([A-Z_]+)", re.M)
+
+
+def check_dockerfile(root: Path, report: Report) -> None:
+    path = root / DOCKERFILE
+    if not path.is_file():
+        report.error("dockerfile", DOCKERFILE, "missing")
+        return
+    text = path.read_text()
+    declared = set(DOCKERFILE_ARG.findall(text))
+    wanted = {key for d in DEPLOYABLES.values() for key, _ in d.build_args}
+    for key in sorted(wanted - declared):
+        report.error("dockerfile", DOCKERFILE, f"no ARG {key} (a build argument of every registry row)")
+    for key in sorted(declared - wanted):
+        report.error("dockerfile", DOCKERFILE, f"ARG {key} is not a registry build argument")
+    if not re.search(rf"^USER {EVA_UID}:{EVA_UID}\s*$", text, re.M):
+        report.error("dockerfile", DOCKERFILE, f"must end as USER {EVA_UID}:{EVA_UID}")
+    for deployable in DEPLOYABLES.values():
+        own = root / deployable.directory / "Dockerfile"
+        if own.is_file():
+            report.error("dockerfile", f"{deployable.directory}/Dockerfile",
+                         f"a copy: {deployable.name} builds from {DOCKERFILE}")
 
 
 # --------------------------------------------------------------------------------------------- consistency
@@ -1405,6 +1480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = set(args.only or ["k8s", "compose", "yaml", "consistency"])
     report = Report()
     out: list[str] = []
+    rows = check_registry(root, report)
+    if rows is not None:
+        use_registry(rows)
     try:
         if "k8s" in groups:
             schemas = KubeSchemas(args.k8s_version)
@@ -1419,6 +1497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.append(f"  yamllint                     {'ok' if len(report.findings) == before else 'problems'}")
         if "consistency" in groups:
             before = len(report.findings)
+            check_dockerfile(root, report)
             check_consistency(root, report)
             out.append(f"  consistency                  {'ok' if len(report.findings) == before else 'problems'}")
     except ToolError as exc:

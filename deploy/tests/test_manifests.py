@@ -422,7 +422,37 @@ def _compose_prod_env_in_dev(root: Path) -> None:
     edit(root / "deploy/compose/compose.override.yml", "  EVA_WHATSAPP_GRAPH_URL: http://simulator:3010\n", "")
 
 
+def _compose_build_args_drift(root: Path) -> None:
+    edit(root / "deploy/compose/compose.override.yml", "    MODULE: auth_service\n", "    MODULE: auth_svc\n")
+
+
+def _compose_own_dockerfile(root: Path) -> None:
+    edit(
+        root / "deploy/compose/compose.override.yml",
+        "x-build-gateway: &build-gateway\n  context: ../..\n  dockerfile: deploy/Dockerfile\n",
+        "x-build-gateway: &build-gateway\n  context: ../..\n  dockerfile: gateway/Dockerfile\n",
+    )
+
+
+def _registry_row_without_manifests(root: Path) -> None:
+    path = root / "deploy/deployables.toml"
+    path.write_text(path.read_text() + BILLING_ROW)
+
+
+BILLING_ROW = """
+[[deployable]]
+name = "billing"
+package = "eva-billing"
+module = "billing_service"
+directory = "services/billing"
+http = { dev = 8106, test = 18106, container = 8106 }
+"""
+
 COMPOSE_CASES: dict[str, tuple[Breaker, str, str]] = {
+    "build args differ from the registry": (_compose_build_args_drift, "compose-build", "auth_svc"),
+    "a Dockerfile of its own": (_compose_own_dockerfile, "compose-build", "services.gateway.build"),
+    "a registry row without its compose service": (_registry_row_without_manifests, "compose-services",
+                                                   "no service billing"),
     "literal secret": (_compose_literal_secret, "compose-literal-secret", "services.realtime.environment"),
     "literal password in URL": (_compose_literal_password_url, "compose-literal-secret", "literal password"),
     "extra published port": (_compose_extra_port, "compose-ports", "publishes 50051:50051"),
@@ -461,6 +491,35 @@ def test_topic_drift_fails(tree: Path) -> None:
     code, output = run(tree, "unused", "--only", "consistency")
     assert code == 1, output
     assert "missing `create audit.events.v1.dlq 1 1048576`" in output
+
+
+def test_a_registry_row_needs_its_kubernetes_objects(tree: Path, kustomize: str) -> None:
+    _registry_row_without_manifests(tree)
+    code, output = run(tree, kustomize, *BASE)
+    assert code == 1, output
+    assert re.search(r"ERROR \[completeness\] .*billing", output), output
+
+
+def test_a_malformed_registry_fails(tree: Path) -> None:
+    edit(tree / "deploy/deployables.toml", 'module = "tenant_service"\n', 'module = "auth_service"\n')
+    code, output = run(tree, "unused", "--only", "consistency")
+    assert code == 1, output
+    assert "ERROR [registry] deploy/deployables.toml: module used twice: auth_service" in output
+
+
+def test_the_dockerfile_declares_every_build_argument(tree: Path) -> None:
+    edit(tree / "deploy/Dockerfile", "ARG MODULE\n", "")
+    code, output = run(tree, "unused", "--only", "consistency")
+    assert code == 1, output
+    assert "ERROR [dockerfile] deploy/Dockerfile: no ARG MODULE" in output
+
+
+def test_a_deployable_with_a_dockerfile_of_its_own_fails(tree: Path) -> None:
+    (tree / "services/auth").mkdir(parents=True)
+    (tree / "services/auth/Dockerfile").write_text("FROM python:3.11-slim\n")
+    code, output = run(tree, "unused", "--only", "consistency")
+    assert code == 1, output
+    assert "ERROR [dockerfile] services/auth/Dockerfile: a copy: auth builds from deploy/Dockerfile" in output
 
 
 def test_copies_must_match(tree: Path) -> None:

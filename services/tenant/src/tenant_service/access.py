@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from eva_common.auth import Principal
 from eva_common.errors import PermissionDenied
-
-ROLE_ADMIN = "admin"
-ROLE_SUPER_ADMIN = "super_admin"
-ADMIN_ROLES = (ROLE_ADMIN, ROLE_SUPER_ADMIN)
-TENANT_ROLES = ("attendant", ROLE_ADMIN, ROLE_SUPER_ADMIN)
+from eva_common.identity import ADMIN_ROLES, ROLE_SUPER_ADMIN, ROLES_BY_RANK
 
 
 def _user_only(principal: Principal, what: str) -> None:
@@ -37,5 +33,5 @@ def tenant_reader(principal: Principal, requested_tenant_id: str, *, scope: str)
     if principal.is_api_key:
         principal.require_scope(scope)
     elif not principal.is_service:
-        principal.require_role(*TENANT_ROLES)
+        principal.require_role(*ROLES_BY_RANK)
     return principal.tenant_scope(requested_tenant_id)

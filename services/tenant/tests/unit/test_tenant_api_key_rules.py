@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from eva_common.errors import InvalidArgument
+from eva_common.identity import API_KEY_SCOPES as SCOPES
 from tenant_service.api_keys.domain import (
-    SCOPES,
     ApiKeyInput,
     ApiKeyView,
     CreatedApiKey,

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from eva_common.errors import InvalidArgument
+from eva_common.identity import API_KEY_SCOPES
 
 from tenant_service.paging import parse_time
 
-SCOPES = ("conversations:read", "conversations:write", "messages:read", "messages:send", "usage:read")
 MAX_NAME_LENGTH = 100
 PREFIX_LENGTH = 8
 PREFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -80,15 +80,15 @@ def clean_api_key_input(data: ApiKeyInput, *, now: datetime) -> CleanApiKeyInput
     requested = {scope.strip() for scope in data.scopes if scope.strip()}
     if not requested:
         raise InvalidArgument("an API key needs at least one scope", code="SCOPES_REQUIRED")
-    unknown = requested.difference(SCOPES)
+    unknown = requested.difference(API_KEY_SCOPES)
     if unknown:
         raise InvalidArgument(
-            f"unknown scopes {sorted(unknown)}; allowed: {', '.join(SCOPES)}", code="INVALID_SCOPE"
+            f"unknown scopes {sorted(unknown)}; allowed: {', '.join(API_KEY_SCOPES)}", code="INVALID_SCOPE"
         )
     expires_at = parse_time(data.expires_at, field="expires_at")
     if expires_at is not None and expires_at <= now:
         raise InvalidArgument("expires_at must be in the future", code="INVALID_EXPIRES_AT")
-    return CleanApiKeyInput(name=name, scopes=tuple(scope for scope in SCOPES if scope in requested),
+    return CleanApiKeyInput(name=name, scopes=tuple(scope for scope in API_KEY_SCOPES if scope in requested),
                             expires_at=expires_at)
 
 

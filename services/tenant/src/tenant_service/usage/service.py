@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import Internal, NotFound
+from eva_common.identity import SCOPE_USAGE_READ
 from eva_events.envelope import EventEnvelope
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,7 +30,6 @@ from tenant_service.usage.repository import UsageRepository
 
 logger = logging.getLogger("tenant.usage")
 
-USAGE_SCOPE = "usage:read"
 DEFAULT_CONSUMER = "tenant-usage"
 Clock = Callable[[], datetime]
 
@@ -63,14 +63,14 @@ class UsageService:
     async def get_plan_limits(self, *, principal: Principal, tenant_id: str) -> PlanLimitsView:
         """The tenant's plan, its limits and this month's use: any user of the tenant, an API key with usage:read,
         or a service naming the tenant (auth checks seats with it, messaging the quota)."""
-        scope = access.tenant_reader(principal, tenant_id, scope=USAGE_SCOPE)
+        scope = access.tenant_reader(principal, tenant_id, scope=SCOPE_USAGE_READ)
         async with transaction(self._sessions, tenant_id=scope) as session:
             return await self._limits(UsageRepository(session), await self._tenant(session, scope))
 
     async def get_usage(self, *, principal: Principal, tenant_id: str, from_date: str, to_date: str) -> UsageReport:
         """Counts per day, category and direction between two dates of the tenant's calendar (default: this month),
         the totals per category and the plan limits."""
-        scope = access.tenant_reader(principal, tenant_id, scope=USAGE_SCOPE)
+        scope = access.tenant_reader(principal, tenant_id, scope=SCOPE_USAGE_READ)
         async with transaction(self._sessions, tenant_id=scope) as session:
             usage = UsageRepository(session)
             tenant = await self._tenant(session, scope)

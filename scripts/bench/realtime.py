@@ -131,7 +131,7 @@ class Inbox:
     @classmethod
     async def start(cls, node: str, gateway: str, token: str, max_seconds: int) -> Inbox:
         process = await asyncio.create_subprocess_exec(
-            node, str(JS / "inbox_client.js"), gateway, token, str(max_seconds),
+            node, str(JS / "inbox_client.js"), gateway, str(max_seconds), env={**os.environ, "EVA_ACCESS_TOKEN": token},
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20)
         inbox = cls(process)
         await asyncio.wait_for(asyncio.shield(inbox._ready), timeout=15)

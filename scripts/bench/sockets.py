@@ -151,7 +151,8 @@ async def one_count(*, node: str, gateway: str, token: str, tenant_id: str, coun
                     pid: int, redis: RedisProbe) -> dict[str, Any]:
     before = rss_mib(pid)
     process = await asyncio.create_subprocess_exec(
-        node, str(JS / "idle_sockets.js"), gateway, token, str(count), str(parallel), str(int(hold + 600)),
+        node, str(JS / "idle_sockets.js"), gateway, str(count), str(parallel), str(int(hold + 600)),
+        env={**os.environ, "EVA_ACCESS_TOKEN": token},
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, preexec_fn=raise_fd_limit, limit=1 << 20)
     assert process.stdout is not None and process.stdin is not None
     lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -7,12 +7,14 @@
 "use strict";
 const { io } = require("socket.io-client");
 
-const [url, token, countArg, parallelArg, maxSecondsArg] = process.argv.slice(2);
+// the access token comes in the environment (EVA_ACCESS_TOKEN): a command line is visible to every local user
+const [url, countArg, parallelArg, maxSecondsArg] = process.argv.slice(2);
+const token = process.env.EVA_ACCESS_TOKEN;
 const count = Math.min(Number(countArg || 1000), 20000);
 const parallel = Math.max(1, Math.min(Number(parallelArg || 100), 1000));
 const maxSeconds = Math.min(Number(maxSecondsArg || 600), 1800);
 if (!url || !token) {
-  process.stderr.write("usage: node idle_sockets.js <gateway url> <access token> [count] [parallel] [max s]\n");
+  process.stderr.write("usage: EVA_ACCESS_TOKEN=<access token> node idle_sockets.js <gateway url> [count] [parallel] [max s]\n");
   process.exit(2);
 }
 const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");

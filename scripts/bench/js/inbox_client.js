@@ -6,9 +6,11 @@
 const { io } = require("socket.io-client");
 const { performance } = require("node:perf_hooks");
 
-const [url, token, maxSecondsArg] = process.argv.slice(2);
+// the access token comes in the environment (EVA_ACCESS_TOKEN): a command line is visible to every local user
+const [url, maxSecondsArg] = process.argv.slice(2);
+const token = process.env.EVA_ACCESS_TOKEN;
 if (!url || !token) {
-  process.stderr.write("usage: node inbox_client.js <gateway url> <access token> [max seconds]\n");
+  process.stderr.write("usage: EVA_ACCESS_TOKEN=<access token> node inbox_client.js <gateway url> [max seconds]\n");
   process.exit(2);
 }
 const maxSeconds = Math.min(Number(maxSecondsArg || 900), 3600);

@@ -5,23 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from eva_common.auth import Principal
+from eva_common.identity import (
+    SCOPE_CONVERSATIONS_READ,
+    SCOPE_CONVERSATIONS_WRITE,
+    SCOPE_MESSAGES_READ,
+    SCOPE_USAGE_READ,
+)
 from fastapi import Depends, Request
 
 from gateway.auth import api_key_access, require_api_user, require_user
 from gateway.clients import UpstreamClients
 from gateway.state import GatewayState, gateway_state
-
-# The API-key scopes (conventions: "Identity and tenancy rules").
-SCOPE_CONVERSATIONS_READ = "conversations:read"
-SCOPE_CONVERSATIONS_WRITE = "conversations:write"
-SCOPE_MESSAGES_READ = "messages:read"
-SCOPE_MESSAGES_SEND = "messages:send"
-SCOPE_USAGE_READ = "usage:read"
-API_KEY_SCOPES = (SCOPE_CONVERSATIONS_READ, SCOPE_CONVERSATIONS_WRITE, SCOPE_MESSAGES_READ, SCOPE_MESSAGES_SEND,
-                  SCOPE_USAGE_READ)
-# Roles allowed to administer a tenant (its users, settings, keys, audit log); the platform's own role.
-ADMIN_ROLES = ("admin", "super_admin")
-SUPER_ADMIN = "super_admin"
 
 
 def _state(request: Request) -> GatewayState:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from eva.tenant.v1 import tenant_pb2
+from eva_common.identity import ADMIN_ROLES
 from fastapi import APIRouter, Query, status
 
-from gateway.deps import ADMIN_ROLES, ClientsDep, PrincipalDep, StateDep
+from gateway.deps import ClientsDep, PrincipalDep, StateDep
 from gateway.problems import api_problems
 from gateway.routes.params import ApiKeyId
 from gateway.schemas.api_keys import ApiKeyCreateIn, ApiKeyList, CreatedApiKeyOut

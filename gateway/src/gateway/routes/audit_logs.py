@@ -6,10 +6,11 @@ from typing import Annotated
 
 from eva.tenant.v1 import tenant_pb2
 from eva_common.errors import InvalidArgument
+from eva_common.identity import ADMIN_ROLES
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from gateway.deps import ADMIN_ROLES, ClientsDep, PrincipalDep
+from gateway.deps import ClientsDep, PrincipalDep
 from gateway.problems import api_problems
 from gateway.routes.params import Cursor, PageLimit
 from gateway.schemas.audit import AuditLogPage

@@ -5,9 +5,10 @@ from __future__ import annotations
 from eva.tenant.v1 import tenant_pb2
 from eva_common.auth import Principal
 from eva_common.errors import NotFound
+from eva_common.identity import ADMIN_ROLES
 from fastapi import APIRouter
 
-from gateway.deps import ADMIN_ROLES, ClientsDep, PrincipalDep
+from gateway.deps import ClientsDep, PrincipalDep
 from gateway.problems import api_problems
 from gateway.schemas.tenant import TenantOut, TenantUpdateIn, WhatsAppCredentialsIn, WhatsAppCredentialsOut
 

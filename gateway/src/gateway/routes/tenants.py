@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from eva.tenant.v1 import tenant_pb2
 from eva_common.auth import Principal
+from eva_common.identity import ROLE_SUPER_ADMIN
 from fastapi import APIRouter, Query, status
 
 from gateway.clients import UpstreamClients
-from gateway.deps import SUPER_ADMIN, ClientsDep, PrincipalDep
+from gateway.deps import ClientsDep, PrincipalDep
 from gateway.problems import api_problems
 from gateway.routes.params import Cursor, PageLimit, SearchText, TenantId
 from gateway.schemas.base import DEFAULT_PAGE_SIZE
@@ -29,7 +30,7 @@ async def list_tenants(
     state: Annotated[TenantStatus | None, Query(alias="status", description="Only tenants in this state")] = None,
     q: SearchText = None,
 ) -> TenantPage:
-    principal.require_role(SUPER_ADMIN)
+    principal.require_role(ROLE_SUPER_ADMIN)
     page: tenant_pb2.ListTenantsResponse = await clients.call(
         clients.tenant.ListTenants,
         tenant_pb2.ListTenantsRequest(limit=limit, cursor=cursor or "", status=state or "", q=q or ""),
@@ -45,14 +46,14 @@ async def list_tenants(
     responses=api_problems(400, 409, 413),
 )
 async def create_tenant(body: TenantCreateIn, principal: PrincipalDep, clients: ClientsDep) -> TenantOut:
-    principal.require_role(SUPER_ADMIN)
+    principal.require_role(ROLE_SUPER_ADMIN)
     tenant: tenant_pb2.Tenant = await clients.call(clients.tenant.AdminCreateTenant, body.to_proto(),
                                                    token=principal.token)
     return TenantOut.from_proto(tenant)
 
 
 async def _set_status(clients: UpstreamClients, principal: Principal, tenant_id: str, state: TenantStatus) -> TenantOut:
-    principal.require_role(SUPER_ADMIN)
+    principal.require_role(ROLE_SUPER_ADMIN)
     tenant: tenant_pb2.Tenant = await clients.call(
         clients.tenant.SetTenantStatus, tenant_pb2.SetTenantStatusRequest(tenant_id=tenant_id, status=state),
         token=principal.token,

@@ -8,9 +8,10 @@ from typing import Annotated
 from eva.auth.v1 import auth_pb2
 from eva_common.auth import Principal
 from eva_common.errors import NotFound
+from eva_common.identity import ADMIN_ROLES, ROLE_SUPER_ADMIN
 from fastapi import APIRouter, Query, status
 
-from gateway.deps import ADMIN_ROLES, SUPER_ADMIN, ClientsDep, PrincipalDep
+from gateway.deps import ClientsDep, PrincipalDep
 from gateway.problems import api_problems
 from gateway.routes.params import Cursor, PageLimit, SearchText, UserId
 from gateway.schemas.auth import UserOut
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 def _visible(principal: Principal, user: auth_pb2.User) -> UserOut:
     """Defence in depth: a user of another tenant is not found, whatever an upstream returned (super admins
     manage every tenant)."""
-    if principal.role != SUPER_ADMIN and user.tenant_id != principal.tenant_id:
+    if principal.role != ROLE_SUPER_ADMIN and user.tenant_id != principal.tenant_id:
         raise NotFound("user not found", code="NOT_FOUND")
     return UserOut.from_proto(user)
 
@@ -41,7 +42,7 @@ async def list_users(
                                            description="Super admins only: another tenant's users")] = None,
 ) -> UserPage:
     if tenant_id:
-        principal.require_role(SUPER_ADMIN)
+        principal.require_role(ROLE_SUPER_ADMIN)
     page: auth_pb2.ListUsersResponse = await clients.call(
         clients.auth.ListUsers,
         auth_pb2.ListUsersRequest(limit=limit, cursor=cursor or "", role=role or "", q=q or "",
@@ -60,7 +61,7 @@ async def list_users(
 async def create_user(body: UserCreateIn, principal: PrincipalDep, clients: ClientsDep) -> UserOut:
     principal.require_role(*ADMIN_ROLES)
     if body.tenant_id:
-        principal.require_role(SUPER_ADMIN)
+        principal.require_role(ROLE_SUPER_ADMIN)
     user: auth_pb2.User = await clients.call(clients.auth.CreateUser, body.to_proto(), token=principal.token)
     return UserOut.from_proto(user) if body.tenant_id else _visible(principal, user)
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from eva.tenant.v1 import tenant_pb2
+from eva_common.identity import API_KEY_SCOPES, ScopeName
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
 from gateway.schemas.base import CamelModel, optional, rfc3339
 
-ApiKeyScope = Literal["conversations:read", "conversations:write", "messages:read", "messages:send", "usage:read"]
+ApiKeyScope = ScopeName
 
 
 class ApiKeyCreateIn(CamelModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-    scopes: list[ApiKeyScope] = Field(min_length=1, max_length=5, description="What the key may do")
+    scopes: list[ApiKeyScope] = Field(min_length=1, max_length=len(API_KEY_SCOPES), description="What the key may do")
     expires_at: AwareDatetime | None = Field(default=None, description="RFC 3339, in the future; none: no expiry")
 
     @field_validator("scopes")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from eva.auth.v1 import auth_pb2
+from eva_common.identity import RoleName
 from pydantic import Field, model_validator
 
 from gateway.schemas.auth import Email, Password, PersonName, UserOut
 from gateway.schemas.base import CamelModel, optional, require_some_field
 
-Role = Literal["attendant", "admin", "super_admin"]
+Role = RoleName
 
 
 class UserCreateIn(CamelModel):

@@ -815,7 +815,11 @@ def kafka_wait(p: Profile, launch: KafkaLaunch) -> str:
         dead = launch.proc.poll() is not None if launch.proc else kafka_pid(p) is None
         if dead:
             kafka_pidfile(p).unlink(missing_ok=True)
-            raise InfraError(f"kafka exited before it was ready; tail of {launch.log}:\n{log_tail(launch.log)}")
+            code = launch.proc.returncode if launch.proc else None
+            status = f" (exit code {code})" if code is not None else ""
+            raise InfraError(
+                f"kafka exited before it was ready{status}; tail of {launch.log}:\n{log_tail(launch.log)}"
+            )
         if time.monotonic() > deadline:
             raise InfraError(
                 f"kafka not ready after {KAFKA_READY_TIMEOUT_S:.0f}s; tail of {launch.log}:\n{log_tail(launch.log)}"

@@ -55,7 +55,7 @@ async def test_tenant_and_credentials_events_reach_kafka_without_secrets(stack) 
     assert rows[0]["pending"] == 0
 
 
-async def test_readiness_reports_postgres_redis_kafka_and_consumers(stack) -> None:
+async def test_readiness_reports_postgres_redis_kafka_and_workers(stack) -> None:
     transport = httpx.ASGITransport(app=stack.tenant.http_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://tenant") as client:
         for _ in range(100):  # the producer connects in the background: poll for up to ~20 s
@@ -65,7 +65,7 @@ async def test_readiness_reports_postgres_redis_kafka_and_consumers(stack) -> No
             await asyncio.sleep(0.2)
         alive = await client.get("/healthz")
         metrics = await client.get("/metrics")
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok", "consumers": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok", "workers": "ok"}
     assert alive.status_code == 200 and "eva_grpc_requests_total" in metrics.text
 
 

@@ -95,3 +95,19 @@ def test_every_subprocess_the_steps_start_keeps_secrets_off_argv(
     hidden = secret_values(local_stack)
     assert [arg for argv, _ in launched for arg in argv if any(value in arg for value in hidden)] == []
     assert launched[-1][1][stack.SUPER_ADMIN_PASSWORD_ENV] == DASHED_PASSWORD
+
+
+def test_provisioning_sends_the_role_passwords_on_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], str | None]] = []
+
+    def record(cmd: list[str], *, cwd: Path | None = None, stdin: str | None = None) -> str:
+        calls.append((list(cmd), stdin))
+        return ""
+
+    monkeypatch.setattr(infra, "run", record)
+    infra.pg_provision(infra.load_profile("test"), Path("/usr/lib/postgresql/bin"))
+    assert len(calls) == 1
+    argv, sql = calls[0]
+    for password in (infra.APP_SECRET, infra.OWNER_SECRET):
+        assert sql is not None and f"PASSWORD '{password}'" in sql
+        assert not any(password in arg for arg in argv)

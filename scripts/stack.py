@@ -3,8 +3,10 @@ the WhatsApp simulator, readiness, and the demo tenant.
 
     uv run python scripts/stack.py {up,down,ps,logs,migrate,seed,reset,env} [--profile dev|test]
 
-The dev profile serves the public ports (gateway 3001, ingest 3002, n8n 3003, simulator 3010); the test profile
-uses the same layout shifted by 10,000 and its own data, so `make test` runs beside `make up`.
+Every deployable, its module, folder, database and ports per profile come from the registry
+deploy/deployables.toml. The dev profile serves the public ports (gateway 3001, ingest 3002, n8n 3003, simulator
+3010); the test profile uses the same layout shifted by 10,000 and its own data, so `make test` runs beside `make up`.
+Secrets reach the processes through their environment, never their command line.
 """
 
 from __future__ import annotations

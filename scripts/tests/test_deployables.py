@@ -87,3 +87,17 @@ def test_the_cli_lists_what_lint_and_infra_read() -> None:
     items = deployables.load()
     assert listed("modules") == [d.module for d in items]
     assert listed("databases") == [d.database for d in items if d.database]
+
+
+def test_the_ports_table_of_the_conventions_is_the_registry() -> None:
+    """docs/conventions.md lists the local ports for people; the registry is what runs. They must agree."""
+    text = (ROOT / "docs" / "conventions.md").read_text()
+    section = text.split("## Ports", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, tuple[int | None, ...]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1][:1].isdigit():
+            documented[cells[0]] = tuple(int(c.split()[0]) if c[:1].isdigit() else None for c in cells[1:])
+    expected = {d.name: (d.http_port("dev"), d.grpc_port("dev"), d.http_port("test"), d.grpc_port("test"))
+                for d in deployables.load()}
+    assert documented == expected

@@ -159,5 +159,6 @@ async def test_jwks_over_grpc_and_http(stack) -> None:
     keys = http_jwks.json()["keys"]
     assert [key["kid"] for key in keys] == ["current", "previous"]
     assert all(key["kty"] == "OKP" and key["crv"] == "Ed25519" and "d" not in key for key in keys)
-    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok",
+                                                                "workers": "ok"}
     assert alive.status_code == 200

@@ -38,7 +38,7 @@ async def test_the_process_serves_and_stops_cleanly_on_sigterm(stack) -> None:
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         ready = await wait_ready(f"http://127.0.0.1:{http_port}/readyz")
-        assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
+        assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok", "workers": "ok"}
         channel = create_channel(f"127.0.0.1:{grpc_port}")
         try:
             stub = auth_pb2_grpc.AuthServiceStub(channel)

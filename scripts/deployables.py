@@ -63,8 +63,12 @@ class Deployable:
         return f"EVA_{self.name.upper().replace('-', '_')}_GRPC_TARGET"
 
     def docker_args(self) -> dict[str, str]:
-        """deploy/Dockerfile's build arguments for this deployable."""
-        return {"SERVICE": self.name, "PACKAGE": self.package, "MODULE": self.module, "DIRECTORY": self.directory}
+        """deploy/Dockerfile's build arguments for this deployable (the image's default ports: its container ones)."""
+        args = {"SERVICE": self.name, "PACKAGE": self.package, "MODULE": self.module, "DIRECTORY": self.directory,
+                "HTTP_PORT": str(self.http["container"])}
+        if self.grpc:
+            args["GRPC_PORT"] = str(self.grpc["container"])
+        return args
 
 
 def _ports(row: Mapping[str, Any], key: str, where: str) -> dict[str, int] | None:

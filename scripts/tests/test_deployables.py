@@ -76,7 +76,8 @@ def test_docker_args_name_the_package_module_and_folder() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "deployables.py"), "docker-args", "gateway"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["--build-arg=SERVICE=gateway", "--build-arg=PACKAGE=eva-gateway",
-                                     "--build-arg=MODULE=gateway", "--build-arg=DIRECTORY=gateway"]
+                                     "--build-arg=MODULE=gateway", "--build-arg=DIRECTORY=gateway",
+                                     "--build-arg=HTTP_PORT=3001"]
 
 
 def test_the_cli_lists_what_lint_and_infra_read() -> None:
@@ -101,3 +102,9 @@ def test_the_ports_table_of_the_conventions_is_the_registry() -> None:
     expected = {d.name: (d.http_port("dev"), d.grpc_port("dev"), d.http_port("test"), d.grpc_port("test"))
                 for d in deployables.load()}
     assert documented == expected
+
+
+def test_a_grpc_service_builds_with_its_container_grpc_port() -> None:
+    args = deployables.by_name("auth").docker_args()
+    assert (args["HTTP_PORT"], args["GRPC_PORT"]) == ("8101", "50051")
+    assert "GRPC_PORT" not in deployables.by_name("realtime").docker_args()

@@ -12,6 +12,7 @@ bounded by `request_timeout_ms`, so a caller never waits on a broker that went a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -47,6 +48,12 @@ class EventPublisher(Protocol):
     ) -> None: ...
 
 
+def _consume_outcome(task: asyncio.Task[Any]) -> None:
+    """Marks a connection attempt's failure as seen (every caller may have given up waiting for it)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class KafkaPublisher:
     def __init__(
         self,
@@ -64,7 +71,7 @@ class KafkaPublisher:
         }
         self._timeout = request_timeout_ms / 1000
         self._producer: Any = None  # AIOKafkaProducer (untyped)
-        self._connecting = asyncio.Lock()
+        self._connecting: asyncio.Task[Any] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._started = False
         self.replacements = 0  # producers replaced after a failure (observability and tests)
@@ -77,24 +84,33 @@ class KafkaPublisher:
         except BaseException:
             await self._close(producer)  # release the half-open client before the error propagates
             raise
+        if not self._started:  # stopped meanwhile
+            await self._close(producer)
+            raise ProducerClosed()
+        self._producer = producer
         return producer
 
-    async def start(self) -> None:
-        async with self._connecting:
-            if self._producer is None:
-                self._producer = await self._connect()
-        self._started = True
-
     async def _current(self) -> Any:
-        producer = self._producer
-        if producer is not None:
-            return producer
+        """The connected producer, connecting one when there is none. The attempt runs as a task of its own that
+        every caller shares: a caller giving up (a request's deadline) never cancels it for the others, so a
+        connection that needs longer than one caller's deadline is still made."""
+        if self._producer is not None:
+            return self._producer
         if not self._started:
             raise RuntimeError("KafkaPublisher.start() was not called")
-        async with self._connecting:
-            if self._producer is None:
-                self._producer = await self._connect()
-            return self._producer
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+            self._connecting.add_done_callback(_consume_outcome)
+        return await asyncio.shield(self._connecting)
+
+    async def start(self) -> None:
+        """Connects a producer; raises when Kafka cannot be reached (call again to retry)."""
+        self._started = True
+        try:
+            await self._current()
+        except BaseException:
+            self._started = False
+            raise
 
     def _retire(self, producer: Any, error: BaseException) -> None:
         """Drops a producer after a failure: the next publish connects a new one; this one closes meanwhile."""
@@ -109,25 +125,36 @@ class KafkaPublisher:
 
     @staticmethod
     async def _close(producer: Any, *, flush: bool = False) -> None:
-        """Closes a producer. Records still waiting in a retired one belong to publishes that already failed (their
-        callers send them again): they are failed at once instead of flushed to a broker that may not come back for a
-        while. On `stop()` they get CLOSE_SECONDS to reach the broker first."""
-        closing = asyncio.ensure_future(producer.stop())
+        """Closes a producer. On `stop()` its buffered records get CLOSE_SECONDS to reach the broker. Records still
+        waiting in a retired producer belong to publishes that already failed (their callers send them again): they
+        are dropped at once instead of being retried against a broker that may not come back for a while."""
         if flush:
-            await asyncio.wait({closing}, timeout=CLOSE_SECONDS)
-        if not closing.done():
-            accumulator = getattr(producer, "_message_accumulator", None)  # aiokafka has no public "abandon"
-            if accumulator is not None:
-                accumulator.fail_all(ProducerClosed())
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.flush(), CLOSE_SECONDS)
+        # aiokafka has no public way to abandon what is buffered: stop its sender first (so nothing is retried or
+        # re-queued any more), then fail the records left, then stop() has nothing to wait for
+        sender = getattr(producer, "_sender", None)
+        routine = getattr(sender, "sender_task", None)
+        if routine is not None and not routine.done():
+            routine.cancel()
+            await asyncio.wait({routine}, timeout=CLOSE_SECONDS)
+        accumulator = getattr(producer, "_message_accumulator", None)
+        if accumulator is not None:
+            accumulator.fail_all(ProducerClosed())
         try:
-            await asyncio.wait_for(closing, CLOSE_SECONDS)
+            await asyncio.wait_for(producer.stop(), CLOSE_SECONDS)
         except Exception as error:  # closing is best effort: the producer is gone either way
             logger.warning("kafka producer did not close cleanly", extra={"error": repr(error)[:300]})
+            with contextlib.suppress(Exception):
+                await producer.client.close()
 
     async def stop(self) -> None:
         self._started = False
-        async with self._connecting:
-            producer, self._producer = self._producer, None
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
+            await asyncio.wait({connecting})
+        producer, self._producer = self._producer, None
         if producer is not None:
             await self._close(producer, flush=True)
         if self._closing:

@@ -75,6 +75,6 @@ async def test_python_m_gateway_serves_and_stops_on_sigterm(
             process.kill()
             await process.wait()
     logs = (await process.stderr.read()).decode() if process.stderr else ""
-    assert '"msg": "gateway ready"' in logs
+    assert '"msg": "service started"' in logs and '"msg": "service stopped"' in logs
     assert account.token not in logs  # tokens are never logged
     assert "Traceback" not in logs, logs

@@ -18,7 +18,7 @@ from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
-from eva_common.runtime import ServiceApp, Worker, run_service
+from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError, require_real_secret
 
 from messaging_service.clients import ConversationClient, TenantCredentials, TokenSource
@@ -108,10 +108,10 @@ class MessagingApp(ServiceApp):
             backoff_seconds=settings.media_backoff_seconds,
             poll_seconds=settings.media_poll_seconds,
         )
-        self.parked_expiry = ParkedStatusExpiry(
-            sessions=self.sessions, max_age_seconds=settings.parked_status_retention_seconds,
-            interval_seconds=settings.parked_status_expiry_interval_seconds,
-            batch_size=settings.parked_status_expiry_batch)
+        self.parked_expiry = Periodic(
+            ParkedStatusExpiry(sessions=self.sessions, max_age_seconds=settings.parked_status_retention_seconds,
+                               batch_size=settings.parked_status_expiry_batch).run_once,
+            interval_seconds=settings.parked_status_expiry_interval_seconds, run_at_start=True)
         self.grpc_server = GrpcServer(
             registrars=[registrar(MessagingServicer(service=self.service))],
             service_names=[SERVICE_NAME],

@@ -1,14 +1,13 @@
 """The expiry of parked statuses: a status Meta reported for a wamid Eva never stored waits in `parked_statuses` for
 its message; once it has waited longer than Meta retries a webhook (7 days by default), the message will never come
-and the status is deleted. A background task of every replica runs a pass at start, then every interval: bounded
+and the status is deleted. Every replica runs `run_once` at start, then every interval (eva_common.runtime.Periodic):
+bounded
 batches, each one DELETE of its own transaction through the `expire_parked_statuses` SECURITY DEFINER function (the
 job works across tenants) that skips the rows another transaction holds, so replicas running at the same moment share
 the rows, delete each once and never fail, and a short batch means nothing else is due."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from eva_common.db import SessionFactory, transaction
@@ -20,26 +19,10 @@ logger = logging.getLogger(__name__)
 
 
 class ParkedStatusExpiry:
-    def __init__(
-        self, *, sessions: SessionFactory, max_age_seconds: float, interval_seconds: float, batch_size: int = 1000,
-    ) -> None:
+    def __init__(self, *, sessions: SessionFactory, max_age_seconds: float, batch_size: int = 1000) -> None:
         self._sessions = sessions
         self._max_age_seconds = max_age_seconds
-        self._interval_seconds = interval_seconds
         self._batch_size = batch_size
-        self._stopping = asyncio.Event()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:  # the database away: the next pass tells
-                logger.exception("parked status expiry pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_seconds)
 
     async def run_once(self) -> int:
         """Deletes every status parked longer than the maximum age, batch after batch, and updates the gauge of
@@ -51,7 +34,7 @@ class ParkedStatusExpiry:
                     session, max_age_seconds=self._max_age_seconds, batch=self._batch_size)
             PARKED_STATUSES_EXPIRED.inc(deleted)
             expired += deleted
-            if deleted < self._batch_size or self._stopping.is_set():
+            if deleted < self._batch_size:
                 break
         async with transaction(self._sessions) as session:
             PARKED_STATUSES.set(await count_parked_statuses(session))

@@ -79,7 +79,7 @@ async def test_old_parked_statuses_of_every_tenant_expire_and_fresh_ones_stay(
     before = expired_total()
 
     # batches of 2: the pass goes on until a batch comes back short
-    job = ParkedStatusExpiry(sessions=sessions, max_age_seconds=WEEK, interval_seconds=3600, batch_size=2)
+    job = ParkedStatusExpiry(sessions=sessions, max_age_seconds=WEEK, batch_size=2)
     assert await job.run_once() == 5
 
     assert await parked(app_db, tenant_a) == {("wamid.NEW-A", "READ")}
@@ -90,7 +90,7 @@ async def test_old_parked_statuses_of_every_tenant_expire_and_fresh_ones_stay(
     assert expired_total() - before == 5
 
     # a shorter horizon (the setting) expires the fresh ones too
-    shorter = ParkedStatusExpiry(sessions=sessions, max_age_seconds=3600, interval_seconds=3600)
+    shorter = ParkedStatusExpiry(sessions=sessions, max_age_seconds=3600)
     assert await shorter.run_once() == 1
     assert await parked(app_db, tenant_a) == set() and await parked(app_db, tenant_b) == {("wamid.NEW-B", "SENT")}
     assert parked_gauge() == 1
@@ -105,7 +105,7 @@ async def test_replicas_expiring_together_delete_each_status_once(
     before = expired_total()
     other_engine = create_engine(database.app_url, pool_size=1)
     try:
-        replicas = [ParkedStatusExpiry(sessions=factory, max_age_seconds=WEEK, interval_seconds=3600, batch_size=7)
+        replicas = [ParkedStatusExpiry(sessions=factory, max_age_seconds=WEEK, batch_size=7)
                     for factory in (sessions, session_factory(other_engine))]
         counts = await asyncio.gather(*(replica.run_once() for replica in replicas))
     finally:

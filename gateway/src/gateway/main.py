@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
 from eva_common.ratelimit import RateLimiter
-from eva_common.redis import create_redis
 from eva_common.runtime import ServiceApp, run_service
 
 from gateway.app import create_gateway_app
@@ -22,8 +21,7 @@ class GatewayService(ServiceApp):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        redis = create_redis(settings.redis_url)
-        self.on_close("redis", redis.aclose)
+        redis = self.redis(settings)
         clients = UpstreamClients(
             targets=settings.upstream_targets,
             deadline_seconds=settings.grpc_deadline_seconds,

@@ -33,12 +33,16 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 import uvicorn
 from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eva_common.db import create_engine
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import ReadinessCheck
 from eva_common.logging import configure_logging
 from eva_common.metrics import WORKER_RESTARTS, WORKER_UP
-from eva_common.settings import ConfigurationError, ServiceSettings
+from eva_common.redis import create_redis
+from eva_common.settings import ConfigurationError, DatabaseSettings, RedisSettings, ServiceSettings
 from eva_common.telemetry import setup_telemetry
 
 logger = logging.getLogger("eva.runtime")
@@ -260,6 +264,18 @@ class ServiceApp:
     def on_close(self, name: str, close: Closer) -> None:
         """Registers a closer; closers run in reverse order of registration, after the workers have stopped."""
         self._closers.append((name, close))
+
+    def postgres(self, settings: DatabaseSettings) -> AsyncEngine:
+        """The service's database engine (EVA_DATABASE_URL, EVA_DB_POOL_SIZE), disposed of on stop."""
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.on_close("postgres", engine.dispose)
+        return engine
+
+    def redis(self, settings: RedisSettings) -> Redis:
+        """A Redis client (EVA_REDIS_URL), closed on stop."""
+        client = create_redis(settings.redis_url)
+        self.on_close("redis", client.aclose)
+        return client
 
     def readiness(self, **checks: ReadinessCheck) -> dict[str, ReadinessCheck]:
         """The service's readiness checks plus its workers' ("workers": every background worker is running)."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from eva_common.audit import AuditRecorder
 from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
-from eva_common.db import create_engine, database_ready, session_factory
+from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
@@ -17,7 +17,7 @@ from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
-from eva_common.redis import create_redis, redis_ready
+from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
 
 from conversation_service.contacts import ContactService
@@ -41,11 +41,9 @@ class ConversationApp(ServiceApp):
 
     def __init__(self, settings: Settings, *, verifier: TokenVerifier | None = None) -> None:
         super().__init__(settings)
-        self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        self.on_close("postgres", self.engine.dispose)
-        self.sessions = session_factory(self.engine)
-        self.redis = create_redis(settings.redis_url)
-        self.on_close("redis", self.redis.aclose)
+        self.engine = engine = self.postgres(settings)
+        self.sessions = session_factory(engine)
+        redis = self.redis(settings)
         auth_channel = create_channel(settings.auth_grpc_target)
         self.on_close("auth channel", auth_channel.close)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
@@ -55,7 +53,7 @@ class ConversationApp(ServiceApp):
                 jwks_source=grpc_jwks_source(lambda: auth_channel),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
-                revocations=RedisRevocations(self.redis),
+                revocations=RedisRevocations(redis),
             )
         audit = AuditRecorder(topic=settings.audit_events_topic)
         self.service = ConversationService(
@@ -90,8 +88,8 @@ class ConversationApp(ServiceApp):
         ))
         self.http_app = create_http_app(
             title="conversation",
-            readiness=self.readiness(postgres=lambda: database_ready(self.engine),
-                                     redis=lambda: redis_ready(self.redis),
+            readiness=self.readiness(postgres=lambda: database_ready(engine),
+                                     redis=lambda: redis_ready(redis),
                                      kafka=lambda: self.publisher.ready(settings.conversation_events_topic)),
         )
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import httpx
 from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_source
-from eva_common.db import create_engine, database_ready, session_factory
+from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
@@ -77,8 +77,7 @@ class MessagingApp(ServiceApp):
             self.on_close("tenant channel", tenant_channel.close)
             credentials = TenantCredentials(channel=tenant_channel, tokens=tokens,
                                             timeout=settings.grpc_deadline_seconds)
-        self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        self.on_close("postgres", self.engine.dispose)
+        self.engine = self.postgres(settings)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
         self.on_close("kafka publisher", self.publisher.stop)

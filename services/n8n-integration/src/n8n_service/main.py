@@ -7,7 +7,7 @@ them.
 
 from __future__ import annotations
 
-from eva_common.db import create_engine, database_ready
+from eva_common.db import database_ready
 from eva_common.http.app import create_http_app
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.runtime import ServiceApp, run_service
@@ -21,8 +21,7 @@ class N8nApp(ServiceApp):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        self.on_close("postgres", engine.dispose)
+        engine = self.postgres(settings)
         self.publisher = publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
         self.on_close("kafka publisher", publisher.stop)
         self.http_app = create_http_app(

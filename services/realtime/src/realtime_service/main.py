@@ -12,7 +12,7 @@ from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.realtime.presence import PresenceStore
 from eva_common.realtime.presence import for_channel as presence_namespace
 from eva_common.realtime.sequence import RedisSequencer
-from eva_common.redis import create_redis, redis_ready
+from eva_common.redis import redis_ready
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
 from realtime_service.emitter import RedisSocketEmitter
@@ -27,8 +27,7 @@ class RealtimeApp(ServiceApp):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        redis = create_redis(settings.redis_url)
-        self.on_close("redis", redis.aclose)
+        redis = self.redis(settings)
         emitter = RedisSocketEmitter(redis_url=settings.redis_url, channel=settings.socketio_channel)
         self.on_close("socket emitter", emitter.close)
         relay = RealtimeRelay(

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 
 from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
-from eva_common.db import create_engine, database_ready, session_factory
+from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
@@ -16,7 +16,7 @@ from eva_common.kafka.consumer import ConsumerLoop, Handler
 from eva_common.kafka.publisher import LazyPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxWorker
-from eva_common.redis import create_redis, redis_ready
+from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
 
 from tenant_service.api_keys.service import ApiKeyService
@@ -37,11 +37,9 @@ class TenantApp(ServiceApp):
 
     def __init__(self, settings: Settings, *, verifier: TokenVerifier | None = None) -> None:
         super().__init__(settings)
-        self.engine = engine = create_engine(settings.database_url)
-        self.on_close("postgres", engine.dispose)
+        self.engine = engine = self.postgres(settings)
         sessions = session_factory(engine)
-        self.redis = redis = create_redis(settings.redis_url)
-        self.on_close("redis", redis.aclose)
+        redis = self.redis(settings)
         revocations = RedisRevocations(redis)
         lookup = LookupHasher(key=settings.lookup_key_bytes())
         self.service = TenantService(

@@ -7,12 +7,12 @@ import logging
 from collections.abc import Mapping
 
 from eva_common.auth import ServiceTokenProvider
-from eva_common.db import create_engine, database_ready, session_factory
+from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.kafka.consumer import ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
-from eva_common.redis import create_redis, redis_ready
+from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError
 from pydantic import SecretStr
@@ -36,11 +36,9 @@ class IngestApp(ServiceApp):
         super().__init__(settings)
         if settings.service_client_secret is None:
             raise ConfigurationError("EVA_SERVICE_CLIENT_SECRET is required (tenant look-ups need a service token)")
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        self.on_close("postgres", engine.dispose)
+        engine = self.postgres(settings)
         sessions = session_factory(engine)
-        redis = create_redis(settings.redis_url)
-        self.on_close("redis", redis.aclose)
+        redis = self.redis(settings)
         auth_channel = create_channel(settings.auth_grpc_target)
         self.on_close("auth channel", auth_channel.close)
         tenant_channel = create_channel(settings.tenant_grpc_target)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from eva.tenant.v1 import tenant_pb2
+from eva_common.timefmt import rfc3339
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +187,7 @@ async def test_api_keys_are_shown_once_listed_without_the_key_and_revoked(
     key = created.json()
     assert set(key) == {"id", "name", "prefix", "scopes", "createdAt", "expiresAt", "key"}
     assert key["key"].startswith(key["prefix"] + "_") and key["scopes"] == ["messages:read", "usage:read"]
-    assert key["expiresAt"] == expires.isoformat().replace("+00:00", "Z")
+    assert key["expiresAt"] == rfc3339(expires)
 
     listing = await http.get("/api/tenant/api-keys", headers=bearer(admin.token))
     assert listing.status_code == 200 and set(listing.json()) == {"items"}

@@ -147,7 +147,7 @@ async def test_api_key_creation_sends_utc_expiry_and_returns_the_key_once(
     assert created.json() == {"id": "k1", "name": "n8n", "prefix": "eva_a1b2c3d4", "scopes": ["usage:read"],
                               "createdAt": "2026-11-29T10:00:00Z", "expiresAt": "2030-01-01T11:00:00Z",
                               "key": "eva_a1b2c3d4_s3cret"}
-    assert _only_request(fake_clients.tenant).expires_at == "2030-01-01T11:00:00Z"
+    assert _only_request(fake_clients.tenant).expires_at == "2030-01-01T11:00:00.000Z"
     listing = await http.get("/api/tenant/api-keys", headers=_as(issuer, "admin"))
     assert "key" not in listing.json()["items"][0] and "s3cret" not in listing.text
 
@@ -170,7 +170,7 @@ async def test_usage_and_audit_bounds_are_sent_as_the_services_expect(
     assert (audit_request.actor_id, audit_request.action, audit_request.target_type, audit_request.target_id) == (
         "u1", "user.updated", "user", "u2")
     assert (audit_request.from_time, audit_request.to_time, audit_request.limit, audit_request.cursor) == (
-        "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", 20, "n1")
+        "2026-11-01T00:00:00.000Z", "2026-11-02T00:00:00.000Z", 20, "n1")
     too_long = await http.get("/api/usage", headers=_as(issuer, "attendant"),
                               params={"from": "2025-01-01", "to": "2026-11-01"})
     assert (too_long.status_code, too_long.json()["code"]) == (400, "VALIDATION_FAILED")

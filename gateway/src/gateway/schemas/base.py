@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from eva_common.paging import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE  # the one page-size rule of every list
 from eva_common.paging import MAX_PAGE_SIZE as MAX_PAGE_SIZE
+from eva_common.timefmt import rfc3339 as rfc3339  # UTC, milliseconds, Z: requests and responses alike
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -31,11 +31,6 @@ def parse_json_object(document: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {"value": parsed}
-
-
-def rfc3339(moment: datetime) -> str:
-    """An aware datetime as the services expect it: UTC, `Z` suffix."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def require_some_field(model: BaseModel) -> None:

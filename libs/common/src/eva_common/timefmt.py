@@ -9,12 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def rfc3339(moment: datetime) -> str:
-    """`moment` in UTC with milliseconds and a `Z`; a naive datetime is taken to be UTC already."""
+def rfc3339(moment: datetime | None) -> str:
+    """`moment` in UTC with milliseconds and a `Z` (a naive datetime is taken to be UTC already); "" for None."""
+    if moment is None:
+        return ""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def optional_rfc3339(moment: datetime | None) -> str:
-    """`rfc3339(moment)`, or "" (proto3's unset string) for None."""
-    return rfc3339(moment) if moment is not None else ""

@@ -11,6 +11,7 @@ from eva.tenant.v1 import tenant_pb2
 from eva_common.auth import current_principal
 from eva_common.context import current_request_id
 from eva_common.grpc.server import Registrar
+from eva_common.timefmt import rfc3339
 
 from auth_service.domain import AuthSession, ClientInfo, NewUser, TenantInfo, UserChanges, UserQuery, UserView
 from auth_service.service import AuthService
@@ -44,7 +45,7 @@ def client_info(context: grpc.aio.ServicerContext) -> ClientInfo:
 def user_message(user: UserView) -> auth_pb2.User:
     return auth_pb2.User(
         id=user.id, tenant_id=user.tenant_id, name=user.name, email=user.email, role=user.role, active=user.active,
-        created_at=user.created_at.isoformat(),
+        created_at=rfc3339(user.created_at),
     )
 
 

@@ -11,6 +11,7 @@ from eva_common.audit import Actor, RequestMeta
 from eva_common.auth import current_principal
 from eva_common.context import current_request_id
 from eva_common.errors import InvalidArgument
+from eva_common.timefmt import rfc3339
 
 from conversation_service.contacts import ContactService
 from conversation_service.escalations import EscalationService
@@ -19,12 +20,6 @@ from conversation_service.service import ConversationDetails, ConversationQuery,
 from conversation_service.tags import TagService
 
 SERVICE_NAME = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
-
-
-def rfc3339(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_rfc3339(value: str, *, field: str) -> datetime | None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from eva.conversation.v1 import conversation_pb2
+from eva_common.timefmt import rfc3339
 from eva_events.envelope import make_event
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MessageView
 
@@ -19,7 +20,7 @@ T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
 
 def at(minutes: int) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+    return rfc3339(T0 + timedelta(minutes=minutes))
 
 
 async def list_all(inbox, metadata, **filters) -> list[conversation_pb2.Conversation]:
@@ -210,7 +211,7 @@ async def test_the_last_message_preview_follows_the_latest_message(inbox, harnes
     conversation = await eventually(applied)
     assert conversation.last_message_preview == "[image]"
     assert conversation.last_message_at == at(2) and conversation.last_inbound_at == at(2)
-    assert conversation.window_expires_at == (T0 + timedelta(hours=24, minutes=2)).isoformat().replace("+00:00", "Z")
+    assert conversation.window_expires_at == rfc3339(T0 + timedelta(hours=24, minutes=2))
 
     await kafka.produce(harness.messaging_topic, message(resolved, sent_at=T0 + timedelta(minutes=3), type_="text",
                                                          content={"body": long_text}, direction="outbound"), key=key)

@@ -70,11 +70,11 @@ async def test_each_inbound_message_counts_once_and_announces_the_conversation(
 
     async def applied() -> conversation_pb2.Conversation | None:
         conversation = await get_conversation(harness, issuer, tenant, conversation_id)
-        return conversation if conversation.last_message_at == "2026-11-29T10:03:00Z" else None
+        return conversation if conversation.last_message_at == "2026-11-29T10:03:00.000Z" else None
 
     conversation = await eventually(applied)
     assert conversation.unread_count == 2  # the redelivery, the other tenant's event and the outbound one: no count
-    assert conversation.window_expires_at == "2026-11-30T10:02:00Z"  # the latest inbound message + 24 h
+    assert conversation.window_expires_at == "2026-11-30T10:02:00.000Z"  # the latest inbound message + 24 h
 
     await eventually(lambda: outbox_drained(owner_db))
     records = await kafka.read_all(harness.events_topic)

@@ -67,8 +67,8 @@ async def test_a_new_guest_gets_a_contact_and_an_open_conversation_announced_onc
     assert (contact.name, contact.phone) == ("Sheena Nelson", f"+{wa_id}")
     assert (conversation.status, conversation.priority, conversation.unread_count) == ("open", "normal", 0)
     assert conversation.contact_id == contact.id and conversation.contact.id == contact.id
-    assert conversation.last_message_at == "2026-11-29T10:00:00Z"
-    assert conversation.window_expires_at == "2026-11-30T10:00:00Z"
+    assert conversation.last_message_at == "2026-11-29T10:00:00.000Z"
+    assert conversation.window_expires_at == "2026-11-30T10:00:00.000Z"
     assert conversation.phone_number_id == PHONE_NUMBER_ID
 
     records = await kafka.wait_for(harness.events_topic,
@@ -95,9 +95,9 @@ async def test_the_same_guest_keeps_contact_and_conversation_and_the_window_only
     assert not later.contact_created and not later.conversation_created
     assert later.contact.id == first.contact.id and later.conversation.id == first.conversation.id
     assert later.contact.name == "Sheena N."  # Meta sent a new profile name
-    assert later.conversation.window_expires_at == "2026-11-30T11:30:00Z"
+    assert later.conversation.window_expires_at == "2026-11-30T11:30:00.000Z"
     assert older.contact.name == "Sheena N."  # no name: keep the one we have
-    assert older.conversation.window_expires_at == "2026-11-30T11:30:00Z"  # max(existing, message_at + 24 h)
+    assert older.conversation.window_expires_at == "2026-11-30T11:30:00.000Z"  # max(existing, message_at + 24 h)
     assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
     assert await count(owner_db, tenant, "SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant) == 1
 
@@ -160,7 +160,7 @@ async def test_a_resolved_conversation_is_reopened_by_the_guests_next_message(ha
     assert not second.conversation_created and not second.contact_created
     assert second.conversation.id == first.conversation.id and second.contact.id == first.contact.id
     assert second.conversation.status == "open"
-    assert second.conversation.window_expires_at == "2026-11-30T12:00:00Z"
+    assert second.conversation.window_expires_at == "2026-11-30T12:00:00.000Z"
     assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 1
     reopened_events = await count(
         owner_db, tenant,

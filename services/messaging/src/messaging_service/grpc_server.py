@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva_common.auth import current_principal
+from eva_common.timefmt import rfc3339
 
 from messaging_service.models import MessageStatus
 from messaging_service.service import MessageRecord, MessagingService
 
 SERVICE_NAME = messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name
-
-
-def rfc3339(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _json(value: Any) -> str:

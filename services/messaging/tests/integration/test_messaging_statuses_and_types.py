@@ -142,7 +142,7 @@ async def test_every_type_is_stored_with_metas_object_context_referral_and_error
 
     image = await get("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
     assert image.type == "image" and json.loads(image.content_json)["caption"] == "Taj Mahal"
-    assert image.status == "RECEIVED" and image.direction == "inbound" and image.sent_at == "2025-04-11T04:08:16Z"
+    assert image.status == "RECEIVED" and image.direction == "inbound" and image.sent_at == "2025-04-11T04:08:16.000Z"
     system = await get("wamid.HBgLMTk4MzU1NTE5NzQVAgASGAoxMTgyMDg2MjY3AA==")
     assert system.type == "system" and json.loads(system.content_json)["type"] == "user_changed_number"
     unsupported = await get("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=")

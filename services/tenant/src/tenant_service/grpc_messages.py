@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from eva.tenant.v1 import tenant_pb2
+from eva_common.timefmt import rfc3339
 
 from tenant_service.api_keys.domain import ApiKeyView
 from tenant_service.audit_log.domain import AuditLogView
@@ -13,14 +13,10 @@ from tenant_service.domain import CredentialsView, SecretState, TenantView
 from tenant_service.usage.domain import PlanLimitsView, UsageReport
 
 
-def timestamp(value: datetime | None) -> str:
-    return value.isoformat() if value is not None else ""
-
-
 def tenant_message(tenant: TenantView) -> tenant_pb2.Tenant:
     return tenant_pb2.Tenant(
         id=tenant.id, name=tenant.name, slug=tenant.slug, status=tenant.status, plan=tenant.plan,
-        timezone=tenant.timezone, locale=tenant.locale, created_at=timestamp(tenant.created_at),
+        timezone=tenant.timezone, locale=tenant.locale, created_at=rfc3339(tenant.created_at),
     )
 
 
@@ -37,15 +33,15 @@ def credentials_message(view: CredentialsView) -> tenant_pb2.WhatsAppCredentials
         access_token=_secret_state(view.access_token),
         app_secret=_secret_state(view.app_secret),
         verify_token=_secret_state(view.verify_token),
-        updated_at=timestamp(view.updated_at),
+        updated_at=rfc3339(view.updated_at),
     )
 
 
 def api_key_message(view: ApiKeyView) -> tenant_pb2.ApiKey:
     return tenant_pb2.ApiKey(
         id=view.id, tenant_id=view.tenant_id, name=view.name, prefix=view.prefix, scopes=list(view.scopes),
-        created_at=timestamp(view.created_at), last_used_at=timestamp(view.last_used_at),
-        expires_at=timestamp(view.expires_at), revoked_at=timestamp(view.revoked_at), created_by=view.created_by,
+        created_at=rfc3339(view.created_at), last_used_at=rfc3339(view.last_used_at),
+        expires_at=rfc3339(view.expires_at), revoked_at=rfc3339(view.revoked_at), created_by=view.created_by,
     )
 
 
@@ -73,5 +69,5 @@ def audit_log_message(view: AuditLogView) -> tenant_pb2.AuditLog:
         action=view.action, target_type=view.target_type or "", target_id=view.target_id or "",
         outcome=view.outcome, ip=view.ip or "", user_agent=view.user_agent or "", request_id=view.request_id or "",
         details_json=json.dumps(view.details, separators=(",", ":"), sort_keys=True, default=str),
-        occurred_at=timestamp(view.occurred_at),
+        occurred_at=rfc3339(view.occurred_at),
     )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from eva.tenant.v1 import tenant_pb2
+from eva_common.timefmt import rfc3339
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +106,9 @@ async def test_last_use_is_recorded_at_most_once_a_minute(harness) -> None:
 
 async def test_expired_keys_are_refused(harness) -> None:
     tenant = await harness.new_tenant()
-    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    soon = rfc3339(datetime.now(UTC) + timedelta(hours=1))
     created = await create_key(harness, tenant.id, expires_at=soon)
-    assert datetime.fromisoformat(created.api_key.expires_at) == datetime.fromisoformat(soon)
+    assert created.api_key.expires_at == soon
     assert (await verify(harness, created.key)).valid
     await harness.sql("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1",
                       created.api_key.id, tenant=tenant.id)

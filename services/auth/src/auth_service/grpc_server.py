@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 
 import grpc
 from eva.auth.v1 import auth_pb2, auth_pb2_grpc
 from eva.tenant.v1 import tenant_pb2
 from eva_common.auth import current_principal
-from eva_common.context import current_request_id
+from eva_common.grpc.metadata import request_meta
 from eva_common.grpc.server import Registrar
 from eva_common.timefmt import rfc3339
 
@@ -23,23 +22,12 @@ SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 PUBLIC_METHODS = frozenset(
     {"Register", "Login", "Refresh", "Logout", "GetJwks", "IssueServiceToken", "ExchangeApiKey"}
 )
-CLIENT_IP_KEY = "x-client-ip"
-USER_AGENT_KEY = "x-user-agent"
-MAX_USER_AGENT = 512
 
 
 def client_info(context: grpc.aio.ServicerContext) -> ClientInfo:
     """The caller as the gateway saw it (metadata it sets), for audit entries and login throttling only."""
-    metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-    raw_ip = metadata.get(CLIENT_IP_KEY, "").strip()
-    ip: str | None = None
-    if raw_ip:
-        try:
-            ip = str(ipaddress.ip_address(raw_ip))
-        except ValueError:
-            ip = raw_ip[:64]
-    user_agent = metadata.get(USER_AGENT_KEY, "")[:MAX_USER_AGENT] or None
-    return ClientInfo(ip=ip, user_agent=user_agent, request_id=current_request_id())
+    meta = request_meta(context)
+    return ClientInfo(ip=meta.ip, user_agent=meta.user_agent, request_id=meta.request_id)
 
 
 def user_message(user: UserView) -> auth_pb2.User:

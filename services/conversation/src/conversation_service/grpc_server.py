@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from eva_common.audit import Actor, RequestMeta
+from eva_common.audit import Actor
 from eva_common.auth import current_principal
-from eva_common.context import current_request_id
 from eva_common.errors import InvalidArgument
+from eva_common.grpc.metadata import request_meta
 from eva_common.timefmt import rfc3339
 
 from conversation_service.contacts import ContactService
@@ -99,10 +99,7 @@ def conversation_message(
 
 def actor(context: grpc.aio.ServicerContext) -> Actor:
     """The verified caller, with the gateway's view of its address and agent (for audit only)."""
-    metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-    meta = RequestMeta.of(ip=metadata.get("x-client-ip"), user_agent=metadata.get("x-user-agent"),
-                          request_id=current_request_id())
-    return Actor(principal=current_principal(), meta=meta)
+    return Actor(principal=current_principal(), meta=request_meta(context))
 
 
 class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):

@@ -7,9 +7,8 @@ from typing import TypeAlias
 
 import grpc
 from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
-from eva_common.audit import RequestMeta
 from eva_common.auth import current_principal
-from eva_common.context import current_request_id
+from eva_common.grpc.metadata import request_meta
 from eva_common.grpc.server import Registrar
 
 from tenant_service.api_keys.domain import ApiKeyInput
@@ -30,12 +29,6 @@ from tenant_service.usage.service import UsageService
 SERVICE_NAME = tenant_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name
 
 Context: TypeAlias = grpc.aio.ServicerContext
-
-
-def request_meta(context: Context) -> RequestMeta:
-    metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-    return RequestMeta.of(ip=metadata.get("x-client-ip"), user_agent=metadata.get("x-user-agent"),
-                          request_id=current_request_id())
 
 
 class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):

@@ -17,6 +17,7 @@ from eva_common.errors import (
     Unavailable,
     from_grpc,
 )
+from eva_common.grpc.metadata import REQUEST_ID_KEY
 from eva_common.telemetry import inject_carrier
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
         entries.append(("authorization", f"Bearer {token}"))
     request_id = current_request_id()
     if request_id:
-        entries.append(("x-request-id", request_id))
+        entries.append((REQUEST_ID_KEY, request_id))
     entries.extend(inject_carrier().items())
     return tuple(entries)
 

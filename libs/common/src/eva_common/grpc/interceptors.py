@@ -21,6 +21,7 @@ from opentelemetry import trace
 from eva_common.auth import TokenVerifier, bearer_token, principal_var
 from eva_common.context import new_request_id, request_id_var
 from eva_common.errors import ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, DomainError, Unauthenticated
+from eva_common.grpc.metadata import REQUEST_ID_KEY, metadata_of
 from eva_common.metrics import GRPC_LATENCY, GRPC_REQUESTS
 from eva_common.telemetry import extract_context
 
@@ -84,8 +85,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     @asynccontextmanager
     async def _scope(self, method: str, public: bool, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-        request_token = request_id_var.set(metadata.get("x-request-id") or new_request_id())
+        metadata = metadata_of(context)
+        request_token = request_id_var.set(metadata.get(REQUEST_ID_KEY) or new_request_id())
         otel_token = otel_context.attach(extract_context(metadata))
         started = time.perf_counter()
         call = _Call()

@@ -36,7 +36,8 @@ async def login(body: LoginIn, clients: ClientsDep) -> AuthSessionOut:
 
 @router.post(
     "/refresh",
-    summary="Exchange a refresh token for a new session (rotating; reusing a spent one revokes the family)",
+    summary="Exchange a refresh token for a new session (rotating; a spent one presented again gets the same "
+            "session within the reuse grace, and revokes the family after it)",
     responses=auth_problems(401),
 )
 async def refresh(body: RefreshIn, clients: ClientsDep) -> AuthSessionOut:

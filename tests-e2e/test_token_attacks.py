@@ -152,6 +152,15 @@ async def test_a_replayed_refresh_token_revokes_its_family(
     assert newest != hotel.refresh_token
     assert (await me(http, stack, first.json()["accessToken"])).status_code == 200
 
+    # a second tab presenting the same token at once (within the reuse grace) gets the very same session
+    twin = await refresh(http, stack, hotel.refresh_token)
+    assert twin.status_code == 200, twin.text
+    assert (twin.json()["refreshToken"], twin.json()["accessToken"]) == (newest, first.json()["accessToken"])
+
+    moved_on = await refresh(http, stack, newest)  # the rightful owner rotates on: the successor is spent
+    assert moved_on.status_code == 200, moved_on.text
+    newest = moved_on.json()["refreshToken"]
+
     replayed = await refresh(http, stack, hotel.refresh_token)  # the spent one, as a thief would present it
     assert replayed.status_code == 401, replayed.text
     assert problem_code(replayed) == "REFRESH_TOKEN_REUSED"

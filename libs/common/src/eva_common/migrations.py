@@ -6,7 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from alembic import command, context
+import sqlalchemy as sa
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
@@ -84,3 +85,43 @@ def outbox_rls(table: str = "outbox") -> list[str]:
         *tenant_rls(table),
         f"CREATE POLICY outbox_relay ON {table} USING ({OUTBOX_RELAY_PREDICATE}) WITH CHECK ({OUTBOX_RELAY_PREDICATE})",
     ]
+
+
+def drop_outbox_rls(table: str = "outbox") -> list[str]:
+    """Undoes `outbox_rls(table)` (for a revision's downgrade)."""
+    return [
+        f"DROP POLICY outbox_relay ON {table}",
+        f"DROP POLICY tenant_isolation ON {table}",
+        f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+    ]
+
+
+def create_outbox_table() -> None:
+    """In a revision: the `outbox` table `eva_common.outbox` writes and relays, with its index of unsent events.
+    Row-level security is a separate step (`outbox_rls`)."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Text(), nullable=False, unique=True),
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("msg_key", sa.Text(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text()),
+    )
+    op.create_index("outbox_unsent", "outbox", ["id"], postgresql_where=sa.text("sent_at IS NULL"))
+
+
+def create_inbox_table() -> None:
+    """In a revision: the `inbox` table of `eva_common.inbox.claim_event` (one row per consumer and event applied)."""
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.Text(), primary_key=True),
+        sa.Column("event_id", sa.Text(), primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )

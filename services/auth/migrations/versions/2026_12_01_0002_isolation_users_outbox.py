@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from eva_common.migrations import outbox_rls, tenant_rls
+from eva_common.migrations import create_outbox_table, outbox_rls, tenant_rls
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -58,21 +58,7 @@ def upgrade() -> None:
                     postgresql_where=sa.text("deleted_at IS NULL"))
     op.create_index("ix_users_tenant_created", "users", ["tenant_id", "created_at", "id"])
 
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.Text(), nullable=False, unique=True),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("msg_key", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("last_error", sa.Text()),
-    )
-    op.create_index("outbox_unsent", "outbox", ["id"], postgresql_where=sa.text("sent_at IS NULL"))
+    create_outbox_table()
 
     for table in TENANT_TABLES:
         for statement in tenant_rls(table):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from eva_common.migrations import create_inbox_table, create_outbox_table, tenant_rls
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -16,8 +17,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TENANT_TABLES = ("contacts", "conversations")
-# Fail closed: with no tenant set for the transaction (app.tenant_id unset or ''), no row is visible or writable.
-TENANT_PREDICATE = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')"
 
 
 def _timestamps() -> list[sa.Column]:
@@ -68,35 +67,13 @@ def upgrade() -> None:
                     ["tenant_id", "status", sa.text("last_message_at DESC"), sa.text("id DESC")])
     op.create_index("conversations_contact", "conversations", ["contact_id"])
 
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text(), primary_key=True),
-        sa.Column("event_id", sa.Text(), primary_key=True),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    )
+    create_inbox_table()
 
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.Text(), nullable=False, unique=True),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("msg_key", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("last_error", sa.Text()),
-    )
-    op.create_index("outbox_unsent", "outbox", ["id"], postgresql_where=sa.text("sent_at IS NULL"))
+    create_outbox_table()
 
     for table in TENANT_TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} USING ({TENANT_PREDICATE}) WITH CHECK ({TENANT_PREDICATE})"
-        )
+        for statement in tenant_rls(table):
+            op.execute(statement)
 
 
 def downgrade() -> None:

@@ -8,7 +8,7 @@ Create Date: 2026-11-29
 from collections.abc import Sequence
 
 from alembic import op
-from eva_common.migrations import outbox_rls
+from eva_common.migrations import drop_outbox_rls, outbox_rls
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -22,7 +22,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP POLICY outbox_relay ON outbox")
-    op.execute("DROP POLICY tenant_isolation ON outbox")
-    op.execute("ALTER TABLE outbox NO FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE outbox DISABLE ROW LEVEL SECURITY")
+    for statement in drop_outbox_rls("outbox"):
+        op.execute(statement)

@@ -24,7 +24,6 @@ from conversation_service.models import (
     Conversation,
     ConversationTag,
     Escalation,
-    InboxEntry,
     Tag,
 )
 
@@ -448,14 +447,3 @@ class ConversationRepository:
         )
         return (await self._session.exec(statement)).first()
 
-    # inbox
-
-    async def claim_event(self, *, consumer: str, event_id: str) -> bool:
-        """Records that `consumer` applies `event_id`; False when it already did (a redelivery)."""
-        statement = (
-            pg_insert(InboxEntry)
-            .values(consumer=consumer, event_id=event_id)
-            .on_conflict_do_nothing()
-            .returning(col(InboxEntry.event_id))
-        )
-        return (await self._session.exec(statement)).first() is not None

@@ -16,6 +16,7 @@ from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
+from eva_common.inbox import claim_event
 from eva_common.outbox import enqueue
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import (
@@ -279,7 +280,7 @@ class ConversationService:
         sent_at = message.sent_at or message.created_at
         async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
             repository = ConversationRepository(session)
-            if not await repository.claim_event(consumer=self._consumer_name, event_id=event.id):
+            if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):
                 return False
             conversation = await repository.record_message(
                 tenant_id=event.tenant_id,

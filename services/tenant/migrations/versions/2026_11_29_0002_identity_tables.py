@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from eva_common.migrations import create_inbox_table
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0002"
@@ -91,12 +92,7 @@ def upgrade() -> None:
         sa.CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_usage_daily_direction"),
     )
 
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text, primary_key=True),
-        sa.Column("event_id", sa.Text, primary_key=True),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    )
+    create_inbox_table()
 
     op.create_table(
         "audit_logs",

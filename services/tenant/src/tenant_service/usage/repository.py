@@ -1,4 +1,4 @@
-"""Queries on usage_daily and the consumers' inbox (under the transaction's tenant), and the tenant's plan."""
+"""Queries on usage_daily (under the transaction's tenant) and the tenant's plan."""
 
 from __future__ import annotations
 
@@ -8,22 +8,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tenant_service.models import InboxEntry, Plan, Tenant, UsageDaily
+from tenant_service.models import Plan, Tenant, UsageDaily
 
 
 class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def claim_event(self, *, consumer: str, event_id: str) -> bool:
-        """Records that `consumer` applies `event_id`; False when it already did (a redelivery)."""
-        statement = (
-            pg_insert(InboxEntry)
-            .values(consumer=consumer, event_id=event_id)
-            .on_conflict_do_nothing()
-            .returning(col(InboxEntry.event_id))
-        )
-        return (await self._session.exec(statement)).first() is not None
 
     async def increment(
         self, *, tenant_id: str, day: date, category: str, direction: str, now: datetime, by: int = 1

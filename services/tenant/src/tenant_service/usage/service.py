@@ -10,6 +10,7 @@ from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import Internal, NotFound
 from eva_common.identity import SCOPE_USAGE_READ
+from eva_common.inbox import claim_event
 from eva_events.envelope import EventEnvelope
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,7 +53,7 @@ class UsageService:
             return False
         async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
             usage = UsageRepository(session)
-            if not await usage.claim_event(consumer=self._consumer, event_id=event.id):
+            if not await claim_event(session, consumer=self._consumer, event_id=event.id):
                 return False
             tenant = await usage.tenant(event.tenant_id)
             day = local_day(counted.at, tenant.timezone if tenant is not None else DEFAULT_TIMEZONE)

@@ -11,11 +11,16 @@ Socket.io connection as its admin. Then, each round:
   1. a guest message is sent and seen at the socket (the pipeline works before the fault);
   2. the broker is stopped like tests-e2e/test_inbound_faults.py does (SIGTERM to the pid in
      .local/<profile>/kafka/kafka.pid), kept down --down seconds, and started with `scripts/infra.py up`;
-  3. "back" is the first moment the broker answers an ApiVersions request again (polled every 50 ms while
-     infra.py starts it);
+  3. "back" is the first moment the broker answers an ApiVersions request again (polled every 50 ms on a thread of
+     its own while infra.py starts it; infra.py's own checks after that run on meanwhile);
   4. from then on a signed guest message goes to ingest through the simulator every --interval seconds (one attempt
      each, no retries: ingest answers 503 while it cannot produce) until a `message:new` of one of them reaches the
      socket.
+
+Guests also keep writing (every --interval) from just before the broker is stopped until it is back, unless
+--quiet-outage: so the producers (ingest's, the outbox relays') are busy at the moment the broker shuts down, which
+is what broke aiokafka's idempotent producer for good before issue 9 (OutOfOrderSequenceNumber on every later
+publish to a partition whose batch had expired while the stopping broker reported no leader).
 
 Per round it prints, in seconds after "back": the first delivery ingest accepted (200), the first `message:new` at
 the socket, and how long that message took from its POST to the socket. The summary gives the median and max over
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -34,8 +40,10 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +64,14 @@ MAX_ROUNDS = 20
 @dataclass
 class Round:
     number: int
+    back_at: str = ""  # wall clock (UTC) when the broker answered again, to find the moment in the services' logs
     accepted_after: float | None = None  # first 200 from ingest, seconds after the broker was back
     event_after: float | None = None  # first message:new at the socket, seconds after the broker was back
     event_latency: float | None = None  # that message's POST -> message:new
     sent: int = 0
     refused: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    outage_statuses: dict[str, int] = field(default_factory=dict)  # ingest's answers while the broker was away
 
 
 class Socket:
@@ -126,12 +136,20 @@ def alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text().lower()
 
 
-async def broker_answers(port: int) -> bool:
-    return await asyncio.to_thread(infra.kafka_api_versions, port, 0.5)
+def watch_broker(port: int, back: threading.Event, answered_at: list[float], stop: threading.Event) -> None:
+    """Polls ApiVersions every 50 ms on a thread of its own (so a busy event loop cannot delay the moment seen);
+    records when the broker first answers."""
+    while not stop.is_set():
+        if infra.kafka_api_versions(port, 0.5):
+            answered_at.append(time.monotonic())
+            back.set()
+            return
+        time.sleep(0.05)
 
 
-async def restart_broker(profile: str, port: int, down_seconds: float) -> float:
-    """Stops the broker, keeps it down, starts it; returns the monotonic time it answered again."""
+async def restart_broker(profile: str, port: int, down_seconds: float) -> tuple[float, asyncio.Task[None]]:
+    """Stops the broker, keeps it down, starts it with `infra.py up`; returns as soon as the broker answers again
+    (the monotonic time it did) with the task of `infra.py up`, which goes on with its own checks meanwhile."""
     pid = kafka_pid(profile)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 90
@@ -140,20 +158,29 @@ async def restart_broker(profile: str, port: int, down_seconds: float) -> float:
             raise SystemExit("the broker did not stop within 90 s")
         await asyncio.sleep(0.1)
     await asyncio.sleep(down_seconds)
-    up = asyncio.create_task(asyncio.to_thread(
-        subprocess.run, [sys.executable, str(ROOT / "scripts" / "infra.py"), "up", "--profile", profile],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300))
-    while not await broker_answers(port):
-        if up.done():
-            result = up.result()
-            if result.returncode != 0:
-                raise SystemExit(f"infra.py up failed:\n{result.stdout}\n{result.stderr}")
-        await asyncio.sleep(0.05)
-    back = time.monotonic()
-    result = await up
-    if result.returncode != 0:
-        raise SystemExit(f"infra.py up failed:\n{result.stdout}\n{result.stderr}")
-    return back
+    back, stop = threading.Event(), threading.Event()
+    answered_at: list[float] = []
+    watcher = threading.Thread(target=watch_broker, args=(port, back, answered_at, stop), daemon=True)
+    watcher.start()
+
+    async def up() -> None:
+        try:
+            result = await asyncio.to_thread(
+                subprocess.run, [sys.executable, str(ROOT / "scripts" / "infra.py"), "up", "--profile", profile],
+                cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
+        finally:
+            stop.set()
+        if result.returncode != 0:
+            raise SystemExit(f"infra.py up failed:\n{result.stdout}\n{result.stderr}")
+
+    starting = asyncio.create_task(up())
+    while not back.is_set():
+        if starting.done():
+            await starting  # raises when it failed
+            if not answered_at:
+                raise SystemExit("infra.py up returned but the broker does not answer")
+        await asyncio.sleep(0.02)
+    return answered_at[0], starting
 
 
 async def one_round(number: int, args: argparse.Namespace, http: httpx.AsyncClient, hotel: Hotel,
@@ -164,7 +191,26 @@ async def one_round(number: int, args: argparse.Namespace, http: httpx.AsyncClie
     if status != 200 or await socket.first_of({wamid}, args.give_up) is None:
         raise SystemExit(f"round {number}: the pipeline does not work before the restart (ingest {status})")
 
-    back = await restart_broker(args.profile, port, args.down)
+    outage = asyncio.Event()
+
+    async def outage_traffic() -> None:
+        """Guests keep writing while the broker stops and is away (ingest answers 503 meanwhile), so producers are
+        busy at the moment it shuts down, as in production."""
+        index = 0
+        while not outage.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                _, status = await send_guest(http, args.simulator, hotel, guest, f"round {number} outage #{index}")
+                result.outage_statuses[str(status)] = result.outage_statuses.get(str(status), 0) + 1
+            index += 1
+            await asyncio.sleep(args.interval)
+
+    traffic = asyncio.create_task(outage_traffic()) if not args.quiet_outage else None
+    try:
+        back, starting = await restart_broker(args.profile, port, args.down)
+    finally:
+        outage.set()  # its last request may still be waiting for ingest's answer: it ends on its own
+    result.back_at = datetime.fromtimestamp(time.time() - (time.monotonic() - back), UTC).isoformat(
+        timespec="milliseconds")
     sent_at: dict[str, float] = {}
     pending: set[asyncio.Task[None]] = set()
 
@@ -195,6 +241,9 @@ async def one_round(number: int, args: argparse.Namespace, http: httpx.AsyncClie
     result.sent = index
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+    if traffic is not None:
+        await traffic
+    await starting
     if found is None:
         return result
     wamid, at = found
@@ -236,9 +285,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rounds.append(outcome)
                 if not args.json:
                     sys.stdout.write(
-                        f"round {number}: ingest accepts after {fmt(outcome.accepted_after)} s, message:new after "
+                        f"round {number} (broker back at {outcome.back_at}): ingest accepts after "
+                        f"{fmt(outcome.accepted_after)} s, message:new after "
                         f"{fmt(outcome.event_after)} s (that message took {fmt(outcome.event_latency)} s), "
-                        f"{outcome.sent} sent, statuses {outcome.statuses}\n")
+                        f"{outcome.sent} sent, statuses {outcome.statuses}; during the outage "
+                        f"{outcome.outage_statuses}\n")
                     sys.stdout.flush()
         finally:
             await socket.client.disconnect()
@@ -256,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway")
     parser.add_argument("--ingest")
     parser.add_argument("--simulator")
+    parser.add_argument("--quiet-outage", action="store_true",
+                        help="send nothing while the broker is stopping and away (default: keep sending)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= MAX_ROUNDS:

@@ -9,6 +9,7 @@ from typing import Protocol
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import FailedPrecondition, NotFound
+from eva_common.identity import SCOPE_MESSAGES_READ
 from eva_common.ids import parse_id
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 
@@ -17,7 +18,7 @@ from messaging_service.media_store import MEDIA_CHUNK_SIZE, MediaStore, media_ke
 from messaging_service.models import Message, MessageStatus
 from messaging_service.repository import MessageRepository
 
-READ_SCOPE = "messages:read"  # what an API key needs to read messages and their media
+READ_SCOPE = SCOPE_MESSAGES_READ  # what an API key needs to read messages and their media
 
 
 class ConversationDirectory(Protocol):

@@ -7,20 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from eva_common.auth import Principal
 from eva_common.errors import ResourceExhausted, Unavailable
-from eva_common.ratelimit import Decision, Limit
+from eva_common.ratelimit import HitCounter as HitCounter  # what the app passes: RateLimiter, or a fake in tests
+from eva_common.ratelimit import Limit
 from redis.exceptions import RedisError
 
 MINUTE = 60
-
-
-class HitCounter(Protocol):
-    """What eva_common.ratelimit.RateLimiter offers (an in-memory fake in unit tests)."""
-
-    async def hit(self, name: str, key: str, limit: Limit, *, now: float | None = None) -> Decision: ...
 
 
 @dataclass(frozen=True, slots=True)

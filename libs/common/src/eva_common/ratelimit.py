@@ -1,6 +1,8 @@
 """Rate limits in Redis (shared by every replica): a sliding window counted in fixed sub-buckets.
 
-`hit()` counts one request and tells whether it is allowed and, if not, after how many seconds to retry.
+`hit()` counts one request and tells whether it is allowed and, if not, after how many seconds to retry. This is
+the one limiter: services wrap it with their policy (what is counted, what a refusal or a Redis outage means) and
+depend on the `HitCounter` / `Limiter` protocols, so unit tests can pass an in-memory fake.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -44,6 +47,24 @@ class Decision:
     retry_after: int
 
 
+class HitCounter(Protocol):
+    async def hit(self, name: str, key: str, limit: Limit, *, now: float | None = None) -> Decision:
+        """Counts one request of `key` under the limit `name`."""
+        ...
+
+
+class Limiter(HitCounter, Protocol):
+    async def reset(self, name: str, key: str, limit: Limit | None = None, *, now: float | None = None) -> None:
+        """Forgets the key's hits."""
+        ...
+
+
+def _bucket(limit: Limit, moment: float) -> tuple[int, int]:
+    """(the bucket `moment` falls in, the seconds a bucket lasts)."""
+    bucket_seconds = max(1, limit.window_seconds // limit.buckets)
+    return int(moment // bucket_seconds), bucket_seconds
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, *, prefix: str = "rl") -> None:
         self._redis = redis
@@ -51,9 +72,8 @@ class RateLimiter:
         self._script = redis.register_script(_HIT)
 
     async def hit(self, name: str, key: str, limit: Limit, *, now: float | None = None) -> Decision:
-        bucket_seconds = max(1, limit.window_seconds // limit.buckets)
         moment = time.time() if now is None else now
-        bucket = int(moment // bucket_seconds)
+        bucket, bucket_seconds = _bucket(limit, moment)
         count = int(await self._script(
             keys=[f"{self._prefix}:{name}:{key}"],
             args=[bucket, limit.buckets, limit.window_seconds + bucket_seconds],
@@ -71,8 +91,7 @@ class RateLimiter:
             async for found in self._redis.scan_iter(match=pattern, count=100):
                 await self._redis.delete(found)
             return
-        bucket_seconds = max(1, limit.window_seconds // limit.buckets)
-        bucket = int((time.time() if now is None else now) // bucket_seconds)
+        bucket, _ = _bucket(limit, time.time() if now is None else now)
         await self._redis.delete(*(f"{self._prefix}:{name}:{key}:{bucket - i}" for i in range(limit.buckets + 1)))
 
 

@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Protocol
 
-from eva_common.ratelimit import Decision, Limit
+from eva_common.ratelimit import Decision, Limit, Limiter
 
 from auth_service.errors import LoginThrottled
 
 ACCOUNT = "login-account"
 CLIENT_IP = "login-ip"
 NO_TENANT = "-"
-
-
-class Limiter(Protocol):
-    async def hit(self, name: str, key: str, limit: Limit, *, now: float | None = None) -> Decision: ...
-
-    async def reset(self, name: str, key: str, limit: Limit | None = None, *, now: float | None = None) -> None: ...
 
 
 def account_key(tenant_id: str | None, email: str) -> str:

@@ -53,7 +53,9 @@ def test_metadata_names() -> None:
 
 def test_settings_refuse_a_malformed_proxy_list() -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(service_client_secret="unit-test-client-secret", trusted_proxies="10.0.0.0/8, proxy.local")
+        Settings(service_client_secret="unit-test-client-secret", redis_url="redis://redis:6379/0",
+                 trusted_proxies="10.0.0.0/8, proxy.local")
     assert caught.value.errors()[0]["loc"] == ("trusted_proxies",)
-    settings = Settings(service_client_secret="unit-test-client-secret", trusted_proxies="10.0.0.0/8,::1")
+    settings = Settings(service_client_secret="unit-test-client-secret", redis_url="redis://redis:6379/0",
+                 trusted_proxies="10.0.0.0/8,::1")
     assert [str(network) for network in settings.trusted_proxy_networks] == ["10.0.0.0/8", "::1/128"]

@@ -12,7 +12,8 @@ from messaging_service.s3_media_store import MIB, S3Config, S3MediaStore
 from messaging_service.settings import Settings
 from pydantic import ValidationError
 
-BASE = {"database_url": "postgresql+asyncpg://u:p@127.0.0.1:1/db", "service_client_secret": "a-real-client-secret"}
+BASE = {"database_url": "postgresql+asyncpg://u:p@127.0.0.1:1/db", "service_client_secret": "a-real-client-secret",
+        "kafka_bootstrap": "kafka:9092"}
 
 
 def settings(**values: object) -> Settings:

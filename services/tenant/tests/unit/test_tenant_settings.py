@@ -19,6 +19,8 @@ def _settings(**overrides: Any) -> Settings:
         "encryption_keys": {"k1": _key()},
         "encryption_active_key": "k1",
         "lookup_hmac_key": _key(),
+        "redis_url": "redis://redis:6379/0",
+        "kafka_bootstrap": "kafka:9092",
         **overrides,
     }
     return Settings(**values)
@@ -61,6 +63,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVA_ENCRYPTION_ACTIVE_KEY", "2026-11")
     monkeypatch.setenv("EVA_LOOKUP_HMAC_KEY", _key(48))
     monkeypatch.setenv("EVA_GRPC_PORT", "60052")
+    monkeypatch.setenv("EVA_REDIS_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("EVA_KAFKA_BOOTSTRAP", "kafka:9092")
     settings = Settings()  # type: ignore[call-arg]
     assert settings.grpc_port == 60052
     assert settings.encryption_key_bytes()["2026-11"] == base64.b64decode(key)

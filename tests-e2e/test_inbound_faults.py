@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from e2e_support import Inbox, all_messages, eventually, new_wa_id, restore_stack
+from e2e_support import Inbox, all_messages, eventually, guest_writes, new_wa_id, restore_stack
 from eva_events.topics import WA_WEBHOOKS
 from eva_testing.infra import test_infra
 
@@ -29,6 +29,7 @@ MESSAGING_PID = ROOT / ".local" / "test" / "run" / "messaging.pid"
 KAFKA_PID = ROOT / ".local" / "test" / "kafka" / "kafka.pid"
 MESSAGING_GROUP = "messaging"  # the messaging service's consumer group on wa.webhooks.v1
 SETTLE_SECONDS = 120.0  # how long the stack may take to store everything after a fault
+ATTENDANT_WAIT = 15.0  # how long an attendant waits for a guest's message to show in the live inbox
 
 
 def _pid(path: Path) -> int:
@@ -47,10 +48,6 @@ def _alive(pid: int) -> bool:
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(command), cwd=ROOT, text=True, capture_output=True, check=False, timeout=300)
-
-
-
-
 
 
 async def consumer_lag(group: str, topic: str) -> int:
@@ -190,3 +187,11 @@ async def test_kafka_down_gives_503s_and_metas_retries_are_stored_once(inbox: In
     stored = await exactly_once(inbox, guests, accepted)
     assert set(stored) == set(accepted)
     assert [wamid for wamid, copies in stored.items() if copies != 1] == []
+
+    # the live inbox is back too (issue 9): every producer and consumer of the pipeline recovered from the restart
+    sent = await guest_writes(inbox.http, inbox.stack, inbox.hotel.phone_number_id, "after the broker came back",
+                              wa_id=guests[0])
+    assert [a["status"] for a in sent["attempts"]] == [200], sent
+    live = await inbox.socket.wait_for("message:new", lambda data: data.get("wamid") == sent["wamid"],
+                                       timeout=ATTENDANT_WAIT)
+    assert live["wamid"] == sent["wamid"]

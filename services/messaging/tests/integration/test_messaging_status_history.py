@@ -80,7 +80,8 @@ async def test_out_of_order_statuses_keep_their_own_timestamps_and_only_move_for
                                       metadata=auth(issuer.user_token(user_id="agent", tenant_id=tenant)))
     assert got.status == "READ"  # a late delivered never undoes read
     assert [(h.status, h.occurred_at) for h in got.status_history] == [
-        ("SENT", "2025-06-15T23:27:53.000Z"), ("DELIVERED", "2025-06-15T23:28:00.000Z"), ("READ", "2025-06-15T23:28:10.000Z")]
+        ("SENT", "2025-06-15T23:27:53.000Z"), ("DELIVERED", "2025-06-15T23:28:00.000Z"),
+        ("READ", "2025-06-15T23:28:10.000Z")]
     assert got.pricing_category == "utility"
     events = await status_events(owner_db, tenant, wamid)
     assert [(e["status"], e["category"]) for e in events] == [("READ", "utility")]

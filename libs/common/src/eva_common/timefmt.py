@@ -1,12 +1,15 @@
 """RFC 3339 timestamps as every API shows them: UTC, millisecond precision, `Z` (`2026-12-06T10:51:21.123Z`).
 
-One fixed width, so timestamps sort as text in time order; `datetime.fromisoformat` reads them back. Sub-millisecond
+One fixed width, so timestamps sort as text in time order; `parse_rfc3339` (or `datetime.fromisoformat`) reads them
+back. Sub-millisecond
 digits are dropped (truncated, never rounded up past the real time). proto3 has no null string: an absent time is "".
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+from eva_common.errors import InvalidArgument
 
 
 def rfc3339(moment: datetime | None) -> str:
@@ -15,3 +18,22 @@ def rfc3339(moment: datetime | None) -> str:
         return ""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_rfc3339(
+    text: str, *, field: str, code: str = "VALIDATION_FAILED", naive_utc: bool = False
+) -> datetime | None:
+    """The RFC 3339 timestamp a request gives in `field`, in UTC; None when it is empty. Anything else is
+    InvalidArgument `code`, and so is a time without an offset unless `naive_utc` reads it as UTC."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise InvalidArgument(f"{field} must be an RFC 3339 timestamp", code=code) from None
+    if moment.tzinfo is None:
+        if not naive_utc:
+            raise InvalidArgument(f"{field} needs a UTC offset (e.g. Z)", code=code)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,6 +1,8 @@
 from datetime import UTC, datetime, timedelta, timezone
 
-from eva_common.timefmt import rfc3339
+import pytest
+from eva_common.errors import InvalidArgument
+from eva_common.timefmt import parse_rfc3339, rfc3339
 
 
 def test_utc_with_milliseconds_and_z() -> None:
@@ -24,3 +26,20 @@ def test_round_trips_to_the_millisecond_and_sorts_as_text() -> None:
 
 def test_an_absent_time_is_the_empty_string() -> None:
     assert rfc3339(None) == ""
+
+
+def test_request_timestamps_are_read_in_utc() -> None:
+    ten = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert parse_rfc3339("2026-11-29T10:00:00Z", field="f") == ten
+    assert parse_rfc3339(" 2026-11-29T12:00:00+02:00 ", field="f") == ten
+    assert parse_rfc3339(rfc3339(ten), field="f") == ten  # what the services show, they read back
+    assert parse_rfc3339("", field="f") is None and parse_rfc3339("  ", field="f") is None
+    assert parse_rfc3339("2026-11-29T10:00:00", field="f", naive_utc=True) == ten
+
+
+@pytest.mark.parametrize(("text", "naive_utc"), [("yesterday", False), ("yesterday", True),
+                                                 ("2026-11-29T10:00:00", False)])
+def test_anything_else_is_refused_with_the_callers_code(text: str, naive_utc: bool) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        parse_rfc3339(text, field="from_time", code="INVALID_TIME", naive_utc=naive_utc)
+    assert raised.value.code == "INVALID_TIME" and "from_time" in raised.value.detail

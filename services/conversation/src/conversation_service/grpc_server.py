@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from eva_common.audit import Actor
 from eva_common.auth import current_principal
-from eva_common.errors import InvalidArgument
 from eva_common.grpc.metadata import request_meta
-from eva_common.timefmt import rfc3339
+from eva_common.timefmt import parse_rfc3339, rfc3339
 
 from conversation_service.contacts import ContactService
 from conversation_service.escalations import EscalationService
@@ -20,18 +18,6 @@ from conversation_service.service import ConversationDetails, ConversationQuery,
 from conversation_service.tags import TagService
 
 SERVICE_NAME = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
-
-
-def parse_rfc3339(value: str, *, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise InvalidArgument(f"{field} is not an RFC 3339 timestamp", code="VALIDATION_FAILED") from error
-    if parsed.tzinfo is None:
-        raise InvalidArgument(f"{field} needs a UTC offset", code="VALIDATION_FAILED")
-    return parsed.astimezone(UTC)
 
 
 def contact_message(contact: Contact) -> conversation_pb2.Contact:

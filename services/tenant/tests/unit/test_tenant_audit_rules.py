@@ -7,7 +7,6 @@ from eva_common.audit import RequestMeta, actor_of
 from eva_common.auth import Principal
 from eva_common.errors import InvalidArgument
 from tenant_service.audit_log.domain import bounded_details, clean_audit_filter
-from tenant_service.paging import parse_time
 
 
 def _principal(kind: str, subject: str) -> Principal:
@@ -46,11 +45,6 @@ def test_invalid_filters(fields: dict[str, str], code: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
         clean_audit_filter(**values)
     assert raised.value.code == code
-
-
-def test_times() -> None:
-    assert parse_time("", field="from_time") is None
-    assert parse_time("2025-03-01T10:00:00", field="from_time") == datetime(2025, 3, 1, 10, tzinfo=UTC)
 
 
 def test_oversized_details_are_not_kept() -> None:

@@ -10,8 +10,7 @@ from datetime import datetime
 
 from eva_common.errors import InvalidArgument
 from eva_common.identity import API_KEY_SCOPES
-
-from tenant_service.paging import parse_time
+from eva_common.timefmt import parse_rfc3339
 
 MAX_NAME_LENGTH = 100
 PREFIX_LENGTH = 8
@@ -85,7 +84,7 @@ def clean_api_key_input(data: ApiKeyInput, *, now: datetime) -> CleanApiKeyInput
         raise InvalidArgument(
             f"unknown scopes {sorted(unknown)}; allowed: {', '.join(API_KEY_SCOPES)}", code="INVALID_SCOPE"
         )
-    expires_at = parse_time(data.expires_at, field="expires_at")
+    expires_at = parse_rfc3339(data.expires_at, field="expires_at", code="INVALID_TIME", naive_utc=True)
     if expires_at is not None and expires_at <= now:
         raise InvalidArgument("expires_at must be in the future", code="INVALID_EXPIRES_AT")
     return CleanApiKeyInput(name=name, scopes=tuple(scope for scope in API_KEY_SCOPES if scope in requested),

@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from eva_common.errors import InvalidArgument
-
-from tenant_service.paging import parse_time
+from eva_common.timefmt import parse_rfc3339
 
 MAX_FILTER_LENGTH = 200
 MAX_DETAILS_CHARS = 16_384
@@ -59,8 +58,8 @@ def _exact(value: str, field: str) -> str | None:
 def clean_audit_filter(
     *, actor_id: str, action: str, target_type: str, target_id: str, from_time: str, to_time: str
 ) -> AuditFilter:
-    start = parse_time(from_time, field="from_time")
-    end = parse_time(to_time, field="to_time")
+    start = parse_rfc3339(from_time, field="from_time", code="INVALID_TIME", naive_utc=True)
+    end = parse_rfc3339(to_time, field="to_time", code="INVALID_TIME", naive_utc=True)
     if start is not None and end is not None and end <= start:
         raise InvalidArgument("to_time must be after from_time", code="INVALID_TIME_RANGE")
     return AuditFilter(

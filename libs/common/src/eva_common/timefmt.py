@@ -28,6 +28,8 @@ def parse_rfc3339(
     stripped = text.strip()
     if not stripped:
         return None
+    if stripped.endswith("z"):  # RFC 3339 allows a lower-case `z` (and `t`, which fromisoformat takes)
+        stripped = stripped[:-1] + "Z"
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:

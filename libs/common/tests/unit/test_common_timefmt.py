@@ -32,6 +32,7 @@ def test_request_timestamps_are_read_in_utc() -> None:
     ten = datetime(2026, 11, 29, 10, tzinfo=UTC)
     assert parse_rfc3339("2026-11-29T10:00:00Z", field="f") == ten
     assert parse_rfc3339(" 2026-11-29T12:00:00+02:00 ", field="f") == ten
+    assert parse_rfc3339("2026-11-29t10:00:00z", field="f") == ten
     assert parse_rfc3339(rfc3339(ten), field="f") == ten  # what the services show, they read back
     assert parse_rfc3339("", field="f") is None and parse_rfc3339("  ", field="f") is None
     assert parse_rfc3339("2026-11-29T10:00:00", field="f", naive_utc=True) == ten

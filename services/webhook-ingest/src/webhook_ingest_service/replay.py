@@ -23,6 +23,7 @@ from eva_common.db import create_engine, session_factory
 from eva_common.errors import InvalidArgument
 from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.runtime import bootstrap_process
+from eva_common.timefmt import parse_rfc3339
 
 from webhook_ingest_service.replaying import DeliveryReplayer, ReplayRequest, ReplayState, ReplaySummary
 from webhook_ingest_service.repository import WebhookEventRepository
@@ -33,11 +34,11 @@ logger = logging.getLogger(__name__)
 
 def _timestamp(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp: {value!r}") from error
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"RFC 3339 needs a UTC offset (e.g. Z): {value!r}")
+        parsed = parse_rfc3339(value, field="the time")
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(f"{error.detail}: {value!r}") from error
+    if parsed is None:
+        raise argparse.ArgumentTypeError("a time is required")
     return parsed
 
 

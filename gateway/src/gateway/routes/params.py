@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from eva_common.paging import MAX_CURSOR_LENGTH
 from fastapi import Path, Query
 
 from gateway.schemas.base import MAX_PAGE_SIZE
 
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=512, description="`nextCursor` of the previous page")]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description="`nextCursor` of the previous page")]
 SearchText = Annotated[str | None, Query(min_length=1, max_length=200, description="Free-text search")]
 
 

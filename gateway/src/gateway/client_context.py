@@ -12,13 +12,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
+from eva_common.grpc.metadata import CLIENT_IP_KEY, USER_AGENT_KEY
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
 Network = IPv4Network | IPv6Network
 
-CLIENT_IP_METADATA_KEY = "x-client-ip"
-USER_AGENT_METADATA_KEY = "x-user-agent"
 MAX_USER_AGENT_LENGTH = 256
 UNKNOWN_IP = "unknown"
 
@@ -52,9 +51,9 @@ class ClientInfo:
     user_agent: str
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        entries = [(CLIENT_IP_METADATA_KEY, self.ip)]
+        entries = [(CLIENT_IP_KEY, self.ip)]
         if self.user_agent:
-            entries.append((USER_AGENT_METADATA_KEY, self.user_agent))
+            entries.append((USER_AGENT_KEY, self.user_agent))
         return tuple(entries)
 
 

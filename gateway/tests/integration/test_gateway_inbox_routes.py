@@ -53,7 +53,7 @@ async def test_the_inbox_passes_its_filters_and_cursor_through(
         "updatedSince": "2026-11-29T11:00:00+01:00", "limit": 10, "cursor": "abc"})
     sent = directory.requests_of("ListConversations")[-1]
     assert (sent.status, sent.assigned_to, sent.unassigned, sent.tag, sent.q, sent.updated_since, sent.limit,
-            sent.cursor) == ("pending", "u-7", False, "VIP", "José", "2026-11-29T10:00:00Z", 10, "abc")
+            sent.cursor) == ("pending", "u-7", False, "VIP", "José", "2026-11-29T10:00:00.000Z", 10, "abc")
     await http.get("/api/conversations", params={"unassigned": "true"}, headers=bearer(owner.token))
     sent = directory.requests_of("ListConversations")[-1]
     assert (sent.unassigned, sent.assigned_to, sent.limit) == (True, "", 50)

@@ -128,7 +128,8 @@ async def seed(dsn: str, size: Size) -> None:
 
 
 async def deep_cursor(dsn: str, size: Size) -> str:
-    from conversation_service.cursors import ActivityCursor
+    from conversation_service.service import INBOX_CURSOR
+    from eva_common.paging import Position, encode_cursor
 
     connection = await asyncpg.connect(dsn)
     try:
@@ -140,7 +141,7 @@ async def deep_cursor(dsn: str, size: Size) -> str:
                 size.tenant_id, int(size.conversations * 0.9))
     finally:
         await connection.close()
-    return ActivityCursor(row["last_message_at"].astimezone(UTC), row["id"]).encode()
+    return encode_cursor(Position(INBOX_CURSOR, str(row["id"]), row["last_message_at"].astimezone(UTC)))
 
 
 def percentile(values: list[float], fraction: float) -> float:

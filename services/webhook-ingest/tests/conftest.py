@@ -1,4 +1,5 @@
-"""Shared fixtures of the webhook-ingest tests: the reference test vector (reference §2, see docs/architecture.md) and signing."""
+"""Shared fixtures of the webhook-ingest tests: the reference test vector (reference §2, see docs/architecture.md)
+and signing."""
 
 from __future__ import annotations
 

@@ -1,23 +1,20 @@
-"""RFC 3339 timestamps as every API shows them: UTC, millisecond precision, `Z` (`2026-12-06T10:51:21.123Z`).
+"""RFC 3339 timestamps as every API shows them: UTC, millisecond precision, `Z` (`2026-12-06T10:51:21.123Z`),
+written by eva_events.times.rfc3339 (the events' `Instant` fields use the same function) and read here.
 
 One fixed width, so timestamps sort as text in time order; `parse_rfc3339` (or `datetime.fromisoformat`) reads them
-back. Sub-millisecond
-digits are dropped (truncated, never rounded up past the real time). proto3 has no null string: an absent time is "".
+back. Sub-millisecond digits are dropped (truncated, never rounded up past the real time). proto3 has no null
+string: an absent time is "".
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from eva_events.times import rfc3339
+
 from eva_common.errors import InvalidArgument
 
-
-def rfc3339(moment: datetime | None) -> str:
-    """`moment` in UTC with milliseconds and a `Z` (a naive datetime is taken to be UTC already); "" for None."""
-    if moment is None:
-        return ""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+__all__ = ["parse_rfc3339", "rfc3339"]
 
 
 def parse_rfc3339(

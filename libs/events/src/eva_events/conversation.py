@@ -12,10 +12,10 @@ validate an event's data and a producer cannot pair a type with another family's
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Final, Literal, get_args
 
 from eva_events.envelope import CamelModel
+from eva_events.times import Instant
 
 ConversationChange = Literal["conversation.created", "conversation.updated"]
 AssignmentChange = Literal["conversation.assigned"]
@@ -43,16 +43,16 @@ class ContactView(CamelModel):
     user_id: str | None
     name: str | None
     phone: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class TagView(CamelModel):
     id: str
     name: str
     color: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class ConversationView(CamelModel):
@@ -65,14 +65,14 @@ class ConversationView(CamelModel):
     status: str
     assigned_to: str | None
     priority: str
-    last_message_at: datetime | None
+    last_message_at: Instant | None
     last_message_preview: str | None = None
-    last_inbound_at: datetime | None = None
-    window_expires_at: datetime | None
+    last_inbound_at: Instant | None = None
+    window_expires_at: Instant | None
     unread_count: int
     phone_number_id: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
     contact: ContactView
     tags: list[TagView] = []
 
@@ -98,9 +98,9 @@ class EscalationView(CamelModel):
     acknowledged_by: str | None
     resolved_by: str | None
     note: str | None
-    created_at: datetime
-    acknowledged_at: datetime | None
-    resolved_at: datetime | None
+    created_at: Instant
+    acknowledged_at: Instant | None
+    resolved_at: Instant | None
 
 
 def _family(types: object, view: type[CamelModel]) -> dict[str, type[CamelModel]]:

@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from eva_events.times import Instant
+
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
@@ -23,7 +25,7 @@ class EventEnvelope(CamelModel):
     type: str
     version: int = 1
     tenant_id: str
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: Instant = Field(default_factory=lambda: datetime.now(UTC))
     traceparent: str | None = None
     data: dict[str, Any]
 

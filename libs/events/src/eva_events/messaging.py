@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from eva_events.envelope import CamelModel
+from eva_events.times import Instant
 
 MESSAGE_RECEIVED: Final = "message.received"
 MESSAGE_CREATED: Final = "message.created"
@@ -38,7 +38,7 @@ class MediaView(CamelModel):
 
 class StatusChangeView(CamelModel):
     status: str
-    at: datetime | None = None
+    at: Instant | None = None
     error: Any = None
 
 
@@ -61,7 +61,7 @@ class MessageView(CamelModel):
     referral: dict[str, Any] | None = None
     errors: Any = None
     reactions: list[Any] = []
-    sent_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None = None
+    sent_at: Instant | None
+    created_at: Instant
+    updated_at: Instant | None = None
     contact: ContactSnapshot | None = None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from eva_events.envelope import CamelModel
+from eva_events.times import Instant
 
 WEBHOOK_RECEIVED = "webhook.received"
 WEBHOOK_PROCESSED = "webhook.processed"
@@ -16,7 +16,7 @@ class WebhookReceived(CamelModel):
 
     delivery_id: str
     phone_number_id: str
-    received_at: datetime
+    received_at: Instant
     payload: dict[str, Any]
 
 

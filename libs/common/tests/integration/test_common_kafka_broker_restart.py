@@ -110,7 +110,8 @@ async def test_a_publisher_and_a_consumer_loop_keep_working_across_a_broker_rest
     await publisher.start()
     recorder = Recorder()
     loop = ConsumerLoop(bootstrap=broker.bootstrap, topics=[topic], group_id=f"restart-{uuid.uuid4().hex[:6]}",
-                        handler=recorder.handle, dead_letters=publisher, retry_backoff_seconds=0.05)
+                        handler=recorder.handle, dead_letters=publisher, retry_backoff_seconds=0.05,
+                        envelopes=False)
     await loop.start()
     consuming = asyncio.create_task(loop.run())
     acked: list[bytes] = []

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from eva_common.errors import Unavailable
 from eva_common.kafka.consumer import ConsumedRecord, ConsumerLoop
 from eva_common.kafka.publisher import KafkaPublisher
+from eva_events.envelope import EventEnvelope, make_event
 from eva_testing.infra import test_infra
 from eva_testing.kafka import create_topics, unique_topic
 
@@ -18,9 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 async def run_loop(topic: str, group: str, handler, publisher: KafkaPublisher, until,  # type: ignore[no-untyped-def]
-                   concurrency: int = 1) -> None:
+                   concurrency: int = 1, envelopes: bool = False) -> None:
     loop = ConsumerLoop(bootstrap=test_infra().kafka_bootstrap, topics=[topic], group_id=group, handler=handler,
-                        dead_letters=publisher, retry_backoff_seconds=0.01, concurrency=concurrency)
+                        dead_letters=publisher, retry_backoff_seconds=0.01, concurrency=concurrency,
+                        envelopes=envelopes)
     await loop.start()
     task = asyncio.create_task(loop.run())
     try:
@@ -137,5 +139,45 @@ async def test_a_concurrent_window_is_committed_only_when_all_of_it_is_done() ->
 
         await run_loop(topic, group, record_again, publisher, everything.wait, concurrency=4)
         assert sorted(again) == [b"4", b"5", b"6", b"7"]
+    finally:
+        await publisher.stop()
+
+
+async def test_envelopes_are_decoded_once_for_the_handler_and_a_record_that_is_none_goes_to_the_dlq_untried() -> None:
+    bootstrap = test_infra().kafka_bootstrap
+    topic = unique_topic("loop-envelopes")
+    await create_topics(bootstrap, topic, f"{topic}.dlq", partitions=1)
+    publisher = KafkaPublisher(bootstrap, client_id="test")
+    await publisher.start()
+    try:
+        first = make_event("thing.happened", tenant_id="t1", data={"n": 1})
+        last = make_event("thing.happened", tenant_id="t1", data={"n": 2})
+        await publisher.publish_event(topic, first, key="k")
+        await publisher.publish(topic, key=b"k", value=b"{not an envelope", headers={"tenant-id": "t1"})
+        await publisher.publish_event(topic, last, key="k")
+        received: list[ConsumedRecord] = []
+        both = asyncio.Event()
+
+        async def handler(record: ConsumedRecord) -> None:
+            received.append(record)
+            if len(received) == 2:
+                both.set()
+
+        await run_loop(topic, f"g-{uuid.uuid4().hex[:6]}", handler, publisher, both.wait, envelopes=True)
+        sent = [EventEnvelope.from_bytes(event.to_bytes()) for event in (first, last)]  # times kept to the ms
+        assert [record.envelope for record in received] == sent  # decoded by the loop, before the handler
+        assert [record.event() for record in received] == sent
+
+        dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                               group_id=None)
+        await dlq.start()
+        try:
+            dead = await asyncio.wait_for(dlq.getone(), 15)
+        finally:
+            await dlq.stop()
+        headers = {k: v.decode() for k, v in dead.headers}
+        assert dead.value == b"{not an envelope"
+        assert headers["x-error-type"] == "ValidationError" and headers["x-attempts"] == "1"
+        assert headers["x-error"].startswith("ValidationError: ") and headers["x-original-offset"] == "1"
     finally:
         await publisher.stop()

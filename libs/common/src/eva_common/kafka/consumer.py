@@ -1,5 +1,8 @@
 """A consumer loop that commits an offset only after its record was handled.
 
+Each record's EventEnvelope is decoded once, before its handler runs (`ConsumedRecord.event()`); a record that is no
+envelope goes straight to `<topic>.dlq` with the decoding error in its headers (`envelopes=False` for raw records).
+
 Transient failures (a dependency down) are retried without end and block the partition, so nothing is skipped
 and order is kept; any other failure is retried a few times, then the record goes to `<topic>.dlq` with the
 error in its headers, and the loop moves on.
@@ -16,11 +19,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from eva_events.envelope import EventEnvelope
 from eva_events.topics import MAX_MESSAGE_BYTES, dlq
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -42,6 +46,11 @@ class ConsumedRecord:
     value: bytes
     headers: dict[str, str]
     timestamp_ms: int
+    envelope: EventEnvelope | None = None  # decoded once by the ConsumerLoop (envelopes=True)
+
+    def event(self) -> EventEnvelope:
+        """The record's EventEnvelope: the one the loop decoded, else decoded now (a record built by hand)."""
+        return self.envelope if self.envelope is not None else EventEnvelope.from_bytes(self.value)
 
 
 Handler = Callable[[ConsumedRecord], Awaitable[None]]
@@ -90,10 +99,12 @@ class ConsumerLoop:
         retry_backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 5.0,
         concurrency: int = 1,
+        envelopes: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._concurrency = concurrency
+        self._envelopes = envelopes
         self._topics = list(topics)
         self._group_id = group_id
         self._handler = handler
@@ -169,6 +180,13 @@ class ConsumerLoop:
                 raise outcome
 
     async def _handle(self, record: ConsumedRecord) -> None:
+        if self._envelopes and record.envelope is None:
+            try:
+                record = replace(record, envelope=EventEnvelope.from_bytes(record.value))
+            except ValueError as error:  # pydantic's ValidationError: no retry can decode it
+                await self._dead_letter_until_sent(record, error, 1)
+                KAFKA_CONSUMED.labels(record.topic, "dead_lettered").inc()
+                return
         attempt = 0
         delay = self._backoff
         while True:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from eva_common.kafka.consumer import ConsumedRecord
-from eva_events.envelope import EventEnvelope
 
 from conversation_service.service import ConversationService
 
@@ -15,4 +14,4 @@ class MessagingEventsHandler:
         self._service = service
 
     async def __call__(self, record: ConsumedRecord) -> None:
-        await self._service.apply_message_event(event=EventEnvelope.from_bytes(record.value))
+        await self._service.apply_message_event(event=record.event())

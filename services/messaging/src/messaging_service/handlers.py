@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from eva_common.kafka.consumer import ConsumedRecord
-from eva_events.envelope import EventEnvelope
 
 from messaging_service.inbound import WebhookProcessor
 
@@ -15,4 +14,4 @@ class WebhookDeliveryHandler:
         self._processor = processor
 
     async def __call__(self, record: ConsumedRecord) -> None:
-        await self._processor.process(EventEnvelope.from_bytes(record.value))
+        await self._processor.process(record.event())

@@ -179,7 +179,7 @@ async def test_a_dead_letter_for_a_poison_record_and_the_loop_goes_on(
                                 lambda rs: any(r.value == b"\xff{not json" for r in rs))
     record = next(r for r in dead if r.value == b"\xff{not json")
     headers = {k: v.decode() for k, v in record.headers}
-    assert headers["x-original-topic"] == stack.webhooks_topic and headers["x-attempts"] == "3"
+    assert headers["x-original-topic"] == stack.webhooks_topic and headers["x-attempts"] == "1"  # never retried
     assert headers["x-consumer-group"] == stack.settings.consumer_group
     assert headers["x-error-type"] == "ValidationError" and headers["x-error"]
     assert record.key == b"poison"

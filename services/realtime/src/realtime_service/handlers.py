@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from eva_common.errors import InvalidArgument, Unavailable
 from eva_common.kafka.consumer import ConsumedRecord, Handler
-from eva_events.envelope import EventEnvelope
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -14,7 +13,7 @@ from realtime_service.service import RealtimeRelay
 def event_handler(*, relay: RealtimeRelay) -> Handler:
     async def on_domain_event(record: ConsumedRecord) -> None:
         try:
-            envelope = EventEnvelope.from_bytes(record.value)
+            envelope = record.event()  # decoded by the ConsumerLoop; decoded here for a record built by hand
         except ValidationError as error:
             raise InvalidArgument(
                 f"undecodable event at {record.topic}/{record.partition}@{record.offset}") from error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from eva_common.kafka.consumer import ConsumedRecord
-from eva_events.envelope import EventEnvelope
 
 from tenant_service.audit_log.service import AuditLogService
 from tenant_service.usage.service import UsageService
@@ -16,7 +15,7 @@ class MessagingEventsHandler:
         self._usage = usage
 
     async def __call__(self, record: ConsumedRecord) -> None:
-        await self._usage.apply_message_event(event=EventEnvelope.from_bytes(record.value))
+        await self._usage.apply_message_event(event=record.event())
 
 
 class AuditEventsHandler:
@@ -26,4 +25,4 @@ class AuditEventsHandler:
         self._audit_log = audit_log
 
     async def __call__(self, record: ConsumedRecord) -> None:
-        await self._audit_log.store(event=EventEnvelope.from_bytes(record.value))
+        await self._audit_log.store(event=record.event())

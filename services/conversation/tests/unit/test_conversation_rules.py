@@ -85,7 +85,7 @@ def test_phone_is_e164_from_the_wa_id() -> None:
 
 
 def test_timestamps_are_read_as_rfc3339_in_utc() -> None:
-    assert parse_rfc3339("2026-11-29T10:00:00Z", field="f") == datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert parse_rfc3339("2026-11-29T10:00:00.000Z", field="f") == datetime(2026, 11, 29, 10, tzinfo=UTC)
     assert parse_rfc3339("2026-11-29T12:00:00+02:00", field="f") == datetime(2026, 11, 29, 10, tzinfo=UTC)
     assert parse_rfc3339("", field="f") is None
     for bad in ("yesterday", "2026-11-29T10:00:00"):  # not a timestamp; no offset
@@ -105,7 +105,7 @@ def test_the_conversation_event_is_the_rest_object_in_camel_case_with_its_contac
     data = event.data
     assert data["id"] == str(conversation.id) and data["contactId"] == str(contact.id)
     assert data["unreadCount"] == 0 and data["priority"] == "normal" and data["assignedTo"] is None
-    assert data["windowExpiresAt"] == "2026-11-30T10:00:00Z" and data["phoneNumberId"] == "106540352242922"
+    assert data["windowExpiresAt"] == "2026-11-30T10:00:00.000Z" and data["phoneNumberId"] == "106540352242922"
     assert data["contact"] == {"id": str(contact.id), "waId": "16505551234",
                                "userId": "US.1", "name": "Sheena", "phone": "+16505551234",
-                               "createdAt": "2026-11-29T10:00:00Z", "updatedAt": "2026-11-29T10:00:00Z"}
+                               "createdAt": "2026-11-29T10:00:00.000Z", "updatedAt": "2026-11-29T10:00:00.000Z"}

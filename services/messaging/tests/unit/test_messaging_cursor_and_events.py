@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from eva_events.messaging import MESSAGE_RECEIVED, ContactSnapshot
+from eva_events.times import rfc3339
 from messaging_service.events import message_event
 from messaging_service.models import Message
 
@@ -14,7 +15,7 @@ MOMENT = datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=UTC)
 
 
 def data_updated_at(message: Message) -> str | None:
-    return message.updated_at.isoformat().replace("+00:00", "Z") if message.updated_at else None
+    return rfc3339(message.updated_at) if message.updated_at else None
 
 
 def test_the_received_event_carries_the_message_and_its_contact_in_camel_case() -> None:
@@ -28,8 +29,8 @@ def test_the_received_event_carries_the_message_and_its_contact_in_camel_case() 
         "id": str(message.id), "conversationId": str(message.conversation_id), "contactId": str(message.contact_id),
         "wamid": "wamid.A1", "direction": "inbound", "type": "text", "status": "RECEIVED",
         "content": {"body": "Olá ☕"}, "media": None, "statusHistory": [], "pricingCategory": None, "context": None,
-        "referral": None, "errors": None, "reactions": [], "sentAt": "2026-11-29T10:00:00.123456Z",
-        "createdAt": "2026-11-29T10:00:00.123456Z", "updatedAt": data_updated_at(message),
+        "referral": None, "errors": None, "reactions": [], "sentAt": "2026-11-29T10:00:00.123Z",
+        "createdAt": "2026-11-29T10:00:00.123Z", "updatedAt": data_updated_at(message),
         "contact": {"id": str(message.contact_id), "waId": "16505551234", "name": "José", "phone": "+16505551234"},
     }
     assert json.loads(event.to_bytes())["data"]["content"]["body"] == "Olá ☕"

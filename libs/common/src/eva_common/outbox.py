@@ -7,7 +7,6 @@ One relay per service holds a PostgreSQL advisory lock, so events of one key kee
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -17,12 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from eva_common.kafka.publisher import EventPublisher, KafkaPublisher
+from eva_common.kafka.publisher import EventPublisher
 from eva_common.metrics import OUTBOX_RELAYED
 from eva_common.telemetry import current_traceparent
 
 logger = logging.getLogger("eva.outbox")
-worker_logger = logging.getLogger("eva.outbox.worker")
 
 NOTIFY_CHANNEL = "outbox_new"
 RELAY_LOCK_ID = 7_411_001  # one relay per database
@@ -153,69 +151,3 @@ class OutboxRelay:
                     sa.text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": sent_ids}
                 )
             return len(sent_ids)
-
-
-class OutboxWorker:
-    """Keeps a producer connected (retrying while the broker is away) and runs the OutboxRelay with it until
-    stopped: a service whose requests must never wait for Kafka (logins, audit) writes to its outbox and this
-    publishes when it can. A background worker (`eva_common.runtime.Workers`): `run()` until `stop()`."""
-
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        bootstrap: str,
-        client_id: str,
-        poll_seconds: float,
-        ready_topic: str,
-        retry_seconds: float = 2.0,
-    ) -> None:
-        self._engine = engine
-        self._bootstrap = bootstrap
-        self._client_id = client_id
-        self._poll = poll_seconds
-        self._retry = retry_seconds
-        self._ready_topic = ready_topic
-        self._publisher: KafkaPublisher | None = None
-        self._relay: OutboxRelay | None = None
-        self._stopping = asyncio.Event()
-
-    async def _connect(self) -> KafkaPublisher | None:
-        while not self._stopping.is_set():
-            publisher = KafkaPublisher(self._bootstrap, client_id=self._client_id)
-            try:
-                await publisher.start()
-                return publisher
-            except Exception as error:
-                worker_logger.warning("kafka is not reachable; retrying", extra={"error": type(error).__name__})
-                with contextlib.suppress(Exception):
-                    await publisher.stop()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._retry)
-        return None
-
-    async def run(self) -> None:
-        publisher = await self._connect()
-        if publisher is None:
-            return
-        self._publisher = publisher
-        try:
-            self._relay = OutboxRelay(engine=self._engine, publisher=publisher, poll_seconds=self._poll)
-            if not self._stopping.is_set():
-                await self._relay.run()
-        finally:
-            self._relay = None
-            self._publisher = None
-            await publisher.stop()  # flushes what is still buffered
-
-    async def ready(self) -> bool:
-        """Kafka answers for the topic this service publishes to (the readiness check)."""
-        publisher = self._publisher
-        if publisher is None:
-            return False
-        return await publisher.ready(self._ready_topic)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._relay is not None:
-            await self._relay.stop()

@@ -39,10 +39,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eva_common.db import create_engine
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import ReadinessCheck
+from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.logging import configure_logging
 from eva_common.metrics import WORKER_RESTARTS, WORKER_UP
 from eva_common.redis import create_redis
-from eva_common.settings import ConfigurationError, DatabaseSettings, RedisSettings, ServiceSettings
+from eva_common.settings import (
+    ConfigurationError,
+    DatabaseSettings,
+    KafkaSettings,
+    RedisSettings,
+    ServiceSettings,
+)
 from eva_common.telemetry import setup_telemetry
 
 logger = logging.getLogger("eva.runtime")
@@ -244,6 +251,7 @@ class ServiceApp:
         self.settings = settings
         self.background = Workers(settings.service_name)
         self._closers: list[tuple[str, Closer]] = []
+        self._publishers: list[KafkaPublisher] = []
         self._http: HttpServer | None = None
 
     # --- what a subclass declares -------------------------------------------------------------------------------
@@ -271,6 +279,15 @@ class ServiceApp:
         self.on_close("postgres", engine.dispose)
         return engine
 
+    def kafka_publisher(self, settings: KafkaSettings, *, client_id: str | None = None) -> KafkaPublisher:
+        """The service's producer: it connects in the background from start() (while Kafka is away the outbox waits,
+        a delivery is answered 503, readiness says so; the service still starts), and is flushed and closed on
+        stop."""
+        publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=client_id or settings.service_name)
+        self._publishers.append(publisher)
+        self.on_close("kafka publisher", publisher.stop)
+        return publisher
+
     def redis(self, settings: RedisSettings) -> Redis:
         """A Redis client (EVA_REDIS_URL), closed on stop."""
         client = create_redis(settings.redis_url)
@@ -287,6 +304,8 @@ class ServiceApp:
         return self.background.tasks
 
     async def start(self, *, serve_http: bool = True) -> None:
+        for publisher in self._publishers:
+            publisher.start_in_background()
         await self.open()
         if self.grpc_server is not None:
             await self.grpc_server.start()

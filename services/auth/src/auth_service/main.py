@@ -1,6 +1,6 @@
 """The auth service's composition root (on eva_common.runtime's skeleton): settings -> engine, Redis (revocation
 times, login throttle), signing keys, token issuer, tenant client (with auth's own service token), gRPC server and
-HTTP (JWKS, health, metrics); worker: the audit outbox. Nothing connects before start()."""
+HTTP (JWKS, health, metrics); worker: the audit outbox relay. Nothing connects before start()."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
-from eva_common.outbox import OutboxWorker
+from eva_common.outbox import OutboxRelay
 from eva_common.ratelimit import Limit, RateLimiter
 from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
@@ -84,14 +84,12 @@ class AuthApp(ServiceApp):
             host=settings.grpc_host,
             port=settings.grpc_port,
         )
-        self.outbox = OutboxWorker(
-            engine=engine, bootstrap=settings.kafka_bootstrap, client_id=settings.service_name,
-            poll_seconds=settings.outbox_poll_seconds, ready_topic=settings.audit_events_topic,
-        )
+        publisher = self.kafka_publisher(settings)
+        self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
         self.http_app = create_http_app(
             title="eva-auth",
             readiness=self.readiness(postgres=lambda: database_ready(engine), redis=lambda: redis_ready(redis),
-                                     kafka=self.outbox.ready),
+                                     kafka=lambda: publisher.ready(settings.audit_events_topic)),
             routers=[jwks_router(keys)],
         )
 

@@ -14,7 +14,6 @@ from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
@@ -46,8 +45,7 @@ class ConversationApp(ServiceApp):
         redis = self.redis(settings)
         auth_channel = create_channel(settings.auth_grpc_target)
         self.on_close("auth channel", auth_channel.close)
-        self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
-        self.on_close("kafka publisher", self.publisher.stop)
+        self.publisher = self.kafka_publisher(settings)
         if verifier is None:
             verifier = TokenVerifier(
                 jwks_source=grpc_jwks_source(lambda: auth_channel),
@@ -98,9 +96,6 @@ class ConversationApp(ServiceApp):
         assert self.grpc_server is not None
         port: int = self.grpc_server.port
         return port
-
-    async def open(self) -> None:
-        await self.publisher.start()
 
     def workers(self) -> Mapping[str, Worker]:
         return {"outbox_relay": self.relay, "messaging_events_consumer": self.consumer}

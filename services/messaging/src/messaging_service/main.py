@@ -15,7 +15,6 @@ from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
@@ -79,8 +78,7 @@ class MessagingApp(ServiceApp):
                                             timeout=settings.grpc_deadline_seconds)
         self.engine = self.postgres(settings)
         self.sessions = session_factory(self.engine)
-        self.publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
-        self.on_close("kafka publisher", self.publisher.stop)
+        self.publisher = self.kafka_publisher(settings)
         self.processor = WebhookProcessor(
             sessions=self.sessions,
             resolver=self.conversations,
@@ -142,7 +140,6 @@ class MessagingApp(ServiceApp):
     async def open(self) -> None:
         if self.s3_media_store is not None:
             await self.s3_media_store.open()
-        await self.publisher.start()
 
     def workers(self) -> Mapping[str, Worker]:
         return {"outbox_relay": self.relay, "webhook_consumer": self.consumer, "media_worker": self.media_worker,

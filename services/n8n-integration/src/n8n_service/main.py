@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from eva_common.db import database_ready
 from eva_common.http.app import create_http_app
-from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.runtime import ServiceApp, run_service
 from eva_events.topics import MESSAGING_EVENTS
 
@@ -22,16 +21,12 @@ class N8nApp(ServiceApp):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         engine = self.postgres(settings)
-        self.publisher = publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
-        self.on_close("kafka publisher", publisher.stop)
+        publisher = self.kafka_publisher(settings)
         self.http_app = create_http_app(
             title="Eva n8n integration",
             readiness=self.readiness(postgres=lambda: database_ready(engine),
                                      kafka=lambda: publisher.ready(MESSAGING_EVENTS)),
         )
-
-    async def open(self) -> None:
-        await self.publisher.start()
 
 
 def run() -> None:

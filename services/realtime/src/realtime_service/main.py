@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.publisher import LazyPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.realtime.presence import PresenceStore
 from eva_common.realtime.presence import for_channel as presence_namespace
@@ -43,8 +42,7 @@ class RealtimeApp(ServiceApp):
             emitter=emitter,
         )
         self.presence_sweeper = Periodic(sweeper.sweep, interval_seconds=settings.presence_sweep_interval_seconds)
-        dead_letters = LazyPublisher(bootstrap=settings.kafka_bootstrap, client_id=settings.service_name)
-        self.on_close("dead-letter publisher", dead_letters.stop)
+        dead_letters = self.kafka_publisher(settings)
         self.consumer = ConsumerWorker(lambda: ConsumerLoop(
             bootstrap=settings.kafka_bootstrap,
             topics=[settings.messaging_topic, settings.conversation_topic],

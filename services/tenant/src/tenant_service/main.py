@@ -13,9 +13,8 @@ from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.kafka.consumer import ConsumerLoop, Handler
-from eva_common.kafka.publisher import LazyPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
-from eva_common.outbox import OutboxWorker
+from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
 
@@ -63,17 +62,13 @@ class TenantApp(ServiceApp):
                 audience=settings.jwt_audience,
                 revocations=revocations,
             )
-        self.outbox = OutboxWorker(
-            engine=engine, bootstrap=settings.kafka_bootstrap, client_id=settings.service_name,
-            poll_seconds=settings.outbox_poll_seconds, ready_topic=settings.tenant_events_topic,
-        )
-        dead_letters = LazyPublisher(bootstrap=settings.kafka_bootstrap, client_id=f"{settings.service_name}-dlq")
-        self.on_close("dead-letter publisher", dead_letters.stop)
+        publisher = self.kafka_publisher(settings)  # the outbox's events and the consumers' dead letters
+        self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
 
         def consumer(topic: str, group: str, handler: Handler) -> ConsumerWorker:
             return ConsumerWorker(lambda: ConsumerLoop(
                 bootstrap=settings.kafka_bootstrap, topics=[topic], group_id=group, handler=handler,
-                dead_letters=dead_letters,
+                dead_letters=publisher,
             ))
 
         self.usage_consumer = consumer(settings.messaging_events_topic, settings.usage_consumer_group,
@@ -91,7 +86,7 @@ class TenantApp(ServiceApp):
         self.http_app = create_http_app(
             title="eva-tenant",
             readiness=self.readiness(postgres=lambda: database_ready(engine), redis=lambda: redis_ready(redis),
-                                     kafka=self.outbox.ready),
+                                     kafka=lambda: publisher.ready(settings.tenant_events_topic)),
         )
 
     def workers(self) -> Mapping[str, Worker]:

@@ -10,7 +10,6 @@ from eva_common.auth import ServiceTokenProvider
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.publisher import KafkaPublisher
 from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
@@ -19,7 +18,6 @@ from pydantic import SecretStr
 
 from webhook_ingest_service.api import create_app
 from webhook_ingest_service.handlers import outcome_handler, received_handler
-from webhook_ingest_service.publisher import SupervisedPublisher
 from webhook_ingest_service.ratelimit import RedisFailureLimiter
 from webhook_ingest_service.repository import WebhookEventRepository
 from webhook_ingest_service.service import WebhookIngest
@@ -56,10 +54,7 @@ class IngestApp(ServiceApp):
             ttl=settings.tenant_cache_seconds,
             negative_ttl=settings.tenant_negative_cache_seconds,
         )
-        self.publisher = publisher = SupervisedPublisher(
-            factory=lambda: KafkaPublisher(settings.kafka_bootstrap, client_id=settings.service_name)
-        )
-        self.on_close("kafka publisher", publisher.stop)  # flushes what is still buffered
+        publisher = self.kafka_publisher(settings)  # deliveries get 503 until the broker answers
         repository = WebhookEventRepository(sessions=sessions)
         ingest = WebhookIngest(
             tenants=tenants,
@@ -89,9 +84,6 @@ class IngestApp(ServiceApp):
             bootstrap=settings.kafka_bootstrap, topics=[settings.outcomes_topic],
             group_id=settings.outcomes_group, handler=outcome_handler(log=repository), dead_letters=publisher,
         ))
-
-    async def open(self) -> None:
-        self.publisher.start()  # connects in the background; deliveries get 503 until the broker answers
 
     def workers(self) -> Mapping[str, Worker]:
         return {"recorder": self.recorder, "outcomes": self.outcomes}

@@ -29,10 +29,10 @@ from eva_testing.db import TestDatabase, migrated_database
 from eva_testing.infra import TestInfra, free_port, test_infra
 from eva_testing.kafka import create_topics, unique_topic
 from eva_testing.tokens import TestTokenIssuer
+from eva_testing.waiting import eventually
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from webhook_ingest_service.api import create_app
-from webhook_ingest_service.publisher import SupervisedPublisher
 from webhook_ingest_service.ratelimit import RedisFailureLimiter
 from webhook_ingest_service.repository import WebhookEventRepository
 from webhook_ingest_service.service import WebhookIngest
@@ -111,7 +111,7 @@ class FakeTenantServicer(tenant_pb2_grpc.TenantServiceServicer):  # type: ignore
 class IngestApp:
     base_url: str
     topic: str
-    publisher: SupervisedPublisher
+    publisher: KafkaPublisher
     http: HttpServer
 
 
@@ -206,10 +206,10 @@ def start_ingest(
                                       client_secret=SERVICE_CLIENT_SECRET)
         tenants = CachedTenantDirectory(inner=GrpcTenantDirectory(channel=channel, token=tokens.token, timeout=3.0))
         bootstrap = kafka_bootstrap or infra.kafka_bootstrap
-        publisher = SupervisedPublisher(factory=lambda: KafkaPublisher(bootstrap, client_id="ingest-test"))
-        publisher.start()
+        publisher = KafkaPublisher(bootstrap, client_id="ingest-test")
+        publisher.start_in_background()
         if wait_for_kafka:
-            assert await publisher.wait_started(30), "Kafka producer did not start"
+            await eventually(lambda: publisher.ready(topic), timeout=30)
         ingest = WebhookIngest(
             tenants=tenants,
             publisher=publisher,

@@ -227,7 +227,7 @@ async def test_unreachable_kafka_answers_503_within_the_deadline(
         elapsed = time.perf_counter() - started
         assert_problem(response, 503, "UNAVAILABLE")
         assert response.headers["retry-after"] == "5"
-        assert 1.9 <= elapsed < 2.5
+        assert elapsed < 2.5  # never longer than the acknowledgement deadline (a refused connection fails at once)
         ready = await http_client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["kafka"] != "ok"
 

@@ -112,6 +112,15 @@ class KafkaPublisher:
             self._started = False
             raise
 
+    def start_in_background(self) -> None:
+        """Starts connecting and returns at once: a service that must come up while Kafka is away (its requests
+        answer 503 meanwhile, a dead letter waits) publishes through a producer connected on first use; a failed
+        attempt is made again by the next publish or readiness check."""
+        self._started = True
+        if self._producer is None and (self._connecting is None or self._connecting.done()):
+            self._connecting = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+            self._connecting.add_done_callback(_consume_outcome)
+
     def _retire(self, producer: Any, error: BaseException) -> None:
         """Drops a producer after a failure: the next publish connects a new one; this one closes meanwhile."""
         if self._producer is not producer:
@@ -202,28 +211,3 @@ class KafkaPublisher:
             return await asyncio.wait_for(probe(), timeout)
         except Exception:
             return False
-
-
-class LazyPublisher:
-    """A producer connected on first use: the consumers' dead letters are rare, so start-up need not wait on it."""
-
-    def __init__(self, *, bootstrap: str, client_id: str) -> None:
-        self._bootstrap = bootstrap
-        self._client_id = client_id
-        self._publisher: KafkaPublisher | None = None
-        self._lock = asyncio.Lock()
-
-    async def publish(
-        self, topic: str, *, key: bytes | None, value: bytes, headers: Mapping[str, str] | None = None
-    ) -> None:
-        async with self._lock:
-            if self._publisher is None:
-                publisher = KafkaPublisher(self._bootstrap, client_id=self._client_id)
-                await publisher.start()
-                self._publisher = publisher
-        await self._publisher.publish(topic, key=key, value=value, headers=headers)
-
-    async def stop(self) -> None:
-        if self._publisher is not None:
-            await self._publisher.stop()
-            self._publisher = None

@@ -10,7 +10,7 @@ import pytest
 from eva_common.http.app import create_http_app
 from eva_common.metrics import WORKER_RESTARTS, WORKER_UP
 from eva_common.runtime import Periodic, ServiceApp, Worker, Workers
-from eva_common.settings import ServiceSettings
+from eva_common.settings import KafkaSettings, ServiceSettings
 from eva_testing.infra import free_port
 from eva_testing.waiting import eventually
 
@@ -186,3 +186,30 @@ async def test_a_closer_that_fails_does_not_keep_the_others_from_running() -> No
     await app.start(serve_http=False)
     await app.stop()
     assert log[-2:] == ["close second", "close first"]
+
+
+class ProducingApp(ServiceApp):
+    """A service with a producer whose broker is not there."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        super().__init__(settings)
+        self.publisher = publisher = self.kafka_publisher(settings)
+        self.http_app = create_http_app(title="producing",
+                                        readiness=self.readiness(kafka=lambda: publisher.ready("events")))
+
+
+async def test_a_service_starts_while_kafka_is_away_and_says_so() -> None:
+    settings = KafkaSettings(service_client_secret="unit-test-client-secret",  # type: ignore[arg-type]
+                             service_name="producing", http_port=free_port(),
+                             kafka_bootstrap=f"127.0.0.1:{free_port()}")  # nothing listens there
+    app = ProducingApp(settings)
+    await app.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}") as client:
+            ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"kafka": "down", "workers": "ok"}
+        with pytest.raises(Exception, match="Unable to bootstrap|KafkaConnectionError"):
+            await app.publisher.publish("events", key=None, value=b"{}")
+    finally:
+        await app.stop()

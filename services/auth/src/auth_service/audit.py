@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from eva_common.audit import RequestMeta
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import DeadlineExceeded, Unavailable
@@ -22,8 +23,6 @@ from eva_common.outbox import enqueue
 from eva_events.audit import AUDIT_RECORDED, ActorType, AuditEntry
 from eva_events.envelope import make_event
 from sqlmodel.ext.asyncio.session import AsyncSession
-
-from auth_service.domain import ClientInfo
 
 logger = logging.getLogger("auth.audit")
 
@@ -66,7 +65,7 @@ def audit_entry(
     action: str,
     *,
     actor: Actor,
-    client: ClientInfo,
+    client: RequestMeta,
     target_id: str | None = None,
     target_type: str | None = TARGET_USER,
     outcome: Outcome = "success",

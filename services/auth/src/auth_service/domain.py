@@ -25,15 +25,6 @@ def check_role(role: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientInfo:
-    """Who is calling, as the gateway saw it (gRPC metadata x-client-ip / x-user-agent), for audit and throttling."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class PlanLimits:
     tenant_id: str
     plan: str

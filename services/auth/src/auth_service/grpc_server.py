@@ -7,12 +7,13 @@ import json
 import grpc
 from eva.auth.v1 import auth_pb2, auth_pb2_grpc
 from eva.tenant.v1 import tenant_pb2
+from eva_common.audit import RequestMeta
 from eva_common.auth import current_principal
 from eva_common.grpc.metadata import request_meta
 from eva_common.grpc.server import Registrar
 from eva_common.timefmt import rfc3339
 
-from auth_service.domain import AuthSession, ClientInfo, NewUser, TenantInfo, UserChanges, UserQuery, UserView
+from auth_service.domain import AuthSession, NewUser, TenantInfo, UserChanges, UserQuery, UserView
 from auth_service.service import AuthService
 from auth_service.tokens import KeyRing
 from auth_service.users import UserAdmin
@@ -24,10 +25,10 @@ PUBLIC_METHODS = frozenset(
 )
 
 
-def client_info(context: grpc.aio.ServicerContext) -> ClientInfo:
+def client_info(context: grpc.aio.ServicerContext) -> RequestMeta:
     """The caller as the gateway saw it (metadata it sets), for audit entries and login throttling only."""
     meta = request_meta(context)
-    return ClientInfo(ip=meta.ip, user_agent=meta.user_agent, request_id=meta.request_id)
+    return meta
 
 
 def user_message(user: UserView) -> auth_pb2.User:

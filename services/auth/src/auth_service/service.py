@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from eva_common.audit import NO_META, RequestMeta
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import DomainError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -25,7 +26,6 @@ from auth_service.domain import (
     TENANT_ACTIVE,
     ApiKeySession,
     AuthSession,
-    ClientInfo,
     LoginCandidate,
     Me,
     RefreshDecision,
@@ -58,7 +58,7 @@ from auth_service.tokens import (
 
 logger = logging.getLogger("auth.service")
 
-NO_CLIENT = ClientInfo()
+NO_CLIENT = NO_META
 Clock = Callable[[], datetime]
 
 _REFRESH_REFUSALS: dict[RefreshDecision, tuple[str, str]] = {
@@ -76,7 +76,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _failed_login(candidate: LoginCandidate, email: str, reason: str, client: ClientInfo) -> AuditEntry:
+def _failed_login(candidate: LoginCandidate, email: str, reason: str, client: RequestMeta) -> AuditEntry:
     return audit_entry(audit.LOGIN_FAILED, actor=ANONYMOUS, client=client, target_id=candidate.id,
                        outcome="failure", details={"reason": reason, "email": email})
 
@@ -112,7 +112,7 @@ class AuthService:
     # ------------------------------------------------------------------ register and login
 
     async def register(
-        self, *, tenant_name: str, name: str, email: str, password: str, client: ClientInfo = NO_CLIENT
+        self, *, tenant_name: str, name: str, email: str, password: str, client: RequestMeta = NO_CLIENT
     ) -> AuthSession:
         """A new tenant and its first admin. Everything is validated before the tenant is created."""
         clean_tenant = clean_name(tenant_name, field="tenant_name")
@@ -145,7 +145,7 @@ class AuthService:
         return result
 
     async def login(
-        self, *, email: str, password: str, tenant_slug: str = "", client: ClientInfo = NO_CLIENT
+        self, *, email: str, password: str, tenant_slug: str = "", client: RequestMeta = NO_CLIENT
     ) -> AuthSession:
         """An unknown email, a wrong password and an inactive account give the same answer in the same time, and
         all count against the login throttle (per account and per client IP)."""
@@ -199,7 +199,7 @@ class AuthService:
 
     # ------------------------------------------------------------------ refresh tokens
 
-    async def refresh(self, *, refresh_token: str, client: ClientInfo = NO_CLIENT) -> AuthSession:
+    async def refresh(self, *, refresh_token: str, client: RequestMeta = NO_CLIENT) -> AuthSession:
         """Spends the refresh token and returns a new session in the same family.
 
         The token is found by its digest (a SECURITY DEFINER lookup: the tenant is not known yet); then, in that
@@ -263,7 +263,7 @@ class AuthService:
             raise RefreshTokenRefused("the refresh token is not valid")
         return result
 
-    async def logout(self, *, refresh_token: str, client: ClientInfo = NO_CLIENT) -> None:
+    async def logout(self, *, refresh_token: str, client: RequestMeta = NO_CLIENT) -> None:
         """Revokes the token's whole family. Unknown tokens are ignored (logging out twice is fine)."""
         token_hash = refresh_token_hash(refresh_token)
         now = self._clock()
@@ -328,7 +328,7 @@ class AuthService:
     # ------------------------------------------------------------------ helpers
 
     def _audit_failed_login(
-        self, candidates: list[LoginCandidate], *, email: str, client: ClientInfo, reason: str,
+        self, candidates: list[LoginCandidate], *, email: str, client: RequestMeta, reason: str,
         inactive: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """One entry per account the attempt was aimed at, in its tenant; an attempt at no account goes to the

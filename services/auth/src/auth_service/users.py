@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from eva_common.audit import NO_META, RequestMeta
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, PermissionDenied, ResourceExhausted
@@ -34,7 +35,6 @@ from auth_service.clients import TenantDirectory
 from auth_service.domain import (
     PLATFORM_TENANT_NAME,
     PLATFORM_TENANT_SLUG,
-    ClientInfo,
     NewUser,
     PlanLimits,
     UserChanges,
@@ -54,7 +54,7 @@ logger = logging.getLogger("auth.users")
 USER_CURSOR = "users"
 
 Clock = Callable[[], datetime]
-NO_CLIENT = ClientInfo()
+NO_CLIENT = NO_META
 
 
 class Revocations(Protocol):
@@ -158,7 +158,7 @@ class UserAdmin:
 
     # ------------------------------------------------------------------ changes
 
-    async def create_user(self, *, principal: Principal, data: NewUser, client: ClientInfo = NO_CLIENT) -> UserView:
+    async def create_user(self, *, principal: Principal, data: NewUser, client: RequestMeta = NO_CLIENT) -> UserView:
         require_manager(principal)
         tenant_id = named_tenant_scope(principal, data.tenant_id)
         role = check_role(data.role or ROLE_ATTENDANT)
@@ -190,7 +190,7 @@ class UserAdmin:
         return user_view(user)
 
     async def update_user(
-        self, *, principal: Principal, user_id: str, changes: UserChanges, client: ClientInfo = NO_CLIENT
+        self, *, principal: Principal, user_id: str, changes: UserChanges, client: RequestMeta = NO_CLIENT
     ) -> UserView:
         require_manager(principal)
         tenant_id = await self._tenant_of_target(principal, user_id)
@@ -247,7 +247,7 @@ class UserAdmin:
         logger.info("user updated", extra={"tenant_id": tenant_id, "user_id": user.id, "fields": sorted(changed)})
         return user_view(user)
 
-    async def delete_user(self, *, principal: Principal, user_id: str, client: ClientInfo = NO_CLIENT) -> None:
+    async def delete_user(self, *, principal: Principal, user_id: str, client: RequestMeta = NO_CLIENT) -> None:
         """A soft delete: the row stays (audit, history) but the user is gone: its email is free again, it can never
         log in, its refresh tokens are revoked and its access tokens are refused."""
         require_manager(principal)
@@ -337,7 +337,7 @@ class UserAdmin:
         return changed
 
     async def _record_update(
-        self, session: AsyncSession, *, principal: Principal, user: User, changed: set[str], client: ClientInfo
+        self, session: AsyncSession, *, principal: Principal, user: User, changed: set[str], client: RequestMeta
     ) -> None:
         actor = Actor.of(principal)
         if "password" in changed:

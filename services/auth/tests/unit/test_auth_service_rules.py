@@ -5,8 +5,9 @@ from typing import Any
 
 import jwt
 import pytest
-from auth_service.domain import ClientInfo, VerifiedApiKey
+from auth_service.domain import VerifiedApiKey
 from auth_service.service import AuthService
+from eva_common.audit import RequestMeta
 from eva_common.auth import Principal, TokenVerifier
 from eva_common.errors import (
     InvalidArgument,
@@ -147,5 +148,5 @@ async def test_unavailable_tenant_service_is_not_an_invalid_key(service: AuthSer
 async def test_login_from_a_throttled_ip_is_refused_before_anything_else(service: AuthService, limiter: Any) -> None:
     limiter.counts[("login-ip", "203.0.113.9")] = 30
     with pytest.raises(ResourceExhausted) as raised:
-        await service.login(email="ana@hotel.com", password="whatever-long", client=ClientInfo(ip="203.0.113.9"))
+        await service.login(email="ana@hotel.com", password="whatever-long", client=RequestMeta(ip="203.0.113.9"))
     assert raised.value.code == "LOGIN_THROTTLED" and raised.value.retry_after == 42

@@ -3,10 +3,11 @@ may be granted, seats, and the mapping of a partial update from its proto."""
 
 
 import pytest
-from auth_service.domain import ClientInfo, NewUser, PlanLimits, UserChanges, check_role
+from auth_service.domain import NewUser, PlanLimits, UserChanges, check_role
 from auth_service.grpc_server import client_info, user_changes
 from auth_service.users import check_grant, check_seats, named_tenant_scope, require_manager
 from eva.auth.v1 import auth_pb2
+from eva_common.audit import RequestMeta
 from eva_common.auth import Principal
 from eva_common.errors import InvalidArgument, PermissionDenied, ResourceExhausted
 from eva_common.identity import role_rank
@@ -104,5 +105,5 @@ class FakeContext:
 def test_client_info_from_gateway_metadata() -> None:
     info = client_info(FakeContext([("x-client-ip", " 2001:DB8::1 "), ("x-user-agent", "Mozilla/5.0 " + "x" * 900)]))
     assert info.ip == "2001:db8::1" and info.user_agent is not None and len(info.user_agent) == 512
-    assert client_info(FakeContext([])) == ClientInfo(ip=None, user_agent=None, request_id=None)
+    assert client_info(FakeContext([])) == RequestMeta(ip=None, user_agent=None, request_id=None)
     assert client_info(FakeContext([("x-client-ip", "not-an-ip" * 20)])).ip == ("not-an-ip" * 20)[:64]

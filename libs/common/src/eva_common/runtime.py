@@ -28,7 +28,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import uvicorn
@@ -39,7 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from eva_common.db import create_engine
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import ReadinessCheck
+from eva_common.kafka.consumer import ConsumerLoop, Handler
 from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.logging import configure_logging
 from eva_common.metrics import WORKER_RESTARTS, WORKER_UP
 from eva_common.redis import create_redis
@@ -287,6 +289,16 @@ class ServiceApp:
         self._publishers.append(publisher)
         self.on_close("kafka publisher", publisher.stop)
         return publisher
+
+    def kafka_consumer(self, settings: KafkaSettings, *, topics: Sequence[str], group_id: str, handler: Handler,
+                       concurrency: int = 1) -> ConsumerWorker:
+        """A consumer as a background worker (each run joins the group with a fresh ConsumerLoop); its dead letters
+        go through the service's producer."""
+        dead_letters = self._publishers[0] if self._publishers else self.kafka_publisher(settings)
+        return ConsumerWorker(lambda: ConsumerLoop(
+            bootstrap=settings.kafka_bootstrap, topics=topics, group_id=group_id, handler=handler,
+            dead_letters=dead_letters, concurrency=concurrency,
+        ))
 
     def redis(self, settings: RedisSettings) -> Redis:
         """A Redis client (EVA_REDIS_URL), closed on stop."""

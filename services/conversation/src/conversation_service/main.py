@@ -13,8 +13,6 @@ from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
-from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
@@ -77,13 +75,9 @@ class ConversationApp(ServiceApp):
             port=settings.grpc_port,
         )
         self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
-        self.consumer = ConsumerWorker(lambda: ConsumerLoop(
-            bootstrap=settings.kafka_bootstrap,
-            topics=[settings.messaging_events_topic],
-            group_id=settings.consumer_group,
-            handler=MessagingEventsHandler(service=self.service),
-            dead_letters=self.publisher,
-        ))
+        self.consumer = self.kafka_consumer(settings, topics=[settings.messaging_events_topic],
+                                            group_id=settings.consumer_group,
+                                            handler=MessagingEventsHandler(service=self.service))
         self.http_app = create_http_app(
             title="conversation",
             readiness=self.readiness(postgres=lambda: database_ready(engine),

@@ -14,8 +14,6 @@ from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
-from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError, require_real_secret
@@ -117,14 +115,10 @@ class MessagingApp(ServiceApp):
             port=settings.grpc_port,
         )
         self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
-        self.consumer = ConsumerWorker(lambda: ConsumerLoop(
-            bootstrap=settings.kafka_bootstrap,
-            topics=[settings.webhooks_topic],
-            group_id=settings.consumer_group,
-            handler=WebhookDeliveryHandler(processor=self.processor),
-            dead_letters=self.publisher,
-            concurrency=settings.webhook_concurrency,
-        ))
+        self.consumer = self.kafka_consumer(settings, topics=[settings.webhooks_topic],
+                                            group_id=settings.consumer_group,
+                                            handler=WebhookDeliveryHandler(processor=self.processor),
+                                            concurrency=settings.webhook_concurrency)
         readiness = self.readiness(postgres=lambda: database_ready(self.engine),
                                    kafka=lambda: self.publisher.ready(settings.messaging_events_topic))
         if self.s3_media_store is not None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from eva_common.http.app import create_http_app
-from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.realtime.presence import PresenceStore
 from eva_common.realtime.presence import for_channel as presence_namespace
 from eva_common.realtime.sequence import RedisSequencer
@@ -42,14 +40,8 @@ class RealtimeApp(ServiceApp):
             emitter=emitter,
         )
         self.presence_sweeper = Periodic(sweeper.sweep, interval_seconds=settings.presence_sweep_interval_seconds)
-        dead_letters = self.kafka_publisher(settings)
-        self.consumer = ConsumerWorker(lambda: ConsumerLoop(
-            bootstrap=settings.kafka_bootstrap,
-            topics=[settings.messaging_topic, settings.conversation_topic],
-            group_id=settings.consumer_group,
-            handler=event_handler(relay=relay),
-            dead_letters=dead_letters,
-        ))
+        self.consumer = self.kafka_consumer(settings, topics=[settings.messaging_topic, settings.conversation_topic],
+                                            group_id=settings.consumer_group, handler=event_handler(relay=relay))
         self.http_app = create_http_app(
             title="Eva realtime",
             readiness=self.readiness(redis=lambda: redis_ready(redis), kafka=self.consumer.ready),

@@ -12,8 +12,6 @@ from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
-from eva_common.kafka.consumer import ConsumerLoop, Handler
-from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
@@ -64,17 +62,12 @@ class TenantApp(ServiceApp):
             )
         publisher = self.kafka_publisher(settings)  # the outbox's events and the consumers' dead letters
         self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
-
-        def consumer(topic: str, group: str, handler: Handler) -> ConsumerWorker:
-            return ConsumerWorker(lambda: ConsumerLoop(
-                bootstrap=settings.kafka_bootstrap, topics=[topic], group_id=group, handler=handler,
-                dead_letters=publisher,
-            ))
-
-        self.usage_consumer = consumer(settings.messaging_events_topic, settings.usage_consumer_group,
-                                       MessagingEventsHandler(usage=self.usage))
-        self.audit_consumer = consumer(settings.audit_events_topic, settings.audit_consumer_group,
-                                       AuditEventsHandler(audit_log=self.audit_log))
+        self.usage_consumer = self.kafka_consumer(settings, topics=[settings.messaging_events_topic],
+                                                  group_id=settings.usage_consumer_group,
+                                                  handler=MessagingEventsHandler(usage=self.usage))
+        self.audit_consumer = self.kafka_consumer(settings, topics=[settings.audit_events_topic],
+                                                  group_id=settings.audit_consumer_group,
+                                                  handler=AuditEventsHandler(audit_log=self.audit_log))
         self.grpc_server = GrpcServer(
             registrars=[registrar(TenantServicer(service=self.service, api_keys=self.api_keys, usage=self.usage,
                                                  audit_log=self.audit_log))],

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from eva_common.auth import ServiceTokenProvider
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
-from eva_common.kafka.consumer import ConsumerLoop
-from eva_common.kafka.supervisor import ConsumerWorker
 from eva_common.redis import redis_ready
 from eva_common.runtime import ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError
@@ -76,14 +74,10 @@ class IngestApp(ServiceApp):
             ),
             max_body_bytes=settings.max_body_bytes,
         )
-        self.recorder = ConsumerWorker(lambda: ConsumerLoop(
-            bootstrap=settings.kafka_bootstrap, topics=[settings.webhooks_topic],
-            group_id=settings.recorder_group, handler=received_handler(log=repository), dead_letters=publisher,
-        ))
-        self.outcomes = ConsumerWorker(lambda: ConsumerLoop(
-            bootstrap=settings.kafka_bootstrap, topics=[settings.outcomes_topic],
-            group_id=settings.outcomes_group, handler=outcome_handler(log=repository), dead_letters=publisher,
-        ))
+        self.recorder = self.kafka_consumer(settings, topics=[settings.webhooks_topic],
+                                            group_id=settings.recorder_group, handler=received_handler(log=repository))
+        self.outcomes = self.kafka_consumer(settings, topics=[settings.outcomes_topic],
+                                            group_id=settings.outcomes_group, handler=outcome_handler(log=repository))
 
     def workers(self) -> Mapping[str, Worker]:
         return {"recorder": self.recorder, "outcomes": self.outcomes}

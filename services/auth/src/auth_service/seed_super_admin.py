@@ -2,8 +2,8 @@
 password on standard input): the platform tenant (slug `platform`, created through the tenant service when missing)
 and a super admin in it. Idempotent. Reads the same EVA_* environment as the service (auth's database, signing
 keys, EVA_TENANT_GRPC_TARGET) and writes one JSON line to stdout: {"userId": ..., "tenantId": ..., "created":
-true|false}. `--password P` still works but puts the secret on the command line, which every local user can read
-(`ps`), and a password beginning with '-' is taken for an option there: scripts use the environment or stdin."""
+true|false}. There is no `--password`: a secret on a command line is readable by every local user (`ps`), and a
+password beginning with '-' would be taken for an option."""
 
 from __future__ import annotations
 
@@ -68,17 +68,18 @@ class SeedRequest:
 
 def parse_request(argv: list[str] | None, environ: Mapping[str, str], stdin: TextIO) -> SeedRequest:
     """The command's arguments; the password from EVA_SUPER_ADMIN_PASSWORD, standard input (--password-stdin,
-    one line) or, discouraged, --password. Exits 2 (argparse) when there is none."""
-    parser = argparse.ArgumentParser(prog="python -m auth_service.seed_super_admin", description=__doc__)
+    one line). Never from the command line, where every local user can read it. Exits 2 (argparse) when there is
+    none."""
+    parser = argparse.ArgumentParser(prog="python -m auth_service.seed_super_admin", description=__doc__,
+                                     allow_abbrev=False)
     parser.add_argument("--email", required=True)
     parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    parser.add_argument("--password", default=None, help=f"discouraged (visible in ps): set {PASSWORD_ENV}")
     parser.add_argument("--name", default="Super Admin")
     args = parser.parse_args(argv)
     if args.password_stdin:
         password = stdin.readline().rstrip("\r\n")
     else:
-        password = args.password or environ.get(PASSWORD_ENV, "")
+        password = environ.get(PASSWORD_ENV, "")
     if not password:
         parser.error(f"set {PASSWORD_ENV} or give the password on standard input with --password-stdin")
     return SeedRequest(email=args.email, password=password, name=args.name)

@@ -279,7 +279,8 @@ class SuperAdmin:
 async def super_admin(stack: Stack) -> SuperAdmin:
     """The platform tenant and its super admin, made once per session by the real seeding command."""
     email, password = stack.email("root"), "platform root passphrase"
-    code, out, err = await stack.seed("--email", email, "--password", password)
+    code, out, err = await stack.seed("--email", email,
+                                      env={**stack.service_env(), "EVA_SUPER_ADMIN_PASSWORD": password})
     assert code == 0, err
     result = json.loads(out)
     session = await stack.login(email, password, tenant_slug="platform")

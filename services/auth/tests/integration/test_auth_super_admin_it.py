@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 
 async def test_seeding_makes_the_platform_and_its_super_admin_once(stack, super_admin) -> None:
     # the session fixture ran it once already
-    code, out, err = await stack.seed("--email", super_admin.email.upper(), "--password", "ignored on re-runs")
+    code, out, err = await stack.seed("--email", super_admin.email.upper(),
+                                      env={**stack.service_env(), "EVA_SUPER_ADMIN_PASSWORD": "ignored on re-runs"})
     assert code == 0, err
     assert json.loads(out) == {"userId": super_admin.user_id, "tenantId": super_admin.tenant_id, "created": False}
     assert super_admin.password not in err and "ignored on re-runs" not in err
@@ -27,7 +28,8 @@ async def test_seeding_makes_the_platform_and_its_super_admin_once(stack, super_
 
 
 async def test_seeding_refuses_a_weak_password_and_needs_one(stack) -> None:
-    code, _, err = await stack.seed("--email", stack.email("weak-root"), "--password", "short")
+    code, _, err = await stack.seed("--email", stack.email("weak-root"),
+                                    env={**stack.service_env(), "EVA_SUPER_ADMIN_PASSWORD": "short"})
     assert code == 1 and "WEAK_PASSWORD" in err
     code, _, err = await stack.seed("--email", stack.email("no-password"))
     assert code == 2 and "EVA_SUPER_ADMIN_PASSWORD" in err

@@ -27,3 +27,10 @@ def test_no_password_is_refused_naming_both_ways(capsys: pytest.CaptureFixture[s
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert PASSWORD_ENV in error and "--password-stdin" in error
+
+
+def test_there_is_no_password_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        parse_request(["--email", "root@eva.test", "--password", "on-the-command-line"], {}, io.StringIO(""))
+    assert raised.value.code == 2
+    assert "unrecognized arguments: --password" in capsys.readouterr().err

@@ -1,12 +1,13 @@
-"""Who may call what. Users act by role; API keys only where keys may call (reads, status updates), by scope."""
+"""Who may call what. Users act by role; API keys (automations, n8n) by scope: `conversations:read` for reads,
+`conversations:write` for every change a user of the lowest role allowed may make (status, assignment, tags,
+escalations, contacts) — the same routes the gateway opens to keys."""
 
 from __future__ import annotations
 
 from eva_common.auth import Principal
-from eva_common.errors import PermissionDenied
 from eva_common.identity import ADMIN_ROLES, ROLES_BY_RANK, SCOPE_CONVERSATIONS_READ, SCOPE_CONVERSATIONS_WRITE
 
-__all__ = ["ADMIN_ROLES", "require_reader", "require_status_writer", "require_user"]
+__all__ = ["ADMIN_ROLES", "require_reader", "require_writer"]
 
 
 def require_reader(principal: Principal) -> None:
@@ -14,16 +15,9 @@ def require_reader(principal: Principal) -> None:
     principal.require_scope(SCOPE_CONVERSATIONS_READ)
 
 
-def require_status_writer(principal: Principal) -> None:
-    """Attendants and admins; an API key with conversations:write."""
+def require_writer(principal: Principal, *roles: str) -> None:
+    """A user with one of `roles` (attendant and up by default); an API key with conversations:write."""
     if principal.is_api_key:
         principal.require_scope(SCOPE_CONVERSATIONS_WRITE)
         return
-    principal.require_role(*ROLES_BY_RANK)
-
-
-def require_user(principal: Principal, *roles: str) -> None:
-    """A user with one of `roles` (attendant and up by default); API keys may not call this."""
-    if principal.is_api_key:
-        raise PermissionDenied("API keys cannot do this", code="API_KEY_NOT_ALLOWED")
     principal.require_role(*(roles or ROLES_BY_RANK))

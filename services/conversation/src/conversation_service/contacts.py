@@ -20,7 +20,7 @@ from eva_events.conversation import CONTACT_CREATED, CONTACT_UPDATED, ContactCha
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversation_service.access import require_reader, require_user
+from conversation_service.access import require_reader, require_writer
 from conversation_service.events import contact_event
 from conversation_service.models import Contact
 from conversation_service.repository import ConversationRepository
@@ -76,7 +76,7 @@ class ContactService:
         return ContactPage(items=page, next_cursor=next_cursor)
 
     async def create_contact(self, *, actor: Actor, name: str, phone: str) -> Contact:
-        require_user(actor.principal)
+        require_writer(actor.principal)
         tenant = actor.principal.tenant_scope("")
         name, digits = valid_name(name), valid_phone(phone)
         try:
@@ -94,7 +94,7 @@ class ContactService:
             raise _exists() from error
 
     async def update_contact(self, *, actor: Actor, contact_id: str, name: str | None, phone: str | None) -> Contact:
-        require_user(actor.principal)
+        require_writer(actor.principal)
         tenant = actor.principal.tenant_scope("")
         changes: dict[str, Any] = {}
         if name is not None:

@@ -18,7 +18,7 @@ from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import ESCALATION_RAISED, ESCALATION_UPDATED, EscalationChange
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversation_service.access import require_reader, require_user
+from conversation_service.access import require_reader, require_writer
 from conversation_service.events import escalation_event
 from conversation_service.models import (
     ESCALATION_ACKNOWLEDGED,
@@ -78,7 +78,7 @@ class EscalationService:
         self._clock = clock
 
     async def raise_escalation(self, *, actor: Actor, conversation_id: str, reason: str, priority: str) -> Escalation:
-        require_user(actor.principal)
+        require_writer(actor.principal)
         tenant = actor.principal.tenant_scope("")
         reason = reason.strip()
         if not 1 <= len(reason) <= MAX_REASON_LENGTH:
@@ -136,7 +136,7 @@ class EscalationService:
         return await self._move(actor, escalation_id, ESCALATION_RESOLVED, note=cleaned or None)
 
     async def _move(self, actor: Actor, escalation_id: str, target: str, *, note: str | None) -> Escalation:
-        require_user(actor.principal)
+        require_writer(actor.principal)
         tenant = actor.principal.tenant_scope("")
         key = parse_id(escalation_id)
         if key is None:

@@ -30,7 +30,7 @@ from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MessageView
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversation_service.access import require_reader, require_status_writer, require_user
+from conversation_service.access import require_reader, require_writer
 from conversation_service.events import assigned_event, conversation_event
 from conversation_service.models import PRIORITIES, STATUSES, Contact, Conversation, Tag
 from conversation_service.repository import ConversationFilter, ConversationRepository
@@ -337,7 +337,7 @@ class ConversationService:
     ) -> ConversationDetails:
         """Changes status (open | pending | resolved) and/or priority (low | normal | high | urgent)."""
         principal = actor.principal
-        require_status_writer(principal)
+        require_writer(principal)
         tenant = principal.tenant_scope("")
         if status is not None and status not in STATUSES:
             raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", code="VALIDATION_FAILED")
@@ -374,7 +374,7 @@ class ConversationService:
     ) -> ConversationDetails:
         """Assigns to an active user of the same tenant (checked at auth with the caller's token), or to nobody."""
         principal = actor.principal
-        require_user(principal)
+        require_writer(principal)
         tenant = principal.tenant_scope("")
         key = _conversation_key(conversation_id)
         assignee = attendant_id.strip() or None
@@ -403,7 +403,7 @@ class ConversationService:
     async def change_tag(self, *, actor: Actor, conversation_id: str, tag_id: str, attach: bool) -> ConversationDetails:
         """Attaches or detaches a tag of the tenant (idempotent: no change, no event)."""
         principal = actor.principal
-        require_user(principal)
+        require_writer(principal)
         tenant = principal.tenant_scope("")
         key = _conversation_key(conversation_id)
         tag_key = parse_id(tag_id)

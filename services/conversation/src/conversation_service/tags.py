@@ -16,7 +16,7 @@ from eva_events.conversation import TAG_CREATED, TAG_DELETED, TAG_UPDATED, TagCh
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversation_service.access import ADMIN_ROLES, require_reader, require_user
+from conversation_service.access import ADMIN_ROLES, require_reader, require_writer
 from conversation_service.events import tag_event
 from conversation_service.models import Tag
 from conversation_service.repository import ConversationRepository
@@ -55,7 +55,7 @@ class TagService:
             return await ConversationRepository(session).tags(tenant_id=tenant)
 
     async def create_tag(self, *, actor: Actor, name: str, color: str) -> Tag:
-        require_user(actor.principal, *ADMIN_ROLES)
+        require_writer(actor.principal, *ADMIN_ROLES)
         tenant = actor.principal.tenant_scope("")
         name, color = valid_name(name), valid_color(color)
         async with transaction(self._sessions, tenant_id=tenant) as session:
@@ -66,7 +66,7 @@ class TagService:
             return tag
 
     async def update_tag(self, *, actor: Actor, tag_id: str, name: str | None, color: str | None) -> Tag:
-        require_user(actor.principal, *ADMIN_ROLES)
+        require_writer(actor.principal, *ADMIN_ROLES)
         tenant = actor.principal.tenant_scope("")
         changes: dict[str, Any] = {}
         if name is not None:
@@ -92,7 +92,7 @@ class TagService:
 
     async def delete_tag(self, *, actor: Actor, tag_id: str) -> None:
         """Deletes the tag and detaches it from every conversation."""
-        require_user(actor.principal, *ADMIN_ROLES)
+        require_writer(actor.principal, *ADMIN_ROLES)
         tenant = actor.principal.tenant_scope("")
         key = parse_id(tag_id)
         async with transaction(self._sessions, tenant_id=tenant) as session:

@@ -82,8 +82,8 @@ async def test_the_escalation_state_machine(inbox, harness, kafka, rpc_error) ->
     assert (await rpc_error(inbox.stub.RaiseEscalation(conversation_pb2.RaiseEscalationRequest(
         conversation_id=conversation_id, reason="x"), metadata=stranger)))[0] == grpc.StatusCode.NOT_FOUND
     assert await rpc_error(inbox.stub.RaiseEscalation(conversation_pb2.RaiseEscalationRequest(
-        conversation_id=conversation_id, reason="x"), metadata=inbox.api_key(tenant, "conversations:write"))) == \
-        (grpc.StatusCode.PERMISSION_DENIED, "API_KEY_NOT_ALLOWED")
+        conversation_id=conversation_id, reason="x"), metadata=inbox.api_key(tenant, "conversations:read"))) == \
+        (grpc.StatusCode.PERMISSION_DENIED, "SCOPE_MISSING")
 
     events = await events_of(kafka, harness.events_topic, conversation_id, 7)
     escalation_events = [(e["type"], e["data"]["status"]) for e in events if e["type"].startswith("escalation.")]
@@ -152,8 +152,8 @@ async def test_contacts_create_search_page_and_update(inbox, harness, kafka, rpc
         contact_id=inbound.contact.id, name="x"), metadata=inbox.user(inbox.new_tenant()))))[0] == \
         grpc.StatusCode.NOT_FOUND
     assert await rpc_error(inbox.stub.CreateContact(conversation_pb2.CreateContactRequest(
-        name="Key", phone="4915100000005"), metadata=inbox.api_key(tenant, "conversations:write"))) == \
-        (grpc.StatusCode.PERMISSION_DENIED, "API_KEY_NOT_ALLOWED")
+        name="Key", phone="4915100000005"), metadata=inbox.api_key(tenant, "conversations:read"))) == \
+        (grpc.StatusCode.PERMISSION_DENIED, "SCOPE_MISSING")
     listed = await inbox.stub.ListContacts(conversation_pb2.ListContactsRequest(q="anna"),
                                            metadata=inbox.api_key(tenant, "conversations:read"))
     assert [c.id for c in listed.items] == [anna.id]
@@ -169,3 +169,25 @@ async def test_contacts_create_search_page_and_update(inbox, harness, kafka, rpc
     assert [a["data"]["action"] for a in audits] == ["contact.created", "contact.created", "contact.updated",
                                                      "contact.updated"]
     assert {a["data"]["targetType"] for a in audits} == {"contact"}
+
+
+async def test_an_automation_key_with_conversations_write_escalates_and_manages_contacts(inbox, rpc_error) -> None:
+    """n8n flows act through API keys: a conversations:write key raises and resolves escalations (recorded as the
+    key's doing) and creates and updates contacts, like an attendant."""
+    tenant = inbox.new_tenant()
+    guest = await inbox.guest(tenant, at=AT)
+    bot = inbox.api_key(tenant, "conversations:write")
+    raised = await inbox.stub.RaiseEscalation(conversation_pb2.RaiseEscalationRequest(
+        conversation_id=guest.conversation.id, reason="Bot: guest asks for a human", priority="high"), metadata=bot)
+    assert raised.status == "open" and raised.raised_by.startswith("apikey:")
+    resolved = await inbox.stub.ResolveEscalation(
+        conversation_pb2.ResolveEscalationRequest(escalation_id=raised.id, note="handed over"), metadata=bot)
+    assert resolved.status == "resolved" and resolved.resolved_by == raised.raised_by
+    contact = await inbox.stub.CreateContact(conversation_pb2.CreateContactRequest(
+        name="Booked by bot", phone="4915100000077"), metadata=bot)
+    renamed = await inbox.stub.UpdateContact(conversation_pb2.UpdateContactRequest(
+        contact_id=contact.id, name="Booked by the bot"), metadata=bot)
+    assert renamed.name == "Booked by the bot"
+    assert (await rpc_error(inbox.stub.CreateContact(conversation_pb2.CreateContactRequest(
+        name="Other", phone="4915100000078"), metadata=inbox.api_key(inbox.new_tenant(), "conversations:read"))))[0] \
+        == grpc.StatusCode.PERMISSION_DENIED

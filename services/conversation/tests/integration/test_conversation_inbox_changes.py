@@ -100,20 +100,29 @@ async def test_assignment_needs_an_active_user_of_the_same_tenant(inbox, harness
 
     assert await rpc_error(inbox.stub.AssignConversation(
         conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=active),
-        metadata=inbox.api_key(tenant, "conversations:write"))) == (grpc.StatusCode.PERMISSION_DENIED,
-                                                                     "API_KEY_NOT_ALLOWED")
+        metadata=inbox.api_key(tenant, "conversations:read"))) == (grpc.StatusCode.PERMISSION_DENIED,
+                                                                    "SCOPE_MISSING")
+    # an automation (a bot handing the guest to a person) assigns with a conversations:write key
+    by_key = await inbox.stub.AssignConversation(
+        conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=active),
+        metadata=inbox.api_key(tenant, "conversations:write"))
+    assert by_key.assigned_to == active
+    unassigned = await inbox.stub.AssignConversation(
+        conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=""), metadata=admin)
+    assert unassigned.assigned_to == ""
     assert (await rpc_error(inbox.stub.AssignConversation(
         conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=""),
         metadata=inbox.user(inbox.new_tenant(), role="admin"))))[0] == grpc.StatusCode.NOT_FOUND
 
-    assignments = await events_of(kafka, harness.events_topic, conversation_id, 2, "conversation.assigned")
+    assignments = await events_of(kafka, harness.events_topic, conversation_id, 4, "conversation.assigned")
     assert [e["data"] for e in assignments] == [
         {"conversationId": conversation_id, "attendantId": active, "previousAttendantId": None},
         {"conversationId": conversation_id, "attendantId": None, "previousAttendantId": active},
-    ]
-    audits = await events_of(kafka, harness.audit_topic, tenant, 2)
-    assert [a["data"]["action"] for a in audits] == ["conversation.assigned", "conversation.assigned"]
+    ] * 2
+    audits = await events_of(kafka, harness.audit_topic, tenant, 4)
+    assert [a["data"]["action"] for a in audits] == ["conversation.assigned"] * 4
     assert audits[0]["data"]["details"] == {"attendantId": active, "previousAttendantId": None}
+    assert audits[2]["data"]["actorType"] == "api_key"  # the automation's assignment is audited as the key's
 
 
 async def test_tags_crud_attach_and_detach(inbox, harness, kafka, rpc_error) -> None:

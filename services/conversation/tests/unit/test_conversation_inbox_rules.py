@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conversation_service.access import require_reader, require_status_writer, require_user
+from conversation_service.access import require_reader, require_writer
 from conversation_service.contacts import valid_phone
 from conversation_service.escalations import check_transition
 from conversation_service.repository import ContactSearch, like_pattern
@@ -52,18 +52,17 @@ def test_who_may_call_what() -> None:
     require_reader(who("api_key", "api_key", ("conversations:read",)))
     with pytest.raises(PermissionDenied):
         require_reader(who("api_key", "api_key", ("messages:read",)))
-    require_status_writer(who("api_key", "api_key", ("conversations:write",)))
-    with pytest.raises(PermissionDenied):
-        require_status_writer(who("api_key", "api_key", ("conversations:read",)))
-    with pytest.raises(PermissionDenied):
-        require_status_writer(who("service", "service"))
-    require_user(who())
-    require_user(who(role="admin"), "admin")
-    with pytest.raises(PermissionDenied):
-        require_user(who(), "admin")
+    require_writer(who("api_key", "api_key", ("conversations:write",)))
+    require_writer(who("api_key", "api_key", ("conversations:write",)), "admin")  # keys go by scope, not role
     with pytest.raises(PermissionDenied) as raised:
-        require_user(who("api_key", "api_key", ("conversations:write",)))
-    assert raised.value.code == "API_KEY_NOT_ALLOWED"
+        require_writer(who("api_key", "api_key", ("conversations:read",)))
+    assert raised.value.code == "SCOPE_MISSING"
+    with pytest.raises(PermissionDenied):
+        require_writer(who("service", "service"))
+    require_writer(who())
+    require_writer(who(role="admin"), "admin")
+    with pytest.raises(PermissionDenied):
+        require_writer(who(), "admin")
 
 
 def test_tag_and_contact_validation() -> None:

@@ -3,98 +3,33 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import signal
-import sys
 import uuid
 
-import grpc
-import httpx
 import pytest
 from eva_events.topics import dlq
 from eva_testing.infra import free_port
 from eva_testing.kafka import create_topics, unique_topic
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from eva_testing.process import check_serves_and_stops, process_env
 
 pytestmark = pytest.mark.integration
 
 
-async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(infra, database, eventually) -> None:
+async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(infra, database) -> None:
     webhooks, events, outcomes = (unique_topic("wa-webhooks"), unique_topic("messaging-events"),
                                   unique_topic("webhook-outcomes"))
     await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, dlq(webhooks))
     http_port, grpc_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("EVA_")},
-        "EVA_DATABASE_URL": database.app_url,
-        "EVA_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "EVA_HTTP_PORT": str(http_port),
-        "EVA_GRPC_PORT": str(grpc_port),
+    env = process_env(
+        DATABASE_URL=database.app_url, KAFKA_BOOTSTRAP=infra.kafka_bootstrap, HTTP_PORT=str(http_port),
+        GRPC_PORT=str(grpc_port),
         # auth and conversation are called lazily (tokens, deliveries); no call is made in this test
-        "EVA_AUTH_GRPC_TARGET": "127.0.0.1:9",
-        "EVA_CONVERSATION_GRPC_TARGET": "127.0.0.1:9",
-        "EVA_SERVICE_NAME": "messaging",
-        "EVA_SERVICE_CLIENT_SECRET": "a-real-looking-client-secret",
-        "EVA_WEBHOOKS_TOPIC": webhooks,
-        "EVA_MESSAGING_EVENTS_TOPIC": events,
-        "EVA_WEBHOOK_OUTCOMES_TOPIC": outcomes,
-        "EVA_CONSUMER_GROUP": f"messaging-process-{uuid.uuid4().hex[:8]}",
-        "EVA_ENVIRONMENT": "test",
-        "EVA_SHUTDOWN_GRACE_SECONDS": "1",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "messaging_service", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=5) as http:
-            async def ready() -> httpx.Response | None:
-                if process.returncode is not None:
-                    raise AssertionError(f"the service exited with {process.returncode}")
-                try:
-                    response = await http.get("/readyz")
-                except httpx.TransportError:
-                    return None
-                return response if response.status_code == 200 else None
-
-            readiness = await eventually(ready, timeout=30)
-            assert readiness.json()["checks"] == {"postgres": "ok", "kafka": "ok", "workers": "ok"}
-            assert (await http.get("/healthz")).status_code == 200
-            metrics = await http.get("/metrics")
-            assert metrics.status_code == 200 and "eva_kafka_consumed_total" in metrics.text
-
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-            health = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="eva.messaging.v1.MessagingService"), timeout=5)
-            assert health.status == health_pb2.HealthCheckResponse.SERVING
-
-        process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), timeout=30)
-        assert code == 0
-        logs = (await process.stderr.read()).decode().splitlines() if process.stderr else []
-        messages = [json.loads(line)["msg"] for line in logs if line.startswith("{")]
-        assert "service started" in messages and "service stopped" in messages
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def test_the_service_refuses_to_start_without_a_real_client_secret(infra, database) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("EVA_")},
-        "EVA_DATABASE_URL": database.app_url,
-        "EVA_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "EVA_SERVICE_CLIENT_SECRET": "changeme",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "messaging_service", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 2
-    [report] = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
-    assert report["msg"] == "invalid configuration"
-    assert report["problems"][0]["field"] == "service_client_secret"
-    assert "EVA_SERVICE_CLIENT_SECRET is missing or a placeholder" in report["problems"][0]["problem"]
-    assert b"changeme" not in stderr  # the offending value is not echoed
+        AUTH_GRPC_TARGET="127.0.0.1:9", CONVERSATION_GRPC_TARGET="127.0.0.1:9", SERVICE_NAME="messaging",
+        SERVICE_CLIENT_SECRET="a-real-looking-client-secret", WEBHOOKS_TOPIC=webhooks, MESSAGING_EVENTS_TOPIC=events,
+        WEBHOOK_OUTCOMES_TOPIC=outcomes, CONSUMER_GROUP=f"messaging-process-{uuid.uuid4().hex[:8]}",
+        ENVIRONMENT="test", SHUTDOWN_GRACE_SECONDS="1",
+    )
+    await check_serves_and_stops(
+        "messaging_service", env, http_port=http_port, grpc_port=grpc_port,
+        grpc_service="eva.messaging.v1.MessagingService", metric="eva_kafka_consumed_total",
+        readiness={"postgres": "ok", "kafka": "ok", "workers": "ok"},
+    )

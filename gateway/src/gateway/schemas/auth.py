@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 from eva.auth.v1 import auth_pb2
+from eva_common.identity import normalize_email
 from pydantic import AfterValidator, Field, StringConstraints
 
 from gateway.schemas.base import CamelModel, optional
@@ -20,10 +21,10 @@ _EMAIL = re.compile(
 
 
 def _email(value: str) -> str:
+    """A well-formed address, normalised the one way accounts are (eva_common.identity.normalize_email)."""
     if not _EMAIL.match(value):
         raise ValueError("value is not a valid email address")
-    local, _, domain = value.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    return normalize_email(value)
 
 
 Email = Annotated[

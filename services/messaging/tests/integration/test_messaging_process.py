@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 import uuid
 
 import pytest
@@ -33,3 +36,18 @@ async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(inf
         grpc_service="eva.messaging.v1.MessagingService", metric="eva_kafka_consumed_total",
         readiness={"postgres": "ok", "kafka": "ok", "workers": "ok"},
     )
+
+
+async def test_the_service_refuses_to_start_without_a_real_client_secret(infra, database) -> None:
+    env = process_env(DATABASE_URL=database.app_url, KAFKA_BOOTSTRAP=infra.kafka_bootstrap,
+                      SERVICE_CLIENT_SECRET="changeme")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "messaging_service", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 2
+    [report] = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    assert report["msg"] == "invalid configuration"
+    assert report["problems"][0]["field"] == "service_client_secret"
+    assert "EVA_SERVICE_CLIENT_SECRET is missing or a placeholder" in report["problems"][0]["problem"]
+    assert b"changeme" not in stderr  # the offending value is not echoed

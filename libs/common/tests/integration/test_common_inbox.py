@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
@@ -18,6 +17,7 @@ from eva_common.inbox import claim_event
 from eva_common.migrations import create_inbox_table, create_outbox_table, drop_outbox_rls, outbox_rls
 from eva_common.outbox import OutboxEvent, enqueue
 from eva_events.envelope import make_event
+from eva_testing.db import empty_database
 from eva_testing.infra import test_infra
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,21 +44,14 @@ def execute_all(statements: Callable[[], list[str]]) -> Callable[[], None]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def engine() -> AsyncIterator[AsyncEngine]:
-    infra = test_infra()
-    name = f"inbox_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    engine = create_engine(infra.owner_url(name), pool_size=2)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(migrate(create_outbox_table, create_inbox_table))
-        yield engine
-    finally:
-        await engine.dispose()
-        admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with empty_database(test_infra(), "inbox") as database:
+        engine = create_engine(database.owner_url, pool_size=2)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(migrate(create_outbox_table, create_inbox_table))
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,11 +39,9 @@ class TestDatabase:
 
 
 @asynccontextmanager
-async def migrated_database(
-    infra: TestInfra, service_dir: Path, prefix: str, *, revision: str = "head"
-) -> AsyncIterator[TestDatabase]:
-    """Creates `<prefix>_<random>`, runs the service's migrations as the owner up to `revision`, drops it
-    afterwards."""
+async def empty_database(infra: TestInfra, prefix: str) -> AsyncIterator[TestDatabase]:
+    """Creates `<prefix>_<random>` as the owner, open to the app role (connect, and the owner's future tables,
+    sequences and functions), and drops it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
     try:
@@ -56,14 +55,9 @@ async def migrated_database(
             await conn.execute(statement.format(app=infra.app_user, owner=infra.owner_user))
     finally:
         await conn.close()
-    database = TestDatabase(
-        name=name, app_url=infra.app_url(name), owner_url=infra.owner_url(name), owner_dsn=infra.raw_owner_dsn(name)
-    )
-    import asyncio
-
-    await asyncio.to_thread(upgrade, service_dir, database.owner_url, revision)
     try:
-        yield database
+        yield TestDatabase(name=name, app_url=infra.app_url(name), owner_url=infra.owner_url(name),
+                           owner_dsn=infra.raw_owner_dsn(name))
     finally:
         admin = await asyncpg.connect(infra.raw_owner_dsn("postgres"))
         try:
@@ -79,6 +73,16 @@ async def migrated_database(
                     await asyncio.sleep(0.2)
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def migrated_database(
+    infra: TestInfra, service_dir: Path, prefix: str, *, revision: str = "head"
+) -> AsyncIterator[TestDatabase]:
+    """`empty_database`, with the service's migrations run as the owner up to `revision`."""
+    async with empty_database(infra, prefix) as database:
+        await asyncio.to_thread(upgrade, service_dir, database.owner_url, revision)
+        yield database
 
 
 async def rls_problems(owner_dsn: str, app_user: str) -> list[str]:

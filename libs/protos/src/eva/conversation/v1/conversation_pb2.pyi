@@ -136,6 +136,7 @@ class ResolveInboundContactRequest(_message.Message):
     PROFILE_NAME_FIELD_NUMBER: _builtins.int
     MESSAGE_AT_FIELD_NUMBER: _builtins.int
     PHONE_NUMBER_ID_FIELD_NUMBER: _builtins.int
+    ECHO_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     wa_id: _builtins.str
     """The guest's phone-based id; may be empty when Meta only sends the business-scoped user id."""
@@ -144,6 +145,11 @@ class ResolveInboundContactRequest(_message.Message):
     message_at: _builtins.str
     """Meta's message timestamp (RFC 3339)."""
     phone_number_id: _builtins.str
+    echo: _builtins.bool
+    """A message the business sent from the WhatsApp Business app (a coexistence echo): the contact and conversation
+    are found or opened as for a guest's message, but the service window is neither opened nor extended and a
+    resolved conversation is not reopened.
+    """
     def __init__(
         self,
         *,
@@ -153,10 +159,11 @@ class ResolveInboundContactRequest(_message.Message):
         profile_name: _builtins.str = ...,
         message_at: _builtins.str = ...,
         phone_number_id: _builtins.str = ...,
+        echo: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_at", b"message_at", "phone_number_id", b"phone_number_id", "profile_name", b"profile_name", "tenant_id", b"tenant_id", "user_id", b"user_id", "wa_id", b"wa_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["echo", b"echo", "message_at", b"message_at", "phone_number_id", b"phone_number_id", "profile_name", b"profile_name", "tenant_id", b"tenant_id", "user_id", b"user_id", "wa_id", b"wa_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

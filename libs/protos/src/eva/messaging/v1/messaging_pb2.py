@@ -24,29 +24,59 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eva/messaging/v1/messaging.proto\x12\x10\x65va.messaging.v1\"\xb7\x03\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\r\n\x05wamid\x18\x05 \x01(\t\x12\x11\n\tdirection\x18\x06 \x01(\t\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\t \x01(\t\x12\x0f\n\x07sent_at\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\r \x01(\t\x12\x15\n\rreferral_json\x18\x0e \x01(\t\x12\x12\n\nerror_json\x18\x0f \x01(\t\x12&\n\x05media\x18\x10 \x01(\x0b\x32\x17.eva.messaging.v1.Media\x12\x36\n\x0estatus_history\x18\x11 \x03(\x0b\x32\x1e.eva.messaging.v1.StatusChange\x12\x18\n\x10pricing_category\x18\x12 \x01(\t\x12\x16\n\x0ereactions_json\x18\x13 \x01(\t\"`\n\x13ListMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"U\n\x14ListMessagesResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.eva.messaging.v1.Message\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\":\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"\x8c\x01\n\x05Media\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"G\n\x0cStatusChange\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x0boccurred_at\x18\x02 \x01(\t\x12\x12\n\nerror_json\x18\x03 \x01(\t\",\n\x16GetMessageMediaRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"M\n\nMediaChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t2\x9c\x02\n\x10MessagingService\x12]\n\x0cListMessages\x12%.eva.messaging.v1.ListMessagesRequest\x1a&.eva.messaging.v1.ListMessagesResponse\x12L\n\nGetMessage\x12#.eva.messaging.v1.GetMessageRequest\x1a\x19.eva.messaging.v1.Message\x12[\n\x0fGetMessageMedia\x12(.eva.messaging.v1.GetMessageMediaRequest\x1a\x1c.eva.messaging.v1.MediaChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eva/messaging/v1/messaging.proto\x12\x10\x65va.messaging.v1\"0\n\x06Sender\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xa6\x04\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\r\n\x05wamid\x18\x05 \x01(\t\x12\x11\n\tdirection\x18\x06 \x01(\t\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\t \x01(\t\x12\x0f\n\x07sent_at\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\r \x01(\t\x12\x15\n\rreferral_json\x18\x0e \x01(\t\x12\x12\n\nerror_json\x18\x0f \x01(\t\x12&\n\x05media\x18\x10 \x01(\x0b\x32\x17.eva.messaging.v1.Media\x12\x36\n\x0estatus_history\x18\x11 \x03(\x0b\x32\x1e.eva.messaging.v1.StatusChange\x12\x18\n\x10pricing_category\x18\x12 \x01(\t\x12\x16\n\x0ereactions_json\x18\x13 \x01(\t\x12(\n\x06sender\x18\x14 \x01(\x0b\x32\x18.eva.messaging.v1.Sender\x12\x0e\n\x06source\x18\x15 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x16 \x01(\x05\x12\x0f\n\x07read_at\x18\x17 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x18 \x01(\t\"\xd6\x01\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\x03 \x01(\t\x12\x1b\n\x13reply_to_message_id\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12(\n\x06sender\x18\x06 \x01(\x0b\x32\x18.eva.messaging.v1.Sender\x12\x10\n\x08priority\x18\x07 \x01(\t\x12\x11\n\ttenant_id\x18\x08 \x01(\t\"S\n\x13SendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.eva.messaging.v1.Message\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\x13RetryMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"Q\n\x0fMarkReadRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\"v\n\x10MarkReadResponse\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0e\n\x06marked\x18\x03 \x01(\x05\x12\x0f\n\x07read_at\x18\x04 \x01(\t\x12\x14\n\x0creceipt_sent\x18\x05 \x01(\x08\"?\n\x11SendTypingRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"%\n\x12SendTypingResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\"f\n\x10UploadMediaChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x11\n\ttenant_id\x18\x05 \x01(\t\"\x80\x01\n\rUploadedMedia\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\"\xda\x01\n\x08Template\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x0f\n\x07quality\x18\x06 \x01(\t\x12\x18\n\x10parameter_format\x18\x07 \x01(\t\x12\x17\n\x0f\x63omponents_json\x18\x08 \x01(\t\x12\x17\n\x0frejected_reason\x18\t \x01(\t\x12\x12\n\nupdated_at\x18\n \x01(\t\x12\x0f\n\x07meta_id\x18\x0b \x01(\t\"\x9b\x01\n\x14ListTemplatesRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x0f\n\x07quality\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\t\x12\x11\n\ttenant_id\x18\x08 \x01(\t\"j\n\x15ListTemplatesResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.eva.messaging.v1.Template\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x11\n\tsynced_at\x18\x03 \x01(\t\")\n\x14SyncTemplatesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"n\n\x15SyncTemplatesResponse\x12\x0f\n\x07\x66\x65tched\x18\x01 \x01(\x05\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x05\x12\x0f\n\x07updated\x18\x03 \x01(\x05\x12\x0f\n\x07removed\x18\x04 \x01(\x05\x12\x11\n\tsynced_at\x18\x05 \x01(\t\"`\n\x13ListMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"U\n\x14ListMessagesResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.eva.messaging.v1.Message\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\":\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"\x8c\x01\n\x05Media\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"G\n\x0cStatusChange\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x0boccurred_at\x18\x02 \x01(\t\x12\x12\n\nerror_json\x18\x03 \x01(\t\",\n\x16GetMessageMediaRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"M\n\nMediaChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t2\x90\x07\n\x10MessagingService\x12]\n\x0cListMessages\x12%.eva.messaging.v1.ListMessagesRequest\x1a&.eva.messaging.v1.ListMessagesResponse\x12L\n\nGetMessage\x12#.eva.messaging.v1.GetMessageRequest\x1a\x19.eva.messaging.v1.Message\x12[\n\x0fGetMessageMedia\x12(.eva.messaging.v1.GetMessageMediaRequest\x1a\x1c.eva.messaging.v1.MediaChunk0\x01\x12Z\n\x0bSendMessage\x12$.eva.messaging.v1.SendMessageRequest\x1a%.eva.messaging.v1.SendMessageResponse\x12P\n\x0cRetryMessage\x12%.eva.messaging.v1.RetryMessageRequest\x1a\x19.eva.messaging.v1.Message\x12Q\n\x08MarkRead\x12!.eva.messaging.v1.MarkReadRequest\x1a\".eva.messaging.v1.MarkReadResponse\x12W\n\nSendTyping\x12#.eva.messaging.v1.SendTypingRequest\x1a$.eva.messaging.v1.SendTypingResponse\x12T\n\x0bUploadMedia\x12\".eva.messaging.v1.UploadMediaChunk\x1a\x1f.eva.messaging.v1.UploadedMedia(\x01\x12`\n\rListTemplates\x12&.eva.messaging.v1.ListTemplatesRequest\x1a\'.eva.messaging.v1.ListTemplatesResponse\x12`\n\rSyncTemplates\x12&.eva.messaging.v1.SyncTemplatesRequest\x1a\'.eva.messaging.v1.SyncTemplatesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eva.messaging.v1.messaging_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGE']._serialized_start=55
-  _globals['_MESSAGE']._serialized_end=494
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=496
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=592
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=594
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=679
-  _globals['_GETMESSAGEREQUEST']._serialized_start=681
-  _globals['_GETMESSAGEREQUEST']._serialized_end=739
-  _globals['_MEDIA']._serialized_start=742
-  _globals['_MEDIA']._serialized_end=882
-  _globals['_STATUSCHANGE']._serialized_start=884
-  _globals['_STATUSCHANGE']._serialized_end=955
-  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_start=957
-  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_end=1001
-  _globals['_MEDIACHUNK']._serialized_start=1003
-  _globals['_MEDIACHUNK']._serialized_end=1080
-  _globals['_MESSAGINGSERVICE']._serialized_start=1083
-  _globals['_MESSAGINGSERVICE']._serialized_end=1367
+  _globals['_SENDER']._serialized_start=54
+  _globals['_SENDER']._serialized_end=102
+  _globals['_MESSAGE']._serialized_start=105
+  _globals['_MESSAGE']._serialized_end=655
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=658
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=872
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=874
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=957
+  _globals['_RETRYMESSAGEREQUEST']._serialized_start=959
+  _globals['_RETRYMESSAGEREQUEST']._serialized_end=1019
+  _globals['_MARKREADREQUEST']._serialized_start=1021
+  _globals['_MARKREADREQUEST']._serialized_end=1102
+  _globals['_MARKREADRESPONSE']._serialized_start=1104
+  _globals['_MARKREADRESPONSE']._serialized_end=1222
+  _globals['_SENDTYPINGREQUEST']._serialized_start=1224
+  _globals['_SENDTYPINGREQUEST']._serialized_end=1287
+  _globals['_SENDTYPINGRESPONSE']._serialized_start=1289
+  _globals['_SENDTYPINGRESPONSE']._serialized_end=1326
+  _globals['_UPLOADMEDIACHUNK']._serialized_start=1328
+  _globals['_UPLOADMEDIACHUNK']._serialized_end=1430
+  _globals['_UPLOADEDMEDIA']._serialized_start=1433
+  _globals['_UPLOADEDMEDIA']._serialized_end=1561
+  _globals['_TEMPLATE']._serialized_start=1564
+  _globals['_TEMPLATE']._serialized_end=1782
+  _globals['_LISTTEMPLATESREQUEST']._serialized_start=1785
+  _globals['_LISTTEMPLATESREQUEST']._serialized_end=1940
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=1942
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=2048
+  _globals['_SYNCTEMPLATESREQUEST']._serialized_start=2050
+  _globals['_SYNCTEMPLATESREQUEST']._serialized_end=2091
+  _globals['_SYNCTEMPLATESRESPONSE']._serialized_start=2093
+  _globals['_SYNCTEMPLATESRESPONSE']._serialized_end=2203
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=2205
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=2301
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2303
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2388
+  _globals['_GETMESSAGEREQUEST']._serialized_start=2390
+  _globals['_GETMESSAGEREQUEST']._serialized_end=2448
+  _globals['_MEDIA']._serialized_start=2451
+  _globals['_MEDIA']._serialized_end=2591
+  _globals['_STATUSCHANGE']._serialized_start=2593
+  _globals['_STATUSCHANGE']._serialized_end=2664
+  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_start=2666
+  _globals['_GETMESSAGEMEDIAREQUEST']._serialized_end=2710
+  _globals['_MEDIACHUNK']._serialized_start=2712
+  _globals['_MEDIACHUNK']._serialized_end=2789
+  _globals['_MESSAGINGSERVICE']._serialized_start=2792
+  _globals['_MESSAGINGSERVICE']._serialized_end=3704
 # @@protoc_insertion_point(module_scope)

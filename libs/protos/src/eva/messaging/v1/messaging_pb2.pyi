@@ -19,6 +19,35 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class Sender(_message.Message):
+    """Who sent an outbound message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """user | api_key | automation | business_app (a coexistence echo, sent from the WhatsApp Business app)"""
+    id: _builtins.str
+    """The user's, API key's or automation's id; empty for business_app."""
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Sender: _TypeAlias = Sender  # noqa: Y015
+
+@_typing.final
 class Message(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -41,6 +70,11 @@ class Message(_message.Message):
     STATUS_HISTORY_FIELD_NUMBER: _builtins.int
     PRICING_CATEGORY_FIELD_NUMBER: _builtins.int
     REACTIONS_JSON_FIELD_NUMBER: _builtins.int
+    SENDER_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    READ_AT_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     conversation_id: _builtins.str
@@ -67,6 +101,14 @@ class Message(_message.Message):
     """Guests' current reactions to this message as JSON: [{"from", "emoji", "reactionWamid", "reactedAt"}], one per
     guest (a removed reaction disappears); empty when none.
     """
+    source: _builtins.str
+    """Where it came from: whatsapp (a guest), eva (sent through Eva), business_app (a coexistence echo)."""
+    attempts: _builtins.int
+    """Outbound messages: how many times Eva called Meta for it."""
+    read_at: _builtins.str
+    """Inbound messages: when an attendant read it (RFC 3339); empty while unread."""
+    category: _builtins.str
+    """Outbound template messages: the template's category (utility, marketing, authentication)."""
     @_builtins.property
     def media(self) -> Global___Media:
         """For image, audio, video, document and sticker messages."""
@@ -74,6 +116,10 @@ class Message(_message.Message):
     @_builtins.property
     def status_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusChange]:
         """Every status Meta reported, with its own timestamp, oldest first."""
+
+    @_builtins.property
+    def sender(self) -> Global___Sender:
+        """Outbound messages: who sent it."""
 
     def __init__(
         self,
@@ -97,14 +143,458 @@ class Message(_message.Message):
         status_history: _abc.Iterable[Global___StatusChange] | None = ...,
         pricing_category: _builtins.str = ...,
         reactions_json: _builtins.str = ...,
+        sender: Global___Sender | None = ...,
+        source: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        read_at: _builtins.str = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media", "sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "media", b"media", "pricing_category", b"pricing_category", "reactions_json", b"reactions_json", "referral_json", b"referral_json", "sent_at", b"sent_at", "status", b"status", "status_history", b"status_history", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "category", b"category", "contact_id", b"contact_id", "content_json", b"content_json", "context_json", b"context_json", "conversation_id", b"conversation_id", "created_at", b"created_at", "direction", b"direction", "error_json", b"error_json", "id", b"id", "media", b"media", "pricing_category", b"pricing_category", "reactions_json", b"reactions_json", "read_at", b"read_at", "referral_json", b"referral_json", "sender", b"sender", "sent_at", b"sent_at", "source", b"source", "status", b"status", "status_history", b"status_history", "tenant_id", b"tenant_id", "type", b"type", "updated_at", b"updated_at", "wamid", b"wamid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class SendMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CONTENT_JSON_FIELD_NUMBER: _builtins.int
+    REPLY_TO_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    SENDER_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.str
+    type: _builtins.str
+    """text | image | audio | video | document | sticker | location | contacts | template | interactive | reaction"""
+    content_json: _builtins.str
+    """The type's object as the REST body gives it (camelCase of Meta's shape), as JSON."""
+    reply_to_message_id: _builtins.str
+    """An earlier message of the conversation this one quotes (Meta's `context.message_id`)."""
+    idempotency_key: _builtins.str
+    """Same key and body within 24 h: the first answer again, nothing sent twice; same key, other body:
+    FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED.
+    """
+    priority: _builtins.str
+    """attendant (default for users and API keys) | automation | bulk: attendants' replies leave first."""
+    tenant_id: _builtins.str
+    """Only honoured for service principals."""
+    @_builtins.property
+    def sender(self) -> Global___Sender:
+        """Only for service principals (users and API keys send as themselves)."""
+
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        content_json: _builtins.str = ...,
+        reply_to_message_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        sender: Global___Sender | None = ...,
+        priority: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sender", b"sender"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_json", b"content_json", "conversation_id", b"conversation_id", "idempotency_key", b"idempotency_key", "priority", b"priority", "reply_to_message_id", b"reply_to_message_id", "sender", b"sender", "tenant_id", b"tenant_id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendMessageRequest: _TypeAlias = SendMessageRequest  # noqa: Y015
+
+@_typing.final
+class SendMessageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """The idempotency key had been used with this body: this is the first answer, nothing new was sent."""
+    @_builtins.property
+    def message(self) -> Global___Message: ...
+    def __init__(
+        self,
+        *,
+        message: Global___Message | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendMessageResponse: _TypeAlias = SendMessageResponse  # noqa: Y015
+
+@_typing.final
+class RetryMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryMessageRequest: _TypeAlias = RetryMessageRequest  # noqa: Y015
+
+@_typing.final
+class MarkReadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Either a message (it and the earlier guest messages of its conversation) or a whole conversation."""
+    conversation_id: _builtins.str
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "message_id", b"message_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkReadRequest: _TypeAlias = MarkReadRequest  # noqa: Y015
+
+@_typing.final
+class MarkReadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    MARKED_FIELD_NUMBER: _builtins.int
+    READ_AT_FIELD_NUMBER: _builtins.int
+    RECEIPT_SENT_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.str
+    message_id: _builtins.str
+    """The latest guest message marked read; empty when the conversation had none."""
+    marked: _builtins.int
+    read_at: _builtins.str
+    receipt_sent: _builtins.bool
+    """Whether Meta's read receipt was queued (the tenant's policy, a guest message with a wamid)."""
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        marked: _builtins.int = ...,
+        read_at: _builtins.str = ...,
+        receipt_sent: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "marked", b"marked", "message_id", b"message_id", "read_at", b"read_at", "receipt_sent", b"receipt_sent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkReadResponse: _TypeAlias = MarkReadResponse  # noqa: Y015
+
+@_typing.final
+class SendTypingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.str
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTypingRequest: _TypeAlias = SendTypingRequest  # noqa: Y015
+
+@_typing.final
+class SendTypingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    outcome: _builtins.str
+    """sent | debounced | window_closed | policy | no_guest_message"""
+    def __init__(
+        self,
+        *,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTypingResponse: _TypeAlias = SendTypingResponse  # noqa: Y015
+
+@_typing.final
+class UploadMediaChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    mime_type: _builtins.str
+    """First chunk only."""
+    filename: _builtins.str
+    kind: _builtins.str
+    """image | audio | video | document | sticker: the type it will be sent as (checks Meta's types and sizes)."""
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        mime_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "filename", b"filename", "kind", b"kind", "mime_type", b"mime_type", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadMediaChunk: _TypeAlias = UploadMediaChunk  # noqa: Y015
+
+@_typing.final
+class UploadedMedia(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    mime_type: _builtins.str
+    size: _builtins.int
+    filename: _builtins.str
+    sha256: _builtins.str
+    kind: _builtins.str
+    created_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        mime_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+        filename: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "filename", b"filename", "id", b"id", "kind", b"kind", "mime_type", b"mime_type", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadedMedia: _TypeAlias = UploadedMedia  # noqa: Y015
+
+@_typing.final
+class Template(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    PARAMETER_FORMAT_FIELD_NUMBER: _builtins.int
+    COMPONENTS_JSON_FIELD_NUMBER: _builtins.int
+    REJECTED_REASON_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    META_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    language: _builtins.str
+    status: _builtins.str
+    """APPROVED | PENDING | REJECTED | PAUSED | DISABLED | ..."""
+    category: _builtins.str
+    """UTILITY | MARKETING | AUTHENTICATION"""
+    quality: _builtins.str
+    """GREEN | YELLOW | RED | UNKNOWN"""
+    parameter_format: _builtins.str
+    """POSITIONAL | NAMED"""
+    components_json: _builtins.str
+    """Meta's components as JSON."""
+    rejected_reason: _builtins.str
+    updated_at: _builtins.str
+    meta_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        language: _builtins.str = ...,
+        status: _builtins.str = ...,
+        category: _builtins.str = ...,
+        quality: _builtins.str = ...,
+        parameter_format: _builtins.str = ...,
+        components_json: _builtins.str = ...,
+        rejected_reason: _builtins.str = ...,
+        updated_at: _builtins.str = ...,
+        meta_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "components_json", b"components_json", "id", b"id", "language", b"language", "meta_id", b"meta_id", "name", b"name", "parameter_format", b"parameter_format", "quality", b"quality", "rejected_reason", b"rejected_reason", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Template: _TypeAlias = Template  # noqa: Y015
+
+@_typing.final
+class ListTemplatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    category: _builtins.str
+    language: _builtins.str
+    quality: _builtins.str
+    name: _builtins.str
+    limit: _builtins.int
+    cursor: _builtins.str
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        category: _builtins.str = ...,
+        language: _builtins.str = ...,
+        quality: _builtins.str = ...,
+        name: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        cursor: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "cursor", b"cursor", "language", b"language", "limit", b"limit", "name", b"name", "quality", b"quality", "status", b"status", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTemplatesRequest: _TypeAlias = ListTemplatesRequest  # noqa: Y015
+
+@_typing.final
+class ListTemplatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    SYNCED_AT_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    synced_at: _builtins.str
+    """RFC 3339: the last completed sync; empty when never synced."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Template]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Template] | None = ...,
+        next_cursor: _builtins.str = ...,
+        synced_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor", "synced_at", b"synced_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTemplatesResponse: _TypeAlias = ListTemplatesResponse  # noqa: Y015
+
+@_typing.final
+class SyncTemplatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncTemplatesRequest: _TypeAlias = SyncTemplatesRequest  # noqa: Y015
+
+@_typing.final
+class SyncTemplatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FETCHED_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    UPDATED_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    SYNCED_AT_FIELD_NUMBER: _builtins.int
+    fetched: _builtins.int
+    created: _builtins.int
+    updated: _builtins.int
+    removed: _builtins.int
+    synced_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        fetched: _builtins.int = ...,
+        created: _builtins.int = ...,
+        updated: _builtins.int = ...,
+        removed: _builtins.int = ...,
+        synced_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "fetched", b"fetched", "removed", b"removed", "synced_at", b"synced_at", "updated", b"updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncTemplatesResponse: _TypeAlias = SyncTemplatesResponse  # noqa: Y015
 
 @_typing.final
 class ListMessagesRequest(_message.Message):

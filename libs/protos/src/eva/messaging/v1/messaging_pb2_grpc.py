@@ -50,6 +50,41 @@ class MessagingServiceStub:
                 request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageMediaRequest.SerializeToString,
                 response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MediaChunk.FromString,
                 _registered_method=True)
+        self.SendMessage = channel.unary_unary(
+                '/eva.messaging.v1.MessagingService/SendMessage',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendMessageRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendMessageResponse.FromString,
+                _registered_method=True)
+        self.RetryMessage = channel.unary_unary(
+                '/eva.messaging.v1.MessagingService/RetryMessage',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.RetryMessageRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.Message.FromString,
+                _registered_method=True)
+        self.MarkRead = channel.unary_unary(
+                '/eva.messaging.v1.MessagingService/MarkRead',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MarkReadRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MarkReadResponse.FromString,
+                _registered_method=True)
+        self.SendTyping = channel.unary_unary(
+                '/eva.messaging.v1.MessagingService/SendTyping',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendTypingRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendTypingResponse.FromString,
+                _registered_method=True)
+        self.UploadMedia = channel.stream_unary(
+                '/eva.messaging.v1.MessagingService/UploadMedia',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.UploadMediaChunk.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.UploadedMedia.FromString,
+                _registered_method=True)
+        self.ListTemplates = channel.unary_unary(
+                '/eva.messaging.v1.MessagingService/ListTemplates',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.ListTemplatesRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.ListTemplatesResponse.FromString,
+                _registered_method=True)
+        self.SyncTemplates = channel.unary_unary(
+                '/eva.messaging.v1.MessagingService/SyncTemplates',
+                request_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SyncTemplatesRequest.SerializeToString,
+                response_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SyncTemplatesResponse.FromString,
+                _registered_method=True)
 
 
 class MessagingServiceServicer:
@@ -75,6 +110,58 @@ class MessagingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendMessage(self, request, context):
+        """Outbound. The message is stored PENDING with `message.created` in one transaction and answered at once; the
+        sender worker delivers it to Meta. Users send as themselves; API keys need `messages:send`; service principals
+        (n8n-integration) name the tenant and the sender.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryMessage(self, request, context):
+        """A FAILED outbound message is sent again (a new attempt of the same message, never a copy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkRead(self, request, context):
+        """Marks a guest's message (and the earlier ones of its conversation) read, or every message of a conversation;
+        sends Meta's read receipt under the tenant's read-receipt policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTyping(self, request, context):
+        """An attendant is typing: Meta's typing indicator, at most once per 25 s per conversation, inside the window,
+        under the read-receipt policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadMedia(self, request_iterator, context):
+        """A file to send later as an image, audio, video, document or sticker (first chunk carries the metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTemplates(self, request, context):
+        """Message templates, synced from Meta's Graph API and kept current by Meta's template webhooks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncTemplates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessagingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +179,41 @@ def add_MessagingServiceServicer_to_server(servicer, server):
                     servicer.GetMessageMedia,
                     request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageMediaRequest.FromString,
                     response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MediaChunk.SerializeToString,
+            ),
+            'SendMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessage,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendMessageRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'RetryMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryMessage,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.RetryMessageRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.Message.SerializeToString,
+            ),
+            'MarkRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkRead,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MarkReadRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.MarkReadResponse.SerializeToString,
+            ),
+            'SendTyping': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTyping,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendTypingRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SendTypingResponse.SerializeToString,
+            ),
+            'UploadMedia': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadMedia,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.UploadMediaChunk.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.UploadedMedia.SerializeToString,
+            ),
+            'ListTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplates,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.ListTemplatesRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.ListTemplatesResponse.SerializeToString,
+            ),
+            'SyncTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncTemplates,
+                    request_deserializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SyncTemplatesRequest.FromString,
+                    response_serializer=eva_dot_messaging_dot_v1_dot_messaging__pb2.SyncTemplatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +298,195 @@ class MessagingService:
             '/eva.messaging.v1.MessagingService/GetMessageMedia',
             eva_dot_messaging_dot_v1_dot_messaging__pb2.GetMessageMediaRequest.SerializeToString,
             eva_dot_messaging_dot_v1_dot_messaging__pb2.MediaChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/SendMessage',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.SendMessageRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/RetryMessage',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.RetryMessageRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.Message.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/MarkRead',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.MarkReadRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.MarkReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTyping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/SendTyping',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.SendTypingRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.SendTypingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadMedia(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/eva.messaging.v1.MessagingService/UploadMedia',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.UploadMediaChunk.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.UploadedMedia.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/ListTemplates',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.ListTemplatesRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.ListTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.messaging.v1.MessagingService/SyncTemplates',
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.SyncTemplatesRequest.SerializeToString,
+            eva_dot_messaging_dot_v1_dot_messaging__pb2.SyncTemplatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,26 @@ class MessagingServiceStub:
     GetMessage: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]
     GetMessageMedia: _grpc.UnaryStreamMultiCallable[_messaging_pb2.GetMessageMediaRequest, _messaging_pb2.MediaChunk]
     """The media of a message, streamed in chunks (first chunk carries the metadata)."""
+    SendMessage: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SendMessageRequest, _messaging_pb2.SendMessageResponse]
+    """Outbound. The message is stored PENDING with `message.created` in one transaction and answered at once; the
+    sender worker delivers it to Meta. Users send as themselves; API keys need `messages:send`; service principals
+    (n8n-integration) name the tenant and the sender.
+    """
+    RetryMessage: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.RetryMessageRequest, _messaging_pb2.Message]
+    """A FAILED outbound message is sent again (a new attempt of the same message, never a copy)."""
+    MarkRead: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.MarkReadRequest, _messaging_pb2.MarkReadResponse]
+    """Marks a guest's message (and the earlier ones of its conversation) read, or every message of a conversation;
+    sends Meta's read receipt under the tenant's read-receipt policy.
+    """
+    SendTyping: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SendTypingRequest, _messaging_pb2.SendTypingResponse]
+    """An attendant is typing: Meta's typing indicator, at most once per 25 s per conversation, inside the window,
+    under the read-receipt policy.
+    """
+    UploadMedia: _grpc.StreamUnaryMultiCallable[_messaging_pb2.UploadMediaChunk, _messaging_pb2.UploadedMedia]
+    """A file to send later as an image, audio, video, document or sticker (first chunk carries the metadata)."""
+    ListTemplates: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListTemplatesRequest, _messaging_pb2.ListTemplatesResponse]
+    """Message templates, synced from Meta's Graph API and kept current by Meta's template webhooks."""
+    SyncTemplates: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SyncTemplatesRequest, _messaging_pb2.SyncTemplatesResponse]
 
 @_typing.type_check_only
 class MessagingServiceAsyncStub(MessagingServiceStub):
@@ -47,6 +67,26 @@ class MessagingServiceAsyncStub(MessagingServiceStub):
     GetMessage: _aio.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]  # type: ignore[assignment]
     GetMessageMedia: _aio.UnaryStreamMultiCallable[_messaging_pb2.GetMessageMediaRequest, _messaging_pb2.MediaChunk]  # type: ignore[assignment]
     """The media of a message, streamed in chunks (first chunk carries the metadata)."""
+    SendMessage: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendMessageRequest, _messaging_pb2.SendMessageResponse]  # type: ignore[assignment]
+    """Outbound. The message is stored PENDING with `message.created` in one transaction and answered at once; the
+    sender worker delivers it to Meta. Users send as themselves; API keys need `messages:send`; service principals
+    (n8n-integration) name the tenant and the sender.
+    """
+    RetryMessage: _aio.UnaryUnaryMultiCallable[_messaging_pb2.RetryMessageRequest, _messaging_pb2.Message]  # type: ignore[assignment]
+    """A FAILED outbound message is sent again (a new attempt of the same message, never a copy)."""
+    MarkRead: _aio.UnaryUnaryMultiCallable[_messaging_pb2.MarkReadRequest, _messaging_pb2.MarkReadResponse]  # type: ignore[assignment]
+    """Marks a guest's message (and the earlier ones of its conversation) read, or every message of a conversation;
+    sends Meta's read receipt under the tenant's read-receipt policy.
+    """
+    SendTyping: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendTypingRequest, _messaging_pb2.SendTypingResponse]  # type: ignore[assignment]
+    """An attendant is typing: Meta's typing indicator, at most once per 25 s per conversation, inside the window,
+    under the read-receipt policy.
+    """
+    UploadMedia: _aio.StreamUnaryMultiCallable[_messaging_pb2.UploadMediaChunk, _messaging_pb2.UploadedMedia]  # type: ignore[assignment]
+    """A file to send later as an image, audio, video, document or sticker (first chunk carries the metadata)."""
+    ListTemplates: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListTemplatesRequest, _messaging_pb2.ListTemplatesResponse]  # type: ignore[assignment]
+    """Message templates, synced from Meta's Graph API and kept current by Meta's template webhooks."""
+    SyncTemplates: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SyncTemplatesRequest, _messaging_pb2.SyncTemplatesResponse]  # type: ignore[assignment]
 
 class MessagingServiceServicer(metaclass=_abc_1.ABCMeta):
     """MessagingService owns messages and their delivery statuses."""
@@ -72,5 +112,67 @@ class MessagingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_messaging_pb2.MediaChunk], _abc.AsyncIterator[_messaging_pb2.MediaChunk]]:
         """The media of a message, streamed in chunks (first chunk carries the metadata)."""
+
+    @_abc_1.abstractmethod
+    def SendMessage(
+        self,
+        request: _messaging_pb2.SendMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.SendMessageResponse, _abc.Awaitable[_messaging_pb2.SendMessageResponse]]:
+        """Outbound. The message is stored PENDING with `message.created` in one transaction and answered at once; the
+        sender worker delivers it to Meta. Users send as themselves; API keys need `messages:send`; service principals
+        (n8n-integration) name the tenant and the sender.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryMessage(
+        self,
+        request: _messaging_pb2.RetryMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.Message, _abc.Awaitable[_messaging_pb2.Message]]:
+        """A FAILED outbound message is sent again (a new attempt of the same message, never a copy)."""
+
+    @_abc_1.abstractmethod
+    def MarkRead(
+        self,
+        request: _messaging_pb2.MarkReadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.MarkReadResponse, _abc.Awaitable[_messaging_pb2.MarkReadResponse]]:
+        """Marks a guest's message (and the earlier ones of its conversation) read, or every message of a conversation;
+        sends Meta's read receipt under the tenant's read-receipt policy.
+        """
+
+    @_abc_1.abstractmethod
+    def SendTyping(
+        self,
+        request: _messaging_pb2.SendTypingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.SendTypingResponse, _abc.Awaitable[_messaging_pb2.SendTypingResponse]]:
+        """An attendant is typing: Meta's typing indicator, at most once per 25 s per conversation, inside the window,
+        under the read-receipt policy.
+        """
+
+    @_abc_1.abstractmethod
+    def UploadMedia(
+        self,
+        request_iterator: _MaybeAsyncIterator[_messaging_pb2.UploadMediaChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.UploadedMedia, _abc.Awaitable[_messaging_pb2.UploadedMedia]]:
+        """A file to send later as an image, audio, video, document or sticker (first chunk carries the metadata)."""
+
+    @_abc_1.abstractmethod
+    def ListTemplates(
+        self,
+        request: _messaging_pb2.ListTemplatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.ListTemplatesResponse, _abc.Awaitable[_messaging_pb2.ListTemplatesResponse]]:
+        """Message templates, synced from Meta's Graph API and kept current by Meta's template webhooks."""
+
+    @_abc_1.abstractmethod
+    def SyncTemplates(
+        self,
+        request: _messaging_pb2.SyncTemplatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.SyncTemplatesResponse, _abc.Awaitable[_messaging_pb2.SyncTemplatesResponse]]: ...
 
 def add_MessagingServiceServicer_to_server(servicer: MessagingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

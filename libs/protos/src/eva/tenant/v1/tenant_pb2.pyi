@@ -30,6 +30,7 @@ class Tenant(_message.Message):
     TIMEZONE_FIELD_NUMBER: _builtins.int
     LOCALE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    READ_RECEIPTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     slug: _builtins.str
@@ -38,6 +39,10 @@ class Tenant(_message.Message):
     timezone: _builtins.str
     locale: _builtins.str
     created_at: _builtins.str
+    read_receipts: _builtins.str
+    """When Eva sends Meta's read receipts for guests' messages: "on_read" (an attendant reads them; the default) or
+    "never". Typing indicators follow the same policy.
+    """
     def __init__(
         self,
         *,
@@ -49,10 +54,11 @@ class Tenant(_message.Message):
         timezone: _builtins.str = ...,
         locale: _builtins.str = ...,
         created_at: _builtins.str = ...,
+        read_receipts: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "locale", b"locale", "name", b"name", "plan", b"plan", "slug", b"slug", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "locale", b"locale", "name", b"name", "plan", b"plan", "read_receipts", b"read_receipts", "slug", b"slug", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,12 +144,20 @@ class PutWhatsAppCredentialsRequest(_message.Message):
     APP_SECRET_FIELD_NUMBER: _builtins.int
     VERIFY_TOKEN_FIELD_NUMBER: _builtins.int
     DISPLAY_PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    COEXISTENCE_FIELD_NUMBER: _builtins.int
+    THROUGHPUT_MPS_FIELD_NUMBER: _builtins.int
     phone_number_id: _builtins.str
     waba_id: _builtins.str
     access_token: _builtins.str
     app_secret: _builtins.str
     verify_token: _builtins.str
     display_phone_number: _builtins.str
+    coexistence: _builtins.bool
+    """The number is also used in the WhatsApp Business app (coexistence): Meta caps it at 20 messages/s."""
+    throughput_mps: _builtins.int
+    """Messages per second Eva may send from this number (Meta's default 80; up to 1000 after an upgrade); 0: the
+    default for the number's kind.
+    """
     def __init__(
         self,
         *,
@@ -153,12 +167,21 @@ class PutWhatsAppCredentialsRequest(_message.Message):
         app_secret: _builtins.str = ...,
         verify_token: _builtins.str = ...,
         display_phone_number: _builtins.str = ...,
+        coexistence: _builtins.bool | None = ...,
+        throughput_mps: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_coexistence", b"_coexistence", "_throughput_mps", b"_throughput_mps", "coexistence", b"coexistence", "throughput_mps", b"throughput_mps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "app_secret", b"app_secret", "display_phone_number", b"display_phone_number", "phone_number_id", b"phone_number_id", "verify_token", b"verify_token", "waba_id", b"waba_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_coexistence", b"_coexistence", "_throughput_mps", b"_throughput_mps", "access_token", b"access_token", "app_secret", b"app_secret", "coexistence", b"coexistence", "display_phone_number", b"display_phone_number", "phone_number_id", b"phone_number_id", "throughput_mps", b"throughput_mps", "verify_token", b"verify_token", "waba_id", b"waba_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__coexistence: _TypeAlias = _typing.Literal["coexistence"]  # noqa: Y015
+    _WhichOneofArgType__coexistence: _TypeAlias = _typing.Literal["_coexistence", b"_coexistence"]  # noqa: Y015
+    _WhichOneofReturnType__throughput_mps: _TypeAlias = _typing.Literal["throughput_mps"]  # noqa: Y015
+    _WhichOneofArgType__throughput_mps: _TypeAlias = _typing.Literal["_throughput_mps", b"_throughput_mps"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__coexistence) -> _WhichOneofReturnType__coexistence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__throughput_mps) -> _WhichOneofReturnType__throughput_mps | None: ...
 
 Global___PutWhatsAppCredentialsRequest: _TypeAlias = PutWhatsAppCredentialsRequest  # noqa: Y015
 
@@ -176,6 +199,65 @@ class GetWhatsAppCredentialsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetWhatsAppCredentialsRequest: _TypeAlias = GetWhatsAppCredentialsRequest  # noqa: Y015
+
+@_typing.final
+class WhatsAppHealth(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """healthy | unhealthy"""
+    code: _builtins.int
+    """Meta's error code that made it unhealthy (e.g. 190), 0 when healthy."""
+    detail: _builtins.str
+    since: _builtins.str
+    """RFC 3339: when it entered this status."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        code: _builtins.int = ...,
+        detail: _builtins.str = ...,
+        since: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detail", b"detail", "since", b"since", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WhatsAppHealth: _TypeAlias = WhatsAppHealth  # noqa: Y015
+
+@_typing.final
+class ReportWhatsAppHealthRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    HEALTHY_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    healthy: _builtins.bool
+    code: _builtins.int
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        healthy: _builtins.bool = ...,
+        code: _builtins.int = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detail", b"detail", "healthy", b"healthy", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportWhatsAppHealthRequest: _TypeAlias = ReportWhatsAppHealthRequest  # noqa: Y015
 
 @_typing.final
 class SecretState(_message.Message):
@@ -211,17 +293,25 @@ class WhatsAppCredentialsView(_message.Message):
     APP_SECRET_FIELD_NUMBER: _builtins.int
     VERIFY_TOKEN_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    COEXISTENCE_FIELD_NUMBER: _builtins.int
+    THROUGHPUT_MPS_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
     configured: _builtins.bool
     phone_number_id: _builtins.str
     waba_id: _builtins.str
     display_phone_number: _builtins.str
     updated_at: _builtins.str
+    coexistence: _builtins.bool
+    throughput_mps: _builtins.int
+    """0: the default for the number's kind (80, or 20 with coexistence)."""
     @_builtins.property
     def access_token(self) -> Global___SecretState: ...
     @_builtins.property
     def app_secret(self) -> Global___SecretState: ...
     @_builtins.property
     def verify_token(self) -> Global___SecretState: ...
+    @_builtins.property
+    def health(self) -> Global___WhatsAppHealth: ...
     def __init__(
         self,
         *,
@@ -233,10 +323,13 @@ class WhatsAppCredentialsView(_message.Message):
         app_secret: Global___SecretState | None = ...,
         verify_token: Global___SecretState | None = ...,
         updated_at: _builtins.str = ...,
+        coexistence: _builtins.bool = ...,
+        throughput_mps: _builtins.int = ...,
+        health: Global___WhatsAppHealth | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "app_secret", b"app_secret", "verify_token", b"verify_token"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "app_secret", b"app_secret", "health", b"health", "verify_token", b"verify_token"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "app_secret", b"app_secret", "configured", b"configured", "display_phone_number", b"display_phone_number", "phone_number_id", b"phone_number_id", "updated_at", b"updated_at", "verify_token", b"verify_token", "waba_id", b"waba_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "app_secret", b"app_secret", "coexistence", b"coexistence", "configured", b"configured", "display_phone_number", b"display_phone_number", "health", b"health", "phone_number_id", b"phone_number_id", "throughput_mps", b"throughput_mps", "updated_at", b"updated_at", "verify_token", b"verify_token", "waba_id", b"waba_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -376,19 +469,44 @@ class SendingCredentials(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     PHONE_NUMBER_ID_FIELD_NUMBER: _builtins.int
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    WABA_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    COEXISTENCE_FIELD_NUMBER: _builtins.int
+    THROUGHPUT_MPS_FIELD_NUMBER: _builtins.int
+    TENANT_STATUS_FIELD_NUMBER: _builtins.int
+    READ_RECEIPTS_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     phone_number_id: _builtins.str
     access_token: _builtins.str
+    waba_id: _builtins.str
+    display_phone_number: _builtins.str
+    coexistence: _builtins.bool
+    throughput_mps: _builtins.int
+    """The configured limit (0: the default for the number's kind)."""
+    tenant_status: _builtins.str
+    """active | suspended"""
+    read_receipts: _builtins.str
+    """on_read | never (Tenant.read_receipts)"""
+    health: _builtins.str
+    """healthy | unhealthy"""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         phone_number_id: _builtins.str = ...,
         access_token: _builtins.str = ...,
+        waba_id: _builtins.str = ...,
+        display_phone_number: _builtins.str = ...,
+        coexistence: _builtins.bool = ...,
+        throughput_mps: _builtins.int = ...,
+        tenant_status: _builtins.str = ...,
+        read_receipts: _builtins.str = ...,
+        health: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "phone_number_id", b"phone_number_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "coexistence", b"coexistence", "display_phone_number", b"display_phone_number", "health", b"health", "phone_number_id", b"phone_number_id", "read_receipts", b"read_receipts", "tenant_id", b"tenant_id", "tenant_status", b"tenant_status", "throughput_mps", b"throughput_mps", "waba_id", b"waba_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -503,30 +621,38 @@ class UpdateTenantRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
     LOCALE_FIELD_NUMBER: _builtins.int
+    READ_RECEIPTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     timezone: _builtins.str
     locale: _builtins.str
+    read_receipts: _builtins.str
+    """on_read | never"""
     def __init__(
         self,
         *,
         name: _builtins.str | None = ...,
         timezone: _builtins.str | None = ...,
         locale: _builtins.str | None = ...,
+        read_receipts: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_locale", b"_locale", "_name", b"_name", "_timezone", b"_timezone", "locale", b"locale", "name", b"name", "timezone", b"timezone"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_locale", b"_locale", "_name", b"_name", "_read_receipts", b"_read_receipts", "_timezone", b"_timezone", "locale", b"locale", "name", b"name", "read_receipts", b"read_receipts", "timezone", b"timezone"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_locale", b"_locale", "_name", b"_name", "_timezone", b"_timezone", "locale", b"locale", "name", b"name", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_locale", b"_locale", "_name", b"_name", "_read_receipts", b"_read_receipts", "_timezone", b"_timezone", "locale", b"locale", "name", b"name", "read_receipts", b"read_receipts", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__locale: _TypeAlias = _typing.Literal["locale"]  # noqa: Y015
     _WhichOneofArgType__locale: _TypeAlias = _typing.Literal["_locale", b"_locale"]  # noqa: Y015
     _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
     _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    _WhichOneofReturnType__read_receipts: _TypeAlias = _typing.Literal["read_receipts"]  # noqa: Y015
+    _WhichOneofArgType__read_receipts: _TypeAlias = _typing.Literal["_read_receipts", b"_read_receipts"]  # noqa: Y015
     _WhichOneofReturnType__timezone: _TypeAlias = _typing.Literal["timezone"]  # noqa: Y015
     _WhichOneofArgType__timezone: _TypeAlias = _typing.Literal["_timezone", b"_timezone"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__locale) -> _WhichOneofReturnType__locale | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__read_receipts) -> _WhichOneofReturnType__read_receipts | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timezone) -> _WhichOneofReturnType__timezone | None: ...
 

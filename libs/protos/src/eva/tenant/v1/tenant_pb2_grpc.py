@@ -81,6 +81,11 @@ class TenantServiceStub:
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetSendingCredentialsRequest.SerializeToString,
                 response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.SendingCredentials.FromString,
                 _registered_method=True)
+        self.ReportWhatsAppHealth = channel.unary_unary(
+                '/eva.tenant.v1.TenantService/ReportWhatsAppHealth',
+                request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ReportWhatsAppHealthRequest.SerializeToString,
+                response_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.WhatsAppCredentialsView.FromString,
+                _registered_method=True)
         self.ListTenants = channel.unary_unary(
                 '/eva.tenant.v1.TenantService/ListTenants',
                 request_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ListTenantsRequest.SerializeToString,
@@ -207,6 +212,14 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportWhatsAppHealth(self, request, context):
+        """Service principals (messaging): Meta refused the tenant's access token (190) or accepted it again. Stored on the
+        credentials, shown in GetWhatsAppCredentials, announced as `whatsapp.health_changed` on tenant.events.v1.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTenants(self, request, context):
         """Super admins: every tenant, create one, suspend or reactivate one.
         """
@@ -326,6 +339,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.GetSendingCredentials,
                     request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.GetSendingCredentialsRequest.FromString,
                     response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.SendingCredentials.SerializeToString,
+            ),
+            'ReportWhatsAppHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportWhatsAppHealth,
+                    request_deserializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.ReportWhatsAppHealthRequest.FromString,
+                    response_serializer=eva_dot_tenant_dot_v1_dot_tenant__pb2.WhatsAppCredentialsView.SerializeToString,
             ),
             'ListTenants': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTenants,
@@ -628,6 +646,33 @@ class TenantService:
             '/eva.tenant.v1.TenantService/GetSendingCredentials',
             eva_dot_tenant_dot_v1_dot_tenant__pb2.GetSendingCredentialsRequest.SerializeToString,
             eva_dot_tenant_dot_v1_dot_tenant__pb2.SendingCredentials.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportWhatsAppHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.tenant.v1.TenantService/ReportWhatsAppHealth',
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.ReportWhatsAppHealthRequest.SerializeToString,
+            eva_dot_tenant_dot_v1_dot_tenant__pb2.WhatsAppCredentialsView.FromString,
             options,
             channel_credentials,
             insecure,

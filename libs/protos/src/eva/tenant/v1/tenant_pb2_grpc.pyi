@@ -55,6 +55,10 @@ class TenantServiceStub:
     """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]
     """(service) The decrypted credentials needed to call the Graph API for a tenant."""
+    ReportWhatsAppHealth: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ReportWhatsAppHealthRequest, _tenant_pb2.WhatsAppCredentialsView]
+    """Service principals (messaging): Meta refused the tenant's access token (190) or accepted it again. Stored on the
+    credentials, shown in GetWhatsAppCredentials, announced as `whatsapp.health_changed` on tenant.events.v1.
+    """
     ListTenants: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.ListTenantsRequest, _tenant_pb2.ListTenantsResponse]
     """Super admins: every tenant, create one, suspend or reactivate one."""
     AdminCreateTenant: _grpc.UnaryUnaryMultiCallable[_tenant_pb2.AdminCreateTenantRequest, _tenant_pb2.Tenant]
@@ -100,6 +104,10 @@ class TenantServiceAsyncStub(TenantServiceStub):
     """(service) Whether a webhook verify token belongs to any tenant (tenant_id is set when exactly one uses it)."""
     GetSendingCredentials: _aio.UnaryUnaryMultiCallable[_tenant_pb2.GetSendingCredentialsRequest, _tenant_pb2.SendingCredentials]  # type: ignore[assignment]
     """(service) The decrypted credentials needed to call the Graph API for a tenant."""
+    ReportWhatsAppHealth: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ReportWhatsAppHealthRequest, _tenant_pb2.WhatsAppCredentialsView]  # type: ignore[assignment]
+    """Service principals (messaging): Meta refused the tenant's access token (190) or accepted it again. Stored on the
+    credentials, shown in GetWhatsAppCredentials, announced as `whatsapp.health_changed` on tenant.events.v1.
+    """
     ListTenants: _aio.UnaryUnaryMultiCallable[_tenant_pb2.ListTenantsRequest, _tenant_pb2.ListTenantsResponse]  # type: ignore[assignment]
     """Super admins: every tenant, create one, suspend or reactivate one."""
     AdminCreateTenant: _aio.UnaryUnaryMultiCallable[_tenant_pb2.AdminCreateTenantRequest, _tenant_pb2.Tenant]  # type: ignore[assignment]
@@ -196,6 +204,16 @@ class TenantServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tenant_pb2.SendingCredentials, _abc.Awaitable[_tenant_pb2.SendingCredentials]]:
         """(service) The decrypted credentials needed to call the Graph API for a tenant."""
+
+    @_abc_1.abstractmethod
+    def ReportWhatsAppHealth(
+        self,
+        request: _tenant_pb2.ReportWhatsAppHealthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tenant_pb2.WhatsAppCredentialsView, _abc.Awaitable[_tenant_pb2.WhatsAppCredentialsView]]:
+        """Service principals (messaging): Meta refused the tenant's access token (190) or accepted it again. Stored on the
+        credentials, shown in GetWhatsAppCredentials, announced as `whatsapp.health_changed` on tenant.events.v1.
+        """
 
     @_abc_1.abstractmethod
     def ListTenants(

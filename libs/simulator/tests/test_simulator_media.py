@@ -38,11 +38,15 @@ def meta_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-async def upload(client: httpx.AsyncClient, kit: Any, data: bytes, mime: str = "image/jpeg",
-                 token: str | None = None) -> httpx.Response:
-    return await client.post(f"/v21.0/{kit.PNID}/media", headers=kit.auth(token or kit.TOKEN),
-                             data={"messaging_product": "whatsapp", "type": mime},
-                             files={"file": ("photo.jpg", data, mime)})
+async def upload(
+    client: httpx.AsyncClient, kit: Any, data: bytes, mime: str = "image/jpeg", token: str | None = None
+) -> httpx.Response:
+    return await client.post(
+        f"/v21.0/{kit.PNID}/media",
+        headers=kit.auth(token or kit.TOKEN),
+        data={"messaging_product": "whatsapp", "type": mime},
+        files={"file": ("photo.jpg", data, mime)},
+    )
 
 
 async def test_upload_then_get_url_then_download_with_the_numbers_token(served: Any, kit: Any) -> None:
@@ -104,23 +108,30 @@ async def test_graph_media_errors_like_meta(served: Any, kit: Any) -> None:
     await kit.register(client, phoneNumberId="999000222", accessToken="EAAG-another-token")
     other = await client.get(f"/v21.0/{media_id}", headers=kit.auth("EAAG-another-token"))
     assert other.status_code == 400 and other.json()["error"]["error_subcode"] == 33
-    wrong_number = await client.get(f"/v21.0/{media_id}", params={"phone_number_id": "999000222"},
-                                    headers=kit.auth())
+    wrong_number = await client.get(f"/v21.0/{media_id}", params={"phone_number_id": "999000222"}, headers=kit.auth())
     assert wrong_number.status_code == 400 and wrong_number.json()["error"]["code"] == 100
     unknown = await client.get("/v21.0/1111222233334444", headers=kit.auth())
     assert unknown.status_code == 400 and unknown.json()["error"]["error_subcode"] == 33
 
     not_multipart = await client.post(f"/v21.0/{kit.PNID}/media", headers=kit.auth(), json={"file": "x"})
     assert not_multipart.status_code == 400 and not_multipart.json()["error"]["code"] == 100
-    no_product = await client.post(f"/v21.0/{kit.PNID}/media", headers=kit.auth(),
-                                   files={"file": ("a.txt", b"x", "text/plain")})
+    no_product = await client.post(
+        f"/v21.0/{kit.PNID}/media", headers=kit.auth(), files={"file": ("a.txt", b"x", "text/plain")}
+    )
     assert no_product.status_code == 400 and "messaging_product" in no_product.json()["error"]["message"]
-    no_file = await client.post(f"/v21.0/{kit.PNID}/media", headers=kit.auth(),
-                                data={"messaging_product": "whatsapp", "type": "image/png"},
-                                files={"other": ("a.txt", b"x", "text/plain")})
+    no_file = await client.post(
+        f"/v21.0/{kit.PNID}/media",
+        headers=kit.auth(),
+        data={"messaging_product": "whatsapp", "type": "image/png"},
+        files={"other": ("a.txt", b"x", "text/plain")},
+    )
     assert no_file.status_code == 400 and "file" in no_file.json()["error"]["message"]
-    foreign = await client.post("/v21.0/999000222/media", headers=kit.auth(),
-                                data={"messaging_product": "whatsapp"}, files={"file": ("a.txt", b"x", "text/plain")})
+    foreign = await client.post(
+        "/v21.0/999000222/media",
+        headers=kit.auth(),
+        data={"messaging_product": "whatsapp"},
+        files={"file": ("a.txt", b"x", "text/plain")},
+    )
     assert foreign.status_code == 400 and foreign.json()["error"]["error_subcode"] == 33
 
 
@@ -138,31 +149,41 @@ async def test_delete_makes_the_media_and_its_urls_unavailable(served: Any, kit:
 async def test_control_api_stores_given_or_random_bytes(served: Any, kit: Any) -> None:
     client, _ = served
     given = "Grüße aus dem Hotel".encode()
-    made = await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "text/plain",
-                                                  "filename": "greeting.txt",
-                                                  "contentBase64": base64.b64encode(given).decode()})
+    made = await client.post(
+        "/_sim/media",
+        json={
+            "phoneNumberId": kit.PNID,
+            "mimeType": "text/plain",
+            "filename": "greeting.txt",
+            "contentBase64": base64.b64encode(given).decode(),
+        },
+    )
     assert made.status_code == 200, made.text
     assert made.json()["sha256"] == meta_sha256(given)
     url = (await client.get(f"/v21.0/{made.json()['id']}", headers=kit.auth())).json()["url"]
     assert (await client.get(url, headers=kit.auth())).content == given
 
-    random = await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "video/mp4",
-                                                    "sizeBytes": 100_000})
+    random = await client.post(
+        "/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "video/mp4", "sizeBytes": 100_000}
+    )
     info = (await client.get(f"/v21.0/{random.json()['id']}", headers=kit.auth())).json()
     assert info["file_size"] == "100000" and info["sha256"] == random.json()["sha256"]
     content = (await client.get(info["url"], headers=kit.auth())).content
     assert len(content) == 100_000 and meta_sha256(content) == info["sha256"]
 
-    assert (await client.post("/_sim/media", json={"phoneNumberId": "nope", "mimeType": "image/png",
-                                                   "sizeBytes": 1})).status_code == 404
-    assert (await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "image/png"})
-            ).status_code == 422
+    assert (
+        await client.post("/_sim/media", json={"phoneNumberId": "nope", "mimeType": "image/png", "sizeBytes": 1})
+    ).status_code == 404
+    assert (
+        await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "image/png"})
+    ).status_code == 422
 
 
 async def test_corrupt_switch_serves_bytes_whose_sha256_does_not_match(served: Any, kit: Any) -> None:
     client, _ = served
-    made = (await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "image/jpeg",
-                                                   "sizeBytes": 4096})).json()
+    made = (
+        await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": "image/jpeg", "sizeBytes": 4096})
+    ).json()
     switched = await client.post(f"/_sim/media/{made['id']}/corrupt", json={"corrupt": True})
     assert switched.json() == {"id": made["id"], "corrupt": True}
     info = (await client.get(f"/v21.0/{made['id']}", headers=kit.auth())).json()
@@ -181,8 +202,12 @@ async def test_corrupt_switch_serves_bytes_whose_sha256_does_not_match(served: A
         ("image", "image/jpeg", {"caption": "Pool 🏊"}, {"caption": "Pool 🏊"}),
         ("audio", "audio/ogg", {"voice": True}, {"voice": True}),
         ("video", "video/mp4", {"caption": "tour"}, {"caption": "tour"}),
-        ("document", "application/pdf", {"filename": "Factura ñ.pdf", "caption": "bill"},
-         {"filename": "Factura ñ.pdf", "caption": "bill"}),
+        (
+            "document",
+            "application/pdf",
+            {"filename": "Factura ñ.pdf", "caption": "bill"},
+            {"filename": "Factura ñ.pdf", "caption": "bill"},
+        ),
         ("sticker", "image/webp", {"animated": False}, {"animated": False}),
     ],
 )
@@ -192,11 +217,18 @@ async def test_guest_media_message_carries_the_stored_medias_id_mime_and_sha256(
     app = create_app(kit.settings())
     async with serve_in_background(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         await kit.register(client, receiver.url)
-        made = (await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": mime,
-                                                       "sizeBytes": 2048})).json()
-        sent = await client.post("/_sim/guest-messages", json={
-            "phoneNumberId": kit.PNID, "from": kit.GUEST, "type": message_type,
-            "content": {"mediaId": made["id"], **extra}})
+        made = (
+            await client.post("/_sim/media", json={"phoneNumberId": kit.PNID, "mimeType": mime, "sizeBytes": 2048})
+        ).json()
+        sent = await client.post(
+            "/_sim/guest-messages",
+            json={
+                "phoneNumberId": kit.PNID,
+                "from": kit.GUEST,
+                "type": message_type,
+                "content": {"mediaId": made["id"], **extra},
+            },
+        )
         assert sent.status_code == 200, sent.text
         (got,) = await receiver.wait_for(1)
         assert got.signature_ok
@@ -214,12 +246,19 @@ async def test_guest_media_message_with_unknown_or_foreign_media_is_refused(kit:
     async with serve_in_background(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         await kit.register(client, receiver.url)
         await kit.register(client, phoneNumberId="999000333", accessToken="EAAG-third")
-        foreign = (await client.post("/_sim/media", json={"phoneNumberId": "999000333", "mimeType": "image/png",
-                                                          "sizeBytes": 8})).json()
-        unknown = await client.post("/_sim/guest-messages", json={
-            "phoneNumberId": kit.PNID, "from": kit.GUEST, "type": "image", "content": {"mediaId": "404"}})
+        foreign = (
+            await client.post(
+                "/_sim/media", json={"phoneNumberId": "999000333", "mimeType": "image/png", "sizeBytes": 8}
+            )
+        ).json()
+        unknown = await client.post(
+            "/_sim/guest-messages",
+            json={"phoneNumberId": kit.PNID, "from": kit.GUEST, "type": "image", "content": {"mediaId": "404"}},
+        )
         assert unknown.status_code == 404
-        other = await client.post("/_sim/guest-messages", json={
-            "phoneNumberId": kit.PNID, "from": kit.GUEST, "type": "image", "content": {"mediaId": foreign["id"]}})
+        other = await client.post(
+            "/_sim/guest-messages",
+            json={"phoneNumberId": kit.PNID, "from": kit.GUEST, "type": "image", "content": {"mediaId": foreign["id"]}},
+        )
         assert other.status_code == 422
         assert receiver.received == []

@@ -234,8 +234,9 @@ async def guest_message(body: GuestMessageIn, sim: SimulatorDep) -> dict[str, An
     if message_type is None:  # excluded by GuestMessageIn's validator; keeps the type checker informed
         raise HTTPException(422, detail="give either 'text' or 'type'")
     # {"mediaId": ...} names media stored in the simulator: Meta's object gets its id, mime_type and sha256
-    content = media.guest_media_content(sim, phone_number_id=number.phone_number_id, message_type=message_type,
-                                        content=content)
+    content = media.guest_media_content(
+        sim, phone_number_id=number.phone_number_id, message_type=message_type, content=content
+    )
     message = payloads.inbound_message(
         message_type,
         content,

@@ -53,12 +53,19 @@ def media_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
-def store_media(sim: Simulator, *, phone_number_id: str, mime_type: str, data: bytes,
-                filename: str | None = None) -> StoredMedia:
-    return sim.state.add_media(StoredMedia(
-        media_id=payloads.new_media_id(), phone_number_id=phone_number_id, mime_type=mime_type, data=data,
-        sha256=media_sha256(data), filename=filename,
-    ))
+def store_media(
+    sim: Simulator, *, phone_number_id: str, mime_type: str, data: bytes, filename: str | None = None
+) -> StoredMedia:
+    return sim.state.add_media(
+        StoredMedia(
+            media_id=payloads.new_media_id(),
+            phone_number_id=phone_number_id,
+            mime_type=mime_type,
+            data=data,
+            sha256=media_sha256(data),
+            filename=filename,
+        )
+    )
 
 
 def _url_hash(sim: Simulator, media_id: str, expiry: int) -> str:
@@ -132,12 +139,22 @@ async def upload_media(version: str, phone_number_id: str, request: Request, sim
         mime_type = (declared.text().strip() if declared is not None else "") or file.content_type
         if not mime_type or "/" not in mime_type:
             raise missing_parameter("type")
-        media = store_media(sim, phone_number_id=phone_number_id, mime_type=mime_type, data=file.data,
-                            filename=file.filename)
+        media = store_media(
+            sim, phone_number_id=phone_number_id, mime_type=mime_type, data=file.data, filename=file.filename
+        )
     except GraphError as error:
         return error_response(error, version=_shown(version))
-    logger.info("media uploaded", extra={"fields": {"event": "media_uploaded", "phoneNumberId": phone_number_id,
-                                                    "mediaId": media.media_id, "bytes": len(media.data)}})
+    logger.info(
+        "media uploaded",
+        extra={
+            "fields": {
+                "event": "media_uploaded",
+                "phoneNumberId": phone_number_id,
+                "mediaId": media.media_id,
+                "bytes": len(media.data),
+            }
+        },
+    )
     return graph_response({"id": media.media_id}, version=_shown(version))
 
 
@@ -148,14 +165,17 @@ async def get_media(version: str, media_id: str, request: Request, sim: Simulato
         media = _owned_media(request, sim, media_id, "get")
     except GraphError as error:
         return error_response(error, version=_shown(version))
-    return graph_response({
-        "messaging_product": "whatsapp",
-        "url": download_url(sim, request, media),
-        "mime_type": media.mime_type,
-        "sha256": media.sha256,
-        "file_size": str(len(media.data)),
-        "id": media.media_id,
-    }, version=_shown(version))
+    return graph_response(
+        {
+            "messaging_product": "whatsapp",
+            "url": download_url(sim, request, media),
+            "mime_type": media.mime_type,
+            "sha256": media.sha256,
+            "file_size": str(len(media.data)),
+            "id": media.media_id,
+        },
+        version=_shown(version),
+    )
 
 
 @graph_router.delete("/{version}/{media_id}")
@@ -234,8 +254,9 @@ async def add_media(body: MediaIn, sim: SimulatorDep) -> dict[str, Any]:
             raise HTTPException(413, detail=f"media over {MAX_MEDIA_BYTES} bytes")
     else:
         data = secrets.token_bytes(body.size_bytes or 0)
-    media = store_media(sim, phone_number_id=body.phone_number_id, mime_type=body.mime_type, data=data,
-                        filename=body.filename)
+    media = store_media(
+        sim, phone_number_id=body.phone_number_id, mime_type=body.mime_type, data=data, filename=body.filename
+    )
     return {"id": media.media_id, "sha256": media.sha256, "fileSize": len(media.data), "mimeType": media.mime_type}
 
 
@@ -248,8 +269,9 @@ async def corrupt_media(media_id: str, body: CorruptIn, sim: SimulatorDep) -> di
     return {"id": media.media_id, "corrupt": media.corrupt}
 
 
-def guest_media_content(sim: Simulator, *, phone_number_id: str, message_type: str,
-                        content: dict[str, Any] | None) -> dict[str, Any] | None:
+def guest_media_content(
+    sim: Simulator, *, phone_number_id: str, message_type: str, content: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """Meta's media object for a guest message whose content names stored media (``{"mediaId", caption?,
     filename?, voice?, animated?}``); any other content is passed on as given."""
     if message_type not in MEDIA_TYPES or content is None or "mediaId" not in content:
@@ -266,5 +288,11 @@ def guest_media_content(sim: Simulator, *, phone_number_id: str, message_type: s
         extra["animated"] = bool(content["animated"])
     filename = content.get("filename", media.filename) if message_type == "document" else None
     caption = content.get("caption") if message_type in ("image", "video", "document") else None
-    return payloads.media_content(mime_type=media.mime_type, sha256=media.sha256, media_id=media.media_id,
-                                  caption=caption, filename=filename, **extra)
+    return payloads.media_content(
+        mime_type=media.mime_type,
+        sha256=media.sha256,
+        media_id=media.media_id,
+        caption=caption,
+        filename=filename,
+        **extra,
+    )

@@ -43,6 +43,10 @@ def parse_form(content_type: str, body: bytes) -> dict[str, FormPart]:
         data = payload if isinstance(payload, bytes) else b""
         filename = part.get_filename()
         declared = part.get("content-type")
-        parts.setdefault(name, FormPart(name=name, data=data, filename=filename,
-                                        content_type=part.get_content_type() if declared else None))
+        parts.setdefault(
+            name,
+            FormPart(
+                name=name, data=data, filename=filename, content_type=part.get_content_type() if declared else None
+            ),
+        )
     return parts

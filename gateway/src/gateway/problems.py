@@ -89,7 +89,7 @@ def auth_problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def domain_error_response(error: DomainError, *, quota: Quota | None = None) -> JSONResponse:
     status = STATUS_BY_CODE.get(error.code, error.http_status)
-    response = problem(status, error.code, TITLE_BY_CODE.get(error.code, error.title), error.detail)
+    response = problem(status, error.code, TITLE_BY_CODE.get(error.code, error.title), error.detail, **error.extra)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     if error.retry_after is not None:  # ours (RATE_LIMITED) or an upstream's (LOGIN_THROTTLED, …)

@@ -6,10 +6,14 @@ a gRPC error back into the same DomainError (so its stable `code` survives the h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import grpc
 
 ERROR_CODE_METADATA_KEY = "eva-error-code"
 RETRY_AFTER_METADATA_KEY = "eva-retry-after"
+EXTRA_METADATA_KEY = "eva-error-extra"  # JSON object: the error's machine-readable facts (e.g. windowClosedAt)
 
 
 class DomainError(Exception):
@@ -18,11 +22,16 @@ class DomainError(Exception):
     default_code: str = "INTERNAL"
     title: str = "Internal error"
 
-    def __init__(self, detail: str, *, code: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(
+        self, detail: str, *, code: str | None = None, retry_after: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code or self.default_code
         self.retry_after = retry_after  # seconds; sent as Retry-After over HTTP
+        # camelCase facts a client can act on, added to the problem+json body (e.g. {"windowClosedAt": "…"})
+        self.extra: dict[str, Any] = dict(extra or {})
 
 
 class InvalidArgument(DomainError):
@@ -81,10 +90,11 @@ _BY_GRPC_STATUS: dict[grpc.StatusCode, type[DomainError]] = {
 
 
 def from_grpc(
-    status: grpc.StatusCode, details: str | None, code: str | None, retry_after: int | None = None
+    status: grpc.StatusCode, details: str | None, code: str | None, retry_after: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> DomainError:
     """Rebuilds the DomainError a downstream service raised from its gRPC status and error-code metadata."""
     cls = _BY_GRPC_STATUS.get(status, Internal)
     if cls is Internal:
         return Internal("upstream error", code="INTERNAL")
-    return cls(details or cls.title, code=code, retry_after=retry_after)
+    return cls(details or cls.title, code=code, retry_after=retry_after, extra=extra)

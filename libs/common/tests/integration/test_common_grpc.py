@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva_common.auth import current_principal
-from eva_common.errors import Internal, NotFound, Unauthenticated
+from eva_common.errors import FailedPrecondition, Internal, NotFound, Unauthenticated
 from eva_common.grpc.client import create_channel, rpc
 from eva_common.grpc.server import GrpcServer
 from eva_testing.tokens import TestTokenIssuer
@@ -27,6 +27,9 @@ class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
             raise NotFound("no such message", code="MESSAGE_NOT_FOUND")
         if request.message_id == "crash":
             raise RuntimeError("secret internals")
+        if request.message_id == "closed":
+            raise FailedPrecondition("the window closed", code="WINDOW_CLOSED",
+                                     extra={"windowClosedAt": "2026-12-05T10:00:00.000Z"})
         return messaging_pb2.Message(id=request.message_id, tenant_id=principal.require_tenant())
 
     async def ListMessages(self, request: messaging_pb2.ListMessagesRequest, context: object) -> messaging_pb2.ListMessagesResponse:  # noqa: E501
@@ -64,6 +67,14 @@ async def test_domain_error_keeps_its_code(stub: messaging_pb2_grpc.MessagingSer
     with pytest.raises(NotFound) as caught:
         await rpc(stub.GetMessage, messaging_pb2.GetMessageRequest(message_id="missing"), token=token, timeout=5)
     assert caught.value.code == "MESSAGE_NOT_FOUND" and caught.value.http_status == 404
+
+
+async def test_domain_error_keeps_its_facts(stub: messaging_pb2_grpc.MessagingServiceStub) -> None:
+    token = ISSUER.user_token(user_id="u1", tenant_id="tenant-a")
+    with pytest.raises(FailedPrecondition) as caught:
+        await rpc(stub.GetMessage, messaging_pb2.GetMessageRequest(message_id="closed"), token=token, timeout=5)
+    assert caught.value.code == "WINDOW_CLOSED"
+    assert caught.value.extra == {"windowClosedAt": "2026-12-05T10:00:00.000Z"}
 
 
 async def test_crash_is_internal_and_says_nothing(stub: messaging_pb2_grpc.MessagingServiceStub) -> None:

@@ -11,6 +11,7 @@ import grpc
 from eva_common.context import current_request_id
 from eva_common.errors import (
     ERROR_CODE_METADATA_KEY,
+    EXTRA_METADATA_KEY,
     RETRY_AFTER_METADATA_KEY,
     DeadlineExceeded,
     DomainError,
@@ -80,14 +81,25 @@ async def rpc(
 def domain_error_from_rpc(error: grpc.aio.AioRpcError) -> DomainError:
     code = None
     retry_after = None
+    extra: dict[str, Any] | None = None
     for key, value in error.trailing_metadata() or ():
         if key == ERROR_CODE_METADATA_KEY and isinstance(value, str):
             code = value
         elif key == RETRY_AFTER_METADATA_KEY and isinstance(value, str) and value.isdigit():
             retry_after = int(value)
+        elif key == EXTRA_METADATA_KEY and isinstance(value, str):
+            extra = _json_object(value)
     status = error.code()
     if status == grpc.StatusCode.UNAVAILABLE and code is None:
         return Unavailable("a dependency is unavailable", code="UPSTREAM_UNAVAILABLE")
     if status == grpc.StatusCode.DEADLINE_EXCEEDED and code is None:
         return DeadlineExceeded("a dependency did not answer in time", code="UPSTREAM_TIMEOUT")
-    return from_grpc(status, error.details(), code, retry_after)
+    return from_grpc(status, error.details(), code, retry_after, extra)
+
+
+def _json_object(value: str) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

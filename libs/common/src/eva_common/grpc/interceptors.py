@@ -8,6 +8,7 @@ kind gets UNIMPLEMENTED instead of an unverified handler (fail closed).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,13 @@ from opentelemetry import trace
 
 from eva_common.auth import TokenVerifier, bearer_token, principal_var
 from eva_common.context import new_request_id, request_id_var
-from eva_common.errors import ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, DomainError, Unauthenticated
+from eva_common.errors import (
+    ERROR_CODE_METADATA_KEY,
+    EXTRA_METADATA_KEY,
+    RETRY_AFTER_METADATA_KEY,
+    DomainError,
+    Unauthenticated,
+)
 from eva_common.grpc.metadata import REQUEST_ID_KEY, metadata_of
 from eva_common.metrics import GRPC_LATENCY, GRPC_REQUESTS
 from eva_common.telemetry import extract_context
@@ -105,6 +112,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     trailers = [(ERROR_CODE_METADATA_KEY, error.code)]
                     if error.retry_after is not None:
                         trailers.append((RETRY_AFTER_METADATA_KEY, str(error.retry_after)))
+                    if error.extra:
+                        trailers.append((EXTRA_METADATA_KEY, json.dumps(error.extra, separators=(",", ":"))))
                     context.set_trailing_metadata(tuple(trailers))
                     if error.http_status >= 500:
                         logger.warning("rpc failed", extra={"method": method, "code": error.code})

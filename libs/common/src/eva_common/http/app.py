@@ -87,7 +87,7 @@ def create_http_app(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
-        response = problem(error.http_status, error.code, error.title, error.detail)
+        response = problem(error.http_status, error.code, error.title, error.detail, **error.extra)
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)
         return response

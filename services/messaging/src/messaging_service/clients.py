@@ -67,8 +67,10 @@ class ConversationClient:
         self._timeout = timeout
 
     async def resolve_inbound_contact(
-        self, *, tenant_id: str, sender: Sender, message_at: datetime, phone_number_id: str | None
+        self, *, tenant_id: str, sender: Sender, message_at: datetime, phone_number_id: str | None,
+        echo: bool = False,
     ) -> ResolvedSender:
+        """`echo`: a message the business sent from the WhatsApp Business app (the window is left alone)."""
         request = conversation_pb2.ResolveInboundContactRequest(
             tenant_id=tenant_id,
             wa_id=sender.wa_id or "",
@@ -76,6 +78,7 @@ class ConversationClient:
             profile_name=sender.profile_name or "",
             message_at=message_at.astimezone(UTC).isoformat(),
             phone_number_id=phone_number_id or "",
+            echo=echo,
         )
         response: conversation_pb2.ResolveInboundContactResponse = await rpc(
             self._stub.ResolveInboundContact, request, token=await self._tokens.token(), timeout=self._timeout

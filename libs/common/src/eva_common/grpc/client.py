@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -74,6 +74,18 @@ async def rpc(
     """Calls one unary method, turning a gRPC failure back into the DomainError the callee raised."""
     try:
         return await method(request, metadata=call_metadata(token), timeout=timeout)
+    except grpc.aio.AioRpcError as error:
+        raise domain_error_from_rpc(error) from error
+
+
+async def upload_rpc(
+    method: Callable[..., Awaitable[T]], requests: AsyncIterable[Any], *, token: str | None, timeout: float,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> T:
+    """Calls one client-streaming method with the messages of `requests` (read as the call sends them, so a large
+    upload is never held whole), turning a gRPC failure back into the DomainError the callee raised."""
+    try:
+        return await method(requests, metadata=(*call_metadata(token), *metadata), timeout=timeout)
     except grpc.aio.AioRpcError as error:
         raise domain_error_from_rpc(error) from error
 

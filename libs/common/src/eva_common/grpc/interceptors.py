@@ -2,8 +2,9 @@
 single mapping from DomainError to gRPC status (with the stable error code in trailing metadata).
 
 It wraps the method handler (rather than only intercepting) so the context variables it sets are visible to the
-handler on the grpc.aio server. Unary and server-streaming methods are served; a service that registers any other
-kind gets UNIMPLEMENTED instead of an unverified handler (fail closed).
+handler on the grpc.aio server. Unary, server-streaming and client-streaming methods are served (the caller is
+verified before the handler reads the first message); a bidirectional method gets UNIMPLEMENTED instead of an
+unverified handler (fail closed).
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return grpc.unary_stream_rpc_method_handler(
                 stream_wrapper,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        if handler.stream_unary is not None:
+            upload: UnaryHandler = handler.stream_unary  # takes the request iterator instead of one request
+
+            async def upload_wrapper(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+                async with self._scope(method, public, context):
+                    return await upload(requests, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                upload_wrapper,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 from eva_events.envelope import EventEnvelope, make_event
 from eva_events.messaging import MESSAGE_UPDATED as MESSAGE_UPDATED
-from eva_events.messaging import ContactSnapshot, MediaView, MessageView, StatusChangeView
+from eva_events.messaging import ContactSnapshot, MediaView, MessageView, SenderView, StatusChangeView
 from eva_events.webhook import WEBHOOK_PROCESSED, WebhookProcessed
 
 from messaging_service.models import Message, MessageStatus
@@ -49,6 +49,8 @@ def message_view(
         created_at=message.created_at,
         updated_at=message.updated_at,
         contact=contact,
+        sender=SenderView.model_validate(message.sender) if message.sender else None,
+        source=message.source,
     )
 
 

@@ -4,6 +4,7 @@ and simulator instances reachable over ASGI or real HTTP."""
 import asyncio
 import hashlib
 import hmac
+import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -168,6 +169,27 @@ class Kit:
     @staticmethod
     def settings(**overrides: Any) -> Settings:
         return fast_settings(**overrides)
+
+    @staticmethod
+    async def open_window(client: httpx.AsyncClient, wa_id: str = GUEST, **fields: Any) -> dict[str, Any]:
+        response = await client.post("/_sim/windows", json={"phoneNumberId": PNID, "waId": wa_id, **fields})
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    @staticmethod
+    def changes(received: list[Received], field: str | None = None) -> list[dict[str, Any]]:
+        """Every change of every (correctly signed) delivery, optionally only those of one ``field``."""
+        found: list[dict[str, Any]] = []
+        for item in received:
+            assert item.signature_ok
+            for entry in json.loads(item.body)["entry"]:
+                found.extend(change for change in entry["changes"] if field is None or change["field"] == field)
+        return found
+
+    @staticmethod
+    def statuses(received: list[Received]) -> list[dict[str, Any]]:
+        return [status for change in Kit.changes(received, "messages") for status in change["value"]["statuses"]]
 
 
 @pytest.fixture

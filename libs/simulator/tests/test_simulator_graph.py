@@ -208,7 +208,7 @@ async def test_sync_window_enforcement(sim: httpx.AsyncClient, sim_app: FastAPI,
         "messaging_product": "whatsapp",
         "to": "16505551234",
         "type": "template",
-        "template": {"name": "welcome", "language": {"code": "pt_BR"}},
+        "template": {"name": "hello_world", "language": {"code": "en_US"}},
     }
     assert (await _send(sim, kit, template)).status_code == 200
     sim_app.state.simulator.state.touch_window(kit.PNID, "16505551234")
@@ -222,6 +222,9 @@ async def test_admin_numbers_hide_secrets_and_reset(sim: httpx.AsyncClient, kit:
         "wabaId": kit.WABA_ID,
         "displayPhoneNumber": kit.DISPLAY,
         "webhookUrl": None,
+        "coexistence": False,
+        "throughputMps": 80,
+        "tokenExpired": False,
     }
     updated = await sim.post("/_sim/numbers", json={"phoneNumberId": kit.PNID, "webhookUrl": "http://x/y"})
     assert updated.json()["webhookUrl"] == "http://x/y"

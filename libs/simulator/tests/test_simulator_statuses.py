@@ -19,8 +19,14 @@ def _statuses(received: list[Any]) -> list[dict[str, Any]]:
     return found
 
 
+async def _open_window(sim: httpx.AsyncClient, kit: Any, wa_id: str = "16505551234") -> None:
+    opened = await sim.post("/_sim/windows", json={"phoneNumberId": kit.PNID, "waId": wa_id})
+    assert opened.status_code == 200 and opened.json()["open"] is True, opened.text
+
+
 async def test_send_emits_sent_delivered_read(sim: httpx.AsyncClient, receiver: Any, kit: Any) -> None:
     await kit.register(sim, receiver.url)
+    await _open_window(sim, kit)
     response = await sim.post(
         URL, json={**kit.text_send(), "biz_opaque_callback_data": "outbox-42"}, headers=kit.auth()
     )
@@ -76,6 +82,7 @@ async def test_send_emits_sent_delivered_read(sim: httpx.AsyncClient, receiver: 
 
 async def test_auto_statuses_can_be_switched_off(sim: httpx.AsyncClient, receiver: Any, kit: Any) -> None:
     await kit.register(sim, receiver.url)
+    await _open_window(sim, kit)
     config = (await sim.post("/_sim/config", json={"autoStatuses": False})).json()
     assert config["autoStatuses"] is False
     assert (await sim.post(URL, json=kit.text_send(), headers=kit.auth())).status_code == 200
@@ -85,7 +92,19 @@ async def test_auto_statuses_can_be_switched_off(sim: httpx.AsyncClient, receive
 
 async def test_custom_sequence_reaction_and_template(sim: httpx.AsyncClient, receiver: Any, kit: Any) -> None:
     await kit.register(sim, receiver.url)
+    await _open_window(sim, kit)
     await sim.post("/_sim/config", json={"statusSequence": ["sent", "read"], "statusDelays": [0.0]})
+    created = await sim.post(
+        "/_sim/templates",
+        json={
+            "wabaId": kit.WABA_ID,
+            "name": "welcome",
+            "language": "en_US",
+            "category": "MARKETING",
+            "components": [{"type": "BODY", "text": "Welcome to the hotel!"}],
+        },
+    )
+    assert created.status_code == 200, created.text
     template = {
         "messaging_product": "whatsapp",
         "to": "16505551234",

@@ -1,8 +1,9 @@
 """The simulator's control API under ``/_sim`` (camelCase JSON), plus ``/healthz`` and ``/readyz``.
 
-This is how tests and operators play the guest's side (``guest-messages``), inspect what the business
-sent (``sent-messages``, ``read-receipts``), watch webhook retries (``webhook-attempts``) and make the
-fake Graph API misbehave (``faults``, ``config``).
+This is how tests and operators play the guest's side (``guest-messages``, ``windows``, ``echoes``), inspect
+what the business sent (``sent-messages``, ``read-receipts``, ``throughput``), watch webhook retries
+(``webhook-attempts``) and make the fake Graph API misbehave (``faults``, ``status-rules``, ``config``,
+``numbers/{id}/expire-token``).
 """
 
 import dataclasses
@@ -17,7 +18,15 @@ from pydantic.alias_generators import to_camel
 from eva_simulator import media, payloads
 from eva_simulator.runtime import Simulator, SimulatorDep
 from eva_simulator.signing import meta_body
-from eva_simulator.state import ALL_NUMBERS, BusinessNumber, Fault
+from eva_simulator.state import (
+    ALL_NUMBERS,
+    AsyncFailure,
+    BusinessNumber,
+    Fault,
+    FaultKind,
+    StatusRule,
+    ThroughputLog,
+)
 from eva_simulator.webhooks import MAX_PAYLOAD_BYTES, DeliveryResult, RetryPolicy, verify_callback
 
 logger = logging.getLogger("eva_simulator.admin")
@@ -41,6 +50,8 @@ class NumberIn(CamelModel):
     access_token: str | None = Field(default=None, repr=False)
     app_secret: str | None = Field(default=None, repr=False)
     webhook_url: str | None = None
+    coexistence: bool | None = None
+    throughput_mps: int | None = Field(default=None, ge=1)
 
 
 class RetryIn(CamelModel):
@@ -56,10 +67,12 @@ class RetryIn(CamelModel):
 
 
 class GuestMessageIn(CamelModel):
-    """A guest writes to a business number: either ``text`` or ``type`` + ``content``."""
+    """A guest writes to a business number: either ``text`` or ``type`` + ``content``. The guest is ``from``
+    (a phone number), ``userId`` (a BSUID), or both (reference §3.0, §12)."""
 
     phone_number_id: str
-    from_: str = Field(alias="from", min_length=1)
+    from_: str | None = Field(default=None, alias="from", min_length=1)
+    user_id: str | None = Field(default=None, pattern=r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]+$")
     name: str = "WhatsApp Guest"
     text: str | None = None
     type: str | None = None
@@ -75,6 +88,8 @@ class GuestMessageIn(CamelModel):
     def _one_kind_of_content(self) -> "GuestMessageIn":
         if (self.text is None) == (self.type is None):
             raise ValueError("give either 'text' or 'type' (with 'content')")
+        if self.from_ is None and self.user_id is None:
+            raise ValueError("give 'from' (a phone number) or 'userId' (a BSUID)")
         return self
 
 
@@ -99,21 +114,94 @@ class DeliveryIn(CamelModel):
 
 
 class FaultIn(CamelModel):
-    """Make the next ``times`` sends of a number (``*``: any number) fail with Meta error ``code``."""
+    """Make the next ``times`` sends of a number (``*``: any number) fail with Meta error ``code`` (kind
+    ``error``), or accept them and answer only after ``delaySeconds`` (kind ``slow_accept``)."""
 
     phone_number_id: str = ALL_NUMBERS
-    code: int
+    kind: FaultKind = "error"
+    code: int | None = None
     times: int = Field(default=1, ge=1)
     details: str | None = None
     http_status: int | None = Field(default=None, ge=400, le=599)
+    delay_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _code_for_errors(self) -> "FaultIn":
+        if self.kind == "error" and self.code is None:
+            raise ValueError("a fault of kind 'error' needs a 'code'")
+        return self
+
+
+StatusName = Literal["sent", "delivered", "read", "played", "failed"]
+
+
+class PairRateIn(CamelModel):
+    burst: int | None = Field(default=None, ge=1)
+    per_seconds: float | None = Field(default=None, gt=0)
 
 
 class ConfigIn(CamelModel):
     auto_statuses: bool | None = None
-    status_sequence: list[Literal["sent", "delivered", "read", "played", "failed"]] | None = None
+    status_sequence: list[StatusName] | None = None
     status_delays: list[Annotated[float, Field(ge=0)]] | None = None
     window_enforcement: Literal["off", "async", "sync"] | None = None
+    throughput_enforcement: bool | None = None
+    pair_rate_enforcement: bool | None = None
+    pair_rate: PairRateIn | None = None
     retry: RetryIn | None = None
+
+
+class WindowIn(CamelModel):
+    """The guest ``waId`` (or BSUID ``userId``) last wrote to the number at ``at`` (default: now)."""
+
+    phone_number_id: str
+    wa_id: str | None = None
+    user_id: str | None = None
+    at: float | None = None
+
+    @model_validator(mode="after")
+    def _one_guest(self) -> "WindowIn":
+        if (self.wa_id is None) == (self.user_id is None):
+            raise ValueError("give either 'waId' or 'userId'")
+        return self
+
+
+class FailWithIn(CamelModel):
+    code: int
+    title: str | None = None
+    details: str | None = None
+
+
+class StatusRuleIn(CamelModel):
+    """Change the status webhooks of the next ``times`` sends of a number (``*``: any) to ``to`` (any)."""
+
+    phone_number_id: str = ALL_NUMBERS
+    to: str | None = None
+    sequence: list[StatusName] | None = None
+    fail_with: FailWithIn | None = None
+    skip: list[StatusName] = Field(default_factory=list)
+    duplicate: bool = False
+    reorder: bool = False
+    times: int = Field(default=1, ge=1)
+
+
+class EchoIn(CamelModel):
+    """The business wrote from the WhatsApp Business app (coexistence): ``text`` or ``type`` + ``content``."""
+
+    phone_number_id: str
+    to: str = Field(min_length=1)
+    type: str = "text"
+    text: str | None = None
+    content: dict[str, Any] | None = None
+    id: str | None = None
+    timestamp: int | Annotated[str, Field(pattern=r"^\d+$")] | None = None
+    retry: RetryIn | None = None
+
+    @model_validator(mode="after")
+    def _some_content(self) -> "EchoIn":
+        if (self.text is None) == (self.content is None):
+            raise ValueError("give either 'text' or 'content'")
+        return self
 
 
 class VerifyIn(CamelModel):
@@ -135,6 +223,8 @@ async def upsert_number(body: NumberIn, sim: SimulatorDep) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, exclude={"phone_number_id"})
     if existing is not None:
         number = dataclasses.replace(existing, **changes)
+        if body.access_token is not None and body.access_token != existing.access_token:
+            number.token_expired_at = None  # a new token heals an expired one
     else:
         missing = [
             name
@@ -155,6 +245,15 @@ async def upsert_number(body: NumberIn, sim: SimulatorDep) -> dict[str, Any]:
             }
         },
     )
+    return number.public()
+
+
+@router.post("/numbers/{phone_number_id}/expire-token")
+async def expire_token(phone_number_id: str, sim: SimulatorDep) -> dict[str, Any]:
+    """The number's current access token expires now: Graph calls with it answer 190/463 until the number is
+    registered again with a new ``accessToken``."""
+    number = _number_or_404(sim, phone_number_id)
+    number.token_expired_at = sim.state.clock()
     return number.public()
 
 
@@ -227,8 +326,8 @@ async def guest_message(body: GuestMessageIn, sim: SimulatorDep) -> dict[str, An
     number = _number_or_404(sim, body.phone_number_id)
     if not number.webhook_url:
         raise HTTPException(409, detail="number has no webhookUrl")
-    wa_id = payloads.digits(body.from_)  # Meta's "from"/"wa_id" are digits only
-    if not wa_id:
+    wa_id = payloads.digits(body.from_) if body.from_ is not None else None  # Meta's "from"/"wa_id": digits
+    if body.from_ is not None and not wa_id:
         raise HTTPException(422, detail="'from' must contain digits")
     message_type, content = ("text", {"body": body.text}) if body.text is not None else (body.type, body.content)
     if message_type is None:  # excluded by GuestMessageIn's validator; keeps the type checker informed
@@ -241,15 +340,20 @@ async def guest_message(body: GuestMessageIn, sim: SimulatorDep) -> dict[str, An
         message_type,
         content,
         from_=wa_id,
+        from_user_id=body.user_id,
         wamid=body.wamid,
         timestamp=body.timestamp,
         context=body.context,
         referral=body.referral,
     )
-    payload = payloads.inbound_delivery(number, [message], contacts=[payloads.contact(wa_id, body.name)])
+    guest = payloads.contact(wa_id, body.name, user_id=body.user_id)
+    payload = payloads.inbound_delivery(number, [message], contacts=[guest])
     # Meta opens the window when the guest writes, whether or not our webhook gets through. A past
-    # ``timestamp`` lets tests simulate a guest who wrote long ago (window already closed).
-    sim.state.touch_window(number.phone_number_id, wa_id, at=float(message["timestamp"]))
+    # ``timestamp`` lets tests simulate a guest who wrote long ago (window already closed). Sends may name
+    # the guest by phone number or by BSUID, so both keys open.
+    for key in (wa_id, body.user_id):
+        if key:
+            sim.state.touch_window(number.phone_number_id, key, at=float(message["timestamp"]))
     results = await _deliver_times(
         sim,
         number.webhook_url,
@@ -261,6 +365,67 @@ async def guest_message(body: GuestMessageIn, sim: SimulatorDep) -> dict[str, An
         retry=body.retry,
     )
     return {"wamid": message["id"], **_deliveries_json(results), "payload": payload}
+
+
+@router.post("/echoes")
+async def echo(body: EchoIn, sim: SimulatorDep) -> dict[str, Any]:
+    """A coexistence echo (reference §12): what the business sent from the WhatsApp Business app, delivered as
+    ``smb_message_echoes``. It does not open or extend the customer-service window."""
+    number = _number_or_404(sim, body.phone_number_id)
+    if not number.webhook_url:
+        raise HTTPException(409, detail="number has no webhookUrl")
+    to = payloads.digits(body.to) if payloads.digits(body.to) and not body.to[:2].isalpha() else body.to
+    content = {"body": body.text} if body.text is not None else dict(body.content or {})
+    message = payloads.echo_message(
+        body.type,
+        content,
+        from_=payloads.digits(number.display_phone_number),
+        to=to,
+        wamid=body.id,
+        timestamp=body.timestamp,
+    )
+    payload = payloads.echo_delivery(number, [message])
+    results = await _deliver_times(
+        sim,
+        number.webhook_url,
+        meta_body(payload),
+        times=1,
+        app_secret=number.app_secret,
+        kind="echo",
+        phone_number_id=number.phone_number_id,
+        retry=body.retry,
+    )
+    return {"wamid": message["id"], **_deliveries_json(results), "payload": payload}
+
+
+@router.post("/windows")
+async def open_window(body: WindowIn, sim: SimulatorDep) -> dict[str, Any]:
+    """Open (or, with a past ``at``, close) the 24-hour window of a guest as if they had written at ``at``."""
+    _number_or_404(sim, body.phone_number_id)
+    key = body.wa_id if body.wa_id is not None else body.user_id
+    if body.wa_id is not None:
+        key = payloads.digits(body.wa_id)
+    if not key:
+        raise HTTPException(422, detail="'waId' must contain digits")
+    at = body.at if body.at is not None else sim.state.clock()
+    sim.state.set_window(body.phone_number_id, key, at)
+    return {
+        "phoneNumberId": body.phone_number_id,
+        "recipient": key,
+        "lastInboundAt": at,
+        "open": sim.state.window_open(body.phone_number_id, key),
+    }
+
+
+@router.get("/throughput")
+async def throughput(
+    sim: SimulatorDep, phone_number_id: Annotated[str, Query(alias="phoneNumberId")]
+) -> dict[str, Any]:
+    """Requests on the number's send endpoints: received, accepted and refused (130429), per calendar second
+    and at most in any sliding second."""
+    number = _number_or_404(sim, phone_number_id)
+    log = sim.state.throughput.get(phone_number_id) or ThroughputLog()
+    return {"phoneNumberId": phone_number_id, "limitMps": number.limit_mps, **log.stats()}
 
 
 @router.post("/deliveries")
@@ -353,6 +518,8 @@ async def add_fault(body: FaultIn, sim: SimulatorDep) -> dict[str, Any]:
             remaining=body.times,
             details=body.details,
             http_status=body.http_status,
+            kind=body.kind,
+            delay_seconds=body.delay_seconds if body.kind == "slow_accept" else 0.0,
         )
     )
     return fault.to_json()
@@ -366,6 +533,34 @@ async def list_faults(sim: SimulatorDep) -> dict[str, Any]:
 @router.delete("/faults")
 async def clear_faults(sim: SimulatorDep) -> dict[str, Any]:
     sim.state.faults.clear()
+    return {"items": []}
+
+
+@router.post("/status-rules")
+async def add_status_rule(body: StatusRuleIn, sim: SimulatorDep) -> dict[str, Any]:
+    fail = body.fail_with
+    rule = StatusRule(
+        phone_number_id=body.phone_number_id,
+        remaining=body.times,
+        to=body.to,
+        sequence=list(body.sequence) if body.sequence is not None else None,
+        fail_with=AsyncFailure(code=fail.code, title=fail.title, details=fail.details) if fail else None,
+        skip=list(body.skip),
+        duplicate=body.duplicate,
+        reorder=body.reorder,
+    )
+    sim.state.status_rules.append(rule)
+    return rule.to_json()
+
+
+@router.get("/status-rules")
+async def list_status_rules(sim: SimulatorDep) -> dict[str, Any]:
+    return {"items": [rule.to_json() for rule in sim.state.status_rules]}
+
+
+@router.delete("/status-rules")
+async def clear_status_rules(sim: SimulatorDep) -> dict[str, Any]:
+    sim.state.status_rules.clear()
     return {"items": []}
 
 
@@ -399,6 +594,16 @@ async def update_config(body: ConfigIn, sim: SimulatorDep) -> dict[str, Any]:
         config.status_delays = list(body.status_delays)
     if body.window_enforcement is not None:
         config.window_enforcement = body.window_enforcement
+    if body.throughput_enforcement is not None:
+        config.throughput_enforcement = body.throughput_enforcement
+    if body.pair_rate_enforcement is not None:
+        config.pair_rate_enforcement = body.pair_rate_enforcement
+    if body.pair_rate is not None:
+        if body.pair_rate.burst is not None:
+            config.pair_rate_burst = body.pair_rate.burst
+        if body.pair_rate.per_seconds is not None:
+            config.pair_rate_per_seconds = body.pair_rate.per_seconds
+        sim.state.pair_buckets.clear()
     if body.retry is not None:
         sim.sender.policy = body.retry.apply(sim.sender.policy)
     return _config_json(sim)
@@ -406,11 +611,14 @@ async def update_config(body: ConfigIn, sim: SimulatorDep) -> dict[str, Any]:
 
 @router.post("/reset")
 async def reset(
-    sim: SimulatorDep, numbers: Annotated[bool, Query(description="also forget registered numbers")] = False
+    sim: SimulatorDep,
+    numbers: Annotated[bool, Query(description="also forget registered numbers (and templates)")] = False,
+    templates: Annotated[bool, Query(description="templates back to the start-up set")] = False,
 ) -> dict[str, Any]:
-    """Forget traffic, attempts, faults, windows and run-time config (and numbers with ``?numbers=true``)."""
+    """Forget traffic, attempts, faults, status rules, windows, throughput and pair-rate counts and run-time
+    config (and numbers with ``?numbers=true``, templates with ``?templates=true``)."""
     await sim.statuses.aclose()
-    sim.state.reset(numbers=numbers)
+    sim.state.reset(numbers=numbers, templates=templates)
     sim.sender.log.clear()
     sim.sender.policy = sim.settings.retry_policy()
     return {"reset": True, "numbers": len(sim.state.numbers)}

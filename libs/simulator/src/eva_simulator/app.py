@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from eva_simulator import admin, graph, media
+from eva_simulator import admin, graph, media, templates
 from eva_simulator.runtime import Simulator
 from eva_simulator.settings import Settings
 from eva_simulator.state import SimulatorState
@@ -20,7 +20,7 @@ logger = logging.getLogger("eva_simulator.http")
 
 def build_simulator(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Simulator:
     """Wire one simulator instance. ``http`` (used for webhooks and the handshake) may be injected."""
-    state = SimulatorState(config=settings.runtime_config())
+    state = SimulatorState(config=settings.runtime_config(), template_seeds=settings.template_seeds())
     for seed in settings.numbers:
         state.upsert_number(seed.to_number())
     client = http or httpx.AsyncClient(follow_redirects=False)
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.include_router(admin.router)
     app.include_router(media.control_router)
     app.include_router(media.download_router)
+    app.include_router(templates.control_router)
     app.include_router(graph.router)
+    app.include_router(templates.graph_router)
     app.include_router(media.graph_router)
     return app

@@ -6,6 +6,7 @@ One table (``CATALOG``) feeds both the synchronous Graph error responses and the
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 ERROR_CODES_HREF = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
@@ -99,6 +100,11 @@ CATALOG: dict[int, MetaErrorSpec] = dict(
             "Message failed to send because there were too many messages sent from this phone number "
             "to the same phone number in a short period of time.",
         ),
+        _spec(
+            131062,
+            "Business-scoped user ID not supported",
+            "This message type is not supported for business-scoped user ID recipients.",
+        ),
         _spec(131057, "Account in maintenance mode", "Business Account is in maintenance mode."),
         _spec(
             131064,
@@ -115,6 +121,22 @@ CATALOG: dict[int, MetaErrorSpec] = dict(
             132001,
             "Template name does not exist in the translation",
             "The template does not exist in the specified language or the template has not been approved.",
+            subcode=2494073,
+        ),
+        _spec(
+            132012,
+            "Parameter format does not match format in the created template",
+            "Parameter format does not match format in the created template",
+        ),
+        _spec(
+            132015,
+            "Template is paused",
+            "Template is paused due to low quality so it cannot be sent in a template message.",
+        ),
+        _spec(
+            132016,
+            "Template is disabled",
+            "Template has been paused too many times due to low quality and is now permanently disabled.",
         ),
         _spec(133004, "Server temporarily unavailable", "Server is temporarily unavailable.", http_status=503),
         _spec(
@@ -213,6 +235,32 @@ def invalid_token() -> GraphError:
     return GraphError(
         http_status=400,
         code=190,
+        message=message,
+        www_authenticate=f'OAuth "Facebook Platform" "invalid_token" "{message}"',
+    )
+
+
+def _pacific(moment: float) -> str:
+    """``Saturday, 29-Jun-24 09:00:00 PDT``: how Graph writes times in token errors (Pacific time)."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        local = datetime.fromtimestamp(moment, tz=ZoneInfo("America/Los_Angeles"))
+    except Exception:  # no tz database: Meta's summer offset
+        local = datetime.fromtimestamp(moment, tz=timezone(timedelta(hours=-7), "PDT"))
+    return local.strftime("%A, %d-%b-%y %H:%M:%S ") + (local.tzname() or "PDT")
+
+
+def expired_token(*, expired_at: float, now: float) -> GraphError:
+    """An access token that has expired: code 190, subcode 463, HTTP 400 (reference §5.3)."""
+    message = (
+        f"Error validating access token: Session has expired on {_pacific(expired_at)}. "
+        f"The current time is {_pacific(now)}."
+    )
+    return GraphError(
+        http_status=400,
+        code=190,
+        subcode=463,
         message=message,
         www_authenticate=f'OAuth "Facebook Platform" "invalid_token" "{message}"',
     )

@@ -1,11 +1,15 @@
 """The fake Graph API: ``POST /v21.0/{phone_number_id}/messages`` as Meta answers it (reference §5, §10).
 
 Order of checks, as on the Graph API: path/version → access token (missing: 190/HTTP 401, unknown:
-190/HTTP 400) → object lookup (unknown number or a token of another number: 100/33) → body validation
-(code 100 / WhatsApp codes) → injected faults → customer-service window (when enforced) → accept.
+190/HTTP 400, expired: 190/463) → object lookup (unknown number or a token of another number: 100/33) →
+throughput (130429, every request counts) → body validation (code 100 / WhatsApp codes) → what the body
+names (templates 132xxx, BSUID 131062, media ids 100) → injected faults → customer-service window (sync
+131047) → pair rate (131056) → accept (then statuses, or a ``failed`` status: async 131047, 131053).
+``POST /{phone_number_id}/marketing_messages`` takes the same template bodies.
 Every response body is serialized like Meta's (compact JSON, ``\\/`` escaped).
 """
 
+import asyncio
 import logging
 import re
 import secrets
@@ -16,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from eva_simulator import payloads
 from eva_simulator.errors import (
     GraphError,
+    expired_token,
     invalid_parameter,
     invalid_token,
     missing_token,
@@ -23,8 +28,9 @@ from eva_simulator.errors import (
     whatsapp_error,
 )
 from eva_simulator.runtime import Simulator, SimulatorDep
+from eva_simulator.send_checks import check_media, check_template
 from eva_simulator.signing import meta_body
-from eva_simulator.state import ReadReceipt, SentMessage
+from eva_simulator.state import AsyncFailure, ReadReceipt, SentMessage, Template
 from eva_simulator.statuses import plan_statuses
 from eva_simulator.validation import MessageSend, ReadReceiptSend, parse_send
 
@@ -72,11 +78,37 @@ def request_token(request: Request) -> str | None:
     return request.query_params.get("access_token")
 
 
+def authenticate(request: Request, sim: Simulator) -> str:
+    """The request's access token, after Graph's checks: missing (190, HTTP 401), unknown (190) or expired
+    through ``/_sim/numbers/{id}/expire-token`` (190, subcode 463)."""
+    token = request_token(request)
+    if token is None:
+        raise missing_token()
+    if not token or not sim.state.token_known(token):
+        raise invalid_token()
+    expired_at = sim.state.token_expired_at(token)
+    if expired_at is not None:
+        raise expired_token(expired_at=expired_at, now=sim.state.clock())
+    return token
+
+
 @router.post("/{version}/{phone_number_id}/messages")
 async def send_message(version: str, phone_number_id: str, request: Request, sim: SimulatorDep) -> Response:
+    return await _send_endpoint(version, phone_number_id, request, sim, endpoint="messages")
+
+
+@router.post("/{version}/{phone_number_id}/marketing_messages")
+async def send_marketing_message(version: str, phone_number_id: str, request: Request, sim: SimulatorDep) -> Response:
+    """The Marketing Messages API: template sends with the same body, validation and answer (reference §12)."""
+    return await _send_endpoint(version, phone_number_id, request, sim, endpoint="marketing_messages")
+
+
+async def _send_endpoint(
+    version: str, phone_number_id: str, request: Request, sim: Simulator, *, endpoint: str
+) -> Response:
     shown_version = version if VERSION_PATTERN.match(version) else "v21.0"
     try:
-        content = await _send_message(version, phone_number_id, request, sim)
+        content, delay = await _send_message(version, phone_number_id, request, sim, endpoint=endpoint)
     except GraphError as error:
         logger.info(
             "graph error",
@@ -84,46 +116,66 @@ async def send_message(version: str, phone_number_id: str, request: Request, sim
                 "fields": {
                     "event": "graph_error",
                     "phoneNumberId": phone_number_id,
+                    "endpoint": endpoint,
                     "code": error.code,
                     "httpStatus": error.http_status,
                 }
             },
         )
         return error_response(error, version=shown_version)
+    if delay > 0:  # a slow_accept fault: the send happened, its answer comes late (or never reaches the client)
+        await asyncio.sleep(delay)
     return graph_response(content, version=shown_version)
 
 
-async def _send_message(version: str, phone_number_id: str, request: Request, sim: Simulator) -> dict[str, Any]:
+async def _send_message(
+    version: str, phone_number_id: str, request: Request, sim: Simulator, *, endpoint: str
+) -> tuple[dict[str, Any], float]:
     if not VERSION_PATTERN.match(version):
         raise GraphError(
-            http_status=400, code=2500, message=f"Unknown path components: /{version}/{phone_number_id}/messages"
+            http_status=400, code=2500, message=f"Unknown path components: /{version}/{phone_number_id}/{endpoint}"
         )
-    token = request_token(request)
-    if token is None:
-        raise missing_token()
-    if not token or not sim.state.token_known(token):
-        raise invalid_token()
+    token = authenticate(request, sim)
     number = sim.state.get_number(phone_number_id)
     if number is None or number.access_token != token:
         raise unknown_object(phone_number_id)
+    # reference §7: every request on the number's send endpoints counts against its throughput
+    if not sim.state.admit(phone_number_id):
+        raise whatsapp_error(130429)
 
     try:
         body = await request.json()
     except ValueError:
         raise invalid_parameter("Request body must be valid JSON.") from None
     parsed = parse_send(body, business_display_number=number.display_phone_number)
+    if endpoint == "marketing_messages" and (isinstance(parsed, ReadReceiptSend) or parsed.type != "template"):
+        raise invalid_parameter("Param type must be one of {TEMPLATE}.")
 
     if isinstance(parsed, ReadReceiptSend):
-        return _read_receipt(phone_number_id, parsed, sim)
+        return _read_receipt(phone_number_id, parsed, sim), 0.0
 
+    template = check_template(sim.state, number, parsed) if parsed.type == "template" else None
+    failure = check_media(sim.state, phone_number_id, parsed)
+
+    delay = 0.0
     fault = sim.state.take_fault(phone_number_id)
-    if fault is not None:
-        raise whatsapp_error(fault.code, details=fault.details, http_status=fault.http_status)
+    if fault is not None and fault.kind == "slow_accept":
+        delay = fault.delay_seconds
+    elif fault is not None:
+        raise whatsapp_error(fault.code or 131000, details=fault.details, http_status=fault.http_status)
 
-    window_open = sim.state.window_open(phone_number_id, parsed.wa_id)
-    if parsed.type != "template" and not window_open and sim.state.config.window_enforcement == "sync":
+    window_open = sim.state.window_open(phone_number_id, parsed.recipient)
+    out_of_window = template is None and not window_open  # templates go through a closed window (reference §8)
+    if out_of_window and sim.state.config.window_enforcement == "sync":
         raise whatsapp_error(131047)
-    return _accept(phone_number_id, parsed, window_open, sim)
+    if parsed.type != "reaction" and not sim.state.take_pair_token(phone_number_id, parsed.recipient):
+        raise whatsapp_error(131056)
+    if out_of_window and sim.state.config.window_enforcement == "async":
+        failure = AsyncFailure(code=131047)
+    content = _accept(
+        phone_number_id, parsed, sim, window_open=window_open, endpoint=endpoint, template=template, failure=failure
+    )
+    return content, delay
 
 
 def _read_receipt(phone_number_id: str, parsed: ReadReceiptSend, sim: Simulator) -> dict[str, Any]:
@@ -138,7 +190,16 @@ def _read_receipt(phone_number_id: str, parsed: ReadReceiptSend, sim: Simulator)
     return {"success": True}
 
 
-def _accept(phone_number_id: str, parsed: MessageSend, window_open: bool, sim: Simulator) -> dict[str, Any]:
+def _accept(
+    phone_number_id: str,
+    parsed: MessageSend,
+    sim: Simulator,
+    *,
+    window_open: bool,
+    endpoint: str,
+    template: Template | None,
+    failure: AsyncFailure | None,
+) -> dict[str, Any]:
     number = sim.state.numbers[phone_number_id]
     message = sim.state.record_sent(
         SentMessage(
@@ -146,10 +207,14 @@ def _accept(phone_number_id: str, parsed: MessageSend, window_open: bool, sim: S
             phone_number_id=phone_number_id,
             to=parsed.to,
             wa_id=parsed.wa_id,
+            user_id=parsed.user_id,
             type=parsed.type,
             request=parsed.body,
             accepted_at=sim.state.clock(),
             window_open=window_open,
+            endpoint=endpoint,
+            template_category=template.category if template is not None else None,
+            async_failure=failure,
         )
     )
     logger.info(
@@ -158,21 +223,22 @@ def _accept(phone_number_id: str, parsed: MessageSend, window_open: bool, sim: S
             "fields": {
                 "event": "graph_send",
                 "phoneNumberId": phone_number_id,
+                "endpoint": endpoint,
                 "type": parsed.type,
                 "wamid": message.wamid,
                 "waId": parsed.wa_id,
+                "asyncFailure": failure.code if failure is not None else None,
             }
         },
     )
-    plan = plan_statuses(message=message, config=sim.state.config)
+    rule = None
+    if failure is None and parsed.type != "reaction":
+        rule = sim.state.take_status_rule(message)
+    plan = plan_statuses(message=message, config=sim.state.config, rule=rule)
     if not sim.state.config.auto_statuses:
         plan = [planned for planned in plan if planned.status == "failed"]  # failures are never optional
     sim.statuses.schedule(number=number, message=message, plan=plan)
     sent: dict[str, Any] = {"id": message.wamid}
     if parsed.type == "template":
         sent["message_status"] = "accepted"
-    return {
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": parsed.to, "wa_id": parsed.wa_id}],
-        "messages": [sent],
-    }
+    return {"messaging_product": "whatsapp", "contacts": [parsed.contact()], "messages": [sent]}

@@ -25,15 +25,15 @@ from pydantic.alias_generators import to_camel
 from eva_simulator import payloads
 from eva_simulator.errors import (
     GraphError,
+    expired_token,
     invalid_parameter,
-    invalid_token,
     missing_parameter,
-    missing_token,
     unknown_object,
 )
-from eva_simulator.graph import VERSION_PATTERN, error_response, graph_response, request_token
+from eva_simulator.graph import VERSION_PATTERN, authenticate, error_response, graph_response
 from eva_simulator.multipart import MultipartError, parse_form
 from eva_simulator.runtime import Simulator, SimulatorDep
+from eva_simulator.send_checks import MAX_UPLOAD_BYTES, bare_mime, media_kind
 from eva_simulator.state import StoredMedia
 
 logger = logging.getLogger("eva_simulator.media")
@@ -43,7 +43,8 @@ download_router = APIRouter(tags=["graph media"])
 control_router = APIRouter(prefix="/_sim", tags=["simulator"])
 
 URL_LIFETIME_SECONDS = 5 * 60
-MAX_MEDIA_BYTES = 64 * 1024 * 1024  # the simulator keeps media in memory
+MAX_MEDIA_BYTES = 64 * 1024 * 1024  # media stored through the control API (kept in memory)
+MAX_UPLOAD_BODY = MAX_UPLOAD_BYTES + 1024 * 1024  # a 100 MB document plus the multipart envelope
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 
@@ -88,12 +89,7 @@ def _check_version(version: str, path: str) -> None:
 
 
 def _token(request: Request, sim: Simulator) -> str:
-    token = request_token(request)
-    if token is None:
-        raise missing_token()
-    if not token or not sim.state.token_known(token):
-        raise invalid_token()
-    return token
+    return authenticate(request, sim)
 
 
 def _owned_media(request: Request, sim: Simulator, media_id: str, method: str) -> StoredMedia:
@@ -121,8 +117,8 @@ async def upload_media(version: str, phone_number_id: str, request: Request, sim
         if number is None or number.access_token != token:
             raise unknown_object(phone_number_id)
         body = await request.body()
-        if len(body) > MAX_MEDIA_BYTES:
-            raise invalid_parameter(f"The file exceeds the simulator's limit of {MAX_MEDIA_BYTES} bytes.")
+        if len(body) > MAX_UPLOAD_BODY:
+            raise invalid_parameter(f"The file exceeds the maximum size of {MAX_UPLOAD_BYTES} bytes.")
         try:
             form = parse_form(request.headers.get("content-type", ""), body)
         except MultipartError as error:
@@ -139,6 +135,7 @@ async def upload_media(version: str, phone_number_id: str, request: Request, sim
         mime_type = (declared.text().strip() if declared is not None else "") or file.content_type
         if not mime_type or "/" not in mime_type:
             raise missing_parameter("type")
+        check_upload(mime_type, len(file.data))
         media = store_media(
             sim, phone_number_id=phone_number_id, mime_type=mime_type, data=file.data, filename=file.filename
         )
@@ -156,6 +153,20 @@ async def upload_media(version: str, phone_number_id: str, request: Request, sim
         },
     )
     return graph_response({"id": media.media_id}, version=_shown(version))
+
+
+def check_upload(mime_type: str, size: int) -> None:
+    """Meta's media types and size limits (reference §6): 100 otherwise."""
+    kind = media_kind(mime_type)
+    if kind is None:
+        raise invalid_parameter(
+            f"Param file must be a file with one of the supported types, got {bare_mime(mime_type)}."
+        )
+    if size > kind.max_bytes:
+        raise invalid_parameter(
+            f"Param file is too large: {kind.name} files of type {bare_mime(mime_type)} may be at most "
+            f"{kind.max_bytes} bytes, got {size}."
+        )
 
 
 @graph_router.get("/{version}/{media_id}")
@@ -206,6 +217,8 @@ async def download(request: Request, sim: SimulatorDep) -> Response:
     owner = sim.state.get_number(media.phone_number_id)
     if owner is None or not hmac.compare_digest(owner.access_token.encode(), token.strip().encode()):
         return _download_error(401, "The access token cannot download this media.")
+    if owner.token_expired_at is not None:
+        return error_response(expired_token(expired_at=owner.token_expired_at, now=sim.state.clock()))
     data = media.served_bytes()
     return Response(content=data, media_type=media.mime_type, headers={"content-length": str(len(data))})
 

@@ -95,9 +95,12 @@ def new_media_id() -> str:
 # --- messages ---------------------------------------------------------------------------------------
 
 
-def contact(wa_id: str, name: str, *, user_id: str | None = None) -> JsonObject:
-    """A ``contacts[]`` element: ``{"profile": {"name"}, "wa_id"[, "user_id"]}``."""
-    result: JsonObject = {"profile": {"name": name}, "wa_id": wa_id}
+def contact(wa_id: str | None, name: str, *, user_id: str | None = None) -> JsonObject:
+    """A ``contacts[]`` element: ``{"profile": {"name"}, "wa_id"?, "user_id"?}`` (BSUID-only guests have no
+    ``wa_id``, reference §3.0)."""
+    result: JsonObject = {"profile": {"name": name}}
+    if wa_id is not None:
+        result["wa_id"] = wa_id
     if user_id is not None:
         result["user_id"] = user_id
     return result
@@ -107,12 +110,13 @@ def inbound_message(
     type: str,
     content: Mapping[str, Any] | None,
     *,
-    from_: str,
+    from_: str | None,
     wamid: str | None = None,
     timestamp: str | int | None = None,
     context: Mapping[str, Any] | None = None,
     referral: Mapping[str, Any] | None = None,
     errors: Sequence[Mapping[str, Any]] | None = None,
+    from_user_id: str | None = None,
 ) -> JsonObject:
     """A ``messages[]`` element of any type: ``{context?, from, id, timestamp, type, <type>: content}``.
 
@@ -125,8 +129,11 @@ def inbound_message(
         message["context"] = dict(context)
     if referral is not None:
         message["referral"] = dict(referral)
-    message["from"] = from_
-    message["id"] = wamid or new_wamid(from_)
+    if from_ is not None:
+        message["from"] = from_
+    if from_user_id is not None:
+        message["from_user_id"] = from_user_id
+    message["id"] = wamid or new_wamid(from_ or "")
     message["timestamp"] = str(timestamp) if timestamp is not None else unix_timestamp()
     if errors is not None:
         message["errors"] = [dict(error) for error in errors]
@@ -192,20 +199,24 @@ def status(
     wamid: str,
     status: StatusName,
     *,
-    recipient_id: str,
+    recipient_id: str | None = None,
     timestamp: str | int | None = None,
     conversation: Mapping[str, Any] | None = None,
     pricing: Mapping[str, Any] | None = None,
     errors: Sequence[Mapping[str, Any]] | None = None,
     biz_opaque_callback_data: str | None = None,
+    recipient_user_id: str | None = None,
 ) -> JsonObject:
-    """A ``statuses[]`` element in Meta's key order."""
+    """A ``statuses[]`` element in Meta's key order (``recipient_user_id`` for BSUID sends, reference §12)."""
     result: JsonObject = {
         "id": wamid,
         "status": status,
         "timestamp": str(timestamp) if timestamp is not None else unix_timestamp(),
-        "recipient_id": recipient_id,
     }
+    if recipient_id is not None:
+        result["recipient_id"] = recipient_id
+    if recipient_user_id is not None:
+        result["recipient_user_id"] = recipient_user_id
     if biz_opaque_callback_data is not None:
         result["biz_opaque_callback_data"] = biz_opaque_callback_data
     if conversation is not None:
@@ -217,9 +228,11 @@ def status(
     return result
 
 
-def failed_status(wamid: str, *, recipient_id: str, code: int, details: str | None = None, **kwargs: Any) -> JsonObject:
+def failed_status(
+    wamid: str, *, code: int, details: str | None = None, title: str | None = None, **kwargs: Any
+) -> JsonObject:
     """A ``failed`` status carrying Meta's ``errors[]`` element for ``code``."""
-    return status(wamid, "failed", recipient_id=recipient_id, errors=[webhook_error(code, details=details)], **kwargs)
+    return status(wamid, "failed", errors=[webhook_error(code, details=details, title=title)], **kwargs)
 
 
 # --- values, changes, entries, deliveries -------------------------------------------------------------
@@ -264,9 +277,13 @@ def change(value: Mapping[str, Any], *, field: str = "messages") -> JsonObject:
     return {"value": dict(value), "field": field}
 
 
-def entry(waba_id: str, changes: Sequence[Mapping[str, Any]]) -> JsonObject:
-    """``{"id": <WABA id>, "changes": [...]}``."""
-    return {"id": waba_id, "changes": [dict(item) for item in changes]}
+def entry(waba_id: str, changes: Sequence[Mapping[str, Any]], *, time: int | None = None) -> JsonObject:
+    """``{"id": <WABA id>, "time"?, "changes": [...]}`` (account-level fields carry ``time``)."""
+    result: JsonObject = {"id": waba_id}
+    if time is not None:
+        result["time"] = time
+    result["changes"] = [dict(item) for item in changes]
+    return result
 
 
 def envelope(entries: Sequence[Mapping[str, Any]]) -> JsonObject:
@@ -301,6 +318,44 @@ def inbound_text_delivery(
 def status_delivery(number: BusinessRef, statuses: Sequence[Mapping[str, Any]]) -> JsonObject:
     """A delivery of one or many statuses (one change)."""
     return delivery(number, [statuses_value(number, statuses)])
+
+
+def echo_delivery(number: BusinessRef, echoes: Sequence[Mapping[str, Any]]) -> JsonObject:
+    """Coexistence echoes of what the business sent from the WhatsApp Business app (reference §12):
+    ``field: "smb_message_echoes"`` with ``value.message_echoes[]``."""
+    value = {
+        "messaging_product": MESSAGING_PRODUCT,
+        "metadata": metadata(number),
+        "message_echoes": [dict(item) for item in echoes],
+    }
+    return envelope([entry(number.waba_id, [change(value, field="smb_message_echoes")])])
+
+
+def echo_message(
+    type: str,
+    content: Mapping[str, Any],
+    *,
+    from_: str,
+    to: str,
+    wamid: str | None = None,
+    timestamp: str | int | None = None,
+) -> JsonObject:
+    """A ``message_echoes[]`` element: ``{from, to, id, timestamp, type, <type>: content}``."""
+    return {
+        "from": from_,
+        "to": to,
+        "id": wamid or new_wamid(to, outbound=True),
+        "timestamp": str(timestamp) if timestamp is not None else unix_timestamp(),
+        "type": type,
+        type: dict(content),
+    }
+
+
+def template_delivery(waba_id: str, field: str, value: Mapping[str, Any], *, at: float | None = None) -> JsonObject:
+    """A template lifecycle webhook (``message_template_status_update``, ``template_category_update``,
+    ``message_template_quality_update``): one entry of the WABA with its ``time``."""
+    moment = int(time.time() if at is None else at)
+    return envelope([entry(waba_id, [change(value, field=field)], time=moment)])
 
 
 def merge_deliveries(deliveries: Iterable[Mapping[str, Any]]) -> JsonObject:

@@ -1,9 +1,10 @@
 """Status webhooks for messages the business sent: plan them, then emit them in the background.
 
 :func:`plan_statuses` decides *what* Meta would report (``sent`` → ``delivered`` → ``read`` by default,
-only ``sent`` for reactions, a ``failed`` 131047 outside the customer-service window when enforcement is
-``async``); :class:`StatusEmitter` sends the plan after the configured delays. Later behaviours
-(reordering, duplicates, dropped ``delivered``) belong in the plan.
+only ``sent`` for reactions, one ``failed`` when the accepted send fails afterwards — 131047 outside the
+customer-service window when enforcement is ``async``, 131053 for media of the wrong kind — and what a
+per-send :class:`StatusRule` asks for: another sequence, a failure after ``sent``, skipped, duplicated or
+reordered statuses); :class:`StatusEmitter` sends the plan after the configured delays.
 """
 
 import asyncio
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 
 from eva_simulator import payloads
 from eva_simulator.payloads import JsonObject
-from eva_simulator.state import BusinessNumber, RuntimeConfig, SentMessage, StatusRecord
+from eva_simulator.signing import meta_body
+from eva_simulator.state import AsyncFailure, BusinessNumber, RuntimeConfig, SentMessage, StatusRecord, StatusRule
 from eva_simulator.webhooks import WebhookSender
 
 logger = logging.getLogger("eva_simulator.statuses")
@@ -24,31 +26,55 @@ CONVERSATION_SECONDS = 24 * 60 * 60
 
 @dataclass(frozen=True)
 class PlannedStatus:
-    """One status webhook to emit ``delay`` seconds after the previous one."""
+    """One status webhook to emit ``delay`` seconds after the previous one, ``copies`` times."""
 
     status: str
     delay: float
-    error_code: int | None = None
+    error: AsyncFailure | None = None
+    copies: int = 1
 
 
-def plan_statuses(*, message: SentMessage, config: RuntimeConfig) -> list[PlannedStatus]:
-    """What Meta would report for ``message`` under ``config``."""
+def plan_statuses(
+    *, message: SentMessage, config: RuntimeConfig, rule: StatusRule | None = None
+) -> list[PlannedStatus]:
+    """What Meta would report for ``message`` under ``config`` and an optional per-send ``rule``."""
     delays = config.status_delays or [0.0]
 
     def delay_at(index: int) -> float:
         return delays[min(index, len(delays) - 1)]
 
-    if message.type != "template" and not message.window_open and config.window_enforcement == "async":
-        return [PlannedStatus(status="failed", delay=delay_at(0), error_code=131047)]
-    sequence = ["sent"] if message.type == "reaction" else config.status_sequence
-    return [PlannedStatus(status=name, delay=delay_at(index)) for index, name in enumerate(sequence)]
+    if message.async_failure is not None:
+        return [PlannedStatus(status="failed", delay=delay_at(0), error=message.async_failure)]
+    if message.type == "reaction":  # reference §5.1: reactions only ever get `sent`
+        return [PlannedStatus(status="sent", delay=delay_at(0))]
+    sequence = list(config.status_sequence)
+    error: AsyncFailure | None = None
+    if rule is not None:
+        if rule.sequence is not None:
+            sequence = list(rule.sequence)
+        if rule.fail_with is not None:
+            sequence, error = ["sent", "failed"], rule.fail_with
+        sequence = [name for name in sequence if name not in rule.skip]
+        if rule.reorder:
+            sequence.reverse()
+    copies = 2 if rule is not None and rule.duplicate else 1
+    return [
+        PlannedStatus(
+            status=name,
+            delay=delay_at(index),
+            error=(error or AsyncFailure(code=131000)) if name == "failed" else None,
+            copies=copies,
+        )
+        for index, name in enumerate(sequence)
+    ]
 
 
-def _pricing_category(message: SentMessage) -> tuple[str, bool]:
-    """(category, billable): templates are billed as marketing, free-form messages as free service."""
+def pricing_of(message: SentMessage) -> tuple[str, bool, str]:
+    """(category, billable, type): templates are billed in their category (``regular``), free-form messages
+    are free service inside the window (reference §8, §12)."""
     if message.type == "template":
-        return "marketing", True
-    return "service", False
+        return (message.template_category or "MARKETING").lower(), True, "regular"
+    return "service", False, "free_customer_service"
 
 
 def build_status(
@@ -58,30 +84,36 @@ def build_status(
     ``sent`` and on the first of ``delivered``/``read``)."""
     biz_data = message.request.get("biz_opaque_callback_data")
     opaque = biz_data if isinstance(biz_data, str) else None
+    recipient_id, recipient_user_id = message.wa_id or None, message.user_id
     if planned.status == "failed":
+        error = planned.error or AsyncFailure(code=131000)
         return payloads.failed_status(
             message.wamid,
-            recipient_id=message.wa_id,
-            code=planned.error_code or 131000,
+            code=error.code,
+            details=error.details,
+            title=error.title,
             timestamp=payloads.unix_timestamp(now),
             biz_opaque_callback_data=opaque,
+            recipient_id=recipient_id,
+            recipient_user_id=recipient_user_id,
         )
-    category, billable = _pricing_category(message)
+    category, billable, pricing_type = pricing_of(message)
     conversation = pricing = None
     if with_pricing:
         expiration = payloads.unix_timestamp(now + CONVERSATION_SECONDS) if planned.status == "sent" else None
         conversation = payloads.conversation_object(
             conversation_id=conversation_id, origin_type=category, expiration_timestamp=expiration
         )
-        pricing = payloads.pricing_object(category=category, billable=billable)
+        pricing = payloads.pricing_object(category=category, billable=billable, type=pricing_type)
     return payloads.status(
         message.wamid,
         planned.status,
-        recipient_id=message.wa_id,
         timestamp=payloads.unix_timestamp(now),
         conversation=conversation,
         pricing=pricing,
         biz_opaque_callback_data=opaque,
+        recipient_id=recipient_id,
+        recipient_user_id=recipient_user_id,
     )
 
 
@@ -124,21 +156,19 @@ class StatusEmitter:
             url = number.webhook_url
             if not url:
                 return
-            result = await self._sender.deliver_payload(
-                url,
-                payloads.status_delivery(number, [element]),
-                app_secret=number.app_secret,
-                kind="status",
-                phone_number_id=number.phone_number_id,
-            )
-            message.statuses.append(
-                StatusRecord(
-                    status=planned.status,
-                    timestamp=element["timestamp"],
-                    delivered=result.delivered,
-                    delivery_id=result.delivery_id,
+            body = meta_body(payloads.status_delivery(number, [element]))
+            for _ in range(planned.copies):  # a duplicate is the same bytes again, as Meta resends them
+                result = await self._sender.deliver(
+                    url, body, app_secret=number.app_secret, kind="status", phone_number_id=number.phone_number_id
                 )
-            )
+                message.statuses.append(
+                    StatusRecord(
+                        status=planned.status,
+                        timestamp=element["timestamp"],
+                        delivered=result.delivered,
+                        delivery_id=result.delivery_id,
+                    )
+                )
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

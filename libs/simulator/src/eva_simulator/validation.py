@@ -4,6 +4,7 @@ Each message type has one validator in ``TYPE_VALIDATORS``; adding a type or a l
 editing one function. Limits are Meta's documented ones (reference §5.1, §7).
 """
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +18,29 @@ MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 CAPTIONED_MEDIA = ("image", "video", "document")
 
 
+BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]+$")  # e.g. US.13491208655302741918 (reference §12)
+
+
 @dataclass(frozen=True)
 class MessageSend:
-    """A validated message send."""
+    """A validated message send: to a phone number (``wa_id``) or to a BSUID (``user_id``, ``wa_id`` empty)."""
 
-    to: str
+    to: str  # the recipient as given (``to``, else ``recipient``)
     wa_id: str
     type: str
     body: dict[str, Any]
+    user_id: str | None = None
+
+    @property
+    def recipient(self) -> str:
+        """The key the simulator tracks the recipient by (windows, pair rate, status rules)."""
+        return self.wa_id or self.user_id or ""
+
+    def contact(self) -> dict[str, str]:
+        """The response's ``contacts[]`` element (reference §5.2, §12)."""
+        if self.user_id is not None:
+            return {"input": self.to, "user_id": self.user_id}
+        return {"input": self.to, "wa_id": self.wa_id}
 
 
 @dataclass(frozen=True)
@@ -188,20 +204,30 @@ def parse_send(body: Any, *, business_display_number: str) -> MessageSend | Read
         if body.get("status") != "read":
             raise invalid_parameter("Param status must be one of {READ}.")
         message_id = body.get("message_id")
-        if not isinstance(message_id, str) or not message_id:
+        if message_id is None or message_id == "":
             raise missing_parameter("message_id")
-        return ReadReceiptSend(message_id=message_id, typing_indicator="typing_indicator" in body)
+        if not isinstance(message_id, str) or not message_id.startswith("wamid."):
+            raise invalid_parameter(f"Param message_id is not a valid WhatsApp message id: {message_id!r}.")
+        typing = body.get("typing_indicator")
+        if typing is not None and (not isinstance(typing, Mapping) or typing.get("type") != "text"):
+            raise invalid_parameter("Param typing_indicator['type'] must be one of {TEXT}.")
+        return ReadReceiptSend(message_id=message_id, typing_indicator=typing is not None)
 
     recipient_type = body.get("recipient_type", "individual")
     if recipient_type not in ("individual", "group"):
         raise invalid_parameter("Param recipient_type must be one of {INDIVIDUAL, GROUP}.")
-    to = body.get("to")
-    if to is None:
-        raise missing_parameter("to")
-    if not isinstance(to, str) or not digits(to):
+    to, user_id = body.get("to"), None
+    if to is None:  # reference §12: a BSUID in `recipient`; when both are given `to` wins
+        recipient = body.get("recipient")
+        if recipient is None:
+            raise missing_parameter("to")
+        if not isinstance(recipient, str) or not BSUID_PATTERN.match(recipient):
+            raise invalid_parameter("Param recipient must be a valid business-scoped user ID.")
+        to = user_id = recipient
+    elif not isinstance(to, str) or not digits(to):
         raise invalid_parameter("Param to must be a valid phone number.")
-    wa_id = digits(to)
-    if wa_id == digits(business_display_number):
+    wa_id = digits(to) if user_id is None else ""
+    if user_id is None and wa_id == digits(business_display_number):
         raise whatsapp_error(131021)
 
     message_type = body.get("type", "text")
@@ -214,4 +240,4 @@ def parse_send(body: Any, *, business_display_number: str) -> MessageSend | Read
         validator(body["contacts"])
     else:
         validator(_object(body, message_type))
-    return MessageSend(to=to, wa_id=wa_id, type=message_type, body=dict(body))
+    return MessageSend(to=to, wa_id=wa_id, type=message_type, body=dict(body), user_id=user_id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from eva_common.errors import InvalidArgument
+from eva_events.tenant import HEALTHY, READ_RECEIPTS, READ_RECEIPTS_ON_READ
 
 TENANT_ACTIVE = "active"
 TENANT_SUSPENDED = "suspended"
@@ -15,6 +16,9 @@ TENANT_STATUSES = (TENANT_ACTIVE, TENANT_SUSPENDED)
 DEFAULT_PLAN = "starter"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en"
+DEFAULT_READ_RECEIPTS = READ_RECEIPTS_ON_READ
+MAX_THROUGHPUT_MPS = 1000  # Meta's highest tier; 0 means the default for the number's kind
+MAX_HEALTH_DETAIL_LENGTH = 500
 
 MAX_NAME_LENGTH = 200
 MAX_QUERY_LENGTH = 100
@@ -38,6 +42,7 @@ class TenantView:
     timezone: str
     locale: str
     created_at: datetime
+    read_receipts: str = DEFAULT_READ_RECEIPTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +66,23 @@ class TenantChanges:
     name: str | None = None
     timezone: str | None = None
     locale: str | None = None
+    read_receipts: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SecretState:
     set: bool
     last4: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """Whether Meta accepts the number's access token: unhealthy with Meta's error code and detail (e.g. 190)."""
+
+    status: str = HEALTHY
+    code: int | None = None
+    detail: str | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,19 @@ class CredentialsView:
     app_secret: SecretState = SecretState(set=False, last4="")
     verify_token: SecretState = SecretState(set=False, last4="")
     updated_at: datetime | None = None
+    coexistence: bool = False
+    throughput_mps: int = 0
+    health: HealthView = HealthView()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """ReportWhatsAppHealth: what the sending service saw (unhealthy: Meta's error code and detail)."""
+
+    tenant_id: str
+    healthy: bool
+    code: int = 0
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +120,8 @@ class CredentialsInput:
     access_token: str = ""
     app_secret: str = ""
     verify_token: str = ""
+    coexistence: bool | None = None  # None: unchanged (false on the first set)
+    throughput_mps: int | None = None  # None: unchanged (0, the default, on the first set)
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"CredentialsInput(phone_number_id={self.phone_number_id!r}, waba_id={self.waba_id!r})"
@@ -122,6 +153,13 @@ class SendingCredentials:
     tenant_id: str
     phone_number_id: str
     access_token: str
+    waba_id: str = ""
+    display_phone_number: str = ""
+    coexistence: bool = False
+    throughput_mps: int = 0
+    tenant_status: str = TENANT_ACTIVE
+    read_receipts: str = DEFAULT_READ_RECEIPTS
+    health: str = HEALTHY
 
     def __repr__(self) -> str:
         return f"SendingCredentials(tenant_id={self.tenant_id!r}, phone_number_id={self.phone_number_id!r})"
@@ -184,7 +222,26 @@ def clean_credentials(data: CredentialsInput, *, first_set: bool) -> Credentials
                 code="INVALID_SECRET",
             )
         secrets[field] = value
-    return CredentialsInput(phone_number_id=phone_number_id, waba_id=waba_id, display_phone_number=display, **secrets)
+    if data.throughput_mps is not None and not 0 <= data.throughput_mps <= MAX_THROUGHPUT_MPS:
+        raise InvalidArgument(
+            f"throughput_mps must be 0 (the number's default) to {MAX_THROUGHPUT_MPS}", code="INVALID_THROUGHPUT"
+        )
+    return CredentialsInput(phone_number_id=phone_number_id, waba_id=waba_id, display_phone_number=display,
+                            coexistence=data.coexistence, throughput_mps=data.throughput_mps, **secrets)
+
+
+def clean_read_receipts(value: str) -> str:
+    cleaned = value.strip().lower()
+    if cleaned not in READ_RECEIPTS:
+        raise InvalidArgument(f"read_receipts must be one of {', '.join(READ_RECEIPTS)}",
+                              code="INVALID_READ_RECEIPTS")
+    return cleaned
+
+
+def clean_health_detail(detail: str) -> str | None:
+    """Meta's error message as reported, on one line and bounded; None when empty."""
+    text = " ".join(detail.split())[:MAX_HEALTH_DETAIL_LENGTH]
+    return text or None
 
 
 def clean_status(status: str) -> str:
@@ -221,4 +278,5 @@ def clean_tenant_changes(changes: TenantChanges) -> TenantChanges:
             raise InvalidArgument("locale must not be empty", code="INVALID_LOCALE")
         locale = clean_locale(changes.locale)
     name = clean_tenant_name(changes.name) if changes.name is not None else None
-    return TenantChanges(name=name, timezone=timezone, locale=locale)
+    read_receipts = clean_read_receipts(changes.read_receipts) if changes.read_receipts is not None else None
+    return TenantChanges(name=name, timezone=timezone, locale=locale, read_receipts=read_receipts)

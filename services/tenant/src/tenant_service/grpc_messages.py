@@ -9,7 +9,7 @@ from eva_common.timefmt import rfc3339
 
 from tenant_service.api_keys.domain import ApiKeyView
 from tenant_service.audit_log.domain import AuditLogView
-from tenant_service.domain import CredentialsView, SecretState, TenantView
+from tenant_service.domain import CredentialsView, HealthView, SecretState, SendingCredentials, TenantView
 from tenant_service.usage.domain import PlanLimitsView, UsageReport
 
 
@@ -17,6 +17,7 @@ def tenant_message(tenant: TenantView) -> tenant_pb2.Tenant:
     return tenant_pb2.Tenant(
         id=tenant.id, name=tenant.name, slug=tenant.slug, status=tenant.status, plan=tenant.plan,
         timezone=tenant.timezone, locale=tenant.locale, created_at=rfc3339(tenant.created_at),
+        read_receipts=tenant.read_receipts,
     )
 
 
@@ -34,6 +35,23 @@ def credentials_message(view: CredentialsView) -> tenant_pb2.WhatsAppCredentials
         app_secret=_secret_state(view.app_secret),
         verify_token=_secret_state(view.verify_token),
         updated_at=rfc3339(view.updated_at),
+        coexistence=view.coexistence,
+        throughput_mps=view.throughput_mps,
+        health=_health(view.health) if view.configured else None,
+    )
+
+
+def _health(health: HealthView) -> tenant_pb2.WhatsAppHealth:
+    return tenant_pb2.WhatsAppHealth(status=health.status, code=health.code or 0, detail=health.detail or "",
+                                     since=rfc3339(health.since))
+
+
+def sending_credentials_message(sending: SendingCredentials) -> tenant_pb2.SendingCredentials:
+    return tenant_pb2.SendingCredentials(
+        tenant_id=sending.tenant_id, phone_number_id=sending.phone_number_id, access_token=sending.access_token,
+        waba_id=sending.waba_id, display_phone_number=sending.display_phone_number,
+        coexistence=sending.coexistence, throughput_mps=sending.throughput_mps,
+        tenant_status=sending.tenant_status, read_receipts=sending.read_receipts, health=sending.health,
     )
 
 

@@ -14,12 +14,13 @@ from eva_common.grpc.server import Registrar
 from tenant_service.api_keys.domain import ApiKeyInput
 from tenant_service.api_keys.service import ApiKeyService
 from tenant_service.audit_log.service import AuditLogService
-from tenant_service.domain import CredentialsInput, TenantChanges
+from tenant_service.domain import CredentialsInput, HealthReport, TenantChanges
 from tenant_service.grpc_messages import (
     api_key_message,
     audit_log_message,
     credentials_message,
     plan_limits_message,
+    sending_credentials_message,
     tenant_message,
     usage_message,
 )
@@ -89,6 +90,7 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
             name=request.name if request.HasField("name") else None,
             timezone=request.timezone if request.HasField("timezone") else None,
             locale=request.locale if request.HasField("locale") else None,
+            read_receipts=request.read_receipts if request.HasField("read_receipts") else None,
         )
         tenant = await self._service.update_tenant(principal=current_principal(), changes=changes,
                                                    meta=request_meta(context))
@@ -106,6 +108,8 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
             access_token=request.access_token,
             app_secret=request.app_secret,
             verify_token=request.verify_token,
+            coexistence=request.coexistence if request.HasField("coexistence") else None,
+            throughput_mps=request.throughput_mps if request.HasField("throughput_mps") else None,
         )
         view = await self._service.put_whatsapp_credentials(principal=current_principal(), data=data,
                                                             meta=request_meta(context))
@@ -146,9 +150,16 @@ class TenantServicer(tenant_pb2_grpc.TenantServiceServicer):
         sending = await self._service.get_sending_credentials(
             principal=current_principal(), tenant_id=request.tenant_id
         )
-        return tenant_pb2.SendingCredentials(
-            tenant_id=sending.tenant_id, phone_number_id=sending.phone_number_id, access_token=sending.access_token
-        )
+        return sending_credentials_message(sending)
+
+    async def ReportWhatsAppHealth(
+        self, request: tenant_pb2.ReportWhatsAppHealthRequest, context: Context
+    ) -> tenant_pb2.WhatsAppCredentialsView:
+        report = HealthReport(tenant_id=request.tenant_id, healthy=request.healthy, code=request.code,
+                              detail=request.detail)
+        view = await self._service.report_whatsapp_health(principal=current_principal(), report=report,
+                                                          meta=request_meta(context))
+        return credentials_message(view)
 
     # ------------------------------------------------------------------ API keys
 

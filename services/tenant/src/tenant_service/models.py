@@ -25,7 +25,10 @@ def _timestamp() -> sa.Column[datetime]:
 
 class Tenant(TenantModel, table=True):
     __tablename__ = "tenants"
-    __table_args__ = (sa.CheckConstraint("status IN ('active', 'suspended')", name="ck_tenants_status"),)
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('active', 'suspended')", name="ck_tenants_status"),
+        sa.CheckConstraint("read_receipts IN ('on_read', 'never')", name="ck_tenants_read_receipts"),
+    )
 
     id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
     name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
@@ -36,6 +39,9 @@ class Tenant(TenantModel, table=True):
     )
     timezone: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default="UTC"))
     locale: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default="en"))
+    # on_read: Meta's read receipts (and typing indicators) when an attendant reads; never: none
+    read_receipts: str = Field(default="on_read",
+                               sa_column=sa.Column(sa.Text, nullable=False, server_default="on_read"))
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 
@@ -44,6 +50,10 @@ class WhatsAppCredentials(TenantModel, table=True):
     """One WhatsApp Business number per tenant. Secrets are sealed by crypto.SecretBox; only last4 is clear."""
 
     __tablename__ = "whatsapp_credentials"
+    __table_args__ = (
+        sa.CheckConstraint("throughput_mps BETWEEN 0 AND 1000", name="ck_whatsapp_credentials_throughput_mps"),
+        sa.CheckConstraint("health_status IN ('healthy', 'unhealthy')", name="ck_whatsapp_credentials_health_status"),
+    )
 
     tenant_id: str = Field(
         sa_column=sa.Column(sa.Text, sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
@@ -59,6 +69,15 @@ class WhatsAppCredentials(TenantModel, table=True):
     app_secret_last4: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     verify_token_last4: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     key_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, index=True))
+    # the number is also used in the WhatsApp Business app (Meta caps it at 20 messages/s)
+    coexistence: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    # messages per second Eva may send; 0: the default for the number's kind (80, or 20 with coexistence)
+    throughput_mps: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    health_status: str = Field(default="healthy",
+                               sa_column=sa.Column(sa.Text, nullable=False, server_default="healthy"))
+    health_code: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))  # Meta's error code, e.g. 190
+    health_detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    health_since: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 
@@ -101,7 +120,8 @@ class ApiKey(TenantModel, table=True):
 
 
 class UsageDaily(TenantModel, table=True):
-    """Messages counted per tenant, per day (in the tenant's timezone), per category and direction."""
+    """Messages counted per tenant, per day (in the tenant's timezone), per category and direction (inbound,
+    outbound, or delivered: an outbound message Meta delivered, counted once more on the day it was delivered)."""
 
     __tablename__ = "usage_daily"
 
@@ -111,6 +131,18 @@ class UsageDaily(TenantModel, table=True):
     direction: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
     count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     updated_at: datetime = Field(sa_column=_timestamp())
+
+
+class UsageDelivered(TenantModel, table=True):
+    """The outbound messages already counted as delivered (direction `delivered` in usage_daily), once each."""
+
+    __tablename__ = "usage_delivered"
+
+    tenant_id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    message_id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    category: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    day: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    counted_at: datetime = Field(sa_column=_timestamp())
 
 
 class InboxEntry(TenantModel, table=True):

@@ -33,7 +33,8 @@ class PhoneOwner:
 
 def _tenant_view(row: Any) -> TenantView:
     return TenantView(id=row.id, name=row.name, slug=row.slug, status=row.status, plan=row.plan,
-                      timezone=row.timezone, locale=row.locale, created_at=row.created_at)
+                      timezone=row.timezone, locale=row.locale, created_at=row.created_at,
+                      read_receipts=row.read_receipts)
 
 
 async def _rows(session: AsyncSession, query: str, **params: Any) -> list[Any]:
@@ -89,8 +90,10 @@ class CredentialsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def for_tenant(self, tenant_id: str) -> WhatsAppCredentials | None:
+    async def for_tenant(self, tenant_id: str, *, for_update: bool = False) -> WhatsAppCredentials | None:
         statement = select(WhatsAppCredentials).where(WhatsAppCredentials.tenant_id == tenant_id)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self._session.exec(statement)).first()
 
     async def phone_number_owner(self, phone_number_id: str) -> PhoneOwner | None:

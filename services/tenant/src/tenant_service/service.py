@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from eva_common.audit import NO_META, Actor, AuditRecorder, RequestMeta
 from eva_common.auth import Principal
@@ -15,6 +16,7 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from eva_common.outbox import enqueue
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
+from eva_events.tenant import HEALTHY, UNHEALTHY, HealthStatus
 from eva_events.topics import AUDIT_EVENTS
 from sqlalchemy.exc import IntegrityError
 
@@ -22,11 +24,14 @@ from tenant_service import access, events
 from tenant_service.crypto import LookupHasher, SecretBox
 from tenant_service.domain import (
     DEFAULT_PLAN,
+    DEFAULT_READ_RECEIPTS,
     SECRET_FIELDS,
     TENANT_ACTIVE,
     TENANT_SUSPENDED,
     CredentialsInput,
     CredentialsView,
+    HealthReport,
+    HealthView,
     PhoneResolution,
     SecretState,
     SendingCredentials,
@@ -35,6 +40,7 @@ from tenant_service.domain import (
     TenantView,
     VerifyTokenCheck,
     clean_credentials,
+    clean_health_detail,
     clean_locale,
     clean_plan_code,
     clean_status,
@@ -53,6 +59,7 @@ logger = logging.getLogger("tenant.service")
 SLUG_ATTEMPTS = 5
 TENANT_CURSOR = "tenants"
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 
 def _utcnow() -> datetime:
@@ -62,7 +69,7 @@ def _utcnow() -> datetime:
 def tenant_view(row: Tenant) -> TenantView:
     return TenantView(
         id=row.id, name=row.name, slug=row.slug, status=row.status, plan=row.plan, timezone=row.timezone,
-        locale=row.locale, created_at=row.created_at,
+        locale=row.locale, created_at=row.created_at, read_receipts=row.read_receipts,
     )
 
 
@@ -78,7 +85,26 @@ def credentials_view(row: WhatsAppCredentials | None) -> CredentialsView:
         app_secret=SecretState(set=True, last4=row.app_secret_last4),
         verify_token=SecretState(set=True, last4=row.verify_token_last4),
         updated_at=row.updated_at,
+        coexistence=row.coexistence,
+        throughput_mps=row.throughput_mps,
+        health=HealthView(status=row.health_status, code=row.health_code, detail=row.health_detail,
+                          since=row.health_since),
     )
+
+
+def _keep(given: _T | None, current: _T) -> _T:
+    """An optional field of a request: the value given, else the current one."""
+    return current if given is None else given
+
+
+def _set_health(
+    row: WhatsAppCredentials, *, status: HealthStatus, code: int | None, detail: str | None, since: datetime
+) -> events.WhatsAppHealthChanged:
+    """Moves the number to `status` (the caller checked it changes) and describes the change."""
+    previous: HealthStatus = UNHEALTHY if row.health_status == UNHEALTHY else HEALTHY
+    row.health_status, row.health_code, row.health_detail, row.health_since = status, code, detail, since
+    return events.WhatsAppHealthChanged(tenant_id=row.tenant_id, status=status, previous_status=previous, code=code,
+                                        detail=detail, since=since)
 
 
 class TenantService:
@@ -155,7 +181,7 @@ class TenantService:
                 slug = unique_slug(base_slug, await repository.taken_slugs(base_slug))
             row = Tenant(
                 id=tenant_id, name=name, slug=slug, status=TENANT_ACTIVE, plan=plan, timezone=timezone,
-                locale=locale, created_at=now, updated_at=now,
+                locale=locale, read_receipts=DEFAULT_READ_RECEIPTS, created_at=now, updated_at=now,
             )
             await repository.add(row)
             view = tenant_view(row)
@@ -237,7 +263,7 @@ class TenantService:
     async def update_tenant(
         self, *, principal: Principal, changes: TenantChanges, meta: RequestMeta = NO_META
     ) -> TenantView:
-        """An admin changes their own tenant's name, timezone or locale."""
+        """An admin changes their own tenant's name, timezone, locale or read-receipt policy."""
         tenant_id = access.tenant_admin(principal, "change the tenant's settings")
         clean = clean_tenant_changes(changes)
         now = self._clock()
@@ -248,7 +274,8 @@ class TenantService:
                 raise NotFound("tenant not found", code="TENANT_NOT_FOUND")
             changed = {
                 field: value for field, value in
-                (("name", clean.name), ("timezone", clean.timezone), ("locale", clean.locale))
+                (("name", clean.name), ("timezone", clean.timezone), ("locale", clean.locale),
+                 ("read_receipts", clean.read_receipts))
                 if value is not None and value != getattr(row, field)
             }
             if not changed:
@@ -258,7 +285,8 @@ class TenantService:
             row.updated_at = now
             await repository.save(row)
             updated = events.TenantUpdated(tenant_id=tenant_id, name=row.name, timezone=row.timezone,
-                                           locale=row.locale, changed=sorted(changed), updated_at=now)
+                                           locale=row.locale, read_receipts=row.read_receipts,
+                                           changed=sorted(changed), updated_at=now)
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.tenant_updated(updated))
             await self._audit.record(session, tenant_id=tenant_id, actor=Actor(principal, meta),
                                      action="tenant.updated", target_type="tenant", target_id=tenant_id,
@@ -294,14 +322,23 @@ class TenantService:
                 **{f"{field}_last4": last4(plain[field]) for field in SECRET_FIELDS},
                 "verify_token_digest": self._lookup.digest(plain["verify_token"]),
                 "key_id": self._secrets.active_key_id,
+                "coexistence": _keep(clean.coexistence, existing.coexistence if existing else False),
+                "throughput_mps": _keep(clean.throughput_mps, existing.throughput_mps if existing else 0),
                 "updated_at": now,
             }
+            recovered: events.WhatsAppHealthChanged | None = None
             if existing is None:
-                row = WhatsAppCredentials.model_validate({"tenant_id": tenant_id, "created_at": now, **values})
+                row = WhatsAppCredentials.model_validate(
+                    {"tenant_id": tenant_id, "created_at": now, "health_status": HEALTHY, "health_since": now,
+                     **values}
+                )
             else:
                 row = existing
                 for name, value in values.items():
                     setattr(row, name, value)
+                if clean.access_token and row.health_status != HEALTHY:
+                    # a new access token is the fix for a refused one: healthy again until Meta says otherwise
+                    recovered = _set_health(row, status=HEALTHY, code=None, detail=None, since=now)
             try:
                 # another tenant's number is invisible here; its UNIQUE constraint still refuses it
                 await credentials.save(row)
@@ -318,9 +355,14 @@ class TenantService:
                 access_token_changed=bool(clean.access_token),
                 app_secret_changed=bool(clean.app_secret),
                 verify_token_changed=bool(clean.verify_token),
+                coexistence=row.coexistence,
+                throughput_mps=row.throughput_mps,
                 updated_at=now,
             )
             await enqueue(session, topic=self._topic, key=tenant_id, event=events.whatsapp_credentials_updated(changed))
+            if recovered is not None:
+                await enqueue(session, topic=self._topic, key=tenant_id,
+                              event=events.whatsapp_health_changed(recovered))
             await self._audit.record(
                 session, tenant_id=tenant_id, actor=Actor(principal, meta), action="whatsapp.credentials_updated",
                 target_type="whatsapp_number", target_id=row.phone_number_id,
@@ -338,6 +380,38 @@ class TenantService:
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             row = await CredentialsRepository(session).for_tenant(tenant_id)
         return credentials_view(row)
+
+    async def report_whatsapp_health(
+        self, *, principal: Principal, report: HealthReport, meta: RequestMeta = NO_META
+    ) -> CredentialsView:
+        """A service (messaging) reports that Meta refused the tenant's access token (e.g. 190, "access token
+        expired") or accepted it again. Only a change of status is stored with its code, detail and time, announced
+        as `whatsapp.health_changed` and audited; reporting the current status again changes nothing."""
+        principal.require_service()
+        tenant_id = principal.tenant_scope(report.tenant_id)
+        status: HealthStatus = HEALTHY if report.healthy else UNHEALTHY
+        code = None if report.healthy else (report.code or None)
+        detail = None if report.healthy else clean_health_detail(report.detail)
+        now = self._clock()
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
+            credentials = CredentialsRepository(session)
+            row = await credentials.for_tenant(tenant_id, for_update=True)
+            if row is None:
+                raise NotFound("the tenant has no WhatsApp credentials", code="WHATSAPP_NOT_CONFIGURED")
+            if row.health_status == status:
+                return credentials_view(row)
+            changed = _set_health(row, status=status, code=code, detail=detail, since=now)
+            await credentials.save(row)
+            await enqueue(session, topic=self._topic, key=tenant_id, event=events.whatsapp_health_changed(changed))
+            await self._audit.record(
+                session, tenant_id=tenant_id, actor=Actor(principal, meta), action=events.WHATSAPP_HEALTH_CHANGED,
+                target_type="whatsapp_number", target_id=row.phone_number_id,
+                details={"status": status, "previousStatus": changed.previous_status, "code": code,
+                         "detail": detail},
+            )
+            view = credentials_view(row)
+        logger.info("whatsapp health changed", extra={"tenant_id": tenant_id, "status": status, "code": code})
+        return view
 
     # ------------------------------------------------------------------ lookups for services (decrypted secrets)
 
@@ -401,7 +475,10 @@ class TenantService:
         if row is None:
             raise NotFound("the tenant has no WhatsApp credentials", code="WHATSAPP_NOT_CONFIGURED")
         return SendingCredentials(
-            tenant_id=scope, phone_number_id=row.phone_number_id, access_token=self._open(row, "access_token")
+            tenant_id=scope, phone_number_id=row.phone_number_id, access_token=self._open(row, "access_token"),
+            waba_id=row.waba_id, display_phone_number=row.display_phone_number, coexistence=row.coexistence,
+            throughput_mps=row.throughput_mps, tenant_status=tenant.status, read_receipts=tenant.read_receipts,
+            health=row.health_status,
         )
 
     # ------------------------------------------------------------------ sealing

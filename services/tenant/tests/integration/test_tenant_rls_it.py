@@ -41,6 +41,9 @@ def _row(table: str, tenant: str) -> tuple[str, list[Any]]:
         "usage_daily": lambda: (
             "INSERT INTO usage_daily (tenant_id, day, category, direction, count) "
             "VALUES ($1, DATE '2020-01-01' + (random() * 3000)::int, 'service', 'inbound', 1)", [tenant]),
+        "usage_delivered": lambda: (
+            "INSERT INTO usage_delivered (tenant_id, message_id, category, day) "
+            "VALUES ($1, $2, 'marketing', DATE '2026-12-06')", [tenant, unique]),
         "audit_logs": lambda: (
             "INSERT INTO audit_logs (id, tenant_id, actor_type, action, outcome, occurred_at) "
             "VALUES ($1, $2, 'user', 'x.done', 'success', now())", [unique, tenant]),
@@ -51,7 +54,7 @@ def _row(table: str, tenant: str) -> tuple[str, list[Any]]:
     return rows[table]()
 
 
-TABLES = ("tenants", "whatsapp_credentials", "api_keys", "usage_daily", "audit_logs", "outbox")
+TABLES = ("tenants", "whatsapp_credentials", "api_keys", "usage_daily", "usage_delivered", "audit_logs", "outbox")
 KEY = {"tenants": "id"}
 
 
@@ -126,7 +129,8 @@ async def test_the_app_role_cannot_run_a_lookup_to_read_rows(harness) -> None:
     app = await asyncpg.connect(app_dsn(harness))
     try:
         assert await app.fetch("SELECT id FROM tenants WHERE id = $1", tenant.id) == []
-        found = await app.fetch("SELECT id, slug FROM tenant_by_slug($1)", tenant.slug)
-        assert [(row["id"], row["slug"]) for row in found] == [(tenant.id, tenant.slug)]
+        found = await app.fetch("SELECT id, slug, read_receipts FROM tenant_by_slug($1)", tenant.slug)
+        assert [(row["id"], row["slug"], row["read_receipts"]) for row in found] == [(tenant.id, tenant.slug,
+                                                                                       "on_read")]
     finally:
         await app.close()

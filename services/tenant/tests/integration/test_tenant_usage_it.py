@@ -151,3 +151,79 @@ async def test_usage_dates_are_validated(harness) -> None:
         assert await harness.failure(harness.stub.GetUsage(tenant_pb2.GetUsageRequest(tenant_id=tenant.id, **dates),
                                                            metadata=harness.service())) == (
             grpc.StatusCode.INVALID_ARGUMENT, code)
+
+
+def status_event(tenant_id: str, message_id: str, status: str, *, at: datetime, category: str | None = None,
+                 pricing_category: str | None = None, direction: str = "outbound") -> EventEnvelope:
+    """`message.status_changed` of a message as messaging announces it: its current status last in the history."""
+    view = MessageView(id=message_id, conversation_id="c-1", contact_id="ct-1", wamid=f"wamid.{message_id}",
+                       direction=direction, type="template", status=status, content={},
+                       status_history=[{"status": "SENT", "at": at - timedelta(seconds=5)},
+                                       {"status": status, "at": at}],
+                       pricing_category=pricing_category, category=category, sent_at=at - timedelta(seconds=5),
+                       created_at=at - timedelta(seconds=6), updated_at=at + timedelta(seconds=1))
+    return make_event(MESSAGE_STATUS_CHANGED, tenant_id=tenant_id, data=view)
+
+
+async def test_delivered_messages_are_counted_once_per_message_in_their_category(harness) -> None:
+    tenant = await harness.new_tenant("Delivery Hotel", timezone="Europe/Lisbon")
+    apply = harness.runtime.usage.apply_message_event
+    day = datetime(2026, 7, 1, 22, 30, tzinfo=UTC)  # 23:30 on 1 July in Lisbon (summer time)
+    late = datetime(2026, 7, 2, 8, 0, tzinfo=UTC)
+    promo, receipt, code, guest = (str(uuid.uuid4()) for _ in range(4))
+    outcomes = [
+        await apply(event=status_event(tenant.id, promo, "SENT", at=day, category="marketing")),  # not yet
+        await apply(event=status_event(tenant.id, promo, "DELIVERED", at=day, category="marketing",
+                                       pricing_category="utility")),  # the message's category wins
+        await apply(event=status_event(tenant.id, promo, "READ", at=late, category="marketing")),  # already counted
+        await apply(event=status_event(tenant.id, promo, "DELIVERED", at=day, category="marketing")),  # redelivered
+        await apply(event=status_event(tenant.id, receipt, "READ", at=late, pricing_category="UTILITY")),  # READ first
+        await apply(event=status_event(tenant.id, code, "DELIVERED", at=late,
+                                       pricing_category="authentication_international")),
+        await apply(event=status_event(tenant.id, str(uuid.uuid4()), "FAILED", at=late, category="marketing")),
+        await apply(event=status_event(tenant.id, guest, "READ", at=late, direction="inbound")),  # not outbound
+    ]
+    assert outcomes == [False, True, False, False, True, True, False, False]
+
+    july = await usage(harness, tenant.id, from_date="2026-07-01", to_date="2026-07-31")
+    assert counts(july) == {("2026-07-01", "marketing", "delivered"): 1, ("2026-07-02", "utility", "delivered"): 1,
+                            ("2026-07-02", "authentication", "delivered"): 1}
+    assert dict(july.totals_by_category) == dict.fromkeys(("service", "utility", "marketing", "authentication"), 0)
+    rows = await harness.sql("SELECT message_id, category, day FROM usage_delivered WHERE tenant_id = $1 "
+                             "ORDER BY day, category", tenant.id, tenant=tenant.id)
+    assert [(row["message_id"], row["category"], row["day"].isoformat()) for row in rows] == [
+        (promo, "marketing", "2026-07-01"), (code, "authentication", "2026-07-02"), (receipt, "utility", "2026-07-02")]
+
+
+async def test_delivered_counts_neither_in_the_quota_nor_in_the_totals(harness) -> None:
+    tenant = await harness.new_tenant("Quota Delivery Hotel")
+    apply = harness.runtime.usage.apply_message_event
+    now = datetime.now(UTC)
+    message_id = str(uuid.uuid4())
+    created = message_event(MESSAGE_CREATED, tenant.id, category="marketing", direction="outbound", at=now)
+    assert await apply(event=created)
+    assert await apply(event=status_event(tenant.id, message_id, "DELIVERED", at=now, category="marketing"))
+    response = await usage(harness, tenant.id)
+    today = response.days[0].date
+    assert counts(response) == {(today, "marketing", "outbound"): 1, (today, "marketing", "delivered"): 1}
+    assert response.totals_by_category["marketing"] == 1
+    assert response.limits.messages_used_this_month == 1
+
+
+async def test_delivered_statuses_through_the_consumer(harness) -> None:
+    tenant = await harness.new_tenant("Consumed Delivery Hotel")
+    topic = harness.settings.messaging_events_topic
+    message_id = str(uuid.uuid4())
+    at = datetime.now(UTC)
+    delivered = status_event(tenant.id, message_id, "DELIVERED", at=at, pricing_category="marketing")
+    for event in (delivered, delivered, status_event(tenant.id, message_id, "READ", at=at),
+                  message_event(MESSAGE_RECEIVED, tenant.id, at=at)):  # last on the single, ordered partition
+        await harness.publish(topic, event, key="c-1")
+
+    async def all_applied() -> tenant_pb2.GetUsageResponse | None:
+        response = await usage(harness, tenant.id)
+        return response if response.limits.messages_used_this_month >= 1 else None
+
+    response = await harness.eventually(all_applied, what="the usage consumer")
+    today = response.days[0].date
+    assert counts(response) == {(today, "marketing", "delivered"): 1, (today, "service", "inbound"): 1}

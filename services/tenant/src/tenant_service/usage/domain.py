@@ -3,9 +3,12 @@
 - `message.received` counts one inbound `service` message.
 - `message.created` (outbound, sent by attendants, n8n or templates) counts one outbound message in `data.category`
   when it is one of the four categories, else `service`.
-- `message.status_changed` counts nothing, even when Meta's status carries a pricing category: the message was
-  already counted when it was created. (Billing by Meta's pricing category can build on those statuses later.)
-- Every counted message, inbound and outbound, counts against the plan's monthly message quota.
+- `message.status_changed` of an outbound message to DELIVERED or READ counts it once more, as `delivered`, in its
+  pricing category (`data.category`, else `data.pricingCategory`, else `service`) on the day of that status: once
+  per message id (usage_delivered), so a READ after DELIVERED or a redelivered status never counts twice. Other
+  statuses count nothing.
+- Every inbound and outbound message counts against the plan's monthly message quota; `delivered` is a second view
+  of outbound messages and counts neither against the quota nor in the totals per category.
 """
 
 from __future__ import annotations
@@ -16,18 +19,30 @@ from datetime import UTC, date, datetime, timedelta
 
 from eva_common.errors import InvalidArgument
 from eva_events.envelope import EventEnvelope
-from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED
+from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED
 
 CATEGORIES = ("service", "utility", "marketing", "authentication")
 DEFAULT_CATEGORY = "service"
 INBOUND = "inbound"
 OUTBOUND = "outbound"
+DELIVERED = "delivered"
+COUNTED_DIRECTIONS = (INBOUND, OUTBOUND)  # what the quota and the totals per category count
+DELIVERED_STATUSES = frozenset({"DELIVERED", "READ"})
 MAX_RANGE_DAYS = 366
 
 
 @dataclass(frozen=True, slots=True)
 class CountedMessage:
     direction: str
+    category: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredMessage:
+    """An outbound message Meta delivered (or the guest read), to count once in its pricing category."""
+
+    message_id: str
     category: str
     at: datetime
 
@@ -72,18 +87,46 @@ def _moment(value: object, fallback: datetime) -> datetime:
     return fallback
 
 
+def _category(*candidates: object) -> str:
+    """The first candidate naming one of the four categories (Meta's variants such as `marketing_lite` or
+    `authentication_international` count in theirs), else `service`."""
+    for raw in candidates:
+        wanted = raw.strip().lower() if isinstance(raw, str) else ""
+        for name in (wanted, wanted.split("_", 1)[0]):
+            if name in CATEGORIES:
+                return name
+    return DEFAULT_CATEGORY
+
+
 def counted_message(event: EventEnvelope) -> CountedMessage | None:
     """What one messaging event adds to the usage, or None when it adds nothing."""
     if event.type == MESSAGE_RECEIVED:
         direction, category = INBOUND, DEFAULT_CATEGORY
     elif event.type == MESSAGE_CREATED:
-        raw = event.data.get("category")
-        wanted = raw.strip().lower() if isinstance(raw, str) else ""
-        direction, category = OUTBOUND, wanted if wanted in CATEGORIES else DEFAULT_CATEGORY
+        direction, category = OUTBOUND, _category(event.data.get("category"))
     else:
         return None
     return CountedMessage(direction=direction, category=category,
                           at=_moment(event.data.get("createdAt"), event.occurred_at))
+
+
+def delivered_message(event: EventEnvelope) -> DeliveredMessage | None:
+    """The outbound message a `message.status_changed` to DELIVERED or READ reports, or None."""
+    data = event.data
+    if event.type != MESSAGE_STATUS_CHANGED or data.get("direction") != OUTBOUND:
+        return None
+    status = data.get("status")
+    message_id = data.get("id")
+    if status not in DELIVERED_STATUSES or not isinstance(message_id, str) or not message_id:
+        return None
+    at = _moment(data.get("updatedAt"), event.occurred_at)
+    history = data.get("statusHistory")
+    for change in reversed(history if isinstance(history, list) else []):
+        if isinstance(change, dict) and change.get("status") == status:
+            at = _moment(change.get("at"), at)
+            break
+    return DeliveredMessage(message_id=message_id, category=_category(data.get("category"),
+                                                                      data.get("pricingCategory")), at=at)
 
 
 def zone(timezone: str) -> zoneinfo.ZoneInfo:

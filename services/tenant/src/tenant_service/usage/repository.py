@@ -1,4 +1,4 @@
-"""Queries on usage_daily (under the transaction's tenant) and the tenant's plan."""
+"""Queries on usage_daily and usage_delivered (under the transaction's tenant) and the tenant's plan."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tenant_service.models import Plan, Tenant, UsageDaily
+from tenant_service.models import Plan, Tenant, UsageDaily, UsageDelivered
+from tenant_service.usage.domain import COUNTED_DIRECTIONS
 
 
 class UsageRepository:
@@ -27,6 +28,16 @@ class UsageRepository:
         )
         await self._session.exec(statement)
 
+    async def mark_delivered(self, *, tenant_id: str, message_id: str, category: str, day: date) -> bool:
+        """Remembers that a message was counted as delivered; False when it already was."""
+        statement = (
+            pg_insert(UsageDelivered)
+            .values(tenant_id=tenant_id, message_id=message_id, category=category, day=day)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "message_id"])
+            .returning(col(UsageDelivered.message_id))
+        )
+        return (await self._session.exec(statement)).first() is not None
+
     async def days(self, *, tenant_id: str, start: date, end: date) -> list[UsageDaily]:
         statement = (
             select(UsageDaily)
@@ -36,8 +47,10 @@ class UsageRepository:
         return list((await self._session.exec(statement)).all())
 
     async def total(self, *, tenant_id: str, start: date, end: date) -> int:
+        """Inbound and outbound messages of the days (what the quota counts; `delivered` is not a new message)."""
         statement = select(func.coalesce(func.sum(UsageDaily.count), 0)).where(
-            UsageDaily.tenant_id == tenant_id, col(UsageDaily.day) >= start, col(UsageDaily.day) <= end
+            UsageDaily.tenant_id == tenant_id, col(UsageDaily.day) >= start, col(UsageDaily.day) <= end,
+            col(UsageDaily.direction).in_(COUNTED_DIRECTIONS),
         )
         return int((await self._session.exec(statement)).one())
 

@@ -19,11 +19,14 @@ from tenant_service.domain import DEFAULT_TIMEZONE
 from tenant_service.models import Tenant
 from tenant_service.usage.domain import (
     CATEGORIES,
+    COUNTED_DIRECTIONS,
+    DELIVERED,
     PlanLimitsView,
     UsageDayView,
     UsageReport,
     counted_message,
     date_range,
+    delivered_message,
     local_day,
     month_of,
 )
@@ -49,16 +52,25 @@ class UsageService:
         """Counts one messaging event once (the inbox row and the count commit together). False when the event
         counts nothing or was already counted."""
         counted = counted_message(event)
-        if counted is None or not event.tenant_id:
+        delivered = delivered_message(event) if counted is None else None
+        if (counted is None and delivered is None) or not event.tenant_id:
             return False
         async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
             usage = UsageRepository(session)
             if not await claim_event(session, consumer=self._consumer, event_id=event.id):
                 return False
             tenant = await usage.tenant(event.tenant_id)
-            day = local_day(counted.at, tenant.timezone if tenant is not None else DEFAULT_TIMEZONE)
-            await usage.increment(tenant_id=event.tenant_id, day=day, category=counted.category,
-                                  direction=counted.direction, now=self._clock())
+            timezone = tenant.timezone if tenant is not None else DEFAULT_TIMEZONE
+            if counted is not None:
+                await usage.increment(tenant_id=event.tenant_id, day=local_day(counted.at, timezone),
+                                      category=counted.category, direction=counted.direction, now=self._clock())
+            elif delivered is not None:
+                day = local_day(delivered.at, timezone)
+                if not await usage.mark_delivered(tenant_id=event.tenant_id, message_id=delivered.message_id,
+                                                  category=delivered.category, day=day):
+                    return False  # counted on an earlier status (DELIVERED, then READ)
+                await usage.increment(tenant_id=event.tenant_id, day=day, category=delivered.category,
+                                      direction=DELIVERED, now=self._clock())
         return True
 
     async def get_plan_limits(self, *, principal: Principal, tenant_id: str) -> PlanLimitsView:
@@ -69,8 +81,8 @@ class UsageService:
             return await self._limits(UsageRepository(session), await self._tenant(session, scope))
 
     async def get_usage(self, *, principal: Principal, tenant_id: str, from_date: str, to_date: str) -> UsageReport:
-        """Counts per day, category and direction between two dates of the tenant's calendar (default: this month),
-        the totals per category and the plan limits."""
+        """Counts per day, category and direction (inbound, outbound, delivered) between two dates of the tenant's
+        calendar (default: this month), the totals per category (inbound and outbound) and the plan limits."""
         scope = access.tenant_reader(principal, tenant_id, scope=SCOPE_USAGE_READ)
         async with transaction(self._sessions, tenant_id=scope) as session:
             usage = UsageRepository(session)
@@ -82,7 +94,8 @@ class UsageService:
                 for row in rows]
         totals = dict.fromkeys(CATEGORIES, 0)
         for day in days:
-            totals[day.category] = totals.get(day.category, 0) + day.count
+            if day.direction in COUNTED_DIRECTIONS:  # `delivered` counts outbound messages a second time
+                totals[day.category] = totals.get(day.category, 0) + day.count
         return UsageReport(days=days, limits=limits, totals_by_category=totals)
 
     def _today(self, timezone: str) -> date:

@@ -51,6 +51,9 @@ def message_view(
         contact=contact,
         sender=SenderView.model_validate(message.sender) if message.sender else None,
         source=message.source,
+        attempts=message.attempts or 0,
+        read_at=message.read_at,
+        category=message.category,
     )
 
 

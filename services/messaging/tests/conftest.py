@@ -40,6 +40,7 @@ from eva_testing.kafka import create_topics, unique_topic
 from eva_testing.tokens import TestTokenIssuer
 from eva_testing.waiting import KafkaTools
 from eva_testing.waiting import eventually as _eventually
+from messaging_service.clients import SendingProfile
 from messaging_service.main import MessagingApp
 from messaging_service.media_worker import GraphMediaClient, MediaWorker
 from messaging_service.settings import Settings
@@ -84,14 +85,31 @@ class IssuedServiceTokens:
 
 
 class FakeCredentials:
-    """TenantService.GetSendingCredentials stand-in: every tenant's access token is `token-<tenant>`."""
+    """The tenant service's stand-in (TenantDirectory): every tenant's access token is `token-<tenant>`; a test
+    gives a tenant its own sending profile (`profiles`, e.g. a simulator number), an exhausted quota (`exhausted`),
+    and reads the health reports."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.profiles: dict[str, SendingProfile] = {}
+        self.exhausted: set[str] = set()
+        self.health_reports: list[tuple[str, bool, int]] = []
 
     async def access_token(self, *, tenant_id: str) -> str:
         self.calls.append(tenant_id)
-        return f"token-{tenant_id}"
+        return (await self.sending_profile(tenant_id=tenant_id)).access_token
+
+    async def sending_profile(self, *, tenant_id: str) -> SendingProfile:
+        return self.profiles.get(tenant_id) or SendingProfile(
+            tenant_id=tenant_id, phone_number_id=f"pn-{tenant_id}", access_token=f"token-{tenant_id}",
+            waba_id=f"waba-{tenant_id}", display_phone_number="15550000000", coexistence=False, throughput_mps=0,
+            tenant_status="active", read_receipts="on_read", health="healthy")
+
+    async def quota_exceeded(self, *, tenant_id: str) -> bool:
+        return tenant_id in self.exhausted
+
+    async def report_health(self, *, tenant_id: str, healthy: bool, code: int = 0, detail: str = "") -> None:
+        self.health_reports.append((tenant_id, healthy, code))
 
 
 @dataclass
@@ -205,7 +223,7 @@ async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTo
         tokens = IssuedServiceTokens(issuer)
         graph, credentials = FakeGraph(), FakeCredentials()
         settings: dict[str, Any] = {
-            "database_url": database.app_url, "kafka_bootstrap": infra.kafka_bootstrap,
+            "database_url": database.app_url, "kafka_bootstrap": infra.kafka_bootstrap, "redis_url": infra.redis_url,
             "conversation_grpc_target": f"127.0.0.1:{conversation.grpc_port}", "webhooks_topic": webhooks,
             "messaging_events_topic": events, "webhook_outcomes_topic": outcomes,
             "consumer_group": f"messaging-{suffix}", "environment": "test", "shutdown_grace_seconds": 1,

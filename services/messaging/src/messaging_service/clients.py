@@ -111,6 +111,18 @@ class ConversationClient:
         return True
 
 
+class TenantDirectory(Protocol):
+    """What the messaging service asks of the tenant service (TenantCredentials; fakes in tests)."""
+
+    async def access_token(self, *, tenant_id: str) -> str: ...
+
+    async def sending_profile(self, *, tenant_id: str) -> SendingProfile: ...
+
+    async def quota_exceeded(self, *, tenant_id: str) -> bool: ...
+
+    async def report_health(self, *, tenant_id: str, healthy: bool, code: int = 0, detail: str = "") -> None: ...
+
+
 class TenantCredentials:
     """TenantService.GetSendingCredentials with this service's own token: the tenant's WhatsApp access token."""
 

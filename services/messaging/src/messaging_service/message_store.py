@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from messaging_service import media_state, statuses
 from messaging_service.content import REACTION
 from messaging_service.events import MESSAGE_UPDATED, message_event
+from messaging_service.graph_errors import with_hints
 from messaging_service.models import INBOUND, MediaJob, Message, MessageStatus, ParkedStatus
 from messaging_service.repository import MessageRepository
 from messaging_service.webhook import StatusUpdate
@@ -40,12 +41,19 @@ async def store_message(
                   event=message_event(event_type, stored, contact=contact))
     if stored.type == REACTION and stored.direction == INBOUND:
         await _react(session, stored, events_topic=events_topic)
-    if stored.wamid:
-        parked = await repository.take_parked(tenant_id=stored.tenant_id, wamid=stored.wamid)
-        for item in sorted(parked, key=lambda p: (p.occurred_at or _EPOCH, p.id or 0)):
-            moved = await apply_status(session, stored, parked_update(item), events_topic=events_topic)
-            stored = moved or stored
-    return stored
+    return await apply_parked(session, stored, events_topic=events_topic)
+
+
+async def apply_parked(session: AsyncSession, message: Message, *, events_topic: str) -> Message:
+    """Applies the statuses parked for the message's wamid (they came before it was stored, or before its send's
+    answer was recorded), in Meta's timestamp order. Returns the message as they left it."""
+    if not message.wamid:
+        return message
+    parked = await MessageRepository(session).take_parked(tenant_id=message.tenant_id, wamid=message.wamid)
+    for item in sorted(parked, key=lambda p: (p.occurred_at or _EPOCH, p.id or 0)):
+        moved = await apply_status(session, message, parked_update(item), events_topic=events_topic)
+        message = moved or message
+    return message
 
 
 async def _react(session: AsyncSession, reaction: Message, *, events_topic: str) -> None:
@@ -100,7 +108,7 @@ async def apply_status(
     if update.pricing_category and message.pricing_category is None:
         await repository.set_pricing_category(tenant_id=message.tenant_id, message_id=message.id,
                                               category=update.pricing_category)
-    error = update.errors if update.status == statuses.FAILED else None
+    error = with_hints(update.errors) if update.status == statuses.FAILED else None
     moved = await repository.advance_status(
         tenant_id=message.tenant_id, message_id=message.id, status=update.status, error=error,
         from_statuses=statuses.predecessors(update.status))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 WEBHOOK_ITEMS = Counter(
     "eva_messaging_webhook_items_total",
@@ -17,4 +17,25 @@ PARKED_STATUSES_EXPIRED = Counter(
 PARKED_STATUSES = Gauge(
     "eva_messaging_parked_statuses",
     "Statuses parked for a message not stored (yet), all tenants together, as of the last expiry pass",
+)
+
+SENDS = Counter(
+    "eva_messaging_sends_total",
+    "Graph API send calls by outcome (accepted, retry, failed, uncertain) and Meta's error code (empty when none)",
+    ["outcome", "code"],
+)
+SEND_LATENCY = Histogram(
+    "eva_messaging_send_seconds",
+    "Duration of one Graph API send call",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+GOVERNOR_WAIT = Histogram(
+    "eva_messaging_governor_wait_seconds",
+    "How long a send waited for its slot in the per-number throughput governor",
+    buckets=(0, 0.005, 0.0125, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2),
+)
+OUTBOUND_CREATED = Counter(
+    "eva_messaging_outbound_created_total",
+    "Outbound messages accepted for sending, by type and sender kind",
+    ["type", "sender"],
 )

@@ -67,6 +67,18 @@ class MessageRepository:
         row: Message | None = (await self._session.exec(statement)).scalars().first()
         return row
 
+    async def set_wamid(self, *, tenant_id: str, message_id: uuid.UUID, wamid: str) -> Message | None:
+        """Gives an outbound message its wamid, unless it has one."""
+        statement = (
+            sa.update(Message)
+            .where(col(Message.tenant_id) == tenant_id, col(Message.id) == message_id, col(Message.wamid).is_(None))
+            .values(wamid=wamid, updated_at=sa.func.now())
+            .returning(Message)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Message | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
     async def message_by_wamid(self, *, tenant_id: str, wamid: str) -> Message | None:
         statement = select(Message).where(Message.tenant_id == tenant_id, Message.wamid == wamid)
         return (await self._session.exec(statement)).first()

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from eva_common.settings import DatabaseSettings, KafkaSettings
+from eva_common.settings import DatabaseSettings, KafkaSettings, RedisSettings
 from eva_events import topics
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -14,7 +14,7 @@ from pydantic_settings import SettingsConfigDict
 MIB = 1024 * 1024
 
 
-class Settings(DatabaseSettings, KafkaSettings):
+class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     # Validation errors never echo the input: it holds secrets (merged with ServiceSettings' config).
     model_config = SettingsConfigDict(hide_input_in_errors=True)
 
@@ -62,6 +62,53 @@ class Settings(DatabaseSettings, KafkaSettings):
     media_s3_multipart_threshold_bytes: int = Field(default=16 * MIB, ge=5 * MIB)
     media_s3_part_size_bytes: int = Field(default=8 * MIB, ge=5 * MIB)
     media_s3_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Message templates: every interval the due tenants (template_syncs) are synced from the Graph API, up to a batch
+    # per pass, and become due again one interval later. Graph calls time out, and 5xx answers and timeouts are
+    # retried (attempts in all, doubling back-off).
+    template_sync_interval_seconds: float = Field(default=3600, gt=0)
+    template_sync_batch: int = Field(default=50, ge=1, le=10_000)
+    template_graph_timeout_seconds: float = Field(default=15.0, gt=0)
+    template_graph_attempts: int = Field(default=3, ge=1, le=10)
+    template_graph_backoff_seconds: float = Field(default=0.5, ge=0)
+    # tenant.events.v1: `whatsapp.credentials_updated` registers the tenant's template sync and syncs it at once.
+    tenant_events_topic: str = topics.TENANT_EVENTS
+    tenant_events_consumer_group: str = "messaging-tenant-events"
+
+    # --- sending (the sender worker and the send governor) ---
+    # Messages per second per business number, shared by every sender replica (Meta's default 80; coexistence
+    # numbers 20); a number's own limit (tenant settings) wins. The governor spaces sends evenly at
+    # `rate * send_rate_headroom` so that no second ever sees more than the limit at Meta.
+    send_rate_per_number: int = Field(default=80, ge=1, le=1000)
+    send_rate_coexistence: int = Field(default=20, ge=1, le=1000)
+    send_rate_headroom: float = Field(default=0.97, gt=0, le=1)
+    # Attempts per message for Meta's retryable errors (1, 2, 4, 130429, 131000, 131016, 131056, 133004, timeouts),
+    # with exponential backoff from `send_backoff_seconds` (doubling, jitter, capped at `send_backoff_max_seconds`).
+    send_max_attempts: int = Field(default=3, ge=1, le=20)
+    send_backoff_seconds: float = Field(default=1.0, gt=0)
+    send_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # How long one Graph call may take; a call without an answer is *uncertain*: Meta may have sent it.
+    send_timeout_seconds: float = Field(default=15.0, gt=0)
+    # A job leased by a sender that died is taken over after this long; before sending again the new sender looks
+    # for the statuses of the lost send (biz_opaque_callback_data). Must exceed send_timeout_seconds.
+    send_lease_seconds: float = Field(default=60.0, gt=0)
+    # An uncertain send is resent only when no status of it arrived within this long.
+    send_reconcile_seconds: float = Field(default=30.0, gt=0)
+    # Concurrent Graph calls per sender replica, jobs leased per round, and how often an idle sender looks.
+    send_concurrency: int = Field(default=32, ge=1, le=512)
+    send_batch: int = Field(default=64, ge=1, le=1000)
+    send_poll_seconds: float = Field(default=0.5, gt=0)
+    # The same Idempotency-Key answers the first message for this long.
+    idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # Meta's typing indicator disappears after 25 s: at most one per conversation in this long.
+    typing_interval_seconds: float = Field(default=25.0, gt=0)
+    # Tenant sending profiles (credentials, policy, limits) are cached this long per replica.
+    profile_cache_seconds: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_call(self) -> Settings:
+        if self.send_lease_seconds <= self.send_timeout_seconds:
+            raise ValueError("EVA_SEND_LEASE_SECONDS must exceed EVA_SEND_TIMEOUT_SECONDS")
+        return self
 
     @field_validator("media_s3_endpoint_url", "media_s3_region", "media_s3_access_key_id",
                      "media_s3_secret_access_key", "media_spool_dir", mode="before")

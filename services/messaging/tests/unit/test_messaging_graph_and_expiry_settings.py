@@ -10,7 +10,7 @@ from messaging_service.settings import Settings
 from pydantic import ValidationError
 
 BASE = {"database_url": "postgresql+asyncpg://u:p@127.0.0.1:1/db", "kafka_bootstrap": "127.0.0.1:9092",
-        "service_client_secret": "a-real-client-secret"}
+        "service_client_secret": "a-real-client-secret", "redis_url": "redis://127.0.0.1:1/0"}
 
 
 def settings(**values: object) -> Settings:

@@ -13,7 +13,7 @@ from messaging_service.settings import Settings
 from pydantic import ValidationError
 
 BASE = {"database_url": "postgresql+asyncpg://u:p@127.0.0.1:1/db", "service_client_secret": "a-real-client-secret",
-        "kafka_bootstrap": "kafka:9092"}
+        "kafka_bootstrap": "kafka:9092", "redis_url": "redis://127.0.0.1:1/0"}
 
 
 def settings(**values: object) -> Settings:

@@ -1,0 +1,82 @@
+"""The send governor: Meta's throughput limit per business number (reference §7: 80 messages/s by default, 20 for
+coexistence numbers), shared by every sender replica through Redis.
+
+Each send reserves the next free slot of its number (GCRA: slots `1 / rate` seconds apart on Redis's clock) and waits
+for it, so sends leave evenly spaced and no second ever holds more than `rate` of them, whatever the number of
+replicas. A slot further away than `max_wait` is not reserved: the caller gets the wait and puts its job back, so a
+backlog queues in PostgreSQL (where attendants' replies go first), not in memory. When Meta still answers 130429,
+`pause` pushes every replica's next slot of that number back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from messaging_service.metrics import GOVERNOR_WAIT
+
+# KEYS[1]: the number's next free slot (ms, Redis clock). ARGV: interval ms, max wait ms.
+# Returns {reserved (1|0), wait ms}.
+_RESERVE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + tonumber(now_parts[2]) / 1000
+local interval = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if wait > max_wait then
+  return {0, tostring(wait)}
+end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(wait + interval + 60000))
+return {1, tostring(wait)}
+"""
+
+# KEYS[1]: as above. ARGV: pause ms. The next slot is at least `pause` from now.
+_PAUSE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + tonumber(now_parts[2]) / 1000
+local until_ms = now + tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < until_ms then
+  redis.call('SET', KEYS[1], tostring(until_ms), 'PX', math.ceil(tonumber(ARGV[1]) + 60000))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A reservation: `reserved` with `wait` seconds to sleep before sending, or not reserved (retry in `wait`)."""
+
+    reserved: bool
+    wait: float
+
+
+class SendGovernor:
+    def __init__(self, redis: Redis, *, headroom: float = 0.97, max_wait_seconds: float = 2.0,
+                 prefix: str = "send:gov") -> None:
+        self._redis = redis
+        self._headroom = headroom
+        self._max_wait_ms = max_wait_seconds * 1000
+        self._prefix = prefix
+        self._reserve = redis.register_script(_RESERVE)
+        self._pause = redis.register_script(_PAUSE)
+
+    def _key(self, phone_number_id: str) -> str:
+        return f"{self._prefix}:{{{phone_number_id}}}"
+
+    async def reserve(self, phone_number_id: str, *, rate: int) -> Slot:
+        """The next slot of the number at `rate` messages/s (times the headroom)."""
+        interval_ms = 1000.0 / (rate * self._headroom)
+        reserved, wait_ms = await self._reserve(keys=[self._key(phone_number_id)],
+                                                args=[repr(interval_ms), repr(self._max_wait_ms)])
+        wait = max(0.0, float(wait_ms) / 1000)
+        if int(reserved):
+            GOVERNOR_WAIT.observe(wait)
+        return Slot(reserved=bool(int(reserved)), wait=wait)
+
+    async def pause(self, phone_number_id: str, *, seconds: float) -> None:
+        """Meta said the number's throughput was reached (130429): no replica sends from it for `seconds`."""
+        await self._pause(keys=[self._key(phone_number_id)], args=[repr(seconds * 1000)])

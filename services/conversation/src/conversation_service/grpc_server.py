@@ -114,6 +114,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
                 profile_name=request.profile_name or None,
                 message_at=parse_rfc3339(request.message_at, field="message_at"),
                 phone_number_id=request.phone_number_id or None,
+                echo=request.echo,
             ),
         )
         return conversation_pb2.ResolveInboundContactResponse(

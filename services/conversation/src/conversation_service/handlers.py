@@ -8,7 +8,7 @@ from conversation_service.service import ConversationService
 
 
 class MessagingEventsHandler:
-    """messaging.events.v1 → last message, unread count and window of the conversation."""
+    """messaging.events.v1 → last message, unread count (reset by `message.read`) and window of the conversation."""
 
     def __init__(self, *, service: ConversationService) -> None:
         self._service = service

@@ -137,10 +137,12 @@ class ConversationRepository:
         tenant_id: str,
         contact_id: uuid.UUID,
         message_at: datetime,
-        window_expires_at: datetime,
+        window_expires_at: datetime | None,
         phone_number_id: str | None,
     ) -> tuple[Conversation, bool]:
-        """The contact's open or pending conversation (its window extended), or a new open one.
+        """The contact's open or pending conversation (its window extended), or a new open one. With no
+        `window_expires_at` (a coexistence echo) a new conversation gets no window and an existing one keeps its
+        own (GREATEST ignores NULL).
 
         One statement, so concurrent callers agree: the partial unique index (one non-resolved conversation per
         contact) arbitrates, the loser updates the winner's row. Returns (conversation, created).
@@ -175,6 +177,17 @@ class ConversationRepository:
         row = (await self._session.exec(statement)).one()
         conversation: Conversation = row[0]
         return conversation, bool(row[1])
+
+    async def latest_conversation(self, *, tenant_id: str, contact_id: uuid.UUID) -> Conversation | None:
+        """The contact's open or pending conversation, else its latest one (resolved), else None."""
+        statement = (
+            select(Conversation)
+            .where(Conversation.tenant_id == tenant_id, Conversation.contact_id == contact_id)
+            .order_by(sa.case((col(Conversation.status) == STATUS_RESOLVED, 1), else_=0),
+                      col(Conversation.created_at).desc(), col(Conversation.id).desc())
+            .limit(1)
+        )
+        return (await self._session.exec(statement)).first()
 
     async def reopen_latest_resolved(
         self,
@@ -239,6 +252,27 @@ class ConversationRepository:
             sa.update(Conversation)
             .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.id) == conversation_id)
             .values(**values)
+            .returning(Conversation)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        row: Conversation | None = (await self._session.exec(statement)).scalars().first()
+        return row
+
+    async def mark_read(
+        self, *, tenant_id: str, conversation_id: uuid.UUID, read_up_to: datetime | None
+    ) -> Conversation | None:
+        """Sets the unread count to 0 when the guest wrote nothing after `read_up_to` (Meta's time of the latest
+        message read; None: whatever came in). None when nothing changed: no unread message, a newer guest message,
+        or no such conversation."""
+        conditions = [col(Conversation.tenant_id) == tenant_id, col(Conversation.id) == conversation_id,
+                      col(Conversation.unread_count) > 0]
+        if read_up_to is not None:
+            conditions.append(sa.or_(col(Conversation.last_inbound_at).is_(None),
+                                     col(Conversation.last_inbound_at) <= read_up_to))
+        statement = (
+            sa.update(Conversation)
+            .where(*conditions)
+            .values(unread_count=0, updated_at=sa.func.now())
             .returning(Conversation)
             .execution_options(populate_existing=True, synchronize_session=False)
         )

@@ -26,7 +26,7 @@ from eva_events.conversation import (
     ConversationChange,
 )
 from eva_events.envelope import EventEnvelope
-from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MessageView
+from eva_events.messaging import MESSAGE_CREATED, MESSAGE_READ, MESSAGE_RECEIVED, MessagesRead, MessageView
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -75,6 +75,8 @@ class InboundContact:
     profile_name: str | None
     message_at: datetime | None
     phone_number_id: str | None
+    # a message the business sent from the WhatsApp Business app (coexistence): no window, no reopening
+    echo: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,12 @@ class ConversationService:
         (announced as `conversation.updated`), else finds its open or pending one or opens a new one, and extends
         the service window to at least message_at + 24 h. Safe under concurrency: callers racing
         for a new guest end with one contact and one conversation, and only the creator emits
-        `conversation.created`."""
+        `conversation.created`.
+
+        A coexistence echo (`inbound.echo`: the business wrote from the WhatsApp Business app) finds or creates the
+        contact the same way, but takes its open or pending conversation as it is, else its latest one as it is
+        (a resolved one stays resolved), and opens one (with no window) only for a contact that has none: the
+        service window opens only when the guest writes."""
         principal.require_service()
         tenant_id = principal.tenant_scope(inbound.tenant_id)
         if not inbound.wa_id and not inbound.user_id:
@@ -152,6 +159,13 @@ class ConversationService:
                 async with transaction(self._sessions, tenant_id=tenant_id) as session:
                     repository = ConversationRepository(session)
                     contact, contact_created = await self._upsert_contact(repository, tenant_id, inbound)
+                    if inbound.echo:
+                        conversation, conversation_created = await self._echo_conversation(
+                            repository, tenant_id, contact, inbound, message_at)
+                        if conversation_created:
+                            await enqueue(session, topic=self._events_topic, key=str(conversation.id),
+                                          event=conversation_event(CONVERSATION_CREATED, conversation, contact))
+                        return ResolvedInbound(contact, conversation, contact_created, conversation_created)
                     reopened = await repository.reopen_latest_resolved(
                         tenant_id=tenant_id,
                         contact_id=contact.id,
@@ -182,6 +196,21 @@ class ConversationService:
                 logger.info("inbound contact raced a concurrent writer", extra={"attempt": attempt,
                                                                                 "error": type(error).__name__})
         raise Unavailable("the contact is being changed concurrently; try again", code="CONCURRENT_UPDATE")
+
+    @staticmethod
+    async def _echo_conversation(
+        repository: ConversationRepository, tenant_id: str, contact: Contact, inbound: InboundContact,
+        message_at: datetime,
+    ) -> tuple[Conversation, bool]:
+        """The conversation of a coexistence echo: the contact's active or latest one untouched, else a new open
+        one without a window."""
+        latest = await repository.latest_conversation(tenant_id=tenant_id, contact_id=contact.id)
+        if latest is not None:
+            return latest, False
+        return await repository.upsert_active_conversation(
+            tenant_id=tenant_id, contact_id=contact.id, message_at=message_at, window_expires_at=None,
+            phone_number_id=inbound.phone_number_id or None,
+        )
 
     async def _find_contact(
         self, repository: ConversationRepository, tenant_id: str, inbound: InboundContact
@@ -268,8 +297,12 @@ class ConversationService:
     # --- messaging events ------------------------------------------------------------------------------------------
 
     async def apply_message_event(self, *, event: EventEnvelope) -> bool:
-        """Applies `message.received` (last message, +1 unread, window) or `message.created` (last message) once
-        per event id, and emits `conversation.updated`. Returns False for a redelivery or an event it ignores."""
+        """Applies `message.received` (last message, +1 unread, window), `message.created` (last message; an
+        outbound message never touches the unread count or the window) or `message.read` (see `apply_read`) once
+        per event id, and emits `conversation.updated`. Returns False for a redelivery or an event it ignores
+        (`message.status_changed`, `message.updated`, `template.updated`, …)."""
+        if event.type == MESSAGE_READ:
+            return await self.apply_read(event=event)
         if event.type not in (MESSAGE_RECEIVED, MESSAGE_CREATED):
             return False
         message = MessageView.model_validate(event.data)
@@ -293,6 +326,27 @@ class ConversationService:
             if conversation is None:
                 logger.warning("message event for an unknown conversation", extra={
                     "event_id": event.id, "conversation_id": message.conversation_id})
+                return False
+            await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
+        return True
+
+    async def apply_read(self, *, event: EventEnvelope) -> bool:
+        """`message.read`: an attendant read the conversation's guest messages. Once per event id, the unread count
+        drops to 0 unless the guest wrote after the latest message read (`messageSentAt`; absent: whatever came
+        in), announced as `conversation.updated`. False when nothing changed."""
+        read = MessagesRead.model_validate(event.data)
+        conversation_id = parse_id(read.conversation_id)
+        if conversation_id is None:
+            raise InvalidArgument("the read names no valid conversation id", code="BAD_EVENT")
+        async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
+            repository = ConversationRepository(session)
+            if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):
+                return False
+            conversation = await repository.mark_read(tenant_id=event.tenant_id, conversation_id=conversation_id,
+                                                      read_up_to=read.message_sent_at)
+            if conversation is None:
+                logger.info("read changed no unread count", extra={
+                    "event_id": event.id, "conversation_id": read.conversation_id})
                 return False
             await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
         return True

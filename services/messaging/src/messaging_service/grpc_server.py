@@ -11,8 +11,9 @@ from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva_common.auth import current_principal
 from eva_common.timefmt import rfc3339
 
-from messaging_service.models import MessageStatus
+from messaging_service.models import MediaUpload, MessageStatus
 from messaging_service.service import MessageRecord, MessagingService
+from messaging_service.uploads import MediaUploads, UploadHeader
 
 SERVICE_NAME = messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name
 
@@ -66,9 +67,38 @@ def message_message(record: MessageRecord) -> messaging_pb2.Message:
     )
 
 
+def uploaded_media(upload: MediaUpload) -> messaging_pb2.UploadedMedia:
+    return messaging_pb2.UploadedMedia(
+        id=str(upload.id), mime_type=upload.mime_type, size=upload.size, filename=upload.filename or "",
+        sha256=upload.sha256, kind=upload.kind, created_at=rfc3339(upload.created_at))
+
+
 class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
-    def __init__(self, *, service: MessagingService) -> None:
+    def __init__(self, *, service: MessagingService, uploads: MediaUploads | None = None) -> None:
         self._service = service
+        self._uploads = uploads
+
+    async def UploadMedia(
+        self, request_iterator: AsyncIterator[messaging_pb2.UploadMediaChunk], context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.UploadedMedia:
+        """The first chunk carries the MIME type, filename, kind (and a service's tenant); every chunk data."""
+        assert self._uploads is not None, "UploadMedia is served only with MediaUploads"
+        requests = aiter(request_iterator)
+        first = await anext(requests, messaging_pb2.UploadMediaChunk())
+
+        async def data() -> AsyncIterator[bytes]:
+            if first.data:
+                yield first.data
+            async for chunk in requests:
+                if chunk.data:
+                    yield chunk.data
+
+        upload = await self._uploads.upload(
+            principal=current_principal(),
+            header=UploadHeader(mime_type=first.mime_type, filename=first.filename, kind=first.kind,
+                                tenant_id=first.tenant_id),
+            chunks=data())
+        return uploaded_media(upload)
 
     async def ListMessages(
         self, request: messaging_pb2.ListMessagesRequest, context: grpc.aio.ServicerContext

@@ -28,6 +28,7 @@ from messaging_service.parked_expiry import ParkedStatusExpiry
 from messaging_service.s3_media_store import S3Config, S3MediaStore
 from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
+from messaging_service.uploads import MediaUploads
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class MessagingApp(ServiceApp):
             self.on_close("s3 media store", self.s3_media_store.close)
         self.service = MessagingService(
             sessions=self.sessions, conversations=self.conversations, media_store=self.media_store)
+        self.uploads = MediaUploads(sessions=self.sessions, store=self.media_store)
         self.http_client = httpx.AsyncClient(
             transport=http_transport, timeout=settings.media_download_timeout_seconds, follow_redirects=True)
         self.on_close("graph http client", self.http_client.aclose)
@@ -108,7 +110,7 @@ class MessagingApp(ServiceApp):
                                batch_size=settings.parked_status_expiry_batch).run_once,
             interval_seconds=settings.parked_status_expiry_interval_seconds, run_at_start=True)
         self.grpc_server = GrpcServer(
-            registrars=[registrar(MessagingServicer(service=self.service))],
+            registrars=[registrar(MessagingServicer(service=self.service, uploads=self.uploads))],
             service_names=[SERVICE_NAME],
             verifier=verifier,
             host=settings.grpc_host,

@@ -9,10 +9,13 @@ from typing import Any
 import grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva_common.auth import current_principal
+from eva_common.errors import Unavailable
 from eva_common.timefmt import rfc3339
 
-from messaging_service.models import MediaUpload, MessageStatus
+from messaging_service.models import MediaUpload, MessageStatus, Template
 from messaging_service.service import MessageRecord, MessagingService
+from messaging_service.template_sync import TemplateSyncer
+from messaging_service.templates import TemplateFilter, TemplateReader
 from messaging_service.uploads import MediaUploads, UploadHeader
 
 SERVICE_NAME = messaging_pb2.DESCRIPTOR.services_by_name["MessagingService"].full_name
@@ -74,9 +77,14 @@ def uploaded_media(upload: MediaUpload) -> messaging_pb2.UploadedMedia:
 
 
 class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
-    def __init__(self, *, service: MessagingService, uploads: MediaUploads | None = None) -> None:
+    def __init__(
+        self, *, service: MessagingService, uploads: MediaUploads | None = None,
+        templates: TemplateReader | None = None, template_syncer: TemplateSyncer | None = None,
+    ) -> None:
         self._service = service
         self._uploads = uploads
+        self._templates = templates
+        self._template_syncer = template_syncer
 
     async def UploadMedia(
         self, request_iterator: AsyncIterator[messaging_pb2.UploadMediaChunk], context: grpc.aio.ServicerContext
@@ -138,6 +146,43 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
         if first:  # an empty file: still one chunk with the metadata
             yield messaging_pb2.MediaChunk(mime_type=download.mime_type, size=download.size,
                                            filename=download.filename)
+
+
+    async def ListTemplates(
+        self, request: messaging_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.ListTemplatesResponse:
+        page = await self._template_reader().list_templates(
+            principal=current_principal(),
+            filters=TemplateFilter(status=request.status, category=request.category, language=request.language,
+                                   quality=request.quality, name=request.name),
+            limit=request.limit, cursor=request.cursor, tenant_id=request.tenant_id)
+        return messaging_pb2.ListTemplatesResponse(
+            items=[template_message(item) for item in page.items], next_cursor=page.next_cursor or "",
+            synced_at=rfc3339(page.synced_at) if page.synced_at else "")
+
+    async def SyncTemplates(
+        self, request: messaging_pb2.SyncTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.SyncTemplatesResponse:
+        if self._template_syncer is None:
+            raise Unavailable("templates are not served by this process", code="UNAVAILABLE")
+        result = await self._template_syncer.sync_templates(principal=current_principal(), tenant_id=request.tenant_id)
+        return messaging_pb2.SyncTemplatesResponse(
+            fetched=result.fetched, created=result.created, updated=result.updated, removed=result.removed,
+            synced_at=rfc3339(result.synced_at))
+
+    def _template_reader(self) -> TemplateReader:
+        if self._templates is None:
+            raise Unavailable("templates are not served by this process", code="UNAVAILABLE")
+        return self._templates
+
+
+def template_message(template: Template) -> messaging_pb2.Template:
+    return messaging_pb2.Template(
+        id=str(template.id), name=template.name, language=template.language, status=template.status,
+        category=template.category or "", quality=template.quality or "",
+        parameter_format=template.parameter_format or "", components_json=_json(template.components or []),
+        rejected_reason=template.rejected_reason or "", updated_at=rfc3339(template.updated_at),
+        meta_id=template.meta_id or "")
 
 
 def registrar(servicer: MessagingServicer) -> Callable[[grpc.aio.Server], None]:

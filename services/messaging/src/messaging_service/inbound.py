@@ -7,6 +7,7 @@ import enum
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -15,15 +16,15 @@ from eva_common.db import SessionFactory, transaction
 from eva_common.errors import InvalidArgument
 from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
-from eva_events.messaging import MESSAGE_RECEIVED, ContactSnapshot
+from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, SOURCE_BUSINESS_APP, ContactSnapshot
 from eva_events.webhook import WEBHOOK_RECEIVED, WebhookProcessed, WebhookReceived
 
 from messaging_service import media_state, message_store, statuses
 from messaging_service.events import webhook_processed_event
 from messaging_service.metrics import WEBHOOK_ITEMS
-from messaging_service.models import INBOUND, Message, ParkedStatus
+from messaging_service.models import INBOUND, OUTBOUND, Message, ParkedStatus
 from messaging_service.repository import MessageRepository
-from messaging_service.webhook import InboundMessage, Sender, StatusUpdate, walk
+from messaging_service.webhook import EchoMessage, InboundMessage, Sender, StatusUpdate, TemplateUpdate, walk
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,16 @@ class ResolvedSender:
 
 class ContactResolver(Protocol):
     async def resolve_inbound_contact(
-        self, *, tenant_id: str, sender: Sender, message_at: datetime, phone_number_id: str | None
+        self, *, tenant_id: str, sender: Sender, message_at: datetime, phone_number_id: str | None,
+        echo: bool = False,
     ) -> ResolvedSender: ...
+
+
+class TemplateUpdates(Protocol):
+    """Meta's template webhooks applied to the stored templates (template_sync.TemplateWebhooks): one Outcome value
+    per update."""
+
+    async def apply(self, tenant_id: str, updates: Sequence[TemplateUpdate]) -> list[str]: ...
 
 
 class Outcome(enum.StrEnum):
@@ -52,12 +61,20 @@ class Outcome(enum.StrEnum):
     STATUS_RECORDED = "status_recorded"  # history only (older, repeated or untracked status)
     STATUS_PARKED = "status_parked"  # its message is not stored (yet)
     ERROR_REPORTED = "error_reported"  # value.errors[] from Meta
+    ECHO_STORED = "echo_stored"  # a coexistence echo, stored as an outbound message and announced
+    ECHO_DUPLICATE = "echo_duplicate"
+    ECHO_SKIPPED = "echo_skipped"  # no recipient id
+    TEMPLATE_UPDATED = "template_updated"  # a stored template changed, announced
+    TEMPLATE_UNCHANGED = "template_unchanged"
+    TEMPLATE_UNKNOWN = "template_unknown"  # not stored here: the tenant's templates were synced instead
 
 
 class WebhookProcessor:
     def __init__(
-        self, *, sessions: SessionFactory, resolver: ContactResolver, events_topic: str, outcomes_topic: str
+        self, *, sessions: SessionFactory, resolver: ContactResolver, events_topic: str, outcomes_topic: str,
+        templates: TemplateUpdates | None = None,
     ) -> None:
+        self._templates = templates
         self._sessions = sessions
         self._resolver = resolver
         self._events_topic = events_topic
@@ -77,6 +94,8 @@ class WebhookProcessor:
         tally: Counter[Outcome] = Counter()
         for message in batch.messages:
             tally[await self.receive_message(tenant_id, message, delivery=delivery)] += 1
+        for echo in batch.echoes:
+            tally[await self.receive_echo(tenant_id, echo, delivery=delivery)] += 1
         for status in batch.statuses:
             tally[await self.apply_status(tenant_id, status)] += 1
         for error in batch.errors:
@@ -84,6 +103,9 @@ class WebhookProcessor:
             logger.warning("Meta reported an error", extra={
                 "delivery_id": delivery.delivery_id, "code": error.code, "title": error.title,
                 "details": error.details, "phone_number_id": error.phone_number_id})
+        if batch.templates and self._templates is not None:
+            for template_outcome in await self._templates.apply(tenant_id, batch.templates):
+                tally[Outcome(template_outcome)] += 1
         for item_outcome, count in tally.items():
             WEBHOOK_ITEMS.labels(item_outcome.value).inc(count)
         detail = " ".join(f"{outcome.value}={count}" for outcome, count in sorted(tally.items()))
@@ -142,6 +164,37 @@ class WebhookProcessor:
             if stored is None:  # a concurrent copy of this delivery stored it first
                 return Outcome.DUPLICATE
         return Outcome.STORED
+
+    async def receive_echo(self, tenant_id: str, echo: EchoMessage, *, delivery: WebhookReceived) -> Outcome:
+        """Stores a coexistence echo (a message the business sent from the WhatsApp Business app; reference §12) once
+        per (tenant, wamid): an OUTBOUND message from the business app, SENT, announced as `message.created`. Its
+        contact and conversation are resolved with `echo=True`: found or opened, the service window left alone."""
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
+            if await MessageRepository(session).wamid_exists(tenant_id=tenant_id, wamid=echo.wamid):
+                return Outcome.ECHO_DUPLICATE
+        if not echo.to and not echo.to_user_id:
+            logger.warning("echo without a recipient id; skipped", extra={"wamid": echo.wamid})
+            return Outcome.ECHO_SKIPPED
+        sent_at = echo.sent_at or delivery.received_at
+        phone_number_id = echo.phone_number_id or delivery.phone_number_id or None
+        resolved = await self._resolver.resolve_inbound_contact(
+            tenant_id=tenant_id, sender=Sender(wa_id=echo.to, user_id=echo.to_user_id, profile_name=None),
+            message_at=sent_at, phone_number_id=phone_number_id, echo=True)
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
+            stored = await message_store.store_message(
+                session,
+                Message(
+                    tenant_id=tenant_id, conversation_id=resolved.conversation_id,
+                    contact_id=uuid.UUID(resolved.contact.id), wamid=echo.wamid, direction=OUTBOUND,
+                    type=echo.type, status=statuses.SENT, content=echo.content, raw=echo.raw,
+                    phone_number_id=phone_number_id, sent_at=sent_at, source=SOURCE_BUSINESS_APP,
+                    sender={"kind": SOURCE_BUSINESS_APP}, media=media_state.initial(echo.type, echo.content),
+                ),
+                event_type=MESSAGE_CREATED,
+                events_topic=self._events_topic,
+                contact=resolved.contact,
+            )
+        return Outcome.ECHO_DUPLICATE if stored is None else Outcome.ECHO_STORED
 
     async def apply_status(self, tenant_id: str, update: StatusUpdate) -> Outcome:
         """Records a status in its message's history and moves the message forward; parks it when the message

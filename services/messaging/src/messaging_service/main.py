@@ -28,6 +28,14 @@ from messaging_service.parked_expiry import ParkedStatusExpiry
 from messaging_service.s3_media_store import S3Config, S3MediaStore
 from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
+from messaging_service.template_sync import (
+    GraphTemplateClient,
+    SendingCredentialsSource,
+    TemplateSyncer,
+    TemplateWebhooks,
+)
+from messaging_service.templates import TemplateReader
+from messaging_service.tenant_events import TenantEventsHandler
 from messaging_service.uploads import MediaUploads
 
 logger = logging.getLogger(__name__)
@@ -43,6 +51,7 @@ class MessagingApp(ServiceApp):
     def __init__(
         self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None,
         credentials: CredentialsSource | None = None, http_transport: httpx.AsyncBaseTransport | None = None,
+        template_credentials: SendingCredentialsSource | None = None,
     ) -> None:
         super().__init__(settings)
         if verifier is None or tokens is None:
@@ -78,11 +87,38 @@ class MessagingApp(ServiceApp):
         self.engine = self.postgres(settings)
         self.sessions = session_factory(self.engine)
         self.publisher = self.kafka_publisher(settings)
+        # Message templates: the Graph listing (its own client and timeout), SyncTemplates and ListTemplates, Meta's
+        # template webhooks, the periodic sync and the tenant-events consumer that registers tenants.
+        if template_credentials is None:
+            if isinstance(credentials, TenantCredentials):
+                template_credentials = credentials
+            else:
+                template_channel = create_channel(settings.tenant_grpc_target)
+                self.on_close("tenant channel (templates)", template_channel.close)
+                template_credentials = TenantCredentials(channel=template_channel, tokens=tokens,
+                                                         timeout=settings.grpc_deadline_seconds)
+        self.template_http = httpx.AsyncClient(transport=http_transport,
+                                               timeout=settings.template_graph_timeout_seconds)
+        self.on_close("template graph http client", self.template_http.aclose)
+        self.template_syncer = TemplateSyncer(
+            sessions=self.sessions, credentials=template_credentials,
+            graph=GraphTemplateClient(
+                http=self.template_http, graph_url=settings.whatsapp_graph_url,
+                api_version=settings.whatsapp_api_version, timeout_seconds=settings.template_graph_timeout_seconds,
+                attempts=settings.template_graph_attempts, backoff_seconds=settings.template_graph_backoff_seconds),
+            events_topic=settings.messaging_events_topic, interval_seconds=settings.template_sync_interval_seconds,
+            batch_size=settings.template_sync_batch)
+        self.template_reader = TemplateReader(sessions=self.sessions)
+        self.template_webhooks = TemplateWebhooks(sessions=self.sessions, syncer=self.template_syncer,
+                                                  events_topic=settings.messaging_events_topic)
+        self.template_sync_job = Periodic(self.template_syncer.run_once,
+                                          interval_seconds=settings.template_sync_interval_seconds, run_at_start=True)
         self.processor = WebhookProcessor(
             sessions=self.sessions,
             resolver=self.conversations,
             events_topic=settings.messaging_events_topic,
             outcomes_topic=settings.webhook_outcomes_topic,
+            templates=self.template_webhooks,
         )
         self.s3_media_store = s3_media_store(settings)
         self.media_store: MediaStore = self.s3_media_store or LocalMediaStore(settings.media_root)
@@ -110,7 +146,9 @@ class MessagingApp(ServiceApp):
                                batch_size=settings.parked_status_expiry_batch).run_once,
             interval_seconds=settings.parked_status_expiry_interval_seconds, run_at_start=True)
         self.grpc_server = GrpcServer(
-            registrars=[registrar(MessagingServicer(service=self.service, uploads=self.uploads))],
+            registrars=[registrar(MessagingServicer(
+                service=self.service, uploads=self.uploads, templates=self.template_reader,
+                template_syncer=self.template_syncer))],
             service_names=[SERVICE_NAME],
             verifier=verifier,
             host=settings.grpc_host,
@@ -121,6 +159,9 @@ class MessagingApp(ServiceApp):
                                             group_id=settings.consumer_group,
                                             handler=WebhookDeliveryHandler(processor=self.processor),
                                             concurrency=settings.webhook_concurrency)
+        self.tenant_events_consumer = self.kafka_consumer(
+            settings, topics=[settings.tenant_events_topic], group_id=settings.tenant_events_consumer_group,
+            handler=TenantEventsHandler(syncer=self.template_syncer))
         readiness = self.readiness(postgres=lambda: database_ready(self.engine),
                                    kafka=lambda: self.publisher.ready(settings.messaging_events_topic))
         if self.s3_media_store is not None:
@@ -139,7 +180,8 @@ class MessagingApp(ServiceApp):
 
     def workers(self) -> Mapping[str, Worker]:
         return {"outbox_relay": self.relay, "webhook_consumer": self.consumer, "media_worker": self.media_worker,
-                "parked_status_expiry": self.parked_expiry}
+                "parked_status_expiry": self.parked_expiry, "template_sync": self.template_sync_job,
+                "tenant_events_consumer": self.tenant_events_consumer}
 
 
 def s3_media_store(settings: Settings) -> S3MediaStore | None:

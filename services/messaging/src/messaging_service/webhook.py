@@ -1,8 +1,12 @@
 """Reads Meta's webhook payload: every entry[] → changes[] (field "messages") → value.messages[], value.statuses[]
-and value.errors[]. Pure functions, no I/O; anything malformed is counted and skipped, never fatal."""
+and value.errors[]; the account-level template changes (`message_template_status_update`, `template_category_update`,
+`message_template_quality_update`, the WABA id in entry.id; reference §12) and coexistence echoes
+(`smb_message_echoes` → value.message_echoes[], messages the business sent from the WhatsApp Business app; reference
+§12). Pure functions, no I/O; anything malformed is counted and skipped, never fatal."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +16,10 @@ from messaging_service import statuses
 from messaging_service.content import content_json
 
 MESSAGES_FIELD = "messages"
+ECHOES_FIELD = "smb_message_echoes"
+TEMPLATE_STATUS_FIELD = "message_template_status_update"
+TEMPLATE_CATEGORY_FIELD = "template_category_update"
+TEMPLATE_QUALITY_FIELD = "message_template_quality_update"
 UNKNOWN_TYPE = "unknown"
 
 
@@ -61,11 +69,47 @@ class WebhookError:
     raw: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class EchoMessage:
+    """A message the business sent from the WhatsApp Business app (coexistence): outbound, to the guest `to`."""
+
+    wamid: str
+    phone_number_id: str | None
+    to: str | None  # the guest's wa_id
+    to_user_id: str | None  # the guest's business-scoped user id, when Meta gives it
+    sent_at: datetime | None
+    type: str
+    content: dict[str, Any]
+    raw: dict[str, Any]
+
+
+class TemplateChange(enum.StrEnum):
+    STATUS = "status"
+    CATEGORY = "category"
+    QUALITY = "quality"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUpdate:
+    """Meta's news about one message template: its status (with the reason), its category or its quality."""
+
+    change: TemplateChange
+    waba_id: str | None
+    meta_id: str | None
+    name: str | None
+    language: str | None
+    value: str  # the new status (event), category or quality score, upper-cased
+    reason: str | None  # status updates: Meta's reason ("NONE" is read as none)
+    raw: dict[str, Any]
+
+
 @dataclass(slots=True)
 class WebhookBatch:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     errors: list[WebhookError] = field(default_factory=list)
+    echoes: list[EchoMessage] = field(default_factory=list)
+    templates: list[TemplateUpdate] = field(default_factory=list)
     ignored: int = 0  # changes of other fields and malformed items
 
 
@@ -187,13 +231,79 @@ def _error(raw: dict[str, Any], phone_number_id: str | None) -> WebhookError:
     )
 
 
+def _echo(raw: dict[str, Any], phone_number_id: str | None) -> EchoMessage | None:
+    wamid = _text(raw.get("id"))
+    if wamid is None:
+        return None
+    kind = _text(raw.get("type")) or UNKNOWN_TYPE
+    return EchoMessage(
+        wamid=wamid,
+        phone_number_id=phone_number_id,
+        to=_text(raw.get("to")),
+        to_user_id=_text(raw.get("to_user_id")),
+        sent_at=meta_timestamp(raw.get("timestamp")),
+        type=kind,
+        content=content_json(kind, raw),
+        raw=raw,
+    )
+
+
+def _upper(value: object) -> str | None:
+    text = _text(value)
+    return text.upper() if text else None
+
+
+# Each template field: what it changes and where its new value is.
+_TEMPLATE_FIELDS: dict[str, tuple[TemplateChange, str]] = {
+    TEMPLATE_STATUS_FIELD: (TemplateChange.STATUS, "event"),
+    TEMPLATE_CATEGORY_FIELD: (TemplateChange.CATEGORY, "new_category"),
+    TEMPLATE_QUALITY_FIELD: (TemplateChange.QUALITY, "new_quality_score"),
+}
+
+
+def _template_update(field_name: str, value: dict[str, Any], waba_id: str | None) -> TemplateUpdate | None:
+    change, key = _TEMPLATE_FIELDS[field_name]
+    new_value = _upper(value.get(key))
+    meta_id = _text(value.get("message_template_id"))
+    name = _text(value.get("message_template_name"))
+    language = _text(value.get("message_template_language"))
+    if new_value is None or (meta_id is None and (name is None or language is None)):
+        return None
+    reason = _text(value.get("reason")) if change is TemplateChange.STATUS else None
+    return TemplateUpdate(change=change, waba_id=waba_id, meta_id=meta_id, name=name, language=language,
+                          value=new_value, reason=None if reason is None or reason.upper() == "NONE" else reason,
+                          raw=value)
+
+
 def walk(payload: Mapping[str, Any]) -> WebhookBatch:
     """Everything a delivery carries, in Meta's order."""
     batch = WebhookBatch()
     for entry in _dicts(payload.get("entry")):
+        waba_id = _text(entry.get("id"))
         for change in _dicts(entry.get("changes")):
             value = change.get("value")
-            if change.get("field") != MESSAGES_FIELD or not isinstance(value, dict):
+            field_name = change.get("field")
+            if not isinstance(value, dict):
+                batch.ignored += 1
+                continue
+            if isinstance(field_name, str) and field_name in _TEMPLATE_FIELDS:
+                update = _template_update(field_name, value, waba_id)
+                if update is None:
+                    batch.ignored += 1
+                else:
+                    batch.templates.append(update)
+                continue
+            if field_name == ECHOES_FIELD:
+                metadata = value.get("metadata")
+                number = _text(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
+                for raw in _dicts(value.get("message_echoes")):
+                    echo = _echo(raw, number)
+                    if echo is None:
+                        batch.ignored += 1
+                    else:
+                        batch.echoes.append(echo)
+                continue
+            if field_name != MESSAGES_FIELD:
                 batch.ignored += 1
                 continue
             metadata = value.get("metadata")

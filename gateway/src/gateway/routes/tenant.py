@@ -10,20 +10,20 @@ from fastapi import APIRouter
 
 from gateway.deps import ClientsDep, PrincipalDep
 from gateway.problems import api_problems
-from gateway.schemas.tenant import TenantOut, TenantUpdateIn, WhatsAppCredentialsIn, WhatsAppCredentialsOut
+from gateway.schemas.tenant import OwnTenantOut, TenantUpdateIn, WhatsAppCredentialsIn, WhatsAppCredentialsOut
 
 router = APIRouter(prefix="/api/tenant", tags=["tenant"])
 
 
-def _own(principal: Principal, tenant: tenant_pb2.Tenant) -> TenantOut:
+def _own(principal: Principal, tenant: tenant_pb2.Tenant) -> OwnTenantOut:
     """Defence in depth: only the caller's own tenant is ever shown here."""
     if tenant.id != principal.tenant_id:
         raise NotFound("tenant not found", code="NOT_FOUND")
-    return TenantOut.from_proto(tenant)
+    return OwnTenantOut.from_proto(tenant)
 
 
-@router.get("", summary="The caller's tenant", responses=api_problems(404, 409))
-async def get_tenant(principal: PrincipalDep, clients: ClientsDep) -> TenantOut:
+@router.get("", summary="The caller's tenant, with its read-receipt policy", responses=api_problems(404, 409))
+async def get_tenant(principal: PrincipalDep, clients: ClientsDep) -> OwnTenantOut:
     tenant: tenant_pb2.Tenant = await clients.call(clients.tenant.GetTenant, tenant_pb2.GetTenantRequest(),
                                                    token=principal.token)
     return _own(principal, tenant)
@@ -31,10 +31,10 @@ async def get_tenant(principal: PrincipalDep, clients: ClientsDep) -> TenantOut:
 
 @router.patch(
     "",
-    summary="Change the caller's tenant: name, time zone, locale (admins)",
+    summary="Change the caller's tenant: name, time zone, locale, read receipts (`on_read` | `never`) (admins)",
     responses=api_problems(400, 404, 409, 413),
 )
-async def update_tenant(body: TenantUpdateIn, principal: PrincipalDep, clients: ClientsDep) -> TenantOut:
+async def update_tenant(body: TenantUpdateIn, principal: PrincipalDep, clients: ClientsDep) -> OwnTenantOut:
     principal.require_role(*ADMIN_ROLES)
     tenant: tenant_pb2.Tenant = await clients.call(clients.tenant.UpdateTenant, body.to_proto(),
                                                    token=principal.token)
@@ -43,7 +43,8 @@ async def update_tenant(body: TenantUpdateIn, principal: PrincipalDep, clients: 
 
 @router.put(
     "/whatsapp",
-    summary="Store the tenant's WhatsApp credentials (admin only; secrets are write-only)",
+    summary="Store the tenant's WhatsApp credentials, coexistence and throughput (admin only; secrets are "
+            "write-only; a new access token makes an unhealthy number healthy again)",
     responses=api_problems(400, 409, 413),
 )
 async def put_whatsapp_credentials(
@@ -58,7 +59,7 @@ async def put_whatsapp_credentials(
 
 @router.get(
     "/whatsapp",
-    summary="The tenant's WhatsApp configuration (admin only; secrets only as {set, last4})",
+    summary="The tenant's WhatsApp configuration and health (admin only; secrets only as {set, last4})",
     responses=api_problems(409),
 )
 async def get_whatsapp_credentials(principal: PrincipalDep, clients: ClientsDep) -> WhatsAppCredentialsOut:

@@ -21,7 +21,8 @@ MAX_DAYS = 366
 
 @router.get(
     "",
-    summary="Messages per day, category and direction, with the plan's limits (default: the current month)",
+    summary="Messages per day, category and direction (inbound, outbound, delivered), with the plan's limits "
+            "(default: the current month)",
     responses=api_problems(400, 409),
 )
 async def get_usage(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from eva.tenant.v1 import tenant_pb2
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
@@ -61,6 +61,21 @@ class TenantOut(CamelModel):
         )
 
 
+ReadReceipts = Literal["on_read", "never"]
+
+
+class OwnTenantOut(TenantOut):
+    """The caller's own tenant, with the settings its users work by."""
+
+    read_receipts: str = Field(description="When Eva sends Meta's read receipts (and typing indicators) for guests' "
+                                           "messages: `on_read` (an attendant reads them) or `never`")
+
+    @classmethod
+    def from_proto(cls, tenant: tenant_pb2.Tenant) -> OwnTenantOut:
+        base = TenantOut.from_proto(tenant).model_dump()
+        return cls(**base, read_receipts=tenant.read_receipts or "on_read")
+
+
 class TenantPage(CamelModel):
     items: list[TenantOut]
     next_cursor: str | None
@@ -87,6 +102,9 @@ class TenantUpdateIn(CamelModel):
     name: TenantName | None = None
     timezone: Timezone | None = None
     locale: Locale | None = None
+    read_receipts: ReadReceipts | None = Field(
+        default=None, description="`on_read`: Meta's read receipts and typing indicators when an attendant reads the "
+                                  "guest's messages; `never`: none")
 
     @model_validator(mode="after")
     def _changes_something(self) -> TenantUpdateIn:
@@ -94,7 +112,8 @@ class TenantUpdateIn(CamelModel):
         return self
 
     def to_proto(self) -> tenant_pb2.UpdateTenantRequest:
-        changes = {name: value for name in ("name", "timezone", "locale") if (value := getattr(self, name)) is not None}
+        changes = {name: value for name in ("name", "timezone", "locale", "read_receipts")
+                   if (value := getattr(self, name)) is not None}
         return tenant_pb2.UpdateTenantRequest(**changes)
 
 
@@ -107,13 +126,24 @@ class WhatsAppCredentialsIn(CamelModel):
     verify_token: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
         description="The webhook verify token; never returned")
     display_phone_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
+    coexistence: bool | None = Field(
+        default=None, description="The number is also used in the WhatsApp Business app (Meta caps it at 20 "
+                                  "messages/s); unchanged when omitted (false at first)")
+    throughput_mps: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        default=None, description="Messages per second Eva may send from this number; 0: the default for the "
+                                  "number's kind (80, or 20 with coexistence); unchanged when omitted (0 at first)")
 
     def to_proto(self) -> tenant_pb2.PutWhatsAppCredentialsRequest:
-        return tenant_pb2.PutWhatsAppCredentialsRequest(
+        request = tenant_pb2.PutWhatsAppCredentialsRequest(
             phone_number_id=self.phone_number_id, waba_id=self.waba_id, access_token=self.access_token,
             app_secret=self.app_secret, verify_token=self.verify_token,
             display_phone_number=self.display_phone_number or "",
         )
+        if self.coexistence is not None:
+            request.coexistence = self.coexistence
+        if self.throughput_mps is not None:
+            request.throughput_mps = self.throughput_mps
+        return request
 
 
 class SecretStateOut(CamelModel):
@@ -125,6 +155,18 @@ class SecretStateOut(CamelModel):
         return cls(set=state.set, last4=optional(state.last4) if state.set else None)
 
 
+class WhatsAppHealthOut(CamelModel):
+    status: str = Field(description="healthy | unhealthy (Meta refused the access token: put a new one)")
+    code: int | None = Field(description="Meta's error code that made it unhealthy, e.g. 190; null when healthy")
+    detail: str | None = Field(description="Meta's error message, e.g. \"access token expired\"")
+    since: str | None = Field(description="When the number entered this status")
+
+    @classmethod
+    def from_proto(cls, health: tenant_pb2.WhatsAppHealth) -> WhatsAppHealthOut:
+        return cls(status=health.status, code=health.code or None, detail=optional(health.detail),
+                   since=optional(health.since))
+
+
 class WhatsAppCredentialsOut(CamelModel):
     configured: bool
     phone_number_id: str | None
@@ -134,6 +176,11 @@ class WhatsAppCredentialsOut(CamelModel):
     app_secret: SecretStateOut
     verify_token: SecretStateOut
     updated_at: str | None
+    coexistence: bool = Field(description="The number is also used in the WhatsApp Business app")
+    throughput_mps: int = Field(description="Messages per second Eva may send; 0: the default for the number's kind "
+                                            "(80, or 20 with coexistence)")
+    health: WhatsAppHealthOut | None = Field(description="Whether Meta accepts the access token; null when not "
+                                                         "configured")
 
     @classmethod
     def from_proto(cls, view: tenant_pb2.WhatsAppCredentialsView) -> WhatsAppCredentialsOut:
@@ -144,4 +191,7 @@ class WhatsAppCredentialsOut(CamelModel):
             app_secret=SecretStateOut.from_proto(view.app_secret),
             verify_token=SecretStateOut.from_proto(view.verify_token),
             updated_at=optional(view.updated_at),
+            coexistence=view.coexistence,
+            throughput_mps=view.throughput_mps,
+            health=WhatsAppHealthOut.from_proto(view.health) if view.HasField("health") else None,
         )

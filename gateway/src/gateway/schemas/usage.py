@@ -1,4 +1,5 @@
-"""Usage bodies: messages per day, category and direction, the totals, and the plan's limits."""
+"""Usage bodies: messages per day, category and direction (delivered outbound messages as direction `delivered`),
+the totals, and the plan's limits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from gateway.schemas.base import CamelModel, optional
 class UsageDayOut(CamelModel):
     date: str = Field(description="YYYY-MM-DD in the tenant's time zone")
     category: str = Field(description="service | utility | marketing | authentication")
-    direction: str = Field(description="inbound | outbound")
+    direction: str = Field(description="inbound | outbound | delivered (outbound messages Meta delivered, counted "
+                                       "once each in their pricing category on the day of delivery)")
     count: int
 
     @classmethod
@@ -37,7 +39,8 @@ class PlanLimitsOut(CamelModel):
 
 class UsageOut(CamelModel):
     days: list[UsageDayOut]
-    totals_by_category: dict[str, int]
+    totals_by_category: dict[str, int] = Field(description="Inbound and outbound messages per category (delivered "
+                                                           "ones are the same outbound messages again: not added)")
     limits: PlanLimitsOut
 
     @classmethod

@@ -140,7 +140,8 @@ async def _send_message(
     if number is None or number.access_token != token:
         raise unknown_object(phone_number_id)
     # reference §7: every request on the number's send endpoints counts against its throughput
-    if not sim.state.admit(phone_number_id):
+    admitted, received_at = sim.state.admit(phone_number_id)
+    if not admitted:
         raise whatsapp_error(130429)
 
     try:
@@ -173,7 +174,14 @@ async def _send_message(
     if out_of_window and sim.state.config.window_enforcement == "async":
         failure = AsyncFailure(code=131047)
     content = _accept(
-        phone_number_id, parsed, sim, window_open=window_open, endpoint=endpoint, template=template, failure=failure
+        phone_number_id,
+        parsed,
+        sim,
+        window_open=window_open,
+        endpoint=endpoint,
+        template=template,
+        failure=failure,
+        received_at=received_at,
     )
     return content, delay
 
@@ -199,6 +207,7 @@ def _accept(
     endpoint: str,
     template: Template | None,
     failure: AsyncFailure | None,
+    received_at: float,
 ) -> dict[str, Any]:
     number = sim.state.numbers[phone_number_id]
     message = sim.state.record_sent(
@@ -215,6 +224,7 @@ def _accept(
             endpoint=endpoint,
             template_category=template.category if template is not None else None,
             async_failure=failure,
+            received_at=received_at,
         )
     )
     logger.info(

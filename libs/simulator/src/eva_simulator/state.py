@@ -97,6 +97,7 @@ class SentMessage:
     endpoint: str = "messages"
     template_category: str | None = None  # the registry's category (e.g. "UTILITY") for templates
     async_failure: AsyncFailure | None = None
+    received_at: float | None = None  # when the request came in (the time the throughput limit counts)
     statuses: list[StatusRecord] = field(default_factory=list)
 
     @property
@@ -115,6 +116,7 @@ class SentMessage:
             "endpoint": self.endpoint,
             "templateCategory": self.template_category,
             "request": self.request,
+            "receivedAt": self.received_at,
             "acceptedAt": self.accepted_at,
             "windowOpen": self.window_open,
             "asyncFailure": None if self.async_failure is None else self.async_failure.code,
@@ -455,11 +457,13 @@ class SimulatorState:
 
     # throughput and pair rate (reference §7)
 
-    def admit(self, phone_number_id: str) -> bool:
-        """Count one request on a send endpoint; ``False`` when the number's throughput is exhausted."""
+    def admit(self, phone_number_id: str) -> tuple[bool, float]:
+        """Count one request on a send endpoint: (admitted, its receive time); not admitted when the number's
+        throughput is exhausted."""
         number = self.numbers[phone_number_id]
         log = self.throughput.setdefault(phone_number_id, ThroughputLog())
-        return log.admit(self.clock(), number.limit_mps, enforce=self.config.throughput_enforcement)
+        now = self.clock()
+        return log.admit(now, number.limit_mps, enforce=self.config.throughput_enforcement), now
 
     def take_pair_token(self, phone_number_id: str, recipient: str) -> bool:
         """Consume the pair rate of (number, recipient); ``False`` when exhausted (131056)."""

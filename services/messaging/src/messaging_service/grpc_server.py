@@ -8,11 +8,15 @@ from typing import Any
 
 import grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
+from eva_common.audit import Actor
 from eva_common.auth import current_principal
-from eva_common.errors import Unavailable
+from eva_common.errors import InvalidArgument, Unavailable
+from eva_common.grpc.metadata import request_meta
 from eva_common.timefmt import rfc3339
 
 from messaging_service.models import MediaUpload, MessageStatus, Template
+from messaging_service.reading import ReadingService
+from messaging_service.sending import SendingService, SendRequest
 from messaging_service.service import MessageRecord, MessagingService
 from messaging_service.template_sync import TemplateSyncer
 from messaging_service.templates import TemplateFilter, TemplateReader
@@ -67,7 +71,28 @@ def message_message(record: MessageRecord) -> messaging_pb2.Message:
         status_history=[status_change(status) for status in record.history],
         pricing_category=message.pricing_category or "",
         reactions_json=_json(message.reactions),
+        sender=sender_message(message.sender),
+        source=message.source or "",
+        attempts=message.attempts or 0,
+        read_at=rfc3339(message.read_at) if message.read_at else "",
+        category=message.category or "",
     )
+
+
+def sender_message(sender: dict[str, Any] | None) -> messaging_pb2.Sender | None:
+    if not sender:
+        return None
+    return messaging_pb2.Sender(kind=str(sender.get("kind") or ""), id=str(sender.get("id") or ""),
+                                name=str(sender.get("name") or ""))
+
+
+def _content(request: messaging_pb2.SendMessageRequest) -> Any:
+    if not request.content_json:
+        return None
+    try:
+        return json.loads(request.content_json)
+    except ValueError:
+        raise InvalidArgument("content_json is not JSON", code="VALIDATION_FAILED") from None
 
 
 def uploaded_media(upload: MediaUpload) -> messaging_pb2.UploadedMedia:
@@ -78,13 +103,16 @@ def uploaded_media(upload: MediaUpload) -> messaging_pb2.UploadedMedia:
 
 class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
     def __init__(
-        self, *, service: MessagingService, uploads: MediaUploads | None = None,
+        self, *, service: MessagingService, sending: SendingService | None = None,
+        reading: ReadingService | None = None, uploads: MediaUploads | None = None,
         templates: TemplateReader | None = None, template_syncer: TemplateSyncer | None = None,
     ) -> None:
         self._service = service
-        self._uploads = uploads
+        self._sending = sending
+        self._reading = reading
         self._templates = templates
         self._template_syncer = template_syncer
+        self._uploads = uploads
 
     async def UploadMedia(
         self, request_iterator: AsyncIterator[messaging_pb2.UploadMediaChunk], context: grpc.aio.ServicerContext
@@ -107,6 +135,52 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
                                 tenant_id=first.tenant_id),
             chunks=data())
         return uploaded_media(upload)
+
+    async def SendMessage(
+        self, request: messaging_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.SendMessageResponse:
+        assert self._sending is not None, "SendMessage is served only with a SendingService"
+        principal = current_principal()
+        sender = ({"kind": request.sender.kind, "id": request.sender.id, "name": request.sender.name}
+                  if request.HasField("sender") else None)
+        result = await self._sending.send(
+            principal=principal,
+            request=SendRequest(conversation_id=request.conversation_id, type=request.type, content=_content(request),
+                                reply_to_message_id=request.reply_to_message_id,
+                                idempotency_key=request.idempotency_key, sender=sender, priority=request.priority,
+                                tenant_id=request.tenant_id),
+            actor=Actor(principal, request_meta(context)))
+        return messaging_pb2.SendMessageResponse(
+            message=message_message(MessageRecord(message=result.message, history=[])), replayed=result.replayed)
+
+    async def RetryMessage(
+        self, request: messaging_pb2.RetryMessageRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.Message:
+        assert self._sending is not None, "RetryMessage is served only with a SendingService"
+        principal = current_principal()
+        message = await self._sending.retry(principal=principal, message_id=request.message_id,
+                                            tenant_id=request.tenant_id, actor=Actor(principal, request_meta(context)))
+        record = await self._service.get_message(principal=principal, message_id=str(message.id),
+                                                 tenant_id=request.tenant_id)
+        return message_message(record)
+
+    async def MarkRead(
+        self, request: messaging_pb2.MarkReadRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.MarkReadResponse:
+        assert self._reading is not None, "MarkRead is served only with a ReadingService"
+        result = await self._reading.mark_read(principal=current_principal(), message_id=request.message_id,
+                                               conversation_id=request.conversation_id, tenant_id=request.tenant_id)
+        return messaging_pb2.MarkReadResponse(
+            conversation_id=result.conversation_id, message_id=result.message_id or "", marked=result.marked,
+            read_at=rfc3339(result.read_at), receipt_sent=result.receipt_sent)
+
+    async def SendTyping(
+        self, request: messaging_pb2.SendTypingRequest, context: grpc.aio.ServicerContext
+    ) -> messaging_pb2.SendTypingResponse:
+        assert self._reading is not None, "SendTyping is served only with a ReadingService"
+        outcome = await self._reading.typing(principal=current_principal(), conversation_id=request.conversation_id,
+                                             tenant_id=request.tenant_id)
+        return messaging_pb2.SendTypingResponse(outcome=outcome)
 
     async def ListMessages(
         self, request: messaging_pb2.ListMessagesRequest, context: grpc.aio.ServicerContext

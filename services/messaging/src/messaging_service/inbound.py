@@ -20,6 +20,7 @@ from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, SOURCE_BUSIN
 from eva_events.webhook import WEBHOOK_RECEIVED, WebhookProcessed, WebhookReceived
 
 from messaging_service import media_state, message_store, statuses
+from messaging_service.callback import message_id_of_callback
 from messaging_service.events import webhook_processed_event
 from messaging_service.metrics import WEBHOOK_ITEMS
 from messaging_service.models import INBOUND, OUTBOUND, Message, ParkedStatus
@@ -204,6 +205,8 @@ class WebhookProcessor:
             await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)
             message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid)
             if message is None:
+                message = await _sent_without_answer(repository, tenant_id, update)
+            if message is None:
                 await repository.park_status(ParkedStatus(
                     tenant_id=tenant_id, wamid=update.wamid, status=update.status, occurred_at=update.occurred_at,
                     recipient_id=update.recipient_id, phone_number_id=update.phone_number_id, errors=update.errors,
@@ -213,3 +216,19 @@ class WebhookProcessor:
             if moved is None:
                 return Outcome.STATUS_RECORDED
         return Outcome.STATUS_APPLIED
+
+
+async def _sent_without_answer(repository: MessageRepository, tenant_id: str, update: StatusUpdate) -> Message | None:
+    """The outbound message a status names in its `biz_opaque_callback_data` when the sender never recorded the send's
+    answer (it died, or the call timed out): the status gives the message its wamid, so it is not sent again."""
+    message_id = message_id_of_callback(update.raw.get("biz_opaque_callback_data"))
+    if message_id is None:
+        return None
+    message = await repository.message(tenant_id=tenant_id, message_id=message_id)
+    if message is None or message.direction != OUTBOUND or message.wamid:
+        return None  # not ours, or already answered (a later send of it has its own wamid)
+    moved = await repository.set_wamid(tenant_id=tenant_id, message_id=message.id, wamid=update.wamid)
+    if moved is not None:
+        logger.info("a send without a recorded answer recognised by its status",
+                    extra={"message_id": str(message.id), "wamid": update.wamid})
+    return moved

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 
 import httpx
 from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_source
@@ -15,17 +16,25 @@ from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
+from eva_common.redis import redis_ready
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 from eva_common.settings import ConfigurationError, require_real_secret
 
-from messaging_service.clients import ConversationClient, TenantCredentials, TokenSource
+from messaging_service.clients import ConversationClient, TenantCredentials, TenantDirectory, TokenSource
+from messaging_service.governor import SendGovernor
+from messaging_service.graph_send import GraphSendClient
 from messaging_service.grpc_server import SERVICE_NAME, MessagingServicer, registrar
 from messaging_service.handlers import WebhookDeliveryHandler
 from messaging_service.inbound import WebhookProcessor
 from messaging_service.media_store import LocalMediaStore, MediaStore
-from messaging_service.media_worker import CredentialsSource, GraphMediaClient, MediaWorker
+from messaging_service.media_worker import GraphMediaClient, MediaWorker
+from messaging_service.meta_media import MetaMedia
 from messaging_service.parked_expiry import ParkedStatusExpiry
+from messaging_service.profiles import SendingProfiles
+from messaging_service.reading import ReadingService
 from messaging_service.s3_media_store import S3Config, S3MediaStore
+from messaging_service.sender import OutboundSender
+from messaging_service.sending import SendingService
 from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
 from messaging_service.template_sync import (
@@ -50,7 +59,7 @@ class MessagingApp(ServiceApp):
 
     def __init__(
         self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None,
-        credentials: CredentialsSource | None = None, http_transport: httpx.AsyncBaseTransport | None = None,
+        credentials: TenantDirectory | None = None, http_transport: httpx.AsyncBaseTransport | None = None,
         template_credentials: SendingCredentialsSource | None = None,
     ) -> None:
         super().__init__(settings)
@@ -141,13 +150,37 @@ class MessagingApp(ServiceApp):
             backoff_seconds=settings.media_backoff_seconds,
             poll_seconds=settings.media_poll_seconds,
         )
+        self.redis_client = self.redis(settings)
+        self.profiles = SendingProfiles(credentials, ttl=settings.profile_cache_seconds)
+        self.governor = SendGovernor(self.redis_client, headroom=settings.send_rate_headroom)
+        graph_send = GraphSendClient(http=self.http_client, graph_url=settings.whatsapp_graph_url,
+                                     api_version=settings.whatsapp_api_version, timeout=settings.send_timeout_seconds)
+        self.sender = OutboundSender(
+            sessions=self.sessions, profiles=self.profiles, graph=graph_send, governor=self.governor,
+            events_topic=settings.messaging_events_topic, health=credentials,
+            media=MetaMedia(sessions=self.sessions, http=self.http_client, graph_url=settings.whatsapp_graph_url,
+                            api_version=settings.whatsapp_api_version, store=self.media_store),
+            default_rate=settings.send_rate_per_number, coexistence_rate=settings.send_rate_coexistence,
+            max_attempts=settings.send_max_attempts, backoff_seconds=settings.send_backoff_seconds,
+            backoff_max_seconds=settings.send_backoff_max_seconds, lease_seconds=settings.send_lease_seconds,
+            reconcile_seconds=settings.send_reconcile_seconds, concurrency=settings.send_concurrency,
+            batch=settings.send_batch, poll_seconds=settings.send_poll_seconds)
+        self.sending = SendingService(
+            sessions=self.sessions, conversations=self.conversations, profiles=self.profiles, quotas=credentials,
+            events_topic=settings.messaging_events_topic,
+            idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds), wake=self.sender.wake)
+        self.reading = ReadingService(
+            sessions=self.sessions, conversations=self.conversations, profiles=self.profiles, graph=graph_send,
+            governor=self.governor, redis=self.redis_client, events_topic=settings.messaging_events_topic,
+            default_rate=settings.send_rate_per_number, typing_interval_seconds=settings.typing_interval_seconds)
         self.parked_expiry = Periodic(
             ParkedStatusExpiry(sessions=self.sessions, max_age_seconds=settings.parked_status_retention_seconds,
                                batch_size=settings.parked_status_expiry_batch).run_once,
             interval_seconds=settings.parked_status_expiry_interval_seconds, run_at_start=True)
         self.grpc_server = GrpcServer(
             registrars=[registrar(MessagingServicer(
-                service=self.service, uploads=self.uploads, templates=self.template_reader,
+                service=self.service, sending=self.sending, reading=self.reading, uploads=self.uploads,
+                templates=self.template_reader,
                 template_syncer=self.template_syncer))],
             service_names=[SERVICE_NAME],
             verifier=verifier,
@@ -163,6 +196,7 @@ class MessagingApp(ServiceApp):
             settings, topics=[settings.tenant_events_topic], group_id=settings.tenant_events_consumer_group,
             handler=TenantEventsHandler(syncer=self.template_syncer))
         readiness = self.readiness(postgres=lambda: database_ready(self.engine),
+                                   redis=lambda: redis_ready(self.redis_client),
                                    kafka=lambda: self.publisher.ready(settings.messaging_events_topic))
         if self.s3_media_store is not None:
             readiness["media_store"] = self.s3_media_store.ready  # HeadBucket
@@ -180,8 +214,8 @@ class MessagingApp(ServiceApp):
 
     def workers(self) -> Mapping[str, Worker]:
         return {"outbox_relay": self.relay, "webhook_consumer": self.consumer, "media_worker": self.media_worker,
-                "parked_status_expiry": self.parked_expiry, "template_sync": self.template_sync_job,
-                "tenant_events_consumer": self.tenant_events_consumer}
+                "sender": self.sender, "parked_status_expiry": self.parked_expiry,
+                "template_sync": self.template_sync_job, "tenant_events_consumer": self.tenant_events_consumer}
 
 
 def s3_media_store(settings: Settings) -> S3MediaStore | None:

@@ -238,7 +238,9 @@ class OutboundSender:
                                                      wamid=accepted.wamid) or current
             await store.update_job(tenant_id=tenant_id, job_id=job_id, state=DONE, uncertain=False,
                                    lease_until=None, last_error=None)
-            update = StatusUpdate(wamid=accepted.wamid, status=statuses.SENT, occurred_at=datetime.now(UTC),
+            # Meta's statuses carry whole seconds: the acceptance does too, so it sorts before them in the history.
+            update = StatusUpdate(wamid=accepted.wamid, status=statuses.SENT,
+                                  occurred_at=datetime.now(UTC).replace(microsecond=0),
                                   recipient_id=accepted.wa_id, phone_number_id=current.phone_number_id, errors=None,
                                   raw={"source": "graph_api", "message_status": accepted.message_status})
             moved = await message_store.apply_status(session, current, update, events_topic=self._events_topic)

@@ -100,6 +100,9 @@ NOT_RELAYED_TYPES: Final = frozenset({
     # conversation's contact and tags.
     conversation.TAG_CREATED, conversation.TAG_UPDATED, conversation.TAG_DELETED,
     conversation.CONTACT_CREATED, conversation.CONTACT_UPDATED,
+    # A read resets the conversation's unread count: the conversation service announces that as
+    # `conversation:updated`. Templates are read over REST (GET /api/templates).
+    messaging.MESSAGE_READ, messaging.TEMPLATE_UPDATED,
 })
 
 

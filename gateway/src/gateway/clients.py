@@ -7,7 +7,7 @@ renders them with their stable code.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -15,7 +15,7 @@ from eva.auth.v1 import auth_pb2_grpc
 from eva.conversation.v1 import conversation_pb2_grpc
 from eva.messaging.v1 import messaging_pb2_grpc
 from eva.tenant.v1 import tenant_pb2_grpc
-from eva_common.grpc.client import call_metadata, create_channel, domain_error_from_rpc, rpc
+from eva_common.grpc.client import call_metadata, create_channel, domain_error_from_rpc, rpc, upload_rpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client_context import current_client
@@ -72,6 +72,15 @@ class UpstreamClients:
             raise domain_error_from_rpc(error) from error
         finally:
             call.cancel()
+
+    async def upload(self, method: Callable[..., Awaitable[T]], requests: AsyncIterable[Any], *,
+                     token: str | None) -> T:
+        """One client-streaming call (deadline `stream_deadline_seconds`): the messages of `requests` are sent as
+        they are produced, with the same metadata as `call`; a gRPC failure is raised as the upstream's
+        DomainError."""
+        client = current_client()
+        return await upload_rpc(method, requests, token=token, timeout=self._stream_deadline,
+                                metadata=client.metadata() if client is not None else ())
 
     async def serving(self, name: str) -> bool:
         """Whether the upstream's gRPC health service reports SERVING (short deadline, no waiting for ready)."""

@@ -3,6 +3,8 @@ limit on the API."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from eva_common.http.problem import problem
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
@@ -65,24 +67,34 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+# Routes whose bodies may be larger than the API's limit: POST /api/media takes a file up to WhatsApp's 100 MiB
+# (documents) plus the multipart envelope.
+MEDIA_UPLOAD_BODY_BYTES = 100 * 1024 * 1024 + 64 * 1024
+ROUTE_BODY_LIMITS: Mapping[str, int] = {"/api/media": MEDIA_UPLOAD_BODY_BYTES}
+
+
 class BodySizeLimitMiddleware:
-    """Refuses request bodies over `max_bytes` with 413 PAYLOAD_TOO_LARGE (problem+json).
+    """Refuses request bodies over `max_bytes` (or the route's own limit in `route_limits`, by exact path) with 413
+    PAYLOAD_TOO_LARGE (problem+json).
 
     A declared Content-Length over the limit is refused before anything is read; a body that grows past the limit
     while streaming fails the read, and the shared handler renders the 413.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, route_limits: Mapping[str, int] = ROUTE_BODY_LIMITS) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.route_limits = route_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"the request body is larger than {self.max_bytes} bytes"
+        path: str = scope.get("path", "")
+        limit = self.route_limits.get(path.rstrip("/") or "/", self.max_bytes)
+        detail = f"the request body is larger than {limit} bytes"
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             response = problem(413, "PAYLOAD_TOO_LARGE", "Payload too large", detail)
             await response(scope, receive, send)
             return
@@ -93,7 +105,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise HTTPException(413, detail)
             return message
 

@@ -33,6 +33,7 @@ ENDPOINTS = {
     ("get", "/api/contacts"), ("post", "/api/contacts"), ("get", "/api/contacts/{contact_id}"),
     ("patch", "/api/contacts/{contact_id}"),
     ("get", "/api/messages/{message_id}/media"),
+    ("post", "/api/media"),
 }
 CONVERSATIONS_READ, CONVERSATIONS_WRITE, MESSAGES_READ = "conversations:read", "conversations:write", "messages:read"
 API_KEY_SCOPES = {
@@ -58,6 +59,7 @@ API_KEY_SCOPES = {
     ("get", "/api/contacts/{contact_id}"): CONVERSATIONS_READ,
     ("patch", "/api/contacts/{contact_id}"): CONVERSATIONS_WRITE,
     ("get", "/api/messages/{message_id}/media"): MESSAGES_READ,
+    ("post", "/api/media"): "messages:send",
 }
 MEDIA = ("get", "/api/messages/{message_id}/media")
 PUBLIC = {("get", "/health"), ("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh"),

@@ -12,9 +12,11 @@ from gateway.routes import (
     conversation,
     escalations,
     health,
+    media_uploads,
     messaging,
     presence,
     tags,
+    templates,
     tenant,
     tenants,
     usage,
@@ -24,5 +26,6 @@ from gateway.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
     audit_logs.router, conversation.router, tags.router, escalations.router, contacts.router, messaging.router,
-    presence.router,
+    media_uploads.router,
+    templates.router, presence.router,
 )

@@ -16,7 +16,6 @@ from gateway.routes import (
     messaging,
     presence,
     tags,
-    templates,
     tenant,
     tenants,
     usage,
@@ -27,5 +26,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
     audit_logs.router, conversation.router, tags.router, escalations.router, contacts.router, messaging.router,
     media_uploads.router,
-    templates.router, presence.router,
+    presence.router,
 )

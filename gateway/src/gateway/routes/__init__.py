@@ -16,6 +16,7 @@ from gateway.routes import (
     messaging,
     presence,
     tags,
+    templates,
     tenant,
     tenants,
     usage,
@@ -26,5 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
     audit_logs.router, conversation.router, tags.router, escalations.router, contacts.router, messaging.router,
     media_uploads.router,
-    presence.router,
+    templates.router, presence.router,
 )

@@ -289,3 +289,37 @@ async def test_media_sends_name_the_numbers_own_media_of_a_fitting_kind(
         (failed,) = by_wamid[document_as_image]
         assert failed["status"] == "failed" and failed["errors"][0]["code"] == 131053
         assert failed["errors"][0]["title"] == "Media upload error"
+
+
+async def test_client_drives_the_new_control_endpoints(receiver: Any, kit: Any) -> None:
+    async with serve_in_background(create_app(kit.settings())) as server:
+        async with SimulatorClient(server.url) as sim, httpx.AsyncClient(base_url=server.url) as graph:
+            number = await sim.register_number(
+                phone_number_id=kit.PNID,
+                waba_id=kit.WABA_ID,
+                display_phone_number=kit.DISPLAY,
+                access_token=kit.TOKEN,
+                app_secret=kit.APP_SECRET,
+                webhook_url=receiver.url,
+                throughput_mps=5,
+            )
+            assert number["throughputMps"] == 5
+            config = await sim.config(pair_rate_burst=2, pair_rate_per_seconds=60, throughput_enforcement=True)
+            assert config["pairRate"] == {"burst": 2, "perSeconds": 60.0}
+            assert (await sim.get_config())["windowEnforcement"] == "async"
+            assert (await sim.open_window(phone_number_id=kit.PNID, wa_id=kit.GUEST))["open"] is True
+            rule = await sim.add_status_rule(phone_number_id=kit.PNID, sequence=["sent"], times=2)
+            assert [item["id"] for item in await sim.status_rules()] == [rule["id"]]
+            await sim.clear_status_rules()
+            assert await sim.status_rules() == []
+            codes = [(await graph.post(URL, json=kit.text_send(), headers=kit.auth())).status_code for _ in range(3)]
+            assert codes == [200, 200, 400]  # the pair rate of 2
+            stats = await sim.throughput(phone_number_id=kit.PNID)
+            assert (stats["limitMps"], stats["received"]) == (5, 3)
+            echo = await sim.send_echo(phone_number_id=kit.PNID, to=kit.GUEST, text="from the app")
+            assert echo["delivered"] is True
+            await sim.add_fault(phone_number_id=kit.PNID, code=131000)
+            await sim.clear_faults()
+            expired = await sim.expire_token(phone_number_id=kit.PNID)
+            assert expired["tokenExpired"] is True
+            assert (await graph.post(URL, json=kit.text_send(), headers=kit.auth())).json()["error"]["code"] == 190

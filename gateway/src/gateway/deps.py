@@ -9,6 +9,7 @@ from eva_common.identity import (
     SCOPE_CONVERSATIONS_READ,
     SCOPE_CONVERSATIONS_WRITE,
     SCOPE_MESSAGES_READ,
+    SCOPE_MESSAGES_SEND,
     SCOPE_USAGE_READ,
 )
 from fastapi import Depends, Request
@@ -36,4 +37,5 @@ PrincipalDep = Annotated[Principal, Depends(require_api_user)]
 ConversationsReaderDep = Annotated[Principal, Depends(api_key_access(SCOPE_CONVERSATIONS_READ))]
 ConversationsWriterDep = Annotated[Principal, Depends(api_key_access(SCOPE_CONVERSATIONS_WRITE))]
 MessagesReaderDep = Annotated[Principal, Depends(api_key_access(SCOPE_MESSAGES_READ))]
+MessagesSenderDep = Annotated[Principal, Depends(api_key_access(SCOPE_MESSAGES_SEND))]
 UsageReaderDep = Annotated[Principal, Depends(api_key_access(SCOPE_USAGE_READ))]

@@ -31,6 +31,7 @@ from typing import Any
 
 import socketio
 from eva.conversation.v1 import conversation_pb2
+from eva.messaging.v1 import messaging_pb2
 from eva_common.auth import Principal, TokenVerifier
 from eva_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 from eva_common.realtime.rooms import conversation_room, tenant_room, user_room
@@ -127,6 +128,7 @@ class SocketGateway:
         self.server = server
         self._verifier = verifier
         self._clients = clients
+        self._typing_tasks: set[asyncio.Task[None]] = set()
         self._proxies = proxies
         self._delivery = delivery
         self._presence = presence
@@ -416,9 +418,27 @@ class SocketGateway:
             await self.server.emit(
                 event, {"conversationId": conversation_id, "userId": user.user_id}, room=room, skip_sid=sid
             )
+            if event == "typing:start":
+                self._typing_to_whatsapp(user, conversation_id)
             return {"ok": True}
 
         return relay
+
+    def _typing_to_whatsapp(self, user: SocketUser, conversation_id: str) -> None:
+        """Meta's typing indicator for the guest (messaging debounces it, checks the window and the tenant's policy);
+        in the background: the ack never waits for Meta."""
+        async def send() -> None:
+            try:
+                await self._clients.call(self._clients.messaging.SendTyping,
+                                         messaging_pb2.SendTypingRequest(conversation_id=conversation_id),
+                                         token=user.token)
+            except DomainError as error:
+                logger.info("typing indicator not sent", extra={"conversation_id": conversation_id,
+                                                                "code": error.code})
+
+        task = asyncio.create_task(send())
+        self._typing_tasks.add(task)
+        task.add_done_callback(self._typing_tasks.discard)
 
     async def on_resume(self, sid: str, user: SocketUser, data: Any) -> Ack:
         try:

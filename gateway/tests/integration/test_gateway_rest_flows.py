@@ -89,7 +89,7 @@ async def test_whatsapp_credentials_are_write_only(
         assert body["appSecret"] == {"set": True, "last4": "cdef"}
         assert body["verifyToken"]["set"] is True
         assert set(body) == {"configured", "phoneNumberId", "wabaId", "displayPhoneNumber", "accessToken",
-                             "appSecret", "verifyToken", "updatedAt"}
+                             "appSecret", "verifyToken", "updatedAt", "coexistence", "throughputMps", "health"}
         for secret in secrets.values():
             assert secret not in response.text
     assert ("PutWhatsAppCredentials", f"Bearer {admin.token}") in upstreams.directory.forwarded_tokens
@@ -152,7 +152,8 @@ async def test_conversation_and_its_messages(
     assert [item["id"] for item in page["items"]] == ["conv-rest-1-m0", "conv-rest-1-m1"]
     assert set(page["items"][0]) == {"id", "conversationId", "contactId", "wamid", "direction", "type", "status",
                                      "content", "media", "statusHistory", "pricingCategory", "context", "referral",
-                                     "errors", "reactions", "sentAt", "createdAt", "updatedAt"}
+                                     "errors", "reactions", "sentAt", "createdAt", "updatedAt", "sender", "source",
+                                     "attempts", "readAt", "category"}
     assert page["items"][1]["content"] == {"body": "message 1"} and page["nextCursor"]
     second = await http.get("/api/conversations/conv-rest-1/messages",
                             params={"limit": 2, "cursor": page["nextCursor"]}, headers=bearer(owner.token))

@@ -34,6 +34,9 @@ ENDPOINTS = {
     ("patch", "/api/contacts/{contact_id}"),
     ("get", "/api/messages/{message_id}/media"),
     ("post", "/api/media"),
+    ("post", "/api/messages"), ("post", "/api/messages/{message_id}/retry"),
+    ("patch", "/api/messages/{message_id}/read"), ("post", "/api/conversations/{conversation_id}/read"),
+    ("get", "/api/templates"), ("post", "/api/templates/sync"),
 }
 CONVERSATIONS_READ, CONVERSATIONS_WRITE, MESSAGES_READ = "conversations:read", "conversations:write", "messages:read"
 API_KEY_SCOPES = {
@@ -60,6 +63,11 @@ API_KEY_SCOPES = {
     ("patch", "/api/contacts/{contact_id}"): CONVERSATIONS_WRITE,
     ("get", "/api/messages/{message_id}/media"): MESSAGES_READ,
     ("post", "/api/media"): "messages:send",
+    ("post", "/api/messages"): "messages:send",
+    ("post", "/api/messages/{message_id}/retry"): "messages:send",
+    ("patch", "/api/messages/{message_id}/read"): "messages:send",
+    ("post", "/api/conversations/{conversation_id}/read"): "messages:send",
+    ("get", "/api/templates"): MESSAGES_READ,
 }
 MEDIA = ("get", "/api/messages/{message_id}/media")
 PUBLIC = {("get", "/health"), ("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh"),

@@ -24,7 +24,8 @@ def test_message_json_is_camel_case_with_parsed_content() -> None:
                     "direction": "inbound", "type": "text", "status": "RECEIVED", "content": {"body": "Olá"},
                     "media": None, "statusHistory": [], "pricingCategory": None, "context": None, "referral": None,
                     "errors": None, "reactions": [], "sentAt": "2026-11-29T10:00:00Z",
-                    "createdAt": "2026-11-29T10:00:01Z", "updatedAt": "2026-11-29T10:00:02Z"}
+                    "createdAt": "2026-11-29T10:00:01Z", "updatedAt": "2026-11-29T10:00:02Z",
+                    "sender": None, "source": "whatsapp", "attempts": 0, "readAt": None, "category": None}
 
 
 def test_unset_proto_strings_are_null_and_the_last_page_has_no_cursor() -> None:

@@ -1,8 +1,10 @@
-"""Messages (MessagingService): /api/messages, /api/conversations/{id}/messages and a message's media. Every route
-here takes API keys with `messages:read`."""
+"""Messages (MessagingService): reading them (/api/messages, /api/conversations/{id}/messages, a message's media;
+API keys with `messages:read`) and answering guests (POST /api/messages, retry, read; API keys with
+`messages:send`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -10,15 +12,15 @@ from typing import Annotated, Any
 
 from eva.messaging.v1 import messaging_pb2
 from eva_common.errors import DomainError, FailedPrecondition, NotFound
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from gateway.clients import UpstreamClients
-from gateway.deps import ClientsDep, MessagesReaderDep
+from gateway.deps import ClientsDep, MessagesReaderDep, MessagesSenderDep
 from gateway.media import content_disposition, media_type
 from gateway.problems import api_problems
 from gateway.routes.params import ConversationId, Cursor, MessageId, PageLimit
-from gateway.schemas.messaging import DEFAULT_PAGE_SIZE, MessagePage
+from gateway.schemas.messaging import DEFAULT_PAGE_SIZE, MessageOut, MessagePage, ReadOut, SendMessageIn
 from gateway.visibility import ensure_visible
 
 logger = logging.getLogger(__name__)
@@ -131,3 +133,72 @@ async def get_message_media(
     if size > 0:
         headers["Content-Length"] = str(size)
     return StreamingResponse(_relay(first, chunks, message_id), media_type=content_type, headers=headers)
+
+
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=255,
+    description="The same key and body within 24 hours answer the first message and send nothing again; the same "
+                "key with another body is 422 IDEMPOTENCY_KEY_REUSED")]
+
+
+@router.post(
+    "/api/messages",
+    summary="Answer a guest: any message type, stored PENDING and answered at once; the sender delivers it",
+    status_code=201,
+    description="Answered 201 with the stored message (status PENDING) before Meta is called; `message:new` and "
+                "then `message:status` follow on the socket. A request repeated with the same `Idempotency-Key` and "
+                "body within 24 hours gets the first answer again (with `Idempotent-Replayed: true`) and sends "
+                "nothing; the same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`.",
+    responses=api_problems(400, 403, 404, 409, 413, 422),
+)
+async def send_message(
+    body: SendMessageIn, principal: MessagesSenderDep, clients: ClientsDep, response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> MessageOut:
+    answer: messaging_pb2.SendMessageResponse = await clients.call(
+        clients.messaging.SendMessage,
+        messaging_pb2.SendMessageRequest(
+            conversation_id=body.conversation_id, type=body.type,
+            content_json=json.dumps(body.content(), ensure_ascii=False) if body.content() is not None else "",
+            reply_to_message_id=body.reply_to_message_id or "", idempotency_key=idempotency_key or "",
+            priority=body.priority or ""),
+        token=principal.token)
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return MessageOut.from_proto(answer.message)
+
+
+@router.post(
+    "/api/messages/{message_id}/retry",
+    summary="Send a FAILED message again (a new attempt of the same message, never a copy)",
+    responses=api_problems(400, 404, 422),
+)
+async def retry_message(message_id: MessageId, principal: MessagesSenderDep, clients: ClientsDep) -> MessageOut:
+    message: messaging_pb2.Message = await clients.call(
+        clients.messaging.RetryMessage, messaging_pb2.RetryMessageRequest(message_id=message_id),
+        token=principal.token)
+    return MessageOut.from_proto(message)
+
+
+@router.patch(
+    "/api/messages/{message_id}/read",
+    summary="Mark a guest's message (and the earlier ones of its conversation) read",
+    responses=api_problems(400, 404),
+)
+async def read_message(message_id: MessageId, principal: MessagesSenderDep, clients: ClientsDep) -> ReadOut:
+    read: messaging_pb2.MarkReadResponse = await clients.call(
+        clients.messaging.MarkRead, messaging_pb2.MarkReadRequest(message_id=message_id), token=principal.token)
+    return ReadOut.from_proto(read)
+
+
+@router.post(
+    "/api/conversations/{conversation_id}/read",
+    summary="Mark every guest message of a conversation read",
+    responses=api_problems(400, 404),
+)
+async def read_conversation(conversation_id: ConversationId, principal: MessagesSenderDep,
+                            clients: ClientsDep) -> ReadOut:
+    read: messaging_pb2.MarkReadResponse = await clients.call(
+        clients.messaging.MarkRead, messaging_pb2.MarkReadRequest(conversation_id=conversation_id),
+        token=principal.token)
+    return ReadOut.from_proto(read)

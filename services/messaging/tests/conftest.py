@@ -207,8 +207,9 @@ async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTo
     `messaging_settings` override the messaging service's settings (e.g. the S3 media store)."""
     webhooks, events = unique_topic("wa-webhooks"), unique_topic("messaging-events")
     outcomes, conversation_events = unique_topic("webhook-outcomes"), unique_topic("conversation-events")
-    await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, conversation_events, dlq(webhooks),
-                        dlq(events))
+    tenant_events = unique_topic("tenant-events")
+    await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, conversation_events, tenant_events,
+                        dlq(webhooks), dlq(events), dlq(tenant_events))
     suffix = uuid.uuid4().hex[:8]
     async with contextlib.AsyncExitStack() as cleanup:
         conversation_db = await cleanup.enter_async_context(
@@ -227,6 +228,7 @@ async def running_stack(infra: TestInfra, database: TestDatabase, issuer: TestTo
             "conversation_grpc_target": f"127.0.0.1:{conversation.grpc_port}", "webhooks_topic": webhooks,
             "messaging_events_topic": events, "webhook_outcomes_topic": outcomes,
             "consumer_group": f"messaging-{suffix}", "environment": "test", "shutdown_grace_seconds": 1,
+            "tenant_events_topic": tenant_events, "tenant_events_consumer_group": f"messaging-tenant-events-{suffix}",
             "service_client_secret": "unused-in-tests-tokens-injected", "whatsapp_graph_url": "http://graph.test",
             "media_root": media_root, "media_poll_seconds": 3600, "media_backoff_seconds": 0.01,
             "parked_status_expiry_interval_seconds": 3600}

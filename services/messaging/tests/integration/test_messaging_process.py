@@ -20,11 +20,13 @@ pytestmark = pytest.mark.integration
 async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(infra, database) -> None:
     webhooks, events, outcomes = (unique_topic("wa-webhooks"), unique_topic("messaging-events"),
                                   unique_topic("webhook-outcomes"))
-    await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, dlq(webhooks))
+    tenant_events = unique_topic("tenant-events")
+    await create_topics(infra.kafka_bootstrap, webhooks, events, outcomes, tenant_events, dlq(webhooks),
+                        dlq(tenant_events))
     http_port, grpc_port = free_port(), free_port()
     env = process_env(
-        DATABASE_URL=database.app_url, KAFKA_BOOTSTRAP=infra.kafka_bootstrap, HTTP_PORT=str(http_port),
-        GRPC_PORT=str(grpc_port),
+        DATABASE_URL=database.app_url, KAFKA_BOOTSTRAP=infra.kafka_bootstrap, REDIS_URL=infra.redis_url,
+        HTTP_PORT=str(http_port), GRPC_PORT=str(grpc_port), TENANT_EVENTS_TOPIC=tenant_events,
         # auth and conversation are called lazily (tokens, deliveries); no call is made in this test
         AUTH_GRPC_TARGET="127.0.0.1:9", CONVERSATION_GRPC_TARGET="127.0.0.1:9", SERVICE_NAME="messaging",
         SERVICE_CLIENT_SECRET="a-real-looking-client-secret", WEBHOOKS_TOPIC=webhooks, MESSAGING_EVENTS_TOPIC=events,
@@ -34,7 +36,7 @@ async def test_the_service_process_starts_reports_ready_and_stops_on_sigterm(inf
     await check_serves_and_stops(
         "messaging_service", env, http_port=http_port, grpc_port=grpc_port,
         grpc_service="eva.messaging.v1.MessagingService", metric="eva_kafka_consumed_total",
-        readiness={"postgres": "ok", "kafka": "ok", "workers": "ok"},
+        readiness={"postgres": "ok", "redis": "ok", "kafka": "ok", "workers": "ok"},
     )
 
 

@@ -19,7 +19,8 @@ async def test_every_tenant_table_forces_row_level_security(owner_db) -> None:
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
            WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace""")
     assert {row["relname"] for row in rows} == {
-        "messages", "message_statuses", "parked_statuses", "outbox", "media_jobs"}
+        "messages", "message_statuses", "parked_statuses", "outbox", "media_jobs", "outbound_jobs", "idempotency_keys",
+        "media_uploads", "templates", "template_syncs"}
     assert all(row["relrowsecurity"] and row["relforcerowsecurity"] and row["policies"] >= 1 for row in rows)
 
 

@@ -32,5 +32,6 @@ def test_the_received_event_carries_the_message_and_its_contact_in_camel_case() 
         "referral": None, "errors": None, "reactions": [], "sentAt": "2026-11-29T10:00:00.123Z",
         "createdAt": "2026-11-29T10:00:00.123Z", "updatedAt": data_updated_at(message),
         "contact": {"id": str(message.contact_id), "waId": "16505551234", "name": "José", "phone": "+16505551234"},
+        "sender": None, "source": "whatsapp", "attempts": 0, "readAt": None, "category": None,
     }
     assert json.loads(event.to_bytes())["data"]["content"]["body"] == "Olá ☕"

@@ -39,7 +39,6 @@ from messaging_service.service import MessagingService
 from messaging_service.settings import Settings, get_settings
 from messaging_service.template_sync import (
     GraphTemplateClient,
-    SendingCredentialsSource,
     TemplateSyncer,
     TemplateWebhooks,
 )
@@ -60,7 +59,6 @@ class MessagingApp(ServiceApp):
     def __init__(
         self, settings: Settings, *, verifier: TokenVerifier | None = None, tokens: TokenSource | None = None,
         credentials: TenantDirectory | None = None, http_transport: httpx.AsyncBaseTransport | None = None,
-        template_credentials: SendingCredentialsSource | None = None,
     ) -> None:
         super().__init__(settings)
         if verifier is None or tokens is None:
@@ -98,19 +96,11 @@ class MessagingApp(ServiceApp):
         self.publisher = self.kafka_publisher(settings)
         # Message templates: the Graph listing (its own client and timeout), SyncTemplates and ListTemplates, Meta's
         # template webhooks, the periodic sync and the tenant-events consumer that registers tenants.
-        if template_credentials is None:
-            if isinstance(credentials, TenantCredentials):
-                template_credentials = credentials
-            else:
-                template_channel = create_channel(settings.tenant_grpc_target)
-                self.on_close("tenant channel (templates)", template_channel.close)
-                template_credentials = TenantCredentials(channel=template_channel, tokens=tokens,
-                                                         timeout=settings.grpc_deadline_seconds)
         self.template_http = httpx.AsyncClient(transport=http_transport,
                                                timeout=settings.template_graph_timeout_seconds)
         self.on_close("template graph http client", self.template_http.aclose)
         self.template_syncer = TemplateSyncer(
-            sessions=self.sessions, credentials=template_credentials,
+            sessions=self.sessions, credentials=credentials,
             graph=GraphTemplateClient(
                 http=self.template_http, graph_url=settings.whatsapp_graph_url,
                 api_version=settings.whatsapp_api_version, timeout_seconds=settings.template_graph_timeout_seconds,

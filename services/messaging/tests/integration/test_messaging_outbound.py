@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -271,3 +271,131 @@ async def test_a_retry_of_a_failed_message_is_the_same_message_sent_again(outbou
     assert (retried.id, retried.status) == (message.id, "PENDING")
     sent = await outbound.reaches(message.id, "SENT")
     assert sent.attempts == 2 and len(await outbound.sent_to(guest)) == 1
+
+
+async def conversation_row(outbound: Outbound, conversation_id: str) -> conversation_pb2.Conversation:
+    found: conversation_pb2.Conversation = await outbound.stack.conversations.GetConversation(
+        conversation_pb2.GetConversationRequest(conversation_id=conversation_id),
+        metadata=(("authorization", f"Bearer {outbound.token}"),))
+    return found
+
+
+async def test_reading_a_conversation_clears_its_unread_count_and_sends_metas_read_receipt(
+    outbound: Outbound,
+) -> None:
+    guest = new_guest()
+    conversation_id = await outbound.guest_writes(guest, "first")
+    await outbound.sim.guest_message(phone_number_id=PHONE_NUMBER_ID, from_=guest, name="Guest", text="second")
+
+    async def unread(count: int) -> bool:
+        return (await conversation_row(outbound, conversation_id)).unread_count == count
+    await eventually(lambda: unread(2))
+    read = await outbound.stack.stub.MarkRead(messaging_pb2.MarkReadRequest(conversation_id=conversation_id),
+                                              metadata=(("authorization", f"Bearer {outbound.token}"),))
+    assert (read.marked, read.receipt_sent) == (2, True)
+    await eventually(lambda: unread(0))
+    latest = await outbound.message(read.message_id)
+    assert latest.read_at and json.loads(latest.content_json) == {"body": "second"}
+
+    async def receipt() -> list[Any]:
+        return [item for item in await outbound.sim.read_receipts(phone_number_id=PHONE_NUMBER_ID)
+                if item["messageId"] == latest.wamid]
+    [sent] = await eventually(receipt)
+    assert sent["typingIndicator"] is False
+    again = await outbound.stack.stub.MarkRead(messaging_pb2.MarkReadRequest(message_id=read.message_id),
+                                               metadata=(("authorization", f"Bearer {outbound.token}"),))
+    assert (again.marked, again.receipt_sent) == (0, False)  # nothing new: no second receipt
+
+
+async def test_typing_is_sent_once_per_interval_inside_the_window_and_never_under_the_never_policy(
+    outbound: Outbound,
+) -> None:
+    guest = new_guest()
+    conversation_id = await outbound.guest_writes(guest)
+    metadata = (("authorization", f"Bearer {outbound.token}"),)
+    request = messaging_pb2.SendTypingRequest(conversation_id=conversation_id)
+    first = await outbound.stack.stub.SendTyping(request, metadata=metadata)
+    second = await outbound.stack.stub.SendTyping(request, metadata=metadata)
+    assert (first.outcome, second.outcome) == ("sent", "debounced")
+    latest = await outbound.stack.stub.ListMessages(messaging_pb2.ListMessagesRequest(conversation_id=conversation_id),
+                                                    metadata=metadata)
+    guest_wamid = latest.items[-1].wamid
+
+    async def indicators() -> list[Any]:
+        return [item for item in await outbound.sim.read_receipts(phone_number_id=PHONE_NUMBER_ID)
+                if item["typingIndicator"] and item["messageId"] == guest_wamid]
+    assert len(await eventually(indicators)) == 1
+
+    other = await outbound.guest_writes(new_guest())
+    profiles, profile = outbound.stack.credentials.profiles, outbound.stack.credentials.profiles[outbound.tenant_id]
+    profiles[outbound.tenant_id] = replace(profile, read_receipts="never")
+    outbound.stack.messaging.profiles.forget(outbound.tenant_id)
+    try:
+        quiet = await outbound.stack.stub.SendTyping(messaging_pb2.SendTypingRequest(conversation_id=other),
+                                                     metadata=metadata)
+        assert quiet.outcome == "policy"
+    finally:
+        profiles[outbound.tenant_id] = profile
+        outbound.stack.messaging.profiles.forget(outbound.tenant_id)
+
+
+async def test_a_guest_known_only_by_a_bsuid_is_answered_through_recipient(outbound: Outbound) -> None:
+    bsuid = "US." + str(uuid.uuid4().int)[:19]
+    name = f"Bsuid {uuid.uuid4().hex[:6]}"
+    await outbound.sim.guest_message(phone_number_id=PHONE_NUMBER_ID, from_=None, user_id=bsuid,  # type: ignore[arg-type]
+                                     name=name, text="hi, username only")
+    conversation_id = await outbound.conversation_of(name)
+    message = (await outbound.send(conversation_id)).message
+    sent = await outbound.reaches(message.id, "SENT")
+    [request] = [item["request"] for item in await outbound.sim.sent_messages(phone_number_id=PHONE_NUMBER_ID)
+                 if item["wamid"] == sent.wamid]
+    assert request["recipient"] == bsuid and "to" not in request
+
+
+async def test_templates_are_synced_and_reopen_a_closed_window_marketing_ones_through_their_endpoint(
+    outbound: Outbound,
+) -> None:
+    await outbound.sim.create_template(
+        waba_id=WABA_ID, name="spring_offer", language="en_US", category="MARKETING",
+        components=[{"type": "BODY", "text": "Hello {{1}}, 20% off in spring"}])
+    admin = outbound.issuer.user_token(user_id="admin-1", tenant_id=outbound.tenant_id, role="admin")
+    synced = await outbound.stack.stub.SyncTemplates(messaging_pb2.SyncTemplatesRequest(),
+                                                     metadata=(("authorization", f"Bearer {admin}"),))
+    assert synced.fetched >= 2
+    guest = new_guest()
+    await outbound.sim.guest_message(phone_number_id=PHONE_NUMBER_ID, from_=guest, name="Old guest", text="hi",
+                                     timestamp=int(time.time()) - 30 * 3600)
+    conversation_id = await outbound.conversation_of(guest)
+    hello = (await outbound.send(conversation_id, type="template",
+                                 content={"name": "hello_world", "language": {"code": "en_US"}})).message
+    assert (await outbound.reaches(hello.id, "SENT")).category == "utility"
+    with pytest.raises(grpc.aio.AioRpcError) as mismatch:
+        await outbound.send(conversation_id, type="template",
+                            content={"name": "spring_offer", "language": {"code": "en_US"}})
+    assert dict(mismatch.value.trailing_metadata() or ())["eva-error-code"] == "TEMPLATE_PARAMS_MISMATCH"
+    offer = (await outbound.send(conversation_id, type="template", content={
+        "name": "spring_offer", "language": {"code": "en_US"},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}]})).message
+    sent = await outbound.reaches(offer.id, "SENT")
+    [record] = [item for item in await outbound.sim.sent_messages(phone_number_id=PHONE_NUMBER_ID)
+                if item["wamid"] == sent.wamid]
+    assert record["endpoint"] == "marketing_messages" and sent.category == "marketing"
+
+
+async def test_an_uploaded_image_is_put_on_metas_side_and_sent_by_metas_media_id(outbound: Outbound) -> None:
+    from eva_common.grpc.client import upload_rpc
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 2048
+
+    async def chunks() -> AsyncIterator[messaging_pb2.UploadMediaChunk]:
+        yield messaging_pb2.UploadMediaChunk(data=png[:1000], mime_type="image/png", filename="room.png", kind="image")
+        yield messaging_pb2.UploadMediaChunk(data=png[1000:])
+    uploaded = await upload_rpc(outbound.stack.stub.UploadMedia, chunks(), token=outbound.token, timeout=10)
+    guest = new_guest()
+    conversation_id = await outbound.guest_writes(guest)
+    message = (await outbound.send(conversation_id, type="image",
+                                   content={"mediaId": uploaded.id, "caption": "Your room"})).message
+    sent = await outbound.reaches(message.id, "SENT")
+    [request] = [item["request"] for item in await outbound.sim.sent_messages(phone_number_id=PHONE_NUMBER_ID)
+                 if item["wamid"] == sent.wamid]
+    assert request["image"]["caption"] == "Your room" and request["image"]["id"] != uploaded.id
+    assert request["image"]["id"].isdigit()  # Meta's media id, from the upload to the simulator's Graph API

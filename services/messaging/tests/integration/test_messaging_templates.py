@@ -139,7 +139,7 @@ async def templates_stack(infra: TestInfra, database: TestDatabase,
         template_graph_backoff_seconds=0)
     graph, credentials = GraphTemplates(), Credentials()
     app = MessagingApp(settings, verifier=issuer.verifier(), tokens=Tokens(issuer), credentials=credentials,
-                       template_credentials=credentials, http_transport=httpx.MockTransport(graph.handle))
+                       http_transport=httpx.MockTransport(graph.handle))
     await app.start(serve_http=False)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
     try:

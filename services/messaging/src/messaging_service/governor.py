@@ -3,8 +3,9 @@ coexistence numbers), shared by every sender replica through Redis.
 
 Each send reserves the next free slot of its number (GCRA: slots `1 / rate` seconds apart on Redis's clock) and waits
 for it, so sends leave evenly spaced and no second ever holds more than `rate` of them, whatever the number of
-replicas. A slot further away than `max_wait` is not reserved: the caller gets the wait and puts its job back, so a
-backlog queues in PostgreSQL (where attendants' replies go first), not in memory. When Meta still answers 130429,
+replicas. A slot further away than `max_wait` is not reserved: the caller puts its job back until the queue has
+room (`retry_after`), so a backlog queues in PostgreSQL, where the sender takes attendants' replies first whenever
+a slot frees up, not in memory. When Meta still answers 130429,
 `pause` pushes every replica's next slot of that number back.
 """
 
@@ -48,10 +49,12 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A reservation: `reserved` with `wait` seconds to sleep before sending, or not reserved (retry in `wait`)."""
+    """A reservation: `reserved` with `wait` seconds to sleep before sending; or not reserved, with `retry_after`
+    seconds until the number's queue has room again (then the most urgent job due takes it)."""
 
     reserved: bool
     wait: float
+    retry_after: float = 0.0
 
 
 class SendGovernor:
@@ -75,7 +78,8 @@ class SendGovernor:
         wait = max(0.0, float(wait_ms) / 1000)
         if int(reserved):
             GOVERNOR_WAIT.observe(wait)
-        return Slot(reserved=bool(int(reserved)), wait=wait)
+            return Slot(reserved=True, wait=wait)
+        return Slot(reserved=False, wait=wait, retry_after=max(0.02, wait - self._max_wait_ms / 1000 + 0.01))
 
     async def pause(self, phone_number_id: str, *, seconds: float) -> None:
         """Meta said the number's throughput was reached (130429): no replica sends from it for `seconds`."""

@@ -25,7 +25,8 @@ async def claim_outbound_jobs(
     recovered) where `recovered` means its previous sender's lease ran out mid-send."""
     connection = await session.connection()
     rows = await connection.execute(
-        sa.text("SELECT job_id, tenant_id, recovered FROM claim_outbound_jobs(:batch, :lease)"),
+        sa.text("SELECT job_id, tenant_id, recovered FROM claim_outbound_jobs(:batch, :lease) "
+                "ORDER BY priority, job_id"),
         {"batch": batch, "lease": lease_seconds})
     return [(int(row[0]), str(row[1]), bool(row[2])) for row in rows.all()]
 

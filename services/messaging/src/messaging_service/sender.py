@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -77,6 +79,56 @@ def replace_media_ids(value: Any, ids: Mapping[str, str]) -> Any:
     return value
 
 
+class SlotLine:
+    """The jobs of one number waiting for a governor slot on this replica, the most urgent first: when the number's
+    queue has room (`SendGovernor` looks `max_wait` ahead), the next slot goes to the lowest priority value (an
+    attendant's reply before automations and bulk sends), then the oldest. One pump per number reserves for all."""
+
+    def __init__(self, governor: SendGovernor, phone_number_id: str) -> None:
+        self._governor = governor
+        self._number = phone_number_id
+        self._waiting: list[tuple[int, int, asyncio.Future[float | None]]] = []
+        self._order = itertools.count()
+        self._pump: asyncio.Task[None] | None = None
+        self._rate = 1
+
+    async def take(self, *, priority: int, rate: int, patience: float) -> float | None:
+        """Seconds to sleep until this job's slot, or None when no slot came within `patience` seconds."""
+        self._rate = rate
+        future: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), future))
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=patience)
+        except TimeoutError:
+            if future.done() and not future.cancelled():
+                return future.result()  # granted just as the patience ran out: use it
+            future.cancel()
+            return None
+
+    async def _run(self) -> None:
+        while self._waiting:
+            slot = await self._governor.reserve(self._number, rate=self._rate)
+            if not slot.reserved:
+                await asyncio.sleep(slot.retry_after)
+                continue
+            while self._waiting:
+                _, _, future = heapq.heappop(self._waiting)
+                if not future.done():
+                    future.set_result(slot.wait)
+                    break
+            else:  # everyone gave up: the slot stays unused (a gap of 1/rate seconds)
+                return
+
+    def release(self) -> None:
+        """Shutdown: every waiting job gives up its place (it goes back to PostgreSQL for the next sender)."""
+        for _, _, future in self._waiting:
+            if not future.done():
+                future.set_result(None)
+        self._waiting.clear()
+
+
 class OutboundSender:
     def __init__(
         self, *, sessions: SessionFactory, profiles: Profiles, graph: GraphSendClient, governor: SendGovernor,
@@ -105,6 +157,7 @@ class OutboundSender:
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lines: dict[str, SlotLine] = {}
 
     def wake(self) -> None:
         """A message was queued on this replica: look now instead of at the next poll."""
@@ -113,6 +166,8 @@ class OutboundSender:
     async def stop(self) -> None:
         self._stopping.set()
         self._wakeup.set()
+        for line in self._lines.values():
+            line.release()
 
     async def run(self) -> None:
         self._stopping.clear()
@@ -174,11 +229,12 @@ class OutboundSender:
                     "job_id": job_id, "message_id": str(message.id), "recovered": recovered})
         try:
             profile = await self._profiles.get(tenant_id)
-            slot = await self._governor.reserve(profile.phone_number_id, rate=self._rate(profile))
-            if not slot.reserved:  # the number's queue is full: back to PostgreSQL, attendants first next time
-                await self._postpone(tenant_id, job_id, seconds=slot.wait)
+            line = self._lines.setdefault(profile.phone_number_id, SlotLine(self._governor, profile.phone_number_id))
+            wait = await line.take(priority=job.priority, rate=self._rate(profile), patience=self._lease / 2)
+            if wait is None:  # waited half its lease for a slot: back to PostgreSQL, still in its place
+                await self._postpone(tenant_id, job_id, seconds=0)
                 return
-            await asyncio.sleep(slot.wait)
+            await asyncio.sleep(wait)
             body = await self._body(tenant_id, message, profile)
             await self._begin_attempt(tenant_id, job, message)
             accepted = await self._graph.send(phone_number_id=profile.phone_number_id,

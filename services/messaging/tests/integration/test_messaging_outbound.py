@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,7 @@ from messaging_service.clients import SendingProfile
 pytestmark = pytest.mark.integration
 
 PHONE_NUMBER_ID = "106540352242977"
+FORWARD = ["PENDING", "SENT", "DELIVERED", "READ"]
 WABA_ID = "102290129340377"
 
 
@@ -105,9 +107,12 @@ class Outbound:
         return found
 
     async def reaches(self, message_id: str, status: str, timeout: float = 20) -> messaging_pb2.Message:
+        """The message once it is in `status` or further along (SENT < DELIVERED < READ; FAILED exactly)."""
+        wanted = FORWARD[FORWARD.index(status):] if status in FORWARD else [status]
+
         async def probe() -> messaging_pb2.Message | None:
             message = await self.message(message_id)
-            return message if message.status == status else None
+            return message if message.status in wanted else None
         found: messaging_pb2.Message = await eventually(probe, timeout=timeout)
         return found
 
@@ -399,3 +404,61 @@ async def test_an_uploaded_image_is_put_on_metas_side_and_sent_by_metas_media_id
                  if item["wamid"] == sent.wamid]
     assert request["image"]["caption"] == "Your room" and request["image"]["id"] != uploaded.id
     assert request["image"]["id"].isdigit()  # Meta's media id, from the upload to the simulator's Graph API
+
+
+async def test_an_exhausted_quota_and_a_suspended_tenant_are_refused_before_anything_is_stored(
+    outbound: Outbound,
+) -> None:
+    conversation_id = await outbound.guest_writes(new_guest())
+    credentials, tenant = outbound.stack.credentials, outbound.tenant_id
+    credentials.exhausted.add(tenant)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await outbound.send(conversation_id)
+        assert dict(refused.value.trailing_metadata() or ())["eva-error-code"] == "QUOTA_EXCEEDED"
+    finally:
+        credentials.exhausted.discard(tenant)
+    profile = credentials.profiles[tenant]
+    credentials.profiles[tenant] = replace(profile, tenant_status="suspended")
+    outbound.stack.messaging.profiles.forget(tenant)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as suspended:
+            await outbound.send(conversation_id)
+        assert suspended.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert dict(suspended.value.trailing_metadata() or ())["eva-error-code"] == "TENANT_SUSPENDED"
+    finally:
+        credentials.profiles[tenant] = profile
+        outbound.stack.messaging.profiles.forget(tenant)
+    page = await outbound.stack.stub.ListMessages(messaging_pb2.ListMessagesRequest(conversation_id=conversation_id),
+                                                  metadata=(("authorization", f"Bearer {outbound.token}"),))
+    assert [item.direction for item in page.items] == ["inbound"]
+
+
+async def test_an_attendants_reply_overtakes_a_queue_of_bulk_sends(outbound: Outbound) -> None:
+    """At 4 messages/s, 24 bulk sends are 6 s of work; the reply written after them waits only for the sends already
+    given a governor slot (at most its 2 s look-ahead), never for the rest of the queue."""
+    credentials, tenant = outbound.stack.credentials, outbound.tenant_id
+    profile, rate, look_ahead = credentials.profiles[tenant], 4, 2.0
+    credentials.profiles[tenant] = replace(profile, throughput_mps=rate)
+    outbound.stack.messaging.profiles.forget(tenant)
+    try:
+        guests = [new_guest() for _ in range(25)]
+        conversations = [await outbound.guest_writes(guest) for guest in guests]
+        metadata = (("authorization", f"Bearer {outbound.token}"),)
+        bulk = await asyncio.gather(*(outbound.stack.stub.SendMessage(
+            messaging_pb2.SendMessageRequest(conversation_id=conversation, type="text", priority="bulk",
+                                             content_json=json.dumps({"body": "Spring newsletter"})),
+            metadata=metadata) for conversation in conversations[:24]))
+        replied_at = time.time()
+        reply = (await outbound.send(conversations[24], content={"body": "Your taxi is here"})).message
+        for message_id in [reply.id, *(answer.message.id for answer in bulk)]:
+            await outbound.reaches(message_id, "SENT", timeout=30)
+        sent = [item for item in await outbound.sim.sent_messages(phone_number_id=PHONE_NUMBER_ID)
+                if item["waId"] in guests]
+        order = [item["request"]["text"]["body"] for item in sent]
+        before = sum(1 for item in sent if item["receivedAt"] < replied_at)
+        assert order.index("Your taxi is here") <= before + math.ceil(look_ahead * rate) + 1, (before, order)
+        assert order.index("Your taxi is here") < 20
+    finally:
+        credentials.profiles[tenant] = profile
+        outbound.stack.messaging.profiles.forget(tenant)

@@ -92,10 +92,12 @@ class ConversationClient:
         )
 
     async def conversation(self, *, principal: Principal, tenant_id: str, conversation_id: str) -> ConversationInfo:
-        """The conversation, asked with the caller's token (NotFound CONVERSATION_NOT_FOUND when not the tenant's)."""
+        """The tenant's conversation (NotFound CONVERSATION_NOT_FOUND when it is not the tenant's). Asked with this
+        service's own token for the tenant the caller was already authorised in: sending needs `messages:send`, not
+        the conversation scopes too."""
         request = conversation_pb2.GetConversationRequest(conversation_id=conversation_id, tenant_id=tenant_id)
         found: conversation_pb2.Conversation = await rpc(
-            self._stub.GetConversation, request, token=principal.token, timeout=self._timeout)
+            self._stub.GetConversation, request, token=await self._tokens.token(), timeout=self._timeout)
         return ConversationInfo(
             id=found.id, tenant_id=found.tenant_id, contact_id=found.contact_id or found.contact.id,
             wa_id=found.contact.wa_id or None, user_id=found.contact.user_id or None,

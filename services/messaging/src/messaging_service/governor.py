@@ -1,16 +1,19 @@
 """The send governor: Meta's throughput limit per business number (reference §7: 80 messages/s by default, 20 for
 coexistence numbers), shared by every sender replica through Redis.
 
-Each send reserves the next free slot of its number (GCRA: slots `1 / rate` seconds apart on Redis's clock) and waits
-for it, so sends leave evenly spaced and no second ever holds more than `rate` of them, whatever the number of
-replicas. A slot further away than `max_wait` is not reserved: the caller puts its job back until the queue has
-room (`retry_after`), so a backlog queues in PostgreSQL, where the sender takes attendants' replies first whenever
-a slot frees up, not in memory. When Meta still answers 130429,
+Each send reserves the next free slot of its number (GCRA: slots `1 / (rate * headroom)` seconds apart on Redis's
+clock) and waits for it, so sends leave evenly spaced whatever the number of replicas; right before the call,
+`admit` checks the number's actual sends of the last `window` (a sorted set, a little over a second for the
+network's jitter), so a process that wakes late never fires a burst and no second holds more than `rate` of them at
+Meta. A slot further away than `max_wait` is not reserved: the caller waits until the queue has room
+(`retry_after`), the most urgent job first, or gives its job back to PostgreSQL. When Meta still answers 130429,
 `pause` pushes every replica's next slot of that number back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -47,6 +50,24 @@ return 1
 """
 
 
+# KEYS[1]: the number's actual sends (a sorted set of Redis-clock ms). ARGV: limit, window ms, member.
+# Admits the send (returns 0) unless `limit` sends left in the last `window`; else the ms until the oldest leaves.
+_ADMIT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + tonumber(now_parts[2]) / 1000
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window) + 1000)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - now)
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """A reservation: `reserved` with `wait` seconds to sleep before sending; or not reserved, with `retry_after`
@@ -59,13 +80,15 @@ class Slot:
 
 class SendGovernor:
     def __init__(self, redis: Redis, *, headroom: float = 0.97, max_wait_seconds: float = 2.0,
-                 prefix: str = "send:gov") -> None:
+                 window_seconds: float = 1.05, prefix: str = "send:gov") -> None:
         self._redis = redis
         self._headroom = headroom
         self._max_wait_ms = max_wait_seconds * 1000
+        self._window_ms = window_seconds * 1000
         self._prefix = prefix
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
+        self._admit = redis.register_script(_ADMIT)
 
     def _key(self, phone_number_id: str) -> str:
         return f"{self._prefix}:{{{phone_number_id}}}"
@@ -80,6 +103,18 @@ class SendGovernor:
             GOVERNOR_WAIT.observe(wait)
             return Slot(reserved=True, wait=wait)
         return Slot(reserved=False, wait=wait, retry_after=max(0.02, wait - self._max_wait_ms / 1000 + 0.01))
+
+    async def admit(self, phone_number_id: str, *, rate: int) -> None:
+        """The last gate, right before the call: waits until fewer than `rate` sends of the number left in the last
+        `window_seconds` (a little over a second, for the network's jitter). Slots keep sends evenly spaced; this
+        keeps a process that woke late (a busy machine) from firing several slots' sends at once."""
+        while True:
+            wait_ms = float(await self._admit(keys=[f"{self._prefix}:sent:{{{phone_number_id}}}"],
+                                              args=[rate, repr(self._window_ms), uuid.uuid4().hex]))
+            if wait_ms <= 0:
+                return
+            GOVERNOR_WAIT.observe(wait_ms / 1000)
+            await asyncio.sleep(wait_ms / 1000)
 
     async def pause(self, phone_number_id: str, *, seconds: float) -> None:
         """Meta said the number's throughput was reached (130429): no replica sends from it for `seconds`."""

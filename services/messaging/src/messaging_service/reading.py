@@ -77,7 +77,9 @@ class ReadingService:
         self._background: set[asyncio.Task[None]] = set()
 
     async def mark_read(self, *, principal: Principal, message_id: str = "", conversation_id: str = "",
-                        tenant_id: str = "") -> ReadResult:
+                        tenant_id: str = "", receipt: bool = True) -> ReadResult:
+        """Marks the guest messages read here; sends Meta's read receipt unless `receipt` is False (the typing
+        indicator already marks them read at Meta)."""
         tenant = principal.tenant_scope(tenant_id)
         principal.require_scope(SEND_SCOPE)
         if bool(message_id) == bool(conversation_id):
@@ -105,14 +107,14 @@ class ReadingService:
         if latest is None and conversation_id:  # no guest message: still say whether the conversation exists
             await self._conversations.conversation(principal=principal, tenant_id=tenant,
                                                    conversation_id=conversation_id)
-        receipt = False
-        if latest is not None and latest.wamid and marked > 0:
+        sent = False
+        if receipt and latest is not None and latest.wamid and marked > 0:
             profile = await self._profiles.get(tenant)
             if profile.read_receipts != NEVER:
                 self._in_background(self._receipt(profile, latest.wamid, typing=False))
-                receipt = True
+                sent = True
         return ReadResult(conversation_id=str(conversation_key), message_id=str(latest.id) if latest else None,
-                          marked=marked, read_at=now, receipt_sent=receipt)
+                          marked=marked, read_at=now, receipt_sent=sent)
 
     async def typing(self, *, principal: Principal, conversation_id: str, tenant_id: str = "") -> str:
         """Meta's typing indicator for the conversation's latest guest message; the outcome says why not when not."""
@@ -134,7 +136,7 @@ class ReadingService:
         if not await self._redis.set(debounce, "1", nx=True, px=int(self._typing_interval * 1000)):
             return "debounced"
         self._in_background(self._receipt(profile, latest.wamid, typing=True))
-        await self.mark_read(principal=principal, conversation_id=conversation_id, tenant_id=tenant_id)
+        await self.mark_read(principal=principal, conversation_id=conversation_id, tenant_id=tenant_id, receipt=False)
         return "sent"
 
     async def _announce(self, session: AsyncSession, tenant: str, conversation_id: uuid.UUID, latest: Message,
@@ -152,6 +154,7 @@ class ReadingService:
                         extra={"tenant_id": profile.tenant_id})
             return
         await asyncio.sleep(slot.wait)
+        await self._governor.admit(profile.phone_number_id, rate=rate)
         try:
             await self._graph.mark_read(phone_number_id=profile.phone_number_id, access_token=profile.access_token,
                                         wamid=wamid, typing=typing)

@@ -234,9 +234,11 @@ class OutboundSender:
             if wait is None:  # waited half its lease for a slot: back to PostgreSQL, still in its place
                 await self._postpone(tenant_id, job_id, seconds=0)
                 return
-            await asyncio.sleep(wait)
+            ready_at = asyncio.get_running_loop().time() + wait
             body = await self._body(tenant_id, message, profile)
             await self._begin_attempt(tenant_id, job, message)
+            await asyncio.sleep(max(0.0, ready_at - asyncio.get_running_loop().time()))
+            await self._governor.admit(profile.phone_number_id, rate=self._rate(profile))
             accepted = await self._graph.send(phone_number_id=profile.phone_number_id,
                                               access_token=profile.access_token, body=body,
                                               marketing=bool((message.raw or {}).get("marketing")))

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
-from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from eva_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from eva_common.identity import SCOPE_MESSAGES_SEND
 from eva_common.ids import parse_id
 from eva_common.outbox import enqueue
@@ -150,8 +150,7 @@ class SendingService:
             raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
         conversation = await self._conversations.conversation(
             principal=principal, tenant_id=tenant_id, conversation_id=request.conversation_id)
-        profile = await self._profiles.get(tenant_id)
-        self._check_tenant(profile)
+        profile = await self._profile(tenant_id)
         if await self._quotas.quota_exceeded(tenant_id=tenant_id):
             raise FailedPrecondition("the plan's monthly message quota is used up", code="QUOTA_EXCEEDED")
         now = self._clock()
@@ -215,8 +214,7 @@ class SendingService:
         key = parse_id(message_id)
         if key is None:
             raise NotFound("message not found", code="MESSAGE_NOT_FOUND")
-        profile = await self._profiles.get(tenant)
-        self._check_tenant(profile)
+        await self._profile(tenant)
         async with transaction(self._sessions, tenant_id=tenant) as session:
             store = OutboundStore(session)
             message = await store.message(tenant_id=tenant, message_id=key, for_update=True)
@@ -271,6 +269,17 @@ class SendingService:
         if message is None:
             return None
         return SendResult(message=message, replayed=True)
+
+    async def _profile(self, tenant_id: str) -> SendingProfile:
+        """The tenant's sending profile; a suspended tenant is refused (403) whichever service notices first."""
+        try:
+            profile = await self._profiles.get(tenant_id)
+        except DomainError as error:
+            if error.code == "TENANT_SUSPENDED":
+                raise PermissionDenied("the tenant is suspended", code="TENANT_SUSPENDED") from error
+            raise
+        self._check_tenant(profile)
+        return profile
 
     @staticmethod
     def _check_tenant(profile: SendingProfile) -> None:

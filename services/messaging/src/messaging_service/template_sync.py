@@ -292,8 +292,9 @@ class TemplateSyncer:
                     removed += 1
             await repository.finish_sync(tenant_id=tenant_id, waba_id=waba_id, synced_at=now,
                                          next_sync_at=next_sync(now, self._interval), error=None)
-        logger.info("templates synced", extra={"tenant_id": tenant_id, "fetched": len(fetched), "created": created,
-                                               "updated": updated, "removed": removed})
+        logger.info("templates synced", extra={"tenant_id": tenant_id, "fetched": len(fetched),
+                                               "templates_created": created, "templates_updated": updated,
+                                               "templates_removed": removed})
         return SyncResult(fetched=len(fetched), created=created, updated=updated, removed=removed, synced_at=now)
 
 

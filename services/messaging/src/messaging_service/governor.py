@@ -80,11 +80,12 @@ class Slot:
 
 class SendGovernor:
     def __init__(self, redis: Redis, *, headroom: float = 0.97, max_wait_seconds: float = 2.0,
-                 window_seconds: float = 1.05, prefix: str = "send:gov") -> None:
+                 window_seconds: float = 1.0, jitter_seconds: float = 0.05, prefix: str = "send:gov") -> None:
         self._redis = redis
         self._headroom = headroom
         self._max_wait_ms = max_wait_seconds * 1000
         self._window_ms = window_seconds * 1000
+        self._jitter_ms = jitter_seconds * 1000
         self._prefix = prefix
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
@@ -106,11 +107,13 @@ class SendGovernor:
 
     async def admit(self, phone_number_id: str, *, rate: int) -> None:
         """The last gate, right before the call: waits until fewer than `rate` sends of the number left in the last
-        `window_seconds` (a little over a second, for the network's jitter). Slots keep sends evenly spaced; this
-        keeps a process that woke late (a busy machine) from firing several slots' sends at once."""
+        window — a second plus a margin for the time between this gate and Meta (the larger of `jitter_seconds`
+        and one slot). Slots keep sends evenly spaced; this keeps a process that woke late (a busy machine) from
+        firing several slots' sends at once."""
+        window_ms = self._window_ms + max(self._jitter_ms, self._window_ms / rate)
         while True:
             wait_ms = float(await self._admit(keys=[f"{self._prefix}:sent:{{{phone_number_id}}}"],
-                                              args=[rate, repr(self._window_ms), uuid.uuid4().hex]))
+                                              args=[rate, repr(window_ms), uuid.uuid4().hex]))
             if wait_ms <= 0:
                 return
             GOVERNOR_WAIT.observe(wait_ms / 1000)

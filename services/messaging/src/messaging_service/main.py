@@ -162,7 +162,8 @@ class MessagingApp(ServiceApp):
         self.reading = ReadingService(
             sessions=self.sessions, conversations=self.conversations, profiles=self.profiles, graph=graph_send,
             governor=self.governor, redis=self.redis_client, events_topic=settings.messaging_events_topic,
-            default_rate=settings.send_rate_per_number, typing_interval_seconds=settings.typing_interval_seconds)
+            default_rate=settings.send_rate_per_number, coexistence_rate=settings.send_rate_coexistence,
+            typing_interval_seconds=settings.typing_interval_seconds)
         self.parked_expiry = Periodic(
             ParkedStatusExpiry(sessions=self.sessions, max_age_seconds=settings.parked_status_retention_seconds,
                                batch_size=settings.parked_status_expiry_batch).run_once,

@@ -33,3 +33,10 @@ class SendingProfiles:
 
     def forget(self, tenant_id: str) -> None:
         self._cache.pop(tenant_id, None)
+
+
+def send_rate(profile: SendingProfile, *, default: int, coexistence: int) -> int:
+    """Messages per second the profile's number may send: its own limit, else the default for its kind."""
+    if profile.throughput_mps > 0:
+        return profile.throughput_mps
+    return coexistence if profile.coexistence else default

@@ -33,6 +33,7 @@ from messaging_service.graph_errors import GraphError
 from messaging_service.graph_send import GraphSendClient, UncertainSend
 from messaging_service.models import Message
 from messaging_service.outbound_store import OutboundStore
+from messaging_service.profiles import send_rate
 from messaging_service.sending import SEND_SCOPE, sender_of, window_open
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class ReadResult:
 class ReadingService:
     def __init__(
         self, *, sessions: SessionFactory, conversations: Conversations, profiles: Profiles, graph: GraphSendClient,
-        governor: SendGovernor, redis: Redis, events_topic: str, default_rate: int = 80,
+        governor: SendGovernor, redis: Redis, events_topic: str, default_rate: int = 80, coexistence_rate: int = 20,
         typing_interval_seconds: float = 25.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
@@ -72,6 +73,7 @@ class ReadingService:
         self._redis = redis
         self._events_topic = events_topic
         self._default_rate = default_rate
+        self._coexistence_rate = coexistence_rate
         self._typing_interval = typing_interval_seconds
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
@@ -147,7 +149,7 @@ class ReadingService:
                       event=make_event(MESSAGE_READ, tenant_id=tenant, data=data))
 
     async def _receipt(self, profile: SendingProfile, wamid: str, *, typing: bool) -> None:
-        rate = profile.throughput_mps or self._default_rate
+        rate = send_rate(profile, default=self._default_rate, coexistence=self._coexistence_rate)
         slot = await self._governor.reserve(profile.phone_number_id, rate=rate)
         if not slot.reserved:
             logger.info("read receipt skipped: the number's send queue is full",

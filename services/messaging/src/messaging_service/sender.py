@@ -39,6 +39,7 @@ from messaging_service.graph_send import Accepted, GraphSendClient, UncertainSen
 from messaging_service.metrics import SENDS
 from messaging_service.models import Message, OutboundJob
 from messaging_service.outbound_store import DONE, FAILED, PENDING, OutboundStore, claim_outbound_jobs
+from messaging_service.profiles import send_rate
 from messaging_service.repository import MessageRepository
 from messaging_service.webhook import StatusUpdate
 
@@ -109,7 +110,12 @@ class SlotLine:
 
     async def _run(self) -> None:
         while self._waiting:
-            slot = await self._governor.reserve(self._number, rate=self._rate)
+            try:
+                slot = await self._governor.reserve(self._number, rate=self._rate)
+            except Exception:  # Redis away: the waiting jobs run out of patience and go back to PostgreSQL
+                logger.exception("the send governor is unavailable", extra={"phone_number_id": self._number})
+                await asyncio.sleep(1.0)
+                continue
             if not slot.reserved:
                 await asyncio.sleep(slot.retry_after)
                 continue
@@ -256,9 +262,7 @@ class OutboundSender:
             await self._health.report_health(tenant_id=tenant_id, healthy=True)
 
     def _rate(self, profile: SendingProfile) -> int:
-        if profile.throughput_mps > 0:
-            return profile.throughput_mps
-        return self._coexistence_rate if profile.coexistence else self._default_rate
+        return send_rate(profile, default=self._default_rate, coexistence=self._coexistence_rate)
 
     async def _body(self, tenant_id: str, message: Message, profile: SendingProfile) -> dict[str, Any]:
         raw = message.raw or {}

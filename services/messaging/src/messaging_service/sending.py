@@ -23,7 +23,7 @@ from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
 from eva_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from eva_common.identity import SCOPE_MESSAGES_SEND
-from eva_common.ids import parse_id
+from eva_common.ids import new_id, parse_id
 from eva_common.outbox import enqueue
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_STATUS_CHANGED, SOURCE_EVA, ContactSnapshot
 from eva_events.times import rfc3339
@@ -161,7 +161,7 @@ class SendingService:
                 + ": only a template can be sent", code="WINDOW_CLOSED",
                 extra={"windowClosedAt": rfc3339(closed) if closed else None})
         recipient = _recipient(conversation)
-        message_id = uuid.uuid4()
+        message_id = new_id()
         try:
             async with transaction(self._sessions, tenant_id=tenant_id) as session:
                 store = OutboundStore(session)

@@ -215,6 +215,8 @@ class TemplateSyncer:
             if isinstance(error, TokenRefused):
                 await self._report_token_refused(tenant_id=tenant_id, detail=error.detail)
             raise
+        if credentials.health == "unhealthy":  # Meta accepts the token again (a refusal was transient)
+            await self._report_token_accepted(tenant_id=tenant_id)
         return await self._store(tenant_id=tenant_id, waba_id=account, fetched=fetched)
 
     async def sync_quietly(self, *, tenant_id: str, waba_id: str | None = None) -> SyncResult | None:
@@ -244,6 +246,13 @@ class TemplateSyncer:
             await self._credentials.report_health(tenant_id=tenant_id, healthy=False, code=190, detail=detail[:500])
         except Exception as error:  # the sync's own error is what the caller needs; this report is best effort
             logger.warning("could not report the refused access token", extra={
+                "tenant_id": tenant_id, "error": f"{type(error).__name__}: {error}"[:300]})
+
+    async def _report_token_accepted(self, *, tenant_id: str) -> None:
+        try:
+            await self._credentials.report_health(tenant_id=tenant_id, healthy=True)
+        except Exception as error:  # best effort, like the refusal
+            logger.warning("could not report the accepted access token", extra={
                 "tenant_id": tenant_id, "error": f"{type(error).__name__}: {error}"[:300]})
 
     async def _known_waba(self, tenant_id: str) -> str | None:

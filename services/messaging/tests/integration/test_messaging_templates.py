@@ -64,7 +64,8 @@ class Credentials:
         return SendingProfile(
             tenant_id=tenant_id, phone_number_id="106540352242922", access_token=await self.access_token(
                 tenant_id=tenant_id), waba_id=self.wabas[tenant_id], display_phone_number="15550783881",
-            coexistence=False, throughput_mps=0, tenant_status="active", read_receipts="on_read", health="healthy")
+            coexistence=False, throughput_mps=0, tenant_status="active", read_receipts="on_read",
+            health="healthy" if (tenant_id, False, 190) not in self.health[-1:] else "unhealthy")
 
     async def report_health(self, *, tenant_id: str, healthy: bool, code: int = 0, detail: str = "") -> None:
         self.health.append((tenant_id, healthy, code))
@@ -309,6 +310,9 @@ async def test_a_refused_token_is_reported_recorded_and_answered(
     assert (tenant, False, 190) in stack.credentials.health
     state = await sync_row(owner_db, tenant)
     assert state is not None and state["synced_at"] is None and "WHATSAPP_TOKEN_INVALID" in state["last_error"]
+    del stack.credentials.tokens[tenant]  # Meta accepts the token again: the next sync reports it healthy
+    await stack.stub.SyncTemplates(messaging_pb2.SyncTemplatesRequest(), metadata=admin)
+    assert stack.credentials.health[-1] == (tenant, True, 0)
 
     unconfigured = str(uuid.uuid4())
     with pytest.raises(grpc.aio.AioRpcError) as missing:

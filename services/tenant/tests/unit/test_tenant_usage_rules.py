@@ -34,6 +34,11 @@ def test_other_events_count_nothing(event_type: str) -> None:
     assert counted_message(_event(event_type, category="marketing")) is None
 
 
+def test_a_coexistence_echo_counts_nothing_and_a_message_sent_through_eva_does() -> None:
+    assert counted_message(_event("message.created", source="business_app", category="service")) is None
+    assert counted_message(_event("message.created", source="eva", category="utility")) is not None
+
+
 def test_a_missing_or_bad_created_at_falls_back_to_the_event_time() -> None:
     event = make_event("message.received", tenant_id="t1", data={"createdAt": "not a time"})
     counted = counted_message(event)

@@ -2,7 +2,8 @@
 
 - `message.received` counts one inbound `service` message.
 - `message.created` (outbound, sent by attendants, n8n or templates) counts one outbound message in `data.category`
-  when it is one of the four categories, else `service`.
+  when it is one of the four categories, else `service`; a coexistence echo (`source: business_app`, sent from the
+  WhatsApp Business app, not billed by Meta) counts nothing.
 - `message.status_changed` of an outbound message to DELIVERED or READ counts it once more, as `delivered`, in its
   pricing category (`data.category`, else `data.pricingCategory`, else `service`) on the day of that status: once
   per message id (usage_delivered), so a READ after DELIVERED or a redelivered status never counts twice. Other
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from eva_common.errors import InvalidArgument
 from eva_events.envelope import EventEnvelope
-from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED
+from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, SOURCE_BUSINESS_APP
 
 CATEGORIES = ("service", "utility", "marketing", "authentication")
 DEFAULT_CATEGORY = "service"
@@ -103,6 +104,8 @@ def counted_message(event: EventEnvelope) -> CountedMessage | None:
     if event.type == MESSAGE_RECEIVED:
         direction, category = INBOUND, DEFAULT_CATEGORY
     elif event.type == MESSAGE_CREATED:
+        if event.data.get("source") == SOURCE_BUSINESS_APP:
+            return None
         direction, category = OUTBOUND, _category(event.data.get("category"))
     else:
         return None

@@ -233,16 +233,21 @@ class OutboundSender:
                 # `reconcile_seconds` after a timeout) to attach its wamid: none came, so it did not.
                 logger.warning("resending an outbound message whose last send got no answer and no status", extra={
                     "job_id": job_id, "message_id": str(message.id), "recovered": recovered})
+            # The attempt is counted before the call (in this transaction, not one of its own), so the job's
+            # lease and count tell what happened if the sender dies; a job that gets no slot gives it back.
+            job.attempts += 1
+            message.attempts += 1
+            await store.update_job(tenant_id=tenant_id, job_id=job_id, attempts=job.attempts)
+            await store.update_message(tenant_id=tenant_id, message_id=message.id, attempts=message.attempts)
         try:
             profile = await self._profiles.get(tenant_id)
             line = self._lines.setdefault(profile.phone_number_id, SlotLine(self._governor, profile.phone_number_id))
             wait = await line.take(priority=job.priority, rate=self._rate(profile), patience=self._lease / 2)
             if wait is None:  # waited half its lease for a slot: back to PostgreSQL, still in its place
-                await self._postpone(tenant_id, job_id, seconds=0)
+                await self._postpone(tenant_id, job, message)
                 return
             ready_at = asyncio.get_running_loop().time() + wait
             body = await self._body(tenant_id, message, profile)
-            await self._begin_attempt(tenant_id, job, message)
             await asyncio.sleep(max(0.0, ready_at - asyncio.get_running_loop().time()))
             await self._governor.admit(profile.phone_number_id, rate=self._rate(profile))
             accepted = await self._graph.send(phone_number_id=profile.phone_number_id,
@@ -273,19 +278,14 @@ class OutboundSender:
             body = replace_media_ids(body, ids)
         return body
 
-    async def _begin_attempt(self, tenant_id: str, job: OutboundJob, message: Message) -> None:
-        """Counts the attempt before the call, so the job's lease and count tell what happened if we die."""
+    async def _postpone(self, tenant_id: str, job: OutboundJob, message: Message) -> None:
+        """No slot came in time: the job goes back to PostgreSQL, due at once, its attempt not counted."""
         assert job.id is not None
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             store = OutboundStore(session)
-            await store.update_job(tenant_id=tenant_id, job_id=job.id, attempts=job.attempts + 1)
-            await store.update_message(tenant_id=tenant_id, message_id=message.id, attempts=message.attempts + 1)
-        job.attempts += 1
-
-    async def _postpone(self, tenant_id: str, job_id: int, *, seconds: float) -> None:
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            await OutboundStore(session).update_job(tenant_id=tenant_id, job_id=job_id, state=PENDING,
-                                                    lease_until=None, retry_in=timedelta(seconds=seconds))
+            await store.update_job(tenant_id=tenant_id, job_id=job.id, state=PENDING, lease_until=None,
+                                   attempts=job.attempts - 1, retry_in=timedelta(0))
+            await store.update_message(tenant_id=tenant_id, message_id=message.id, attempts=message.attempts - 1)
 
     async def _accepted(self, tenant_id: str, job_id: int, message: Message, accepted: Accepted) -> None:
         async with transaction(self._sessions, tenant_id=tenant_id) as session:

@@ -29,6 +29,7 @@ from eva_simulator.client import SimulatorClient
 from eva_simulator.server import serve_in_background
 from eva_simulator.settings import Settings as SimulatorSettings
 from eva_testing.tokens import TestTokenIssuer
+from eva_testing.waiting import eventually
 from messaging_service.clients import SendingProfile
 
 pytestmark = pytest.mark.integration
@@ -119,17 +120,6 @@ class Outbound:
     async def sent_to(self, wa_id: str) -> list[dict[str, Any]]:
         return [item for item in await self.sim.sent_messages(phone_number_id=PHONE_NUMBER_ID, to=wa_id)
                 if "status" not in item.get("request", {})]
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within {timeout}s; last: {last!r}")
 
 
 def new_guest() -> str:

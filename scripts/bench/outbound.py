@@ -418,8 +418,7 @@ def summarize(run: Run, outbox: Outbox, throughput: dict[str, Any], charge: stac
 
 def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def med(get: Callable[[dict[str, Any]], Any]) -> float | None:
-        values = [float(v) for v in (get(row) for row in rows) if v is not None]
-        return round(statistics.median(values), 2) if values else None
+        return stack_cpu.median_of(rows, get)
 
     def per_process(name: str) -> Callable[[dict[str, Any]], Any]:
         return lambda row: row["cpu_ms_per_sent"].get(name)

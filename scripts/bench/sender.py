@@ -334,8 +334,7 @@ async def one_run(bench: Bench, redis: Redis, args: argparse.Namespace, *, limit
 
 def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def med(get: Callable[[dict[str, Any]], Any]) -> float | None:
-        values = [float(value) for value in (get(row) for row in rows) if value is not None]
-        return round(statistics.median(values), 2) if values else None
+        return stack_cpu.median_of(rows, get)
 
     def per_process(name: str) -> Callable[[dict[str, Any]], Any]:
         return lambda row: row["cpu_ms_per_sent"].get(name)

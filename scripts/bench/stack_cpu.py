@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sockets import CLOCK_TICKS, stack_pids
 
@@ -124,3 +126,9 @@ def charged(*, idle: tuple[Sample, Sample], run: tuple[Sample, Sample], units: i
         per_unit[name] = 1000 * (used - at_rest * run_wall) / units if units else float("nan")
     return Charge(per_unit_ms=per_unit, run_cores=run_cores, idle_cores=idle_cores, run_seconds=run_wall,
                   units=units)
+
+
+def median_of(rows: Iterable[dict[str, Any]], get: Callable[[dict[str, Any]], Any]) -> float | None:
+    """The median (2 decimals) of a figure over benchmark runs, runs without it left out."""
+    values = [float(value) for value in (get(row) for row in rows) if value is not None]
+    return round(statistics.median(values), 2) if values else None

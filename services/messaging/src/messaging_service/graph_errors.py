@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 # Retried with exponential backoff and jitter (reference §5.4): temporary errors, throughput and pair-rate limits.
 RETRYABLE_CODES = frozenset({1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056, 131057, 133004})
 THROUGHPUT_CODES = frozenset({130429})  # the number's limit: every replica pauses the number
@@ -78,6 +80,17 @@ class GraphError(Exception):
         if self.code is not None and self.code in HINTS:
             entry["hint"] = HINTS[self.code]
         return entry
+
+
+def graph_answer(response: httpx.Response) -> Any:
+    """The JSON of a Graph API answer, or the GraphError Meta's error body describes (any status but 200)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if response.status_code != 200:
+        raise GraphError.from_response(response.status_code, payload)
+    return payload
 
 
 def _title_of(message: str) -> str:

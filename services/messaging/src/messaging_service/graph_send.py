@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from messaging_service.graph_errors import GraphError
+from messaging_service.graph_errors import GraphError, graph_answer
 from messaging_service.metrics import SEND_LATENCY
 
 
@@ -52,13 +52,7 @@ class GraphSendClient:
             raise UncertainSend(f"no answer from the Graph API: {error!r}") from error
         finally:
             SEND_LATENCY.observe(time.perf_counter() - started)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if response.status_code != 200:
-            raise GraphError.from_response(response.status_code, payload)
-        return payload
+        return graph_answer(response)
 
     async def send(
         self, *, phone_number_id: str, access_token: str, body: Mapping[str, Any], marketing: bool = False

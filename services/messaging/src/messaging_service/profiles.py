@@ -15,6 +15,14 @@ class ProfileSource(Protocol):
     async def sending_profile(self, *, tenant_id: str) -> SendingProfile: ...
 
 
+class Profiles(Protocol):
+    """Where the outbound use cases get a tenant's sending profile (SendingProfiles; fixed ones in benchmarks)."""
+
+    async def get(self, tenant_id: str) -> SendingProfile: ...
+
+    def forget(self, tenant_id: str) -> None: ...
+
+
 class SendingProfiles:
     def __init__(self, source: ProfileSource, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
@@ -27,27 +27,19 @@ from eva_events.messaging import MESSAGE_READ, MessagesRead, SenderView
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from messaging_service.clients import ConversationInfo, SendingProfile
+from messaging_service.clients import SendingProfile
 from messaging_service.governor import SendGovernor
 from messaging_service.graph_errors import GraphError
 from messaging_service.graph_send import GraphSendClient, UncertainSend
 from messaging_service.models import Message
 from messaging_service.outbound_store import OutboundStore
-from messaging_service.profiles import send_rate
-from messaging_service.sending import SEND_SCOPE, sender_of, window_open
+from messaging_service.profiles import Profiles, send_rate
+from messaging_service.sending import SEND_SCOPE, Conversations, sender_of, window_open
 
 logger = logging.getLogger(__name__)
 
 NEVER = "never"
 
-
-class Conversations(Protocol):
-    async def conversation(self, *, principal: Principal, tenant_id: str, conversation_id: str) -> ConversationInfo:
-        ...
-
-
-class Profiles(Protocol):
-    async def get(self, tenant_id: str) -> SendingProfile: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,17 +39,11 @@ from messaging_service.graph_send import Accepted, GraphSendClient, UncertainSen
 from messaging_service.metrics import SENDS
 from messaging_service.models import Message, OutboundJob
 from messaging_service.outbound_store import DONE, FAILED, PENDING, OutboundStore, claim_outbound_jobs
-from messaging_service.profiles import send_rate
+from messaging_service.profiles import Profiles, send_rate
 from messaging_service.repository import MessageRepository
 from messaging_service.webhook import StatusUpdate
 
 logger = logging.getLogger(__name__)
-
-
-class Profiles(Protocol):
-    async def get(self, tenant_id: str) -> SendingProfile: ...
-
-    def forget(self, tenant_id: str) -> None: ...
 
 
 class HealthReporter(Protocol):

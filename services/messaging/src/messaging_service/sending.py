@@ -37,6 +37,7 @@ from messaging_service.metrics import OUTBOUND_CREATED
 from messaging_service.models import OUTBOUND, MediaUpload, Message, OutboundJob
 from messaging_service.outbound_content import OutboundContent, parse_outbound
 from messaging_service.outbound_store import PENDING, OutboundStore
+from messaging_service.profiles import Profiles
 from messaging_service.template_check import check_template_send, template_for_send
 
 SEND_SCOPE = SCOPE_MESSAGES_SEND
@@ -51,10 +52,6 @@ IDEMPOTENCY_KEY_MAX = 255
 class Conversations(Protocol):
     async def conversation(self, *, principal: Principal, tenant_id: str, conversation_id: str) -> ConversationInfo:
         ...
-
-
-class Profiles(Protocol):
-    async def get(self, tenant_id: str) -> SendingProfile: ...
 
 
 class Quotas(Protocol):

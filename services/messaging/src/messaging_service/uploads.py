@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from eva_common.identity import SCOPE_MESSAGES_SEND
 from eva_common.ids import new_id, parse_id
 from sqlmodel import col, select
 
-from messaging_service.graph_errors import GraphError
+from messaging_service.graph_errors import GraphError, graph_answer
 from messaging_service.media_store import MEDIA_CHUNK_SIZE, MediaStore, media_key
 from messaging_service.models import MediaUpload
 
@@ -207,13 +206,7 @@ async def ensure_uploaded_to_meta(
     except httpx.HTTPError as error:  # an upload sent twice only costs a second copy at Meta: retry
         raise GraphError(code=None, subcode=None, message=f"the media upload to the Graph API failed: {error!r}",
                          details=None, http_status=503) from error
-    payload: Any
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if response.status_code != 200:
-        raise GraphError.from_response(response.status_code, payload)
+    payload = graph_answer(response)
     media_id = payload.get("id") if isinstance(payload, dict) else None
     if not isinstance(media_id, str) or not media_id:
         raise GraphError(code=None, subcode=None, message="the Graph API accepted the upload without a media id",

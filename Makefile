@@ -46,7 +46,9 @@ bench: ## benchmarks against the running dev stack (run `make up` first); figure
 	uv run --no-sync python scripts/bench/login.py --rate 2 --duration 30
 	uv run --no-sync python scripts/bench/ingest.py
 	uv run --no-sync python scripts/bench/conversations.py
-	uv run --no-sync python scripts/bench/realtime.py --rates 5,50,200 --duration 10
+	uv run --no-sync python scripts/bench/realtime.py --rates 10,100 --duration 60 --idle 15
+	uv run --no-sync python scripts/bench/statuses.py --rates 20,50,100 --duration 10 --mixed-statuses 3000 --mixed-rate 100 --guest-rate 5
+	uv run --no-sync python scripts/bench/bare_hmac.py --connections 32 --duration 10 --runs 3
 	uv run --no-sync python scripts/bench/sockets.py --counts 1000,5000,10000 --hold 60
 	uv run --no-sync python scripts/bench/outbound.py --limits 1000,1000,80 --rates 8,12,80 --duration 30 --runs 3
 	uv run --no-sync python scripts/bench/sender.py --limits 80,1000 --messages 3000 --runs 3

@@ -1,16 +1,23 @@
-"""Guest message -> live inbox latency (issue 5): webhook POST to `message:new` at a socket.io v4 client, per hop.
+"""Guest message -> live inbox (issues 5 and 11): webhook POST to `message:new` at a socket.io v4 client, per hop,
+the drain rate, and the stack's CPU milliseconds per message per process.
 
-    uv run python scripts/bench/realtime.py [--rates 50,200] [--duration 20] [--guests 50]
-        [--gateway http://127.0.0.1:3001] [--ingest http://127.0.0.1:3002] [--simulator http://127.0.0.1:3010]
-        [--kafka 127.0.0.1:19092] [--json]
+    uv run --no-sync python scripts/bench/realtime.py [--rates 10,100] [--duration 20] [--guests 50] [--runs 1]
+        [--idle 15] [--profile dev] [--gateway URL] [--ingest URL] [--simulator URL] [--kafka HOST:PORT] [--json]
 
 It registers its own hotel (as scripts/bench/ingest.py does), connects one attendant with the browser's own client
 (socket.io-client@4 under Node, websocket transport, handshake auth; scripts/bench/js/inbox_client.js, installed
-with `npm ci` when missing) and, for each rate, sends signed guest text deliveries to ingest's /webhooks/whatsapp
-on a fixed schedule for --duration seconds (open loop: a slow answer never delays the next send), signed with the
-hotel's app secret exactly like the simulator (eva_simulator.signing), from --guests different guest numbers (so the
-conversations spread over the partitions, as a real hotel's do). Between rates it waits for the pipeline to drain.
-Meanwhile it probes the gateway's GET /healthz at 10/s: the baseline of the same run on the same machine.
+with `npm ci` when missing), lets every guest write once (the warm-up: the conversations exist before the measured
+phases) and waits until the stack is quiet. Then:
+  1. idle: samples the CPU time of every process of the --profile stack (scripts/bench/stack_cpu.py: the pids from
+     `scripts/stack.py ps`, PostgreSQL with its backends) for --idle seconds while probing the gateway's GET /healthz
+     at 10/s (the probe runs through every phase, so its own cost is part of the idle cost taken off);
+  2. for each rate: sends signed guest text deliveries to ingest's /webhooks/whatsapp on a fixed schedule for
+     --duration seconds (open loop: a slow answer never delays the next send), signed with the hotel's app secret
+     exactly like the simulator (eva_simulator.signing), from --guests different guest numbers (so the
+     conversations spread over the partitions, as a real hotel's do); waits until every accepted message reached
+     the client (the drain), then until the stack is quiet again (the consumers that follow, e.g. conversation's and
+     tenant's, finish their share), and samples the CPU again.
+URLs and the Kafka bootstrap default to the --profile stack's (dev: gateway :3001, ingest :3002, Kafka :19092).
 
 Per message (wall clock of this machine, ms):
   t0  the POST is sent                       t1  its 200 is received
@@ -21,8 +28,18 @@ Hops (they add up to t4 - t0): ingest t2 - t0 (answer time t1 - t0 shown too), K
 (messaging consumes, stores, outbox relay publishes), emit t4 - t3 (realtime consumes, seq in Redis, Redis manager,
 gateway, client). The topics are read afterwards with aiokafka from the record timestamps (no consumer group).
 
+Drain rate: the messages that reached `message:new` per second from the first POST to the last `message:new`
+(overall), and the median of `message:new` arrivals per calendar second from the first whole second after the
+first POST to the last whole second before the last arrival (steady: the offered rate when the pipeline keeps up,
+its capacity when a backlog builds). CPU ms per message, per process = (its CPU time from the first POST until
+drained and quiet - its idle rate x that window) / messages that reached the client. "Eva + infrastructure" adds
+every process of the stack (deployables, PostgreSQL, Kafka, Redis); the simulator (not on this path), the
+benchmark's own process and the Node client are shown apart. --runs N repeats everything (a new hotel each run) and
+prints the medians per rate (stack_cpu.median_of).
+
 Bounded: rate <= 500/s, duration <= 120 s, <= 30,000 messages per rate, <= 4,096 requests in flight (a request
-waiting for a free connection counts in its t1 - t0); loopback only.
+waiting for a free connection counts in its t1 - t0), runs <= 10; loopback only. Results also in
+.local/bench/realtime.json.
 """
 
 from __future__ import annotations
@@ -34,14 +51,16 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
@@ -51,12 +70,26 @@ from eva_simulator.signing import SIGNATURE_HEADER, meta_body, signature
 from ingest import WABA_ID, Hotel, loopback_only, new_wamid, register_hotel
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import infra  # noqa: E402  (scripts/infra.py: the profile's Kafka port)
+import stack  # noqa: E402  (scripts/stack.py: the profile's processes and ports)
+
+PROFILES = stack.PROFILES
+
+if TYPE_CHECKING:  # stack_cpu imports sockets, which imports this module: stack_cpu is imported where it is used
+    import stack_cpu
+
 JS = HERE / "js"
 MAX_RATE = 500
 MAX_DURATION = 120.0
 MAX_MESSAGES = 30_000
 MAX_IN_FLIGHT = 4096
+MAX_RUNS = 10
 PROBE_RATE = 10.0
+OWN = ("simulator", "bench client", "socket client")  # Meta and the browser: shown apart from Eva's total
+PROCESS_ORDER = ("messaging", "conversation", "webhook-ingest", "tenant", "realtime", "gateway", "gateway-2",
+                 "gateway (bench)", "auth", "n8n-integration", "postgres", "kafka", "redis")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -69,6 +102,116 @@ def percentile(values: list[float], fraction: float) -> float:
 def stats(values: list[float]) -> dict[str, float | int]:
     return {"n": len(values), "p50": round(percentile(values, 0.5), 1), "p99": round(percentile(values, 0.99), 1),
             "mean": round(sum(values) / len(values), 1) if values else float("nan")}
+
+
+# ---------------------------------------------------------------- the stack of a profile
+
+
+def profile_urls(profile: str) -> dict[str, str]:
+    """The gateway, ingest and simulator URLs and the Kafka bootstrap of a profile's local stack."""
+    local = stack.Stack(profile)
+    return {"gateway": local.url("gateway"), "ingest": local.url("webhook-ingest"),
+            "simulator": local.url("simulator"), "kafka": f"127.0.0.1:{infra.load_profile(profile).kafka_port}"}
+
+
+def bench_gateway_port(profile: str) -> int:
+    """A port for a benchmark's own gateway: the profile's gateway port + 20 (dev 3021, test 13021)."""
+    return stack.Stack(profile).port("gateway") + 20
+
+
+def stack_processes(profile: str) -> dict[str, int]:
+    """The profile's processes by name (stack_cpu.process_pids), refusing a stack that does not run."""
+    import stack_cpu
+
+    pids = stack_cpu.process_pids(profile)
+    if "messaging" not in pids:
+        raise SystemExit(f"the {profile} stack does not run (`uv run --no-sync python scripts/stack.py up --profile "
+                         f"{profile}`; `... ps --profile {profile}` shows it)")
+    return pids
+
+
+# ---------------------------------------------------------------- CPU per unit of work
+
+
+async def idle_cpu(pids: Mapping[str, int], seconds: float, *,
+                   settle_timeout: float) -> tuple[tuple[stack_cpu.Sample, stack_cpu.Sample], float]:
+    """Waits until the stack is quiet, then samples `seconds` of idle: ((start, end), seconds waited to settle)."""
+    import stack_cpu
+
+    settled = await stack_cpu.settle(eva_only(pids), timeout=settle_timeout)
+    start = stack_cpu.sample(pids)
+    await asyncio.sleep(seconds)
+    return (start, stack_cpu.sample(pids)), settled
+
+
+def eva_only(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if name not in OWN}
+
+
+def cpu_figures(charge: stack_cpu.Charge) -> dict[str, Any]:
+    """CPU ms per unit per process (idle taken off), Eva + infrastructure's total, cores during the run and idle."""
+    return {
+        "per_unit_ms": {name: round(ms, 2) for name, ms in ordered(charge.per_unit_ms).items()},
+        "eva_total_ms": round(sum(eva_only(charge.per_unit_ms).values()), 2) if charge.units else None,
+        "cores_during_run": {name: round(c, 3) for name, c in ordered(charge.run_cores).items()},
+        "cores_idle": {name: round(c, 3) for name, c in ordered(charge.idle_cores).items()},
+        "window_s": round(charge.run_seconds, 1), "units": charge.units,
+    }
+
+
+def ordered(values: Mapping[str, float]) -> dict[str, float]:
+    """Eva's processes in PROCESS_ORDER, then any other, then the benchmark's own (OWN)."""
+    rank = {name: index for index, name in enumerate(PROCESS_ORDER)}
+    own = {name: index for index, name in enumerate(OWN)}
+    return dict(sorted(values.items(), key=lambda item: (item[0] in own, own.get(item[0], rank.get(item[0], 99)),
+                                                         item[0])))
+
+
+def cpu_table(columns: Sequence[tuple[str, Mapping[str, Any]]], unit: str) -> list[str]:
+    """A table of CPU ms per `unit`, a column per (heading, cpu_figures(...)), a row per process, Eva's total
+    after the stack's processes and the benchmark's own processes below it."""
+    if not columns:
+        return []
+    names = list(ordered({name: 0.0 for _, figures in columns for name in figures["per_unit_ms"]}))
+    width = max(12, *(len(heading) for heading, _ in columns))
+    label = max(24, *(len(name) for name in names))
+
+    def cell(value: Any) -> str:
+        return f"{value:>{width}.2f}" if isinstance(value, int | float) else f"{'-':>{width}}"
+
+    lines = [f"  CPU ms per {unit}, idle cost taken off:",
+             f"    {'process':<{label}}" + "".join(f"  {heading:>{width}}" for heading, _ in columns)]
+    for name in [name for name in names if name not in OWN]:
+        lines.append(f"    {name:<{label}}" + "".join(f"  {cell(f['per_unit_ms'].get(name))}" for _, f in columns))
+    lines.append(f"    {'Eva + infrastructure':<{label}}" + "".join(f"  {cell(f['eva_total_ms'])}" for _, f in columns))
+    for name in [name for name in names if name in OWN]:
+        lines.append(f"    ({name})".ljust(label + 4) + "".join(f"  {cell(f['per_unit_ms'].get(name))}"
+                                                               for _, f in columns))
+    lines.append(f"    {'units, CPU window s':<{label}}" + "".join(
+        f"  {str(f['units']) + ', ' + str(f['window_s']):>{width}}" for _, f in columns))
+    return lines
+
+
+# ---------------------------------------------------------------- drain rate
+
+
+def drain_rates(first_post_ms: float, arrivals_ms: Sequence[float]) -> dict[str, Any]:
+    """Arrivals per second from the first POST to the last arrival (overall), and the median of the arrivals per
+    calendar second between the first whole second after the first POST and the last whole second before the last
+    arrival (steady; None when fewer than 3 such seconds)."""
+    if not arrivals_ms:
+        return {"overall_per_s": 0.0, "steady_per_s": None, "steady_seconds": 0, "first_post_to_last_s": None}
+    last = max(arrivals_ms)
+    span = max(1e-9, (last - first_post_ms) / 1000)
+    first_second, last_second = int(first_post_ms // 1000) + 1, int(last // 1000) - 1
+    counts = Counter(int(t // 1000) for t in arrivals_ms)
+    per_second = [counts.get(second, 0) for second in range(first_second, last_second + 1)]
+    return {"overall_per_s": round(len(arrivals_ms) / span, 1),
+            "steady_per_s": statistics.median(per_second) if len(per_second) >= 3 else None,
+            "steady_seconds": len(per_second), "first_post_to_last_s": round(span, 1)}
+
+
+# ---------------------------------------------------------------- the load
 
 
 @dataclass
@@ -89,6 +232,8 @@ class RatePhase:
     seconds: float = 0.0
     healthz_ms: list[float] = field(default_factory=list)
     healthz_errors: int = 0
+    cpu: dict[str, Any] | None = None  # cpu_figures(...) of the phase, per message that reached the client
+    settled_after_s: float = 0.0
 
 
 def ensure_node_client() -> str:
@@ -206,20 +351,19 @@ async def probe_healthz(http: httpx.AsyncClient, gateway: str, phase: RatePhase,
         await asyncio.gather(*tasks)
 
 
-async def open_loop(http: aiohttp.ClientSession, hotel: Hotel, *, ingest: str, phase: RatePhase, guests: int,
-                    label: str) -> None:
-    """Sends rate x duration deliveries, the i-th at start + i / rate, whatever the answers do (aiohttp: its
-    connection queue stays cheap when thousands of requests wait, where httpx's pool degrades quadratically)."""
+async def post_on_schedule(http: aiohttp.ClientSession, url: str, app_secret: str,
+                           schedule: Sequence[tuple[float, bytes, Sent]]) -> float:
+    """POSTs each signed body at start + its offset (seconds), whatever the answers do (open loop; aiohttp: its
+    connection queue stays cheap when thousands of requests wait, where httpx's pool degrades quadratically); fills
+    in each Sent's schedule, t0, t1 and answer. Returns the sending window in seconds (the achieved rate)."""
     loop = asyncio.get_running_loop()
-    total = min(MAX_MESSAGES, int(phase.rate * phase.duration))
-    url = f"{ingest}/webhooks/whatsapp"
     tasks: set[asyncio.Task[None]] = set()
 
     async def send(sent: Sent, body: bytes) -> None:
         sent.t0 = now_ms()
         try:
             async with http.post(url, data=body, headers={
-                    "Content-Type": "application/json", SIGNATURE_HEADER: signature(body, hotel.app_secret)},
+                    "Content-Type": "application/json", SIGNATURE_HEADER: signature(body, app_secret)},
                     ) as response:
                 await response.read()
                 sent.t1 = now_ms()
@@ -229,19 +373,32 @@ async def open_loop(http: aiohttp.ClientSession, hotel: Hotel, *, ingest: str, p
 
     start = loop.time() + 0.2
     wall_start = now_ms() + 200
-    for index in range(total):
-        offset = index / phase.rate
-        delay = start + offset - loop.time()
-        await asyncio.sleep(max(0.0, delay))  # behind schedule: still yield, so answers are read meanwhile
-        wamid = new_wamid()
-        sent = Sent(wamid=wamid, scheduled=wall_start + offset * 1000)
-        phase.messages.append(sent)
-        body = delivery(hotel, wamid=wamid, guest=f"1650555{index % guests:04d}", body=f"{label} {index}")
+    for offset, body, sent in schedule:
+        await asyncio.sleep(max(0.0, start + offset - loop.time()))  # behind schedule: still yield (answers)
+        sent.scheduled = wall_start + offset * 1000
         task = asyncio.create_task(send(sent, body))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    phase.seconds = (now_ms() - wall_start) / 1000  # the sending window: the achieved rate
+    seconds = (now_ms() - wall_start) / 1000
     await asyncio.gather(*tasks)
+    return seconds
+
+
+def guest_number(index: int, guests: int) -> str:
+    return f"1650555{index % guests:04d}"
+
+
+async def open_loop(http: aiohttp.ClientSession, hotel: Hotel, *, ingest: str, phase: RatePhase, guests: int,
+                    label: str) -> None:
+    """Sends rate x duration guest deliveries, the i-th at start + i / rate, round robin over the guests."""
+    total = min(MAX_MESSAGES, int(phase.rate * phase.duration))
+    schedule: list[tuple[float, bytes, Sent]] = []
+    for index in range(total):
+        sent = Sent(wamid=new_wamid(), scheduled=0.0)
+        schedule.append((index / phase.rate, delivery(hotel, wamid=sent.wamid, guest=guest_number(index, guests),
+                                                      body=f"{label} {index}"), sent))
+    phase.messages.extend(sent for _, _, sent in schedule)
+    phase.seconds = await post_on_schedule(http, f"{ingest}/webhooks/whatsapp", hotel.app_secret, schedule)
 
 
 async def drain(inbox: Inbox, phase: RatePhase, timeout: float) -> None:
@@ -325,7 +482,7 @@ def summarize(phase: RatePhase, inbox: Inbox, t2: dict[str, float], t3: dict[str
               created: dict[str, float]) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     total, answer, ingest_hop, pipeline_hop, emit_hop, lag = [], [], [], [], [], []
-    pickup, store_relay = [], []
+    pickup, store_relay, arrivals = [], [], []
     unseen = 0
     refused_but_delivered = 0  # answered non-200 (the sender would retry) yet the message reached the inbox
     for sent in phase.messages:
@@ -339,6 +496,7 @@ def summarize(phase: RatePhase, inbox: Inbox, t2: dict[str, float], t3: dict[str
         if t4 is None:
             unseen += 1
             continue
+        arrivals.append(t4)
         total.append(t4 - sent.t0)
         a, b = t2.get(sent.wamid), t3.get(sent.wamid)
         if a is not None and b is not None:
@@ -355,14 +513,16 @@ def summarize(phase: RatePhase, inbox: Inbox, t2: dict[str, float], t3: dict[str
     def share(values: list[float]) -> float:
         return round(100 * sum(values) / hop_total, 1) if hop_total else float("nan")
 
+    first_post = min((sent.t0 for sent in phase.messages if sent.t0), default=0.0)
     return {
         "rate": phase.rate, "duration_s": phase.duration, "sent": len(phase.messages),
         "achieved_rate": round(len(phase.messages) / phase.seconds, 1) if phase.seconds else 0.0,
         "accepted_per_s": round(accepted / phase.seconds, 1) if phase.seconds else 0.0,
-        "answers": dict(sorted(statuses.items())), "never_seen": unseen,
+        "answers": dict(sorted(statuses.items())), "reached_client": len(total), "never_seen": unseen,
         "refused_but_delivered": refused_but_delivered,
         "send_lag_ms": stats(lag),
         "webhook_to_message_new_ms": stats(total), "answer_t1_t0_ms": stats(answer),
+        "drain": drain_rates(first_post, arrivals),
         "hops_ms": {"ingest_t2_t0": stats(ingest_hop), "kafka_processing_t3_t2": stats(pipeline_hop),
                     "emit_t4_t3": stats(emit_hop),
                     "of_which_pickup_created_t2": stats(pickup), "of_which_store_relay_t3_created": stats(store_relay)},
@@ -370,110 +530,212 @@ def summarize(phase: RatePhase, inbox: Inbox, t2: dict[str, float], t3: dict[str
                           "emit": share(emit_hop)},
         "hops_matched": len(ingest_hop),
         "healthz_ms": stats(phase.healthz_ms), "healthz_errors": phase.healthz_errors,
+        "cpu_ms_per_message": phase.cpu, "settled_after_drain_s": round(phase.settled_after_s, 1),
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    gateway, ingest, simulator = (loopback_only(args.gateway), loopback_only(args.ingest),
-                                  loopback_only(args.simulator))
-    host = args.kafka.rsplit(":", 1)[0]
-    loopback_only(f"http://{host}")
-    rates = [float(rate) for rate in args.rates.split(",")]
-    if any(rate <= 0 or rate > MAX_RATE for rate in rates):
-        raise SystemExit(f"rates must be within (0, {MAX_RATE}]")
-    duration = max(1.0, min(args.duration, MAX_DURATION))
-    node = ensure_node_client()
+async def one_run(args: argparse.Namespace, *, node: str, rates: list[float], duration: float,
+                  pids: dict[str, int]) -> dict[str, Any]:
+    """One hotel, its warm-up, the idle sample and every rate: the figures of each rate."""
+    import stack_cpu
+
     since_ms = int(now_ms()) - 1000
     async with (httpx.AsyncClient(timeout=30) as setup, httpx.AsyncClient(timeout=10) as probe,
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
                                       timeout=aiohttp.ClientTimeout(total=120)) as http):
-        hotel = await register_hotel(setup, gateway=gateway, simulator=simulator, ingest=ingest)
-        max_seconds = int(len(rates) * (duration + args.drain_timeout) + 120)
-        inbox = await Inbox.start(node, gateway, hotel.access_token, max_seconds)
+        hotel = await register_hotel(setup, gateway=args.gateway, simulator=args.simulator, ingest=args.ingest)
+        max_seconds = int(len(rates) * (duration + args.drain_timeout + args.settle_timeout) + args.idle + 300)
+        inbox = await Inbox.start(node, args.gateway, hotel.access_token, max_seconds)
+        pids = {**pids, "socket client": inbox.process.pid}
+        phases: list[RatePhase] = []
         try:
-            idle = RatePhase(rate=0.0, duration=5.0)  # the baseline with the pipeline idle
-            stop = asyncio.Event()
-            prober = asyncio.create_task(probe_healthz(probe, gateway, idle, stop))
-            await asyncio.sleep(idle.duration)
-            stop.set()
-            await prober
             # warm-up: the guests' conversations exist before the measured phases
             warm = RatePhase(rate=20.0, duration=max(1.0, args.guests / 20.0))
-            await open_loop(http, hotel, ingest=ingest, phase=warm, guests=args.guests, label="warm-up")
+            await open_loop(http, hotel, ingest=args.ingest, phase=warm, guests=args.guests, label="warm-up")
             await drain(inbox, warm, args.drain_timeout)
-            phases: list[RatePhase] = []
+            # the idle cost, with the /healthz probe running (it runs through every phase: its cost is idle cost)
+            idle = RatePhase(rate=0.0, duration=args.idle)
+            stop = asyncio.Event()
+            prober = asyncio.create_task(probe_healthz(probe, args.gateway, idle, stop))
+            idle_window, settled_s = await idle_cpu(pids, args.idle, settle_timeout=args.settle_timeout)
+            stop.set()
+            await prober
             for rate in rates:
                 phase = RatePhase(rate=rate, duration=duration)
                 stop = asyncio.Event()
-                prober = asyncio.create_task(probe_healthz(probe, gateway, phase, stop))
-                await open_loop(http, hotel, ingest=ingest, phase=phase, guests=args.guests, label=f"rate {rate:g}")
+                prober = asyncio.create_task(probe_healthz(probe, args.gateway, phase, stop))
+                before = stack_cpu.sample(pids)
+                await open_loop(http, hotel, ingest=args.ingest, phase=phase, guests=args.guests,
+                                label=f"rate {rate:g}")
                 await drain(inbox, phase, args.drain_timeout)
+                phase.settled_after_s = await stack_cpu.settle(eva_only(pids), timeout=args.settle_timeout)
+                after = stack_cpu.sample(pids)
                 stop.set()
                 await prober
+                reached = sum(1 for sent in phase.messages if sent.status == 200 and sent.wamid in inbox.arrivals)
+                phase.cpu = cpu_figures(stack_cpu.charged(idle=idle_window, run=(before, after), units=reached))
                 phases.append(phase)
+                sys.stderr.write(f"rate {rate:g}/s: {reached} of {len(phase.messages)} reached the client; CPU "
+                                 f"{phase.cpu['eva_total_ms']} ms per message (Eva + infrastructure)\n")
         finally:
             await inbox.stop()
     wamids = {sent.wamid for phase in phases for sent in phase.messages}
     t2, t3, created = await kafka_times(args.kafka, since_ms, wamids, phone_number_id=hotel.phone_number_id)
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average": os.getloadavg(),
-        "baseline_idle_healthz_ms": stats(idle.healthz_ms),
+        "baseline_idle_healthz_ms": stats(idle.healthz_ms), "settled_before_idle_s": round(settled_s, 1),
         "rates": [summarize(phase, inbox, t2, t3, created) for phase in phases],
         "client": {"duplicates": inbox.duplicates, "disconnects": inbox.disconnects},
     }
 
 
+def cpu_of(row: dict[str, Any]) -> dict[str, Any]:
+    cpu: dict[str, Any] = row.get("cpu_ms_per_message") or row.get("cpu") or {}
+    return cpu
+
+
+def cpu_medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median over runs of each process's CPU per unit and of Eva's total (cpu_figures(...) in `cpu_of`)."""
+    import stack_cpu
+
+    def per_process(name: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda row: cpu_of(row).get("per_unit_ms", {}).get(name)
+
+    names = sorted({name for row in rows for name in cpu_of(row).get("per_unit_ms", {})})
+    return {"per_unit_ms": {name: stack_cpu.median_of(rows, per_process(name)) for name in names},
+            "eva_total_ms": stack_cpu.median_of(rows, lambda row: cpu_of(row).get("eva_total_ms")),
+            "units": sum(cpu_of(row).get("units", 0) for row in rows),
+            "window_s": stack_cpu.median_of(rows, lambda row: cpu_of(row).get("window_s"))}
+
+
+def medians(runs: list[dict[str, Any]], rates: list[float]) -> list[dict[str, Any]]:
+    """Per rate, the median over runs of the latency, drain and CPU figures."""
+    import stack_cpu
+
+    result = []
+    for index, rate in enumerate(rates):
+        rows = [run["rates"][index] for run in runs]
+        result.append({
+            "rate": rate, "runs": len(rows),
+            "webhook_to_message_new_p50_ms": stack_cpu.median_of(rows, lambda r: r["webhook_to_message_new_ms"]["p50"]),
+            "webhook_to_message_new_p99_ms": stack_cpu.median_of(rows, lambda r: r["webhook_to_message_new_ms"]["p99"]),
+            "drain_overall_per_s": stack_cpu.median_of(rows, lambda r: r["drain"]["overall_per_s"]),
+            "drain_steady_per_s": stack_cpu.median_of(rows, lambda r: r["drain"]["steady_per_s"]),
+            "cpu_ms_per_message": cpu_medians(rows),
+        })
+    return result
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rates = [float(rate) for rate in args.rates.split(",")]
+    if any(rate <= 0 or rate > MAX_RATE for rate in rates):
+        raise SystemExit(f"rates must be within (0, {MAX_RATE}]")
+    duration = max(1.0, min(args.duration, MAX_DURATION))
+    node = ensure_node_client()
+    pids = {**stack_processes(args.profile), "bench client": os.getpid()}
+    runs = []
+    for number in range(args.runs):
+        row = await one_run(args, node=node, rates=rates, duration=duration, pids=pids)
+        row["run"] = number + 1
+        runs.append(row)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": os.getloadavg(), "profile": args.profile, "guests": args.guests, "idle_s": args.idle,
+        "runs": runs, "medians": medians(runs, rates),
+    }
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"{result['date']}, load average {', '.join(f'{x:.2f}' for x in result['load_average'])}; "
-             f"gateway GET /healthz with the pipeline idle: p50 {result['baseline_idle_healthz_ms']['p50']} ms, "
-             f"p99 {result['baseline_idle_healthz_ms']['p99']} ms"]
-    for row in result["rates"]:
-        hops, share = row["hops_ms"], row["hop_share_pct"]
-        lines += [
-            f"rate {row['rate']:g}/s for {row['duration_s']:g} s: sent {row['sent']} "
-            f"(achieved {row['achieved_rate']}/s, accepted {row['accepted_per_s']}/s), answers {row['answers']}, "
-            f"not seen at the client within --drain-timeout: {row['never_seen']}, "
-            f"refused yet delivered: {row['refused_but_delivered']}, "
-            f"send lag behind schedule p50/p99 "
-            f"{row['send_lag_ms']['p50']}/{row['send_lag_ms']['p99']} ms",
-            f"  webhook -> message:new  p50 {row['webhook_to_message_new_ms']['p50']} ms  "
-            f"p99 {row['webhook_to_message_new_ms']['p99']} ms  (n={row['webhook_to_message_new_ms']['n']})",
-            f"  ingest answer t1-t0     p50 {row['answer_t1_t0_ms']['p50']} ms  p99 {row['answer_t1_t0_ms']['p99']} ms",
-            f"  ingest t2-t0            p50 {hops['ingest_t2_t0']['p50']} ms  p99 {hops['ingest_t2_t0']['p99']} ms"
-            f"  share {share['ingest']} %",
-            f"  kafka+processing t3-t2  p50 {hops['kafka_processing_t3_t2']['p50']} ms  "
-            f"p99 {hops['kafka_processing_t3_t2']['p99']} ms  share {share['kafka_processing']} %",
-            f"    of which to messaging's handler (createdAt-t2) p50 {hops['of_which_pickup_created_t2']['p50']} ms "
-            f"p99 {hops['of_which_pickup_created_t2']['p99']} ms; store + outbox relay (t3-createdAt) "
-            f"p50 {hops['of_which_store_relay_t3_created']['p50']} ms "
-            f"p99 {hops['of_which_store_relay_t3_created']['p99']} ms",
-            f"  emit t4-t3              p50 {hops['emit_t4_t3']['p50']} ms  p99 {hops['emit_t4_t3']['p99']} ms"
-            f"  share {share['emit']} %   (hops matched for {row['hops_matched']} messages)",
-            f"  gateway GET /healthz meanwhile: p50 {row['healthz_ms']['p50']} ms  p99 {row['healthz_ms']['p99']} ms"
-            f"  errors {row['healthz_errors']}",
-        ]
-    lines.append(f"client: duplicates {result['client']['duplicates']}, "
-                 f"disconnects {result['client']['disconnects'] or 'none'}")
+             f"{result['profile']} stack, {result['guests']} guests, idle CPU sampled {result['idle_s']:g} s"]
+    for run_row in result["runs"]:
+        lines.append(f"run {run_row['run']}: gateway GET /healthz with the pipeline idle: p50 "
+                     f"{run_row['baseline_idle_healthz_ms']['p50']} ms, p99 "
+                     f"{run_row['baseline_idle_healthz_ms']['p99']} ms (stack quiet after "
+                     f"{run_row['settled_before_idle_s']} s)")
+        for row in run_row["rates"]:
+            hops, share, drained = row["hops_ms"], row["hop_share_pct"], row["drain"]
+            lines += [
+                f"rate {row['rate']:g}/s for {row['duration_s']:g} s: sent {row['sent']} "
+                f"(achieved {row['achieved_rate']}/s, accepted {row['accepted_per_s']}/s), answers {row['answers']}, "
+                f"not seen at the client within --drain-timeout: {row['never_seen']}, "
+                f"refused yet delivered: {row['refused_but_delivered']}, "
+                f"send lag behind schedule p50/p99 "
+                f"{row['send_lag_ms']['p50']}/{row['send_lag_ms']['p99']} ms",
+                f"  webhook -> message:new  p50 {row['webhook_to_message_new_ms']['p50']} ms  "
+                f"p99 {row['webhook_to_message_new_ms']['p99']} ms  (n={row['webhook_to_message_new_ms']['n']})",
+                f"  drain: {row['reached_client']} reached message:new, {drained['overall_per_s']}/s from the first "
+                f"POST to the last message:new ({drained['first_post_to_last_s']} s); steady "
+                f"{drained['steady_per_s']}/s (median per second over {drained['steady_seconds']} s)",
+                f"  ingest answer t1-t0     p50 {row['answer_t1_t0_ms']['p50']} ms  "
+                f"p99 {row['answer_t1_t0_ms']['p99']} ms",
+                f"  ingest t2-t0            p50 {hops['ingest_t2_t0']['p50']} ms  p99 {hops['ingest_t2_t0']['p99']} ms"
+                f"  share {share['ingest']} %",
+                f"  kafka+processing t3-t2  p50 {hops['kafka_processing_t3_t2']['p50']} ms  "
+                f"p99 {hops['kafka_processing_t3_t2']['p99']} ms  share {share['kafka_processing']} %",
+                f"    of which to messaging's handler (createdAt-t2) p50 {hops['of_which_pickup_created_t2']['p50']} "
+                f"ms p99 {hops['of_which_pickup_created_t2']['p99']} ms; store + outbox relay (t3-createdAt) "
+                f"p50 {hops['of_which_store_relay_t3_created']['p50']} ms "
+                f"p99 {hops['of_which_store_relay_t3_created']['p99']} ms",
+                f"  emit t4-t3              p50 {hops['emit_t4_t3']['p50']} ms  p99 {hops['emit_t4_t3']['p99']} ms"
+                f"  share {share['emit']} %   (hops matched for {row['hops_matched']} messages)",
+                f"  gateway GET /healthz meanwhile: p50 {row['healthz_ms']['p50']} ms  p99 {row['healthz_ms']['p99']} "
+                f"ms  errors {row['healthz_errors']}; stack quiet {row['settled_after_drain_s']} s after the drain",
+            ]
+        lines += cpu_table([(f"{row['rate']:g}/s", row["cpu_ms_per_message"]) for row in run_row["rates"]
+                            if row["cpu_ms_per_message"]], "message")
+        lines.append(f"client: duplicates {run_row['client']['duplicates']}, "
+                     f"disconnects {run_row['client']['disconnects'] or 'none'}")
+    if len(result["runs"]) > 1:
+        lines.append(f"medians over {len(result['runs'])} runs:")
+        for row in result["medians"]:
+            lines.append(f"  rate {row['rate']:g}/s: webhook -> message:new p50 {row['webhook_to_message_new_p50_ms']}"
+                         f" ms p99 {row['webhook_to_message_new_p99_ms']} ms; drain {row['drain_overall_per_s']}/s "
+                         f"overall, {row['drain_steady_per_s']}/s steady")
+        lines += cpu_table([(f"{row['rate']:g}/s", row["cpu_ms_per_message"]) for row in result["medians"]],
+                           "message, medians")
     return "\n".join(lines)
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """The result as .local/bench/<name>.json."""
+    out = ROOT / ".local" / "bench" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", default="http://127.0.0.1:3001")
-    parser.add_argument("--ingest", default="http://127.0.0.1:3002")
-    parser.add_argument("--simulator", default="http://127.0.0.1:3010")
-    parser.add_argument("--kafka", default="127.0.0.1:19092", help="bootstrap of the stack's Kafka (dev: 19092)")
+    parser.add_argument("--profile", choices=stack.PROFILES, default="dev",
+                        help="the local stack whose processes are sampled, and whose URLs are the defaults")
+    parser.add_argument("--gateway", default=None, help="default: the profile's gateway")
+    parser.add_argument("--ingest", default=None, help="default: the profile's webhook-ingest")
+    parser.add_argument("--simulator", default=None, help="default: the profile's simulator")
+    parser.add_argument("--kafka", default=None, help="bootstrap of the stack's Kafka (default: the profile's)")
     parser.add_argument("--rates", default="50,200", help=f"guest messages per second, comma-separated (<= {MAX_RATE})")
     parser.add_argument("--duration", type=float, default=20.0, help=f"seconds per rate (<= {MAX_DURATION:g})")
     parser.add_argument("--guests", type=int, default=50, help="distinct guest numbers (conversations)")
+    parser.add_argument("--runs", type=int, default=1, help=f"runs (a hotel each), medians per rate (<= {MAX_RUNS})")
+    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle CPU sampled before the rates")
     parser.add_argument("--drain-timeout", type=float, default=420.0,
                         help="seconds to wait after each rate for the accepted messages to reach the client")
+    parser.add_argument("--settle-timeout", type=float, default=120.0,
+                        help="seconds to wait at most for the stack to be quiet (before the idle sample, after drains)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON result only")
     args = parser.parse_args(argv)
+    urls = profile_urls(args.profile)
+    args.gateway = loopback_only(args.gateway or urls["gateway"])
+    args.ingest = loopback_only(args.ingest or urls["ingest"])
+    args.simulator = loopback_only(args.simulator or urls["simulator"])
+    args.kafka = args.kafka or urls["kafka"]
+    loopback_only(f"http://{args.kafka.rsplit(':', 1)[0]}")
     args.guests = max(1, min(args.guests, 1000))
+    args.runs = max(1, min(args.runs, MAX_RUNS))
+    args.idle = max(5.0, min(args.idle, 120.0))
     args.drain_timeout = max(1.0, min(args.drain_timeout, 600.0))
+    args.settle_timeout = max(5.0, min(args.settle_timeout, 600.0))
     result = asyncio.run(run(args))
+    write_result("realtime", result)
     sys.stdout.write((json.dumps(result, indent=2) if args.json else table(result)) + "\n")
     return 0
 

@@ -2,22 +2,52 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+# A pooled connection idle this long is pinged before it is handed out (PostgreSQL may have restarted meanwhile). A
+# connection in steady use is not: a ping is a transaction of its own (three round trips with asyncpg), which cost
+# as much as the work on a busy hot path. A connection that breaks while in use invalidates the whole pool
+# (SQLAlchemy's disconnect handling), so after a restart one operation fails and the next ones get new connections.
+PING_IDLE_SECONDS = 2.0
+_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["eva_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("eva_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_SECONDS:
+            return  # new, or in steady use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError("pooled connection lost while idle") from error
+
 
 def create_engine(url: str | SecretStr, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url.get_secret_value() if isinstance(url, SecretStr) else url,
-        pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800, echo=echo
+        pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_use_lifo=True, pool_recycle=1800,
+        echo=echo,
     )
+    _ping_when_idle(engine)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
@@ -29,11 +59,15 @@ async def transaction(factory: SessionFactory, *, tenant_id: str | None = None) 
     """One transaction; when a tenant is given it is set as `app.tenant_id` for row-level security."""
     async with factory() as session, session.begin():
         if tenant_id is not None:
-            connection = await session.connection()
-            await connection.execute(
-                text("SELECT set_config('app.tenant_id', :tenant_id, true)"), {"tenant_id": tenant_id}
-            )
+            await set_tenant(session, tenant_id)
         yield session
+
+
+async def set_tenant(session: AsyncSession, tenant_id: str) -> None:
+    """Sets `app.tenant_id` (row-level security) until the transaction ends or the next call: one transaction can
+    write a batch of several tenants' rows, each group after its own `set_tenant`."""
+    connection = await session.connection()
+    await connection.execute(_SET_TENANT, {"tenant_id": tenant_id})
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from eva_common.kafka.publisher import EventPublisher
+from eva_common.kafka.publisher import BatchPublisher, OutgoingRecord
 from eva_common.metrics import OUTBOX_RELAYED
 from eva_common.telemetry import current_traceparent
 
@@ -63,7 +63,7 @@ async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEn
 
 class OutboxRelay:
     def __init__(
-        self, *, engine: AsyncEngine, publisher: EventPublisher, batch_size: int = 100, poll_seconds: float = 0.5
+        self, *, engine: AsyncEngine, publisher: BatchPublisher, batch_size: int = 100, poll_seconds: float = 0.5
     ) -> None:
         self._engine = engine
         self._publisher = publisher
@@ -120,7 +120,7 @@ class OutboxRelay:
                 await leader.commit()
 
     async def relay_once(self) -> int:
-        """Publishes one batch of unsent events in order; returns how many were sent."""
+        """Publishes one batch of unsent events together, in order; returns how many were sent."""
         async with self._engine.begin() as connection:
             await connection.execute(sa.text("SELECT set_config('app.role', 'outbox-relay', true)"))
             rows = (
@@ -132,20 +132,17 @@ class OutboxRelay:
                     {"limit": self._batch_size},
                 )
             ).all()
-            sent_ids: list[int] = []
-            for row in rows:
-                try:
-                    await self._publisher.publish(
-                        row.topic, key=row.msg_key.encode(), value=bytes(row.payload), headers=row.headers or {}
-                    )
-                except Exception as error:
-                    await connection.execute(
-                        sa.text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id"),
-                        {"id": row.id, "error": repr(error)[:500]},
-                    )
-                    break  # keep order: later rows wait for this one
-                sent_ids.append(row.id)
+            acknowledged, error = await self._publisher.publish_batch([
+                OutgoingRecord(row.topic, row.msg_key.encode(), bytes(row.payload), row.headers or {}) for row in rows
+            ])
+            sent_ids = [row.id for row in rows[:acknowledged]]
+            for row in rows[:acknowledged]:
                 OUTBOX_RELAYED.labels(row.topic).inc()
+            if error is not None:  # later rows wait for this one: order is kept
+                await connection.execute(
+                    sa.text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id"),
+                    {"id": rows[acknowledged].id, "error": repr(error)[:500]},
+                )
             if sent_ids:
                 await connection.execute(
                     sa.text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": sent_ids}

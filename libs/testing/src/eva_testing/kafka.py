@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eva_common.kafka.admin import ensure_topics
+from eva_common.kafka.publisher import OutgoingRecord
 from eva_events.topics import TopicSpec
 
 
@@ -28,3 +29,8 @@ class RecordingPublisher:
         self, topic: str, *, key: bytes | None, value: bytes, headers: Mapping[str, str] | None = None
     ) -> None:
         self.records.append((topic, key, value, dict(headers or {})))
+
+    async def publish_batch(self, records: Sequence[OutgoingRecord]) -> tuple[int, BaseException | None]:
+        for record in records:
+            await self.publish(record.topic, key=record.key, value=record.value, headers=record.headers)
+        return len(records), None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eva_common.kafka.consumer import ConsumedRecord
 
 from messaging_service.inbound import WebhookProcessor
@@ -15,3 +17,7 @@ class WebhookDeliveryHandler:
 
     async def __call__(self, record: ConsumedRecord) -> None:
         await self._processor.process(record.event())
+
+    async def batch(self, records: Sequence[ConsumedRecord]) -> None:
+        """The deliveries one fetch returned, processed together (WebhookProcessor.process_many)."""
+        await self._processor.process_many([record.event() for record in records])

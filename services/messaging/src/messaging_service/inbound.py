@@ -3,12 +3,13 @@ their `message.received` events, the statuses it reports, and the delivery's out
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, SOURCE_BUSINESS_APP, ContactSnapshot
 from eva_events.webhook import WEBHOOK_RECEIVED, WebhookProcessed, WebhookReceived
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from messaging_service import media_state, message_store, statuses
 from messaging_service.callback import message_id_of_callback
@@ -25,7 +27,15 @@ from messaging_service.events import webhook_processed_event
 from messaging_service.metrics import WEBHOOK_ITEMS
 from messaging_service.models import INBOUND, OUTBOUND, Message, ParkedStatus
 from messaging_service.repository import MessageRepository
-from messaging_service.webhook import EchoMessage, InboundMessage, Sender, StatusUpdate, TemplateUpdate, walk
+from messaging_service.webhook import (
+    EchoMessage,
+    InboundMessage,
+    Sender,
+    StatusUpdate,
+    TemplateUpdate,
+    WebhookBatch,
+    walk,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,152 +80,249 @@ class Outcome(enum.StrEnum):
     TEMPLATE_UNKNOWN = "template_unknown"  # not stored here: the tenant's templates were synced instead
 
 
+@dataclass(slots=True)
+class _Delivery:
+    """One delivery of a batch being processed, and what became of its items."""
+
+    tenant_id: str
+    delivery: WebhookReceived
+    items: WebhookBatch
+    tally: Counter[Outcome] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _SenderKey:
+    tenant_id: str
+    wa_id: str | None
+    user_id: str | None
+    phone_number_id: str | None
+    echo: bool
+
+
 class WebhookProcessor:
+    """Deliveries are processed a batch at a time (the records one Kafka fetch returned): the wamids already stored
+    are looked up in one query per tenant, each new guest's contact and conversation are resolved once (concurrently
+    for different guests), and everything the batch writes (messages, statuses, the deliveries' outcomes with their
+    events) goes into one transaction per tenant. So the cost of a delivery falls as the load rises, instead of a
+    few transactions and a call to the conversation service for each. One delivery is a batch of one."""
+
     def __init__(
         self, *, sessions: SessionFactory, resolver: ContactResolver, events_topic: str, outcomes_topic: str,
-        templates: TemplateUpdates | None = None,
+        templates: TemplateUpdates | None = None, resolve_concurrency: int = 8,
     ) -> None:
         self._templates = templates
         self._sessions = sessions
         self._resolver = resolver
         self._events_topic = events_topic
         self._outcomes_topic = outcomes_topic
+        self._resolving = asyncio.Semaphore(resolve_concurrency)
 
     async def process(self, envelope: EventEnvelope) -> WebhookProcessed | None:
         """Handles every message, status and error of one delivery, then records its outcome. Safe to repeat:
         a redelivered (or concurrently processed) delivery stores and announces nothing twice."""
-        if envelope.type != WEBHOOK_RECEIVED:
-            logger.info("ignoring an event of another type", extra={"event_type": envelope.type})
-            return None
-        tenant_id = envelope.tenant_id
-        if not tenant_id:
-            raise InvalidArgument("a webhook delivery without its tenant", code="TENANT_REQUIRED")
-        delivery = WebhookReceived.model_validate(envelope.data)
-        batch = walk(delivery.payload)
-        tally: Counter[Outcome] = Counter()
-        for message in batch.messages:
-            tally[await self.receive_message(tenant_id, message, delivery=delivery)] += 1
-        for echo in batch.echoes:
-            tally[await self.receive_echo(tenant_id, echo, delivery=delivery)] += 1
-        for status in batch.statuses:
-            tally[await self.apply_status(tenant_id, status)] += 1
-        for error in batch.errors:
-            tally[Outcome.ERROR_REPORTED] += 1
-            logger.warning("Meta reported an error", extra={
-                "delivery_id": delivery.delivery_id, "code": error.code, "title": error.title,
-                "details": error.details, "phone_number_id": error.phone_number_id})
-        if batch.templates and self._templates is not None:
-            for template_outcome in await self._templates.apply(tenant_id, batch.templates):
-                tally[Outcome(template_outcome)] += 1
-        for item_outcome, count in tally.items():
-            WEBHOOK_ITEMS.labels(item_outcome.value).inc(count)
-        detail = " ".join(f"{outcome.value}={count}" for outcome, count in sorted(tally.items()))
-        if batch.ignored:
-            detail = f"{detail} ignored={batch.ignored}".strip()
-        outcome = WebhookProcessed(
-            delivery_id=delivery.delivery_id,
-            outcome=OUTCOME_PROCESSED,
-            messages=len(batch.messages),
-            statuses=len(batch.statuses),
-            detail=detail or None,
-        )
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            await enqueue(session, topic=self._outcomes_topic, key=delivery.delivery_id,
-                          event=webhook_processed_event(tenant_id, outcome))
-        logger.info("webhook delivery processed", extra={"delivery_id": delivery.delivery_id, "detail": detail})
-        return outcome
+        return (await self.process_many([envelope]))[0]
 
-    async def receive_message(self, tenant_id: str, inbound: InboundMessage, *, delivery: WebhookReceived) -> Outcome:
+    async def process_many(self, envelopes: Sequence[EventEnvelope]) -> list[WebhookProcessed | None]:
+        """`process` for several deliveries at once, in their order; their outcomes (None for an event of another
+        type). Any failure fails the whole batch, which is then safe to repeat (or to process one by one)."""
+        deliveries: list[_Delivery | None] = []
+        for envelope in envelopes:
+            if envelope.type != WEBHOOK_RECEIVED:
+                logger.info("ignoring an event of another type", extra={"event_type": envelope.type})
+                deliveries.append(None)
+                continue
+            if not envelope.tenant_id:
+                raise InvalidArgument("a webhook delivery without its tenant", code="TENANT_REQUIRED")
+            delivery = WebhookReceived.model_validate(envelope.data)
+            deliveries.append(_Delivery(tenant_id=envelope.tenant_id, delivery=delivery, items=walk(delivery.payload)))
+        present = [item for item in deliveries if item is not None]
+        for item in present:
+            if item.items.templates and self._templates is not None:
+                for template_outcome in await self._templates.apply(item.tenant_id, item.items.templates):
+                    item.tally[Outcome(template_outcome)] += 1
+        stored = await self._stored_wamids(present)
+        resolved = await self._resolve_senders(present, stored)
+        by_tenant: dict[str, list[_Delivery]] = {}
+        for item in present:
+            by_tenant.setdefault(item.tenant_id, []).append(item)
+        outcomes: dict[int, WebhookProcessed] = {}
+        for tenant_id, group in by_tenant.items():
+            async with transaction(self._sessions, tenant_id=tenant_id) as session:
+                for item in group:
+                    await self._write(session, item, stored, resolved)
+                    outcome = self._outcome(item)
+                    outcomes[id(item)] = outcome
+                    await enqueue(session, topic=self._outcomes_topic, key=item.delivery.delivery_id,
+                                  event=webhook_processed_event(tenant_id, outcome))
+        for item in present:
+            for item_outcome, count in item.tally.items():
+                WEBHOOK_ITEMS.labels(item_outcome.value).inc(count)
+            logger.info("webhook delivery processed",
+                        extra={"delivery_id": item.delivery.delivery_id, "detail": outcomes[id(item)].detail})
+        return [None if item is None else outcomes[id(item)] for item in deliveries]
+
+    @staticmethod
+    def _outcome(item: _Delivery) -> WebhookProcessed:
+        for error in item.items.errors:
+            item.tally[Outcome.ERROR_REPORTED] += 1
+            logger.warning("Meta reported an error", extra={
+                "delivery_id": item.delivery.delivery_id, "code": error.code, "title": error.title,
+                "details": error.details, "phone_number_id": error.phone_number_id})
+        detail = " ".join(f"{outcome.value}={count}" for outcome, count in sorted(item.tally.items()))
+        if item.items.ignored:
+            detail = f"{detail} ignored={item.items.ignored}".strip()
+        return WebhookProcessed(
+            delivery_id=item.delivery.delivery_id, outcome=OUTCOME_PROCESSED, messages=len(item.items.messages),
+            statuses=len(item.items.statuses), detail=detail or None)
+
+    async def _stored_wamids(self, deliveries: Sequence[_Delivery]) -> set[tuple[str, str]]:
+        """(tenant, wamid) of the batch's messages and echoes that are stored already: one query per tenant."""
+        wanted: dict[str, set[str]] = {}
+        for item in deliveries:
+            wamids = wanted.setdefault(item.tenant_id, set())
+            wamids.update(message.wamid for message in item.items.messages)
+            wamids.update(echo.wamid for echo in item.items.echoes)
+        found: set[tuple[str, str]] = set()
+        for tenant_id, wamids in wanted.items():
+            if wamids:
+                async with transaction(self._sessions, tenant_id=tenant_id) as session:
+                    known = await MessageRepository(session).stored_wamids(tenant_id=tenant_id, wamids=wamids)
+                found.update((tenant_id, wamid) for wamid in known)
+        return found
+
+    async def _resolve_senders(
+        self, deliveries: Sequence[_Delivery], stored: set[tuple[str, str]]
+    ) -> dict[_SenderKey, ResolvedSender]:
+        """The contact and conversation of every guest with a new message (or echo) in the batch, resolved once per
+        guest at the guest's latest message time (the window then reaches at least that + 24 h)."""
+        latest: dict[_SenderKey, tuple[datetime, Sender]] = {}
+        for item in deliveries:
+            for message in item.items.messages:
+                if (item.tenant_id, message.wamid) in stored or not (message.sender.wa_id or message.sender.user_id):
+                    continue
+                key = self._message_key(item, message)
+                at = message.sent_at or item.delivery.received_at
+                if key not in latest or at >= latest[key][0]:
+                    latest[key] = (at, message.sender)
+            for echo in item.items.echoes:
+                if (item.tenant_id, echo.wamid) in stored or not (echo.to or echo.to_user_id):
+                    continue
+                key = self._echo_key(item, echo)
+                at = echo.sent_at or item.delivery.received_at
+                if key not in latest or at >= latest[key][0]:
+                    latest[key] = (at, Sender(wa_id=echo.to, user_id=echo.to_user_id, profile_name=None))
+
+        async def resolve(key: _SenderKey, at: datetime, sender: Sender) -> tuple[_SenderKey, ResolvedSender]:
+            async with self._resolving:
+                return key, await self._resolver.resolve_inbound_contact(
+                    tenant_id=key.tenant_id, sender=sender, message_at=at, phone_number_id=key.phone_number_id,
+                    echo=key.echo)
+
+        pairs = await asyncio.gather(*(resolve(key, at, sender) for key, (at, sender) in latest.items()))
+        return dict(pairs)
+
+    @staticmethod
+    def _message_key(item: _Delivery, message: InboundMessage) -> _SenderKey:
+        return _SenderKey(item.tenant_id, message.sender.wa_id, message.sender.user_id,
+                          message.phone_number_id or item.delivery.phone_number_id or None, echo=False)
+
+    @staticmethod
+    def _echo_key(item: _Delivery, echo: EchoMessage) -> _SenderKey:
+        return _SenderKey(item.tenant_id, echo.to, echo.to_user_id,
+                          echo.phone_number_id or item.delivery.phone_number_id or None, echo=True)
+
+    async def _write(self, session: AsyncSession, item: _Delivery, stored: set[tuple[str, str]],
+                     resolved: dict[_SenderKey, ResolvedSender]) -> None:
+        """A delivery's messages, echoes and statuses, in Meta's order, inside the batch's tenant transaction."""
+        for message in item.items.messages:
+            item.tally[await self._receive_message(session, item, message, stored, resolved)] += 1
+        for echo in item.items.echoes:
+            item.tally[await self._receive_echo(session, item, echo, stored, resolved)] += 1
+        for status in item.items.statuses:
+            item.tally[await self._apply_status(session, item.tenant_id, status)] += 1
+
+    async def _receive_message(self, session: AsyncSession, item: _Delivery, inbound: InboundMessage,
+                               stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender]) -> Outcome:
         """Stores an inbound message once per (tenant, wamid) and, in the same transaction, its `message.received`."""
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            if await MessageRepository(session).wamid_exists(tenant_id=tenant_id, wamid=inbound.wamid):
-                return Outcome.DUPLICATE
+        if (item.tenant_id, inbound.wamid) in stored:
+            return Outcome.DUPLICATE
         if not inbound.sender.wa_id and not inbound.sender.user_id:
             logger.warning("inbound message without a sender id; skipped", extra={"wamid": inbound.wamid})
             return Outcome.SKIPPED
-        sent_at = inbound.sent_at or delivery.received_at
-        phone_number_id = inbound.phone_number_id or delivery.phone_number_id or None
-        resolved = await self._resolver.resolve_inbound_contact(
-            tenant_id=tenant_id, sender=inbound.sender, message_at=sent_at, phone_number_id=phone_number_id
+        sender = resolved[self._message_key(item, inbound)]
+        written = await message_store.store_message(
+            session,
+            Message(
+                tenant_id=item.tenant_id,
+                conversation_id=sender.conversation_id,
+                contact_id=uuid.UUID(sender.contact.id),
+                wamid=inbound.wamid,
+                direction=INBOUND,
+                type=inbound.type,
+                status=statuses.RECEIVED,
+                content=inbound.content,
+                context=inbound.context,
+                referral=inbound.referral,
+                error=inbound.errors,
+                raw=inbound.raw,
+                phone_number_id=inbound.phone_number_id or item.delivery.phone_number_id or None,
+                sent_at=inbound.sent_at or item.delivery.received_at,
+                media=media_state.initial(inbound.type, inbound.content),
+            ),
+            event_type=MESSAGE_RECEIVED,
+            events_topic=self._events_topic,
+            contact=sender.contact,
         )
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            stored = await message_store.store_message(
-                session,
-                Message(
-                    tenant_id=tenant_id,
-                    conversation_id=resolved.conversation_id,
-                    contact_id=uuid.UUID(resolved.contact.id),
-                    wamid=inbound.wamid,
-                    direction=INBOUND,
-                    type=inbound.type,
-                    status=statuses.RECEIVED,
-                    content=inbound.content,
-                    context=inbound.context,
-                    referral=inbound.referral,
-                    error=inbound.errors,
-                    raw=inbound.raw,
-                    phone_number_id=phone_number_id,
-                    sent_at=sent_at,
-                    media=media_state.initial(inbound.type, inbound.content),
-                ),
-                event_type=MESSAGE_RECEIVED,
-                events_topic=self._events_topic,
-                contact=resolved.contact,
-            )
-            if stored is None:  # a concurrent copy of this delivery stored it first
-                return Outcome.DUPLICATE
-        return Outcome.STORED
+        return Outcome.DUPLICATE if written is None else Outcome.STORED  # None: a concurrent copy stored it first
 
-    async def receive_echo(self, tenant_id: str, echo: EchoMessage, *, delivery: WebhookReceived) -> Outcome:
+    async def _receive_echo(self, session: AsyncSession, item: _Delivery, echo: EchoMessage,
+                            stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender]) -> Outcome:
         """Stores a coexistence echo (a message the business sent from the WhatsApp Business app; reference §12) once
         per (tenant, wamid): an OUTBOUND message from the business app, SENT, announced as `message.created`. Its
         contact and conversation are resolved with `echo=True`: found or opened, the service window left alone."""
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            if await MessageRepository(session).wamid_exists(tenant_id=tenant_id, wamid=echo.wamid):
-                return Outcome.ECHO_DUPLICATE
+        if (item.tenant_id, echo.wamid) in stored:
+            return Outcome.ECHO_DUPLICATE
         if not echo.to and not echo.to_user_id:
             logger.warning("echo without a recipient id; skipped", extra={"wamid": echo.wamid})
             return Outcome.ECHO_SKIPPED
-        sent_at = echo.sent_at or delivery.received_at
-        phone_number_id = echo.phone_number_id or delivery.phone_number_id or None
-        resolved = await self._resolver.resolve_inbound_contact(
-            tenant_id=tenant_id, sender=Sender(wa_id=echo.to, user_id=echo.to_user_id, profile_name=None),
-            message_at=sent_at, phone_number_id=phone_number_id, echo=True)
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            stored = await message_store.store_message(
-                session,
-                Message(
-                    tenant_id=tenant_id, conversation_id=resolved.conversation_id,
-                    contact_id=uuid.UUID(resolved.contact.id), wamid=echo.wamid, direction=OUTBOUND,
-                    type=echo.type, status=statuses.SENT, content=echo.content, raw=echo.raw,
-                    phone_number_id=phone_number_id, sent_at=sent_at, source=SOURCE_BUSINESS_APP,
-                    sender={"kind": SOURCE_BUSINESS_APP}, media=media_state.initial(echo.type, echo.content),
-                ),
-                event_type=MESSAGE_CREATED,
-                events_topic=self._events_topic,
-                contact=resolved.contact,
-            )
-        return Outcome.ECHO_DUPLICATE if stored is None else Outcome.ECHO_STORED
+        sender = resolved[self._echo_key(item, echo)]
+        written = await message_store.store_message(
+            session,
+            Message(
+                tenant_id=item.tenant_id, conversation_id=sender.conversation_id,
+                contact_id=uuid.UUID(sender.contact.id), wamid=echo.wamid, direction=OUTBOUND,
+                type=echo.type, status=statuses.SENT, content=echo.content, raw=echo.raw,
+                phone_number_id=echo.phone_number_id or item.delivery.phone_number_id or None,
+                sent_at=echo.sent_at or item.delivery.received_at, source=SOURCE_BUSINESS_APP,
+                sender={"kind": SOURCE_BUSINESS_APP}, media=media_state.initial(echo.type, echo.content),
+            ),
+            event_type=MESSAGE_CREATED,
+            events_topic=self._events_topic,
+            contact=sender.contact,
+        )
+        return Outcome.ECHO_DUPLICATE if written is None else Outcome.ECHO_STORED
 
     async def apply_status(self, tenant_id: str, update: StatusUpdate) -> Outcome:
+        """One status in a transaction of its own (see `_apply_status`)."""
+        async with transaction(self._sessions, tenant_id=tenant_id) as session:
+            return await self._apply_status(session, tenant_id, update)
+
+    async def _apply_status(self, session: AsyncSession, tenant_id: str, update: StatusUpdate) -> Outcome:
         """Records a status in its message's history and moves the message forward; parks it when the message
         is not stored."""
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            repository = MessageRepository(session)
-            await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)
-            message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid)
-            if message is None:
-                message = await _sent_without_answer(repository, tenant_id, update)
-            if message is None:
-                await repository.park_status(ParkedStatus(
-                    tenant_id=tenant_id, wamid=update.wamid, status=update.status, occurred_at=update.occurred_at,
-                    recipient_id=update.recipient_id, phone_number_id=update.phone_number_id, errors=update.errors,
-                    payload=update.raw))
-                return Outcome.STATUS_PARKED
-            moved = await message_store.apply_status(session, message, update, events_topic=self._events_topic)
-            if moved is None:
-                return Outcome.STATUS_RECORDED
-        return Outcome.STATUS_APPLIED
+        repository = MessageRepository(session)
+        await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)
+        message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid)
+        if message is None:
+            message = await _sent_without_answer(repository, tenant_id, update)
+        if message is None:
+            await repository.park_status(ParkedStatus(
+                tenant_id=tenant_id, wamid=update.wamid, status=update.status, occurred_at=update.occurred_at,
+                recipient_id=update.recipient_id, phone_number_id=update.phone_number_id, errors=update.errors,
+                payload=update.raw))
+            return Outcome.STATUS_PARKED
+        moved = await message_store.apply_status(session, message, update, events_topic=self._events_topic)
+        return Outcome.STATUS_RECORDED if moved is None else Outcome.STATUS_APPLIED
 
 
 async def _sent_without_answer(repository: MessageRepository, tenant_id: str, update: StatusUpdate) -> Message | None:

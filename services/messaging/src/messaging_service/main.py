@@ -117,6 +117,7 @@ class MessagingApp(ServiceApp):
             resolver=self.conversations,
             events_topic=settings.messaging_events_topic,
             outcomes_topic=settings.webhook_outcomes_topic,
+            resolve_concurrency=settings.webhook_concurrency,
             templates=self.template_webhooks,
         )
         self.s3_media_store = s3_media_store(settings)
@@ -179,10 +180,10 @@ class MessagingApp(ServiceApp):
             port=settings.grpc_port,
         )
         self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
+        deliveries = WebhookDeliveryHandler(processor=self.processor)
         self.consumer = self.kafka_consumer(settings, topics=[settings.webhooks_topic],
-                                            group_id=settings.consumer_group,
-                                            handler=WebhookDeliveryHandler(processor=self.processor),
-                                            concurrency=settings.webhook_concurrency)
+                                            group_id=settings.consumer_group, handler=deliveries,
+                                            batch_handler=deliveries.batch)
         self.tenant_events_consumer = self.kafka_consumer(
             settings, topics=[settings.tenant_events_topic], group_id=settings.tenant_events_consumer_group,
             handler=TenantEventsHandler(syncer=self.template_syncer))

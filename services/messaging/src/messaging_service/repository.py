@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,9 +26,11 @@ class MessageRepository:
         await connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                                  {"key": f"{tenant_id}\x1f{wamid}"})
 
-    async def wamid_exists(self, *, tenant_id: str, wamid: str) -> bool:
-        statement = select(col(Message.id)).where(Message.tenant_id == tenant_id, Message.wamid == wamid)
-        return (await self._session.exec(statement)).first() is not None
+    async def stored_wamids(self, *, tenant_id: str, wamids: Iterable[str]) -> set[str]:
+        """Which of these wamids the tenant has stored."""
+        statement = select(col(Message.wamid)).where(Message.tenant_id == tenant_id,
+                                                     col(Message.wamid).in_(sorted(wamids)))
+        return {wamid for wamid in (await self._session.exec(statement)).all() if wamid is not None}
 
     async def insert_once(self, message: Message) -> Message | None:
         """Inserts the message unless (tenant_id, wamid) is already stored; the unique key decides between racing

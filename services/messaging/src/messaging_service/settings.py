@@ -26,8 +26,8 @@ class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     messaging_events_topic: str = topics.MESSAGING_EVENTS
     webhook_outcomes_topic: str = topics.WEBHOOK_OUTCOMES
     consumer_group: str = "messaging"
-    # Webhook deliveries of one partition handled at the same time (each message is stored once and statuses move
-    # only forward, so their order does not matter); the offset after a window is committed when all of it is done.
+    # Webhook deliveries are processed a Kafka fetch at a time (one transaction per tenant for the batch); within a
+    # batch, this many guests' contacts are resolved at the conversation service at the same time.
     webhook_concurrency: int = Field(default=8, ge=1, le=64)
     tenant_grpc_target: str = "127.0.0.1:50052"
     # The Graph API the media job asks for media URLs (the simulator locally, Meta in production), and the version of

@@ -15,7 +15,12 @@ from eva_common.settings import ConfigurationError
 from pydantic import SecretStr
 
 from webhook_ingest_service.api import create_app
-from webhook_ingest_service.handlers import outcome_handler, received_handler
+from webhook_ingest_service.handlers import (
+    outcome_batch_handler,
+    outcome_handler,
+    received_batch_handler,
+    received_handler,
+)
 from webhook_ingest_service.ratelimit import RedisFailureLimiter
 from webhook_ingest_service.repository import WebhookEventRepository
 from webhook_ingest_service.service import WebhookIngest
@@ -74,10 +79,12 @@ class IngestApp(ServiceApp):
             ),
             max_body_bytes=settings.max_body_bytes,
         )
-        self.recorder = self.kafka_consumer(settings, topics=[settings.webhooks_topic],
-                                            group_id=settings.recorder_group, handler=received_handler(log=repository))
-        self.outcomes = self.kafka_consumer(settings, topics=[settings.outcomes_topic],
-                                            group_id=settings.outcomes_group, handler=outcome_handler(log=repository))
+        self.recorder = self.kafka_consumer(
+            settings, topics=[settings.webhooks_topic], group_id=settings.recorder_group,
+            handler=received_handler(log=repository), batch_handler=received_batch_handler(log=repository))
+        self.outcomes = self.kafka_consumer(
+            settings, topics=[settings.outcomes_topic], group_id=settings.outcomes_group,
+            handler=outcome_handler(log=repository), batch_handler=outcome_batch_handler(log=repository))
 
     def workers(self) -> Mapping[str, Worker]:
         return {"recorder": self.recorder, "outcomes": self.outcomes}

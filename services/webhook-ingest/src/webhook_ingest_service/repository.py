@@ -6,12 +6,13 @@ Row-level security: a tenant's rows are read and written only in a transaction w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import SessionFactory, transaction
+from eva_common.db import SessionFactory, set_tenant, transaction
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from webhook_ingest_service.models import DeliveryState, WebhookEvent
@@ -26,6 +27,30 @@ class UnroutedDelivery:
     received_at: datetime
     payload: dict[str, Any]
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedDelivery:
+    """A delivery ingest published (wa.webhooks.v1), for the delivery log."""
+
+    delivery_id: str
+    tenant_id: str
+    phone_number_id: str
+    received_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What messaging made of a delivery (webhook.outcomes.v1)."""
+
+    delivery_id: str
+    tenant_id: str
+    state: DeliveryState
+    messages: int
+    statuses: int
+    detail: str | None
+    occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,28 +85,38 @@ class WebhookEventRepository:
         payload: dict[str, Any],
     ) -> bool:
         """Logs a published delivery once; fills in a row an early outcome created. True when it wrote."""
-        statement = insert(_table).values(
-            delivery_id=delivery_id,
-            tenant_id=tenant_id,
-            phone_number_id=phone_number_id,
-            received_at=received_at,
-            state=DeliveryState.RECEIVED.value,
-            payload=payload,
-        )
-        upsert = statement.on_conflict_do_update(
-            index_elements=[_table.c.delivery_id],
-            set_={
-                "payload": statement.excluded.payload,
-                "phone_number_id": statement.excluded.phone_number_id,
-                "received_at": statement.excluded.received_at,
-                "tenant_id": sa.func.coalesce(_table.c.tenant_id, statement.excluded.tenant_id),
-                "updated_at": sa.func.now(),
-            },
-            where=_table.c.payload.is_(None),
-        ).returning(_table.c.delivery_id)
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            written = (await session.exec(upsert)).first()
-        return written is not None
+        return await self.record_received_many([ReceivedDelivery(
+            delivery_id=delivery_id, tenant_id=tenant_id, phone_number_id=phone_number_id, received_at=received_at,
+            payload=payload)]) == 1
+
+    async def record_received_many(self, deliveries: Sequence[ReceivedDelivery]) -> int:
+        """Logs published deliveries once each (the first copy of a delivery id wins), in one transaction: one
+        statement per tenant. Returns how many rows it wrote."""
+        groups: dict[str, dict[str, ReceivedDelivery]] = {}
+        for delivery in deliveries:
+            groups.setdefault(delivery.tenant_id, {}).setdefault(delivery.delivery_id, delivery)
+        written = 0
+        async with self._sessions() as session, session.begin():
+            for tenant_id, group in groups.items():
+                await set_tenant(session, tenant_id)
+                statement = insert(_table).values([{
+                    "delivery_id": item.delivery_id, "tenant_id": item.tenant_id,
+                    "phone_number_id": item.phone_number_id, "received_at": item.received_at,
+                    "state": DeliveryState.RECEIVED.value, "payload": item.payload,
+                } for item in group.values()])
+                upsert = statement.on_conflict_do_update(
+                    index_elements=[_table.c.delivery_id],
+                    set_={
+                        "payload": statement.excluded.payload,
+                        "phone_number_id": statement.excluded.phone_number_id,
+                        "received_at": statement.excluded.received_at,
+                        "tenant_id": sa.func.coalesce(_table.c.tenant_id, statement.excluded.tenant_id),
+                        "updated_at": sa.func.now(),
+                    },
+                    where=_table.c.payload.is_(None),
+                ).returning(_table.c.delivery_id)
+                written += len((await session.exec(upsert)).all())
+        return written
 
     async def record_outcome(
         self,
@@ -95,27 +130,33 @@ class WebhookEventRepository:
         occurred_at: datetime,
     ) -> None:
         """Sets a delivery's processing outcome (last outcome wins; an outcome may arrive before the record)."""
-        statement = insert(_table).values(
-            delivery_id=delivery_id,
-            tenant_id=tenant_id,
-            received_at=occurred_at,
-            state=state.value,
-            messages=messages,
-            statuses=statuses,
-            detail=detail,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[_table.c.delivery_id],
-            set_={
-                "state": statement.excluded.state,
-                "messages": statement.excluded.messages,
-                "statuses": statement.excluded.statuses,
-                "detail": statement.excluded.detail,
-                "updated_at": sa.func.now(),
-            },
-        )
-        async with transaction(self._sessions, tenant_id=tenant_id) as session:
-            await session.exec(statement)
+        await self.record_outcomes([DeliveryOutcome(
+            delivery_id=delivery_id, tenant_id=tenant_id, state=state, messages=messages, statuses=statuses,
+            detail=detail, occurred_at=occurred_at)])
+
+    async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Sets deliveries' outcomes (the last of a delivery id wins) in one transaction: one statement per tenant."""
+        groups: dict[str, dict[str, DeliveryOutcome]] = {}
+        for outcome in outcomes:
+            groups.setdefault(outcome.tenant_id, {})[outcome.delivery_id] = outcome
+        async with self._sessions() as session, session.begin():
+            for tenant_id, group in groups.items():
+                await set_tenant(session, tenant_id)
+                statement = insert(_table).values([{
+                    "delivery_id": item.delivery_id, "tenant_id": item.tenant_id, "received_at": item.occurred_at,
+                    "state": item.state.value, "messages": item.messages, "statuses": item.statuses,
+                    "detail": item.detail,
+                } for item in group.values()])
+                await session.exec(statement.on_conflict_do_update(
+                    index_elements=[_table.c.delivery_id],
+                    set_={
+                        "state": statement.excluded.state,
+                        "messages": statement.excluded.messages,
+                        "statuses": statement.excluded.statuses,
+                        "detail": statement.excluded.detail,
+                        "updated_at": sa.func.now(),
+                    },
+                ))
 
     async def record_unrouted(self, deliveries: list[UnroutedDelivery]) -> None:
         """Keeps parts no tenant owns aside (once per delivery id), through the owner's SECURITY DEFINER function."""

@@ -11,14 +11,26 @@ With `concurrency` > 1, up to that many consecutive records of a partition are h
 handlers that are safe to run concurrently, such as messaging's, which stores each message once and moves statuses
 only forward); the offset after a window is committed once every record of the window is done, so a crash redelivers
 the unfinished window and never skips a record.
+
+With a `batch_handler`, the records a fetch returned for a partition are handed over together (decoded; one that is no
+envelope is dead-lettered first), so a handler can write them in one transaction and one Kafka round instead of one
+per record: the cost of a record then falls as the load rises. A transient failure retries the batch (the partition
+waits, order is kept); any other failure hands the batch's records to `handler` one at a time, with the usual
+retries and dead letters, so one bad record never holds back or dead-letters the others. Both must be idempotent.
+
+Offsets are committed at most every `commit_interval_seconds` (and when the partitions go quiet, and when the loop
+stops), not after every record: a commit is a broker round trip and a write to `__consumer_offsets`, which cost the
+broker more than the record did. A crash redelivers what was handled since the last commit; handlers are idempotent
+(they claim event ids, store once per wamid), so that costs a duplicate look-up, never a duplicate effect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +66,7 @@ class ConsumedRecord:
 
 
 Handler = Callable[[ConsumedRecord], Awaitable[None]]
+BatchHandler = Callable[[Sequence[ConsumedRecord]], Awaitable[None]]
 
 
 def _record(message: Any) -> ConsumedRecord:
@@ -100,10 +113,16 @@ class ConsumerLoop:
         max_backoff_seconds: float = 5.0,
         concurrency: int = 1,
         envelopes: bool = True,
+        commit_interval_seconds: float = 0.5,
+        batch_handler: BatchHandler | None = None,
+        max_batch: int = 100,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._concurrency = concurrency
+        self._commit_interval = commit_interval_seconds
+        self._batch_handler = batch_handler
+        self._max_batch = max_batch
         self._envelopes = envelopes
         self._topics = list(topics)
         self._group_id = group_id
@@ -140,35 +159,98 @@ class ConsumerLoop:
             logger.warning("consumer stop timed out", extra={"group": self._group_id})
 
     async def run(self) -> None:
+        pending: dict[TopicPartition, int] = {}  # handled, not yet committed: partition -> next offset
+        last_commit = time.monotonic()
         try:
             while not self._stopping.is_set():
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=100)
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
                 self.last_progress = time.monotonic()
                 for partition, messages in batches.items():
                     records = [_record(message) for message in messages]
+                    if self._batch_handler is not None:
+                        if partition in self._consumer.assignment():
+                            await self._handle_batch(records)
+                            pending[partition] = records[-1].offset + 1
+                        continue
                     for start in range(0, len(records), self._concurrency):
                         if self._stopping.is_set():
                             return
                         if partition not in self._consumer.assignment():
+                            pending.pop(partition, None)
                             break  # revoked by a rebalance: its new owner resumes from the committed offset
                         window = records[start:start + self._concurrency]
                         await self._handle_window(window)
-                        if not await self._commit(partition, window[-1].offset + 1):
-                            break
+                        pending[partition] = window[-1].offset + 1
+                if pending and (not batches or time.monotonic() - last_commit >= self._commit_interval):
+                    await self._commit(pending)
+                    last_commit = time.monotonic()
         finally:
+            if pending:
+                with contextlib.suppress(Exception):  # best effort: what is not committed is delivered again
+                    await self._commit(pending)
             await self.close()
 
-    async def _commit(self, partition: TopicPartition, offset: int) -> bool:
-        """Commits the partition's offset; False when the group rebalanced meanwhile (after a broker restart, say):
-        the records are then handled again by the partition's owner, which handlers tolerate (at least once)."""
+    async def _commit(self, pending: dict[TopicPartition, int]) -> bool:
+        """Commits the handled offsets of the partitions still assigned; False when the group rebalanced meanwhile
+        (after a broker restart, say): the records are then handled again by the partition's owner, which handlers
+        tolerate (at least once)."""
+        assigned = self._consumer.assignment()
+        offsets = {partition: offset for partition, offset in pending.items() if partition in assigned}
+        pending.clear()
+        if not offsets:
+            return True
         try:
-            await self._consumer.commit({partition: offset})
+            await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as error:
-            logger.warning("offset not committed: the group rebalanced; the records will be delivered again",
-                           extra={"topic": partition.topic, "partition": partition.partition, "offset": offset,
+            logger.warning("offsets not committed: the group rebalanced; the records will be delivered again",
+                           extra={"offsets": {f"{p.topic}/{p.partition}": o for p, o in offsets.items()},
                                   "group": self._group_id, "error": describe(error)})
             return False
         return True
+
+    async def _handle_batch(self, records: list[ConsumedRecord]) -> None:
+        assert self._batch_handler is not None
+        decoded: list[ConsumedRecord] = []
+        for record in records:
+            if not self._envelopes or record.envelope is not None:
+                decoded.append(record)
+                continue
+            try:
+                decoded.append(replace(record, envelope=EventEnvelope.from_bytes(record.value)))
+            except ValueError as error:  # pydantic's ValidationError: no retry can decode it
+                await self._dead_letter_until_sent(record, error, 1)
+                KAFKA_CONSUMED.labels(record.topic, "dead_lettered").inc()
+        if not decoded:
+            return
+        topic = decoded[0].topic
+        delay = self._backoff
+        while True:
+            started = time.perf_counter()
+            try:
+                with trace.get_tracer("eva.kafka").start_as_current_span(
+                    f"consume {topic}", kind=trace.SpanKind.CONSUMER, attributes={"messaging.batch.message_count":
+                                                                                 len(decoded)}
+                ):
+                    await self._batch_handler(decoded)
+                KAFKA_CONSUMED.labels(topic, "ok").inc(len(decoded))
+                return
+            except Exception as error:
+                if not is_transient(error):
+                    logger.warning("batch handling failed; handling its records one by one",
+                                   extra={"topic": topic, "records": len(decoded), "error": describe(error)})
+                    for record in decoded:
+                        await self._handle(record)
+                    return
+                KAFKA_CONSUMED.labels(topic, "retried").inc(len(decoded))
+                logger.warning("batch handling failed; retrying", extra={
+                    "topic": topic, "offset": decoded[0].offset, "records": len(decoded), "transient": True,
+                    "error": describe(error)})
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+            finally:
+                KAFKA_HANDLE_LATENCY.labels(topic).observe(time.perf_counter() - started)
 
     async def _handle_window(self, window: list[ConsumedRecord]) -> None:
         if len(window) == 1:

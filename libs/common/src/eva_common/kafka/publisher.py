@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -48,7 +49,19 @@ class EventPublisher(Protocol):
     ) -> None: ...
 
 
-def _consume_outcome(task: asyncio.Task[Any]) -> None:
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Mapping[str, str]
+
+
+class BatchPublisher(EventPublisher, Protocol):
+    async def publish_batch(self, records: Sequence[OutgoingRecord]) -> tuple[int, BaseException | None]: ...
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
     """Marks a connection attempt's failure as seen (every caller may have given up waiting for it)."""
     if not task.cancelled():
         task.exception()
@@ -191,6 +204,46 @@ class KafkaPublisher:
                 raise
             KAFKA_PUBLISHED.labels(topic).inc()
             return
+
+    async def publish_batch(self, records: Sequence[OutgoingRecord]) -> tuple[int, BaseException | None]:
+        """Sends the records together (they share the producer's batches: a few broker requests instead of one
+        acknowledged round trip each) and waits for their acknowledgements, within `request_timeout_ms` in all.
+        Returns how many records, from the first, were acknowledged, and the error of the first one that was not
+        (None when all were): the caller sends that one and the rest again, so order holds and nothing is lost
+        (a record that landed after all is a duplicate, which consumers drop by event id)."""
+        if not records:
+            return 0, None
+        carrier = inject_carrier()
+        futures: list[asyncio.Future[Any]] = []
+        producer: Any = None
+        error: BaseException | None = None
+        try:
+            producer = await self._current()
+            for record in records:
+                merged = {**carrier, **record.headers}
+                futures.append(await producer.send(
+                    record.topic, value=record.value, key=record.key,
+                    headers=[(k, v.encode()) for k, v in merged.items()]))
+        except Exception as refused:  # not queued (no producer, a record too large, the buffer full for too long)
+            error = refused
+        if futures:
+            await asyncio.wait(futures, timeout=self._timeout)
+        acknowledged = 0
+        for record, future in zip(records, futures, strict=False):
+            if not future.done():
+                error = TimeoutError(f"no acknowledgement within {self._timeout:g} s")
+                break
+            failure = asyncio.CancelledError() if future.cancelled() else future.exception()
+            if failure is not None:
+                error = failure
+                break
+            acknowledged += 1
+            KAFKA_PUBLISHED.labels(record.topic).inc()
+        for future in futures[acknowledged:]:  # the outcomes of the records given up on are seen, not logged
+            future.add_done_callback(_consume_outcome)
+        if error is not None and producer is not None:
+            self._retire(producer, error)
+        return acknowledged, error
 
     async def publish_event(self, topic: str, event: EventEnvelope, *, key: str) -> None:
         await self.publish(

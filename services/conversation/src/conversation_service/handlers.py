@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eva_common.kafka.consumer import ConsumedRecord
 
 from conversation_service.service import ConversationService
@@ -15,3 +17,7 @@ class MessagingEventsHandler:
 
     async def __call__(self, record: ConsumedRecord) -> None:
         await self._service.apply_message_event(event=record.event())
+
+    async def batch(self, records: Sequence[ConsumedRecord]) -> None:
+        """The events one fetch returned, applied together (one transaction per tenant)."""
+        await self._service.apply_message_events([record.event() for record in records])

@@ -75,9 +75,10 @@ class ConversationApp(ServiceApp):
             port=settings.grpc_port,
         )
         self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
+        message_events = MessagingEventsHandler(service=self.service)
         self.consumer = self.kafka_consumer(settings, topics=[settings.messaging_events_topic],
-                                            group_id=settings.consumer_group,
-                                            handler=MessagingEventsHandler(service=self.service))
+                                            group_id=settings.consumer_group, handler=message_events,
+                                            batch_handler=message_events.batch)
         self.http_app = create_http_app(
             title="conversation",
             readiness=self.readiness(postgres=lambda: database_ready(engine),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,58 +298,73 @@ class ConversationService:
 
     async def apply_message_event(self, *, event: EventEnvelope) -> bool:
         """Applies `message.received` (last message, +1 unread, window), `message.created` (last message; an
-        outbound message never touches the unread count or the window) or `message.read` (see `apply_read`) once
+        outbound message never touches the unread count or the window) or `message.read` (see `_apply_read`) once
         per event id, and emits `conversation.updated`. Returns False for a redelivery or an event it ignores
         (`message.status_changed`, `message.updated`, `template.updated`, …)."""
-        if event.type == MESSAGE_READ:
-            return await self.apply_read(event=event)
-        if event.type not in (MESSAGE_RECEIVED, MESSAGE_CREATED):
-            return False
+        return await self.apply_message_events([event]) == 1
+
+    async def apply_message_events(self, events: Sequence[EventEnvelope]) -> int:
+        """`apply_message_event` for the events of a Kafka fetch: one transaction per tenant, in the events' order,
+        and one `conversation.updated` per conversation that changed, with its state after the whole batch (a
+        burst of a guest's messages is one announcement, not one each). Returns how many events changed a
+        conversation."""
+        by_tenant: dict[str, list[EventEnvelope]] = {}
+        for event in events:
+            if event.type in (MESSAGE_RECEIVED, MESSAGE_CREATED, MESSAGE_READ):
+                by_tenant.setdefault(event.tenant_id, []).append(event)
+        applied = 0
+        for tenant_id, group in by_tenant.items():
+            async with transaction(self._sessions, tenant_id=tenant_id) as session:
+                repository = ConversationRepository(session)
+                changed: dict[uuid.UUID, Conversation] = {}
+                for event in group:
+                    if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):
+                        continue
+                    apply = self._apply_read if event.type == MESSAGE_READ else self._apply_message
+                    conversation = await apply(repository, event)
+                    if conversation is not None:
+                        changed[conversation.id] = conversation
+                        applied += 1
+                for conversation in changed.values():
+                    await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
+        return applied
+
+    @staticmethod
+    async def _apply_message(repository: ConversationRepository, event: EventEnvelope) -> Conversation | None:
         message = MessageView.model_validate(event.data)
         conversation_id = parse_id(message.conversation_id)
         if conversation_id is None:
             raise InvalidArgument("the message names no valid conversation id", code="BAD_EVENT")
         inbound = message.direction == "inbound"
         sent_at = message.sent_at or message.created_at
-        async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
-            repository = ConversationRepository(session)
-            if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):
-                return False
-            conversation = await repository.record_message(
-                tenant_id=event.tenant_id,
-                conversation_id=conversation_id,
-                sent_at=sent_at,
-                inbound=inbound,
-                preview=message_preview(message),
-                window_expires_at=sent_at + SERVICE_WINDOW if inbound else None,
-            )
-            if conversation is None:
-                logger.warning("message event for an unknown conversation", extra={
-                    "event_id": event.id, "conversation_id": message.conversation_id})
-                return False
-            await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
-        return True
+        conversation = await repository.record_message(
+            tenant_id=event.tenant_id,
+            conversation_id=conversation_id,
+            sent_at=sent_at,
+            inbound=inbound,
+            preview=message_preview(message),
+            window_expires_at=sent_at + SERVICE_WINDOW if inbound else None,
+        )
+        if conversation is None:
+            logger.warning("message event for an unknown conversation", extra={
+                "event_id": event.id, "conversation_id": message.conversation_id})
+        return conversation
 
-    async def apply_read(self, *, event: EventEnvelope) -> bool:
-        """`message.read`: an attendant read the conversation's guest messages. Once per event id, the unread count
-        drops to 0 unless the guest wrote after the latest message read (`messageSentAt`; absent: whatever came
-        in), announced as `conversation.updated`. False when nothing changed."""
+    @staticmethod
+    async def _apply_read(repository: ConversationRepository, event: EventEnvelope) -> Conversation | None:
+        """`message.read`: an attendant read the conversation's guest messages. The unread count drops to 0 unless
+        the guest wrote after the latest message read (`messageSentAt`; absent: whatever came in). None when
+        nothing changed."""
         read = MessagesRead.model_validate(event.data)
         conversation_id = parse_id(read.conversation_id)
         if conversation_id is None:
             raise InvalidArgument("the read names no valid conversation id", code="BAD_EVENT")
-        async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
-            repository = ConversationRepository(session)
-            if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):
-                return False
-            conversation = await repository.mark_read(tenant_id=event.tenant_id, conversation_id=conversation_id,
-                                                      read_up_to=read.message_sent_at)
-            if conversation is None:
-                logger.info("read changed no unread count", extra={
-                    "event_id": event.id, "conversation_id": read.conversation_id})
-                return False
-            await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
-        return True
+        conversation = await repository.mark_read(tenant_id=event.tenant_id, conversation_id=conversation_id,
+                                                  read_up_to=read.message_sent_at)
+        if conversation is None:
+            logger.info("read changed no unread count", extra={
+                "event_id": event.id, "conversation_id": read.conversation_id})
+        return conversation
 
     # --- the inbox -------------------------------------------------------------------------------------------------
 

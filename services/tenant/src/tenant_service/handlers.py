@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eva_common.kafka.consumer import ConsumedRecord
 
 from tenant_service.audit_log.service import AuditLogService
@@ -16,6 +18,10 @@ class MessagingEventsHandler:
 
     async def __call__(self, record: ConsumedRecord) -> None:
         await self._usage.apply_message_event(event=record.event())
+
+    async def batch(self, records: Sequence[ConsumedRecord]) -> None:
+        """The events one fetch returned, counted together (one transaction per tenant)."""
+        await self._usage.apply_message_events([record.event() for record in records])
 
 
 class AuditEventsHandler:

@@ -62,9 +62,10 @@ class TenantApp(ServiceApp):
             )
         publisher = self.kafka_publisher(settings)  # the outbox's events and the consumers' dead letters
         self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
+        message_events = MessagingEventsHandler(usage=self.usage)
         self.usage_consumer = self.kafka_consumer(settings, topics=[settings.messaging_events_topic],
-                                                  group_id=settings.usage_consumer_group,
-                                                  handler=MessagingEventsHandler(usage=self.usage))
+                                                  group_id=settings.usage_consumer_group, handler=message_events,
+                                                  batch_handler=message_events.batch)
         self.audit_consumer = self.kafka_consumer(settings, topics=[settings.audit_events_topic],
                                                   group_id=settings.audit_consumer_group,
                                                   handler=AuditEventsHandler(audit_log=self.audit_log))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
 from eva_common.auth import Principal
@@ -51,27 +52,44 @@ class UsageService:
     async def apply_message_event(self, *, event: EventEnvelope) -> bool:
         """Counts one messaging event once (the inbox row and the count commit together). False when the event
         counts nothing or was already counted."""
-        counted = counted_message(event)
-        delivered = delivered_message(event) if counted is None else None
-        if (counted is None and delivered is None) or not event.tenant_id:
-            return False
-        async with transaction(self._sessions, tenant_id=event.tenant_id) as session:
-            usage = UsageRepository(session)
-            if not await claim_event(session, consumer=self._consumer, event_id=event.id):
-                return False
-            tenant = await usage.tenant(event.tenant_id)
-            timezone = tenant.timezone if tenant is not None else DEFAULT_TIMEZONE
-            if counted is not None:
-                await usage.increment(tenant_id=event.tenant_id, day=local_day(counted.at, timezone),
-                                      category=counted.category, direction=counted.direction, now=self._clock())
-            elif delivered is not None:
-                day = local_day(delivered.at, timezone)
-                if not await usage.mark_delivered(tenant_id=event.tenant_id, message_id=delivered.message_id,
-                                                  category=delivered.category, day=day):
-                    return False  # counted on an earlier status (DELIVERED, then READ)
-                await usage.increment(tenant_id=event.tenant_id, day=day, category=delivered.category,
-                                      direction=DELIVERED, now=self._clock())
-        return True
+        return await self.apply_message_events([event]) == 1
+
+    async def apply_message_events(self, events: Sequence[EventEnvelope]) -> int:
+        """`apply_message_event` for the events of a Kafka fetch: one transaction per tenant, the counts of the batch
+        added up per (day, category, direction) and written once each. Returns how many events counted."""
+        by_tenant: dict[str, list[EventEnvelope]] = {}
+        for event in events:
+            if event.tenant_id:
+                by_tenant.setdefault(event.tenant_id, []).append(event)
+        counted_events = 0
+        for tenant_id, group in by_tenant.items():
+            increments: Counter[tuple[date, str, str]] = Counter()
+            async with transaction(self._sessions, tenant_id=tenant_id) as session:
+                usage = UsageRepository(session)
+                timezone: str | None = None
+                for event in group:
+                    counted = counted_message(event)
+                    delivered = delivered_message(event) if counted is None else None
+                    if counted is None and delivered is None:
+                        continue
+                    if not await claim_event(session, consumer=self._consumer, event_id=event.id):
+                        continue
+                    if timezone is None:
+                        tenant = await usage.tenant(tenant_id)
+                        timezone = tenant.timezone if tenant is not None else DEFAULT_TIMEZONE
+                    if counted is not None:
+                        increments[(local_day(counted.at, timezone), counted.category, counted.direction)] += 1
+                    elif delivered is not None:
+                        day = local_day(delivered.at, timezone)
+                        if not await usage.mark_delivered(tenant_id=tenant_id, message_id=delivered.message_id,
+                                                          category=delivered.category, day=day):
+                            continue  # counted on an earlier status (DELIVERED, then READ)
+                        increments[(day, delivered.category, DELIVERED)] += 1
+                    counted_events += 1
+                for (day, category, direction), by in sorted(increments.items()):
+                    await usage.increment(tenant_id=tenant_id, day=day, category=category, direction=direction,
+                                          now=self._clock(), by=by)
+        return counted_events
 
     async def get_plan_limits(self, *, principal: Principal, tenant_id: str) -> PlanLimitsView:
         """The tenant's plan, its limits and this month's use: any user of the tenant, an API key with usage:read,

@@ -25,6 +25,7 @@ ALGORITHM = "EdDSA"  # pinned: `none` and HMAC algorithms are refused before any
 JwksSource = Callable[[], Awaitable[dict[str, Any]]]
 TokenKind = Literal["user", "service", "api_key"]
 REVOCATION_KEY = "auth:revoked-before:{subject}"
+VERIFIED_TOKENS_KEPT = 10_000  # per process; the oldest is forgotten first
 
 
 class RevocationCheck(Protocol):
@@ -144,6 +145,9 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        # token -> (its key id, the principal its verified claims make): a service or a browser presents the same
+        # token for minutes, and an EdDSA verification plus the claim checks cost more than the call they guard
+        self._verified: dict[str, tuple[str, Principal]] = {}
 
     async def revocation_times(self, subjects: Collection[str]) -> dict[str, int]:
         """Revocation times (ms) of those of `subjects` that have one: tokens of theirs issued before are refused.
@@ -175,6 +179,27 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal: its signature and claims verified once, then remembered until it expires; the
+        revocation check (a user's sessions ended, an API key revoked) runs on every call."""
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] in self._keys:
+            principal = cached[1]
+            if time.time() > principal.expires_at + self._leeway:
+                del self._verified[token]
+                raise Unauthenticated("token expired", code="TOKEN_EXPIRED")
+        else:
+            kid, principal = await self._verify_signed(token)
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = (kid, principal)
+        if self._revocations is not None and principal.kind != "service":
+            revoked_before = await self._revocations.revoked_before_ms(principal.subject)
+            if revoked_before is not None and principal.issued_at_ms < revoked_before:
+                raise Unauthenticated("token revoked", code="TOKEN_REVOKED")
+        return principal
+
+    async def _verify_signed(self, token: str) -> tuple[str, Principal]:
+        """The key id and the principal of a token whose signature and claims are valid now."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -202,13 +227,8 @@ class TokenVerifier:
         tenant_id = claims.get("tid")
         if kind in ("user", "api_key") and not tenant_id:
             raise Unauthenticated("token without tenant", code="TOKEN_INVALID")
-        if self._revocations is not None and kind != "service":
-            revoked_before = await self._revocations.revoked_before_ms(str(claims["sub"]))
-            issued_ms = int(claims.get("iat_ms") or int(claims["iat"]) * 1000)
-            if revoked_before is not None and issued_ms < revoked_before:
-                raise Unauthenticated("token revoked", code="TOKEN_REVOKED")
         scopes = claims.get("scopes") or ()
-        return Principal(
+        return header["kid"], Principal(
             subject=str(claims["sub"]),
             kind=kind,
             role=str(claims["role"]),

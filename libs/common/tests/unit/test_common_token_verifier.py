@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import jwt
@@ -85,3 +86,67 @@ async def test_unknown_kid_refetches_the_jwks_so_keys_can_rotate() -> None:
 async def test_garbage_is_refused() -> None:
     with pytest.raises(Unauthenticated):
         await TestTokenIssuer().verifier().verify("not.a.jwt" + uuid.uuid4().hex)
+
+
+class _Revocations:
+    def __init__(self) -> None:
+        self.before: dict[str, int] = {}
+
+    async def revoked_before_ms(self, subject: str) -> int | None:
+        return self.before.get(subject)
+
+    async def revoked_before_many(self, subjects: Collection[str]) -> dict[str, int]:
+        return {s: self.before[s] for s in subjects if s in self.before}
+
+
+async def test_a_verified_token_is_remembered_but_its_revocation_is_checked_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer = TestTokenIssuer()
+    revocations = _Revocations()
+    verifier = issuer.verifier(revocations)
+    token = issuer.user_token(user_id="u-cache", tenant_id="t")
+    decoded = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decoded
+        decoded += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    first = await verifier.verify(token)
+    second = await verifier.verify(token)
+    assert first == second and decoded == 1  # the signature was checked once
+    revocations.before["u-cache"] = int(time.time() * 1000) + 1000  # the user's sessions end now
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+    assert caught.value.code == "TOKEN_REVOKED"
+
+
+async def test_a_remembered_token_expires_on_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer = TestTokenIssuer()
+    verifier = issuer.verifier()
+    token = issuer.user_token(user_id="u", tenant_id="t", ttl=60)
+    await verifier.verify(token)
+    later = time.time() + 60 + 6  # past the expiry and the 5 s leeway
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+    assert caught.value.code == "TOKEN_EXPIRED"
+
+
+async def test_a_remembered_token_whose_key_was_withdrawn_is_verified_again() -> None:
+    old, new = TestTokenIssuer(kid="old"), TestTokenIssuer(kid="new")
+    published: dict[str, Any] = old.jwks()
+
+    async def source() -> dict[str, Any]:
+        return published
+
+    verifier = TokenVerifier(jwks_source=source, issuer="eva-auth", audience="eva", min_refetch_seconds=0)
+    token = old.user_token(user_id="u", tenant_id="t")
+    await verifier.verify(token)
+    published = new.jwks()  # "old" withdrawn (rotated out after a leak)
+    await verifier.verify(new.user_token(user_id="u2", tenant_id="t"))  # the verifier learns the new key set
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+    assert caught.value.code == "TOKEN_INVALID"

@@ -1,20 +1,26 @@
 """The transactional outbox: an event written in a rolled-back transaction never leaves; a committed one is
-published once, in order, by the relay."""
+published once, in order, by the relay, which publishes a batch at a time and marks sent only the prefix Kafka
+acknowledged (the first unacknowledged row records the error, the rows behind it wait)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from eva_common.db import create_engine, session_factory, transaction
-from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.kafka.publisher import KafkaPublisher, OutgoingRecord
 from eva_common.outbox import OutboxEvent, OutboxRelay, enqueue
 from eva_events.envelope import EventEnvelope, make_event
 from eva_testing.db import empty_database
 from eva_testing.infra import test_infra
 from eva_testing.kafka import RecordingPublisher, create_topics, unique_topic
-from sqlalchemy.ext.asyncio import create_async_engine
+from eva_testing.waiting import KafkaTools
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 pytestmark = pytest.mark.integration
 
@@ -100,5 +106,110 @@ async def test_a_stopped_relay_leaves_its_pooled_connection_listening_to_nothing
             await relay.stop()
             await asyncio.wait_for(task, 10)
             assert await listening() == [[], []]
+        finally:
+            await engine.dispose()
+
+
+async def create_outbox(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        table = OutboxEvent.__table__  # type: ignore[attr-defined]
+        await connection.run_sync(lambda sync: OutboxEvent.metadata.create_all(sync, tables=[table]))
+
+
+async def outbox_rows(engine: AsyncEngine) -> list[sa.Row[Any]]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(sa.text(
+            "SELECT id, event_id, msg_key, sent_at, attempts, last_error FROM outbox ORDER BY id"))).all())
+
+
+async def test_many_events_are_relayed_in_batches_once_each_in_id_order_per_key() -> None:
+    infra = test_infra()
+    async with empty_database(infra, "outbox") as database:
+        engine = create_engine(database.owner_url, pool_size=2)
+        publisher = KafkaPublisher(infra.kafka_bootstrap, client_id="test")
+        try:
+            await create_outbox(engine)
+            topic = unique_topic("outbox-batches")
+            await create_topics(infra.kafka_bootstrap, topic, partitions=3)
+            await publisher.start()
+            async with transaction(session_factory(engine)) as session:
+                for n in range(250):
+                    await enqueue(session, topic=topic, key=f"conv-{n % 5}",
+                                  event=make_event("thing.happened", tenant_id="t1", data={"n": n}))
+
+            relay = OutboxRelay(engine=engine, publisher=publisher)  # batches of 100
+            assert [await relay.relay_once() for _ in range(4)] == [100, 100, 50, 0]
+
+            rows = await outbox_rows(engine)
+            assert len(rows) == 250 and all(row.sent_at is not None for row in rows)
+            assert all(row.attempts == 0 and row.last_error is None for row in rows)
+            received = await KafkaTools(infra.kafka_bootstrap).read_all(topic)
+            event_ids = [EventEnvelope.from_bytes(record.value).id for record in received]
+            assert sorted(event_ids) == sorted(row.event_id for row in rows)  # each exactly once
+            for key in {row.msg_key for row in rows}:
+                in_kafka = [EventEnvelope.from_bytes(record.value).id for record in received
+                            if record.key == key.encode()]
+                assert in_kafka == [row.event_id for row in rows if row.msg_key == key]  # in id order
+            assert {dict(record.headers)["event-id"].decode() for record in received} == set(event_ids)
+        finally:
+            await publisher.stop()
+            await engine.dispose()
+
+
+@dataclass
+class PrefixPublisher:
+    """Acknowledges only the first `acknowledge` records of a batch (None: all of them), as Kafka does when a
+    broker stops answering in the middle of one; keeps what it acknowledged."""
+
+    acknowledge: int | None = None
+    acknowledged: list[OutgoingRecord] = field(default_factory=list)
+    offered: list[list[OutgoingRecord]] = field(default_factory=list)
+
+    async def publish(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        raise AssertionError("the relay publishes batches")
+
+    async def publish_batch(self, records: Sequence[OutgoingRecord]) -> tuple[int, BaseException | None]:
+        self.offered.append(list(records))
+        count = len(records) if self.acknowledge is None else min(self.acknowledge, len(records))
+        self.acknowledged.extend(records[:count])
+        return count, None if count == len(records) else TimeoutError("no acknowledgement within 10 s")
+
+
+async def test_only_the_acknowledged_prefix_is_marked_sent_and_the_rest_follows_in_order_later() -> None:
+    infra = test_infra()
+    async with empty_database(infra, "outbox") as database:
+        engine = create_engine(database.owner_url, pool_size=2)
+        try:
+            await create_outbox(engine)
+            async with transaction(session_factory(engine)) as session:
+                for n in range(10):
+                    await enqueue(session, topic="t", key=f"conv-{n % 2}",
+                                  event=make_event("thing.happened", tenant_id="t1", data={"n": n}))
+            publisher = PrefixPublisher(acknowledge=3)
+            relay = OutboxRelay(engine=engine, publisher=publisher)
+
+            assert await relay.relay_once() == 3
+            rows = await outbox_rows(engine)
+            assert [row.sent_at is not None for row in rows] == [True] * 3 + [False] * 7
+            assert (rows[3].attempts, rows[3].last_error) == (1, "TimeoutError('no acknowledgement within 10 s')")
+            assert all(row.attempts == 0 and row.last_error is None for row in rows[:3] + rows[4:])
+
+            publisher.acknowledge = 0  # still failing: the same row waits, and the others behind it
+            assert await relay.relay_once() == 0
+            rows = await outbox_rows(engine)
+            assert [row.sent_at is not None for row in rows] == [True] * 3 + [False] * 7
+            assert rows[3].attempts == 2 and all(row.attempts == 0 for row in rows[4:])
+
+            publisher.acknowledge = None
+            assert await relay.relay_once() == 7
+            assert await relay.relay_once() == 0
+            rows = await outbox_rows(engine)
+            assert all(row.sent_at is not None for row in rows)
+            assert [len(batch) for batch in publisher.offered if batch] == [10, 7, 7]
+            assert [publisher.offered[i][0].headers["event-id"] for i in (1, 2)] == [rows[3].event_id] * 2
+            # each event acknowledged exactly once, in id order
+            assert [record.headers["event-id"] for record in publisher.acknowledged] == [row.event_id for row in rows]
         finally:
             await engine.dispose()

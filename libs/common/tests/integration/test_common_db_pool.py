@@ -1,0 +1,186 @@
+"""The engine of eva_common.db against the real PostgreSQL: a pooled connection that sat idle longer than
+PING_IDLE_SECONDS is pinged when it is checked out and replaced when its backend is gone; one in steady use is not
+pinged; the pool hands out the connection returned last; set_tenant sets app.tenant_id for the transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from eva_common import db
+from eva_common.db import create_engine, session_factory, set_tenant
+from eva_testing.db import TestDatabase, empty_database
+from eva_testing.infra import test_infra
+from eva_testing.waiting import eventually
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+pytestmark = pytest.mark.integration
+
+PING = ";"  # what SQLAlchemy's asyncpg dialect sends to ping a connection
+
+
+@pytest.fixture(scope="module")
+async def database() -> AsyncIterator[TestDatabase]:
+    async with empty_database(test_infra(), "pool") as database:
+        yield database
+
+
+class Statements:
+    """Every statement the engine's connections send (asyncpg's query logger, added to each new connection)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sent: list[str] = []
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def log_queries(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.driver_connection.add_query_logger(lambda query: self.sent.append(query.query))
+
+    def pings(self) -> int:
+        return self.sent.count(PING)
+
+
+class PingSpy:
+    """Records each ping the engine's dialect makes and whether it succeeded."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.outcomes: list[bool] = []
+        dialect = engine.sync_engine.dialect
+        ping = dialect.do_ping
+
+        def do_ping(dbapi_connection: Any) -> bool:
+            try:
+                result = ping(dbapi_connection)
+            except Exception:
+                self.outcomes.append(False)
+                raise
+            self.outcomes.append(True)
+            return result
+
+        dialect.do_ping = do_ping  # type: ignore[method-assign]
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        pid: int = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+    return pid
+
+
+async def terminate(database: TestDatabase, pid: int) -> None:
+    """Ends the backend from another connection (the owner may end its own role's backends) and waits until it
+    is gone."""
+    other = await asyncpg.connect(database.owner_dsn)
+    try:
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+        async def gone() -> bool:
+            return not await other.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+
+        await eventually(gone, timeout=10)
+    finally:
+        await other.close()
+
+
+async def test_an_idle_connection_whose_backend_died_is_replaced_at_checkout_without_an_error(
+    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.2)
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        pings = PingSpy(engine)
+        first = await backend_pid(engine)  # the connection goes back to the pool
+        await terminate(database, first)  # PostgreSQL restarted, say, while it sat there
+        await asyncio.sleep(0.3)  # idle longer than PING_IDLE_SECONDS (however fast the termination was)
+
+        second = await backend_pid(engine)  # no error: the ping failed, the pool connected anew
+        assert second != first
+        assert pings.outcomes == [False]  # found out by the idle ping, which failed
+        assert await backend_pid(engine) == second  # the replacement stays in the pool
+    finally:
+        await engine.dispose()
+
+
+async def _at_least(count: Any, expected: int) -> bool:
+    await asyncio.sleep(0)  # asyncpg reports queries with call_soon
+    return bool(count() >= expected)
+
+
+async def test_without_the_idle_ping_the_dead_connection_fails_once_then_the_pool_reconnects(
+    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the idle ping spares its caller (and what happens to a connection that breaks while in use)."""
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 3600.0)
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        first = await backend_pid(engine)
+        await terminate(database, first)
+        with pytest.raises(sa.exc.DBAPIError) as failure:
+            await backend_pid(engine)
+        assert failure.value.connection_invalidated
+        assert await backend_pid(engine) != first
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_in_steady_use_is_not_pinged_and_one_idle_past_the_threshold_is(
+    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        statements = Statements(engine)
+        pids = {await backend_pid(engine) for _ in range(30)}  # back to back: each checkout well within 2 s
+        await asyncio.sleep(0)  # let asyncpg report the queries (call_soon)
+        assert len(pids) == 1
+        assert statements.sent.count("BEGIN;") == 30  # the logger sees each use's transaction...
+        assert statements.pings() == 0  # ...and no ping (BEGIN; ";"; ROLLBACK) among them
+
+        monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.0)  # now every checkout counts as after a long idle
+        assert await backend_pid(engine) in pids
+        await eventually(lambda: _at_least(statements.pings, 1), timeout=5)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_pool_hands_out_the_connection_returned_last(database: TestDatabase) -> None:
+    """LIFO: under a light load the same few connections stay warm (and the rest grow idle and get pinged)."""
+    engine = create_engine(database.owner_url, pool_size=2)
+    try:
+        async with engine.connect() as one, engine.connect() as two:
+            first = (await one.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            second = (await two.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            await one.close()  # returned first
+        # `two` returned last
+        assert first != second
+        assert await backend_pid(engine) == second
+        assert await backend_pid(engine) == second
+    finally:
+        await engine.dispose()
+
+
+async def test_set_tenant_sets_the_tenant_until_the_next_call_or_the_end_of_the_transaction(
+    database: TestDatabase,
+) -> None:
+    engine = create_engine(database.owner_url, pool_size=1)
+    factory = session_factory(engine)
+
+    async def tenant(session: AsyncSession) -> str | None:
+        connection = await session.connection()
+        value: str | None = (await connection.execute(sa.text("SELECT current_setting('app.tenant_id', true)"))
+                             ).scalar_one()
+        return value
+
+    try:
+        async with factory() as session, session.begin():
+            await set_tenant(session, "tenant-a")
+            assert await tenant(session) == "tenant-a"
+            await set_tenant(session, "tenant-b")
+            assert await tenant(session) == "tenant-b"
+        async with factory() as session, session.begin():  # the same pooled connection, a new transaction
+            assert await tenant(session) in (None, "")
+    finally:
+        await engine.dispose()

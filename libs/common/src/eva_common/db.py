@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from pydantic import SecretStr
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as BaseAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -19,7 +21,7 @@ SessionFactory = async_sessionmaker[AsyncSession]
 # as much as the work on a busy hot path. A connection that breaks while in use invalidates the whole pool
 # (SQLAlchemy's disconnect handling), so after a restart one operation fails and the next ones get new connections.
 PING_IDLE_SECONDS = 2.0
-_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+_SET_TENANT_SQL = "SELECT set_config('app.tenant_id', $1, true)"
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
@@ -63,11 +65,23 @@ async def transaction(factory: SessionFactory, *, tenant_id: str | None = None) 
         yield session
 
 
-async def set_tenant(session: AsyncSession, tenant_id: str) -> None:
+async def set_tenant(session: BaseAsyncSession, tenant_id: str) -> None:
     """Sets `app.tenant_id` (row-level security) until the transaction ends or the next call: one transaction can
     write a batch of several tenants' rows, each group after its own `set_tenant`."""
+    await (await driver(session)).execute(_SET_TENANT_SQL, tenant_id)
+
+
+async def driver(session: BaseAsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection of the session's transaction, for the few statements every message runs (the tenant,
+    the outbox, the inbox), written directly: building, caching and executing an ORM statement costs more CPU than
+    PostgreSQL spends on such a statement. The transaction is begun first when nothing ran in it yet, so a direct
+    statement is always inside it (rolled back with it)."""
     connection = await session.connection()
-    await connection.execute(_SET_TENANT, {"tenant_id": tenant_id})
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection  # SQLAlchemy's asyncpg adapter
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    driver_connection: asyncpg.Connection = adapted._connection
+    return driver_connection
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

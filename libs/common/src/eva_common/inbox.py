@@ -10,17 +10,24 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from eva_common.db import driver
+
 INBOX_TABLE = "inbox"
 
 _inbox = sa.table(INBOX_TABLE, sa.column("consumer", sa.Text), sa.column("event_id", sa.Text))
 
 
+_CLAIM = f"INSERT INTO {INBOX_TABLE} (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"
+
+
 async def claim_event(db: AsyncSession | AsyncConnection, *, consumer: str, event_id: str) -> bool:
     """Records, in `db`'s transaction, that `consumer` applies `event_id`: True the first time, False when it already
-    did (a redelivery, whose effects must then be skipped)."""
+    did (a redelivery, whose effects must then be skipped). A session's claim is written directly (every consumed
+    event runs it)."""
+    if isinstance(db, AsyncSession):
+        return await (await driver(db)).fetchval(_CLAIM, consumer, event_id) is not None
     statement = (
         pg_insert(_inbox).values(consumer=consumer, event_id=event_id).on_conflict_do_nothing()
         .returning(_inbox.c.event_id)
     )
-    connection = await db.connection() if isinstance(db, AsyncSession) else db
-    return (await connection.execute(statement)).first() is not None
+    return (await db.execute(statement)).first() is not None

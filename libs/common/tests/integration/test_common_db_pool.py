@@ -184,3 +184,25 @@ async def test_set_tenant_sets_the_tenant_until_the_next_call_or_the_end_of_the_
             assert await tenant(session) in (None, "")
     finally:
         await engine.dispose()
+
+
+async def test_a_direct_statement_runs_inside_the_sessions_transaction(database: TestDatabase) -> None:
+    """`driver(session)` begins the session's transaction when nothing ran in it yet: a statement written directly
+    as the first of a transaction is rolled back with it, and committed with it."""
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE direct_writes (n int)")
+        factory = session_factory(engine)
+        with pytest.raises(RuntimeError):
+            async with factory() as session, session.begin():
+                await (await db.driver(session)).execute("INSERT INTO direct_writes VALUES (1)")
+                raise RuntimeError("the use case failed after its first write")
+        async with factory() as session, session.begin():
+            await (await db.driver(session)).execute("INSERT INTO direct_writes VALUES (2)")
+            await session.exec(sa.text("INSERT INTO direct_writes VALUES (3)"))  # type: ignore[call-overload]
+        async with engine.connect() as connection:
+            rows = (await connection.exec_driver_sql("SELECT n FROM direct_writes ORDER BY n")).all()
+        assert [row[0] for row in rows] == [2, 3]
+    finally:
+        await engine.dispose()

@@ -80,7 +80,10 @@ async def test_each_inbound_message_counts_once_and_announces_the_conversation(
     records = await kafka.read_all(harness.events_topic)
     updates = [json.loads(r.value) for r in records if r.key == key and
                json.loads(r.value)["type"] == "conversation.updated"]
-    assert [u["data"]["unreadCount"] for u in updates] == [1, 2, 2]
+    # one announcement per batch the consumer took (the records may come in one fetch or in several), each with the
+    # state after its batch: the counts only grow, and the last one is the final state
+    counts = [u["data"]["unreadCount"] for u in updates]
+    assert 1 <= len(counts) <= 3 and counts == sorted(counts) and counts[-1] == 2, counts
     assert updates[-1]["data"]["lastMessageAt"].startswith("2026-11-29T10:03:00")
     assert updates[-1]["data"]["contact"]["id"] == resolved.contact.id and updates[-1]["tenantId"] == tenant
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from eva_common.db import SessionFactory, transaction
+from eva_common.db import SessionFactory, set_tenant, transaction
 from eva_common.errors import InvalidArgument
 from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
@@ -103,8 +103,9 @@ class WebhookProcessor:
     """Deliveries are processed a batch at a time (the records one Kafka fetch returned): the wamids already stored
     are looked up in one query per tenant, each new guest's contact and conversation are resolved once (concurrently
     for different guests), and everything the batch writes (messages, statuses, the deliveries' outcomes with their
-    events) goes into one transaction per tenant. So the cost of a delivery falls as the load rises, instead of a
-    few transactions and a call to the conversation service for each. One delivery is a batch of one."""
+    events) goes into one transaction, each tenant's rows under that tenant (row-level security). So the cost of a
+    delivery falls as the load rises, instead of a few transactions and a call to the conversation service for
+    each. One delivery is a batch of one."""
 
     def __init__(
         self, *, sessions: SessionFactory, resolver: ContactResolver, events_topic: str, outcomes_topic: str,
@@ -146,8 +147,9 @@ class WebhookProcessor:
         for item in present:
             by_tenant.setdefault(item.tenant_id, []).append(item)
         outcomes: dict[int, WebhookProcessed] = {}
-        for tenant_id, group in by_tenant.items():
-            async with transaction(self._sessions, tenant_id=tenant_id) as session:
+        async with transaction(self._sessions) as session:  # all or nothing, each tenant's rows under its tenant
+            for tenant_id, group in by_tenant.items():
+                await set_tenant(session, tenant_id)
                 for item in group:
                     await self._write(session, item, stored, resolved)
                     outcome = self._outcome(item)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
 from eva_common.auth import Principal
-from eva_common.db import SessionFactory, transaction
+from eva_common.db import SessionFactory, set_tenant, transaction
 from eva_common.errors import Internal, NotFound
 from eva_common.identity import SCOPE_USAGE_READ
 from eva_common.inbox import claim_event
@@ -55,17 +55,19 @@ class UsageService:
         return await self.apply_message_events([event]) == 1
 
     async def apply_message_events(self, events: Sequence[EventEnvelope]) -> int:
-        """`apply_message_event` for the events of a Kafka fetch: one transaction per tenant, the counts of the batch
-        added up per (day, category, direction) and written once each. Returns how many events counted."""
+        """`apply_message_event` for the events of a Kafka fetch: one transaction (each tenant's events under that
+        tenant), the counts of the batch added up per (day, category, direction) and written once each. Returns how
+        many events counted."""
         by_tenant: dict[str, list[EventEnvelope]] = {}
         for event in events:
             if event.tenant_id:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
         counted_events = 0
-        for tenant_id, group in by_tenant.items():
-            increments: Counter[tuple[date, str, str]] = Counter()
-            async with transaction(self._sessions, tenant_id=tenant_id) as session:
-                usage = UsageRepository(session)
+        async with transaction(self._sessions) as session:  # all or nothing, each tenant's rows under its tenant
+            usage = UsageRepository(session)
+            for tenant_id, group in by_tenant.items():
+                await set_tenant(session, tenant_id)
+                increments: Counter[tuple[date, str, str]] = Counter()
                 timezone: str | None = None
                 for event in group:
                     counted = counted_message(event)

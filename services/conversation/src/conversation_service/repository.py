@@ -91,6 +91,13 @@ class ConversationRepository:
         statement = select(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id)
         return (await self._session.exec(statement)).first()
 
+    async def contacts(self, *, tenant_id: str, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+        """Several contacts by id, in one query."""
+        if not contact_ids:
+            return {}
+        statement = select(Contact).where(Contact.tenant_id == tenant_id, col(Contact.id).in_(list(contact_ids)))
+        return {contact.id: contact for contact in (await self._session.exec(statement)).all()}
+
     async def contact_by_wa_id(self, *, tenant_id: str, wa_id: str) -> Contact | None:
         statement = select(Contact).where(Contact.tenant_id == tenant_id, Contact.wa_id == wa_id)
         return (await self._session.exec(statement)).first()

@@ -326,9 +326,24 @@ class ConversationService:
                     if conversation is not None:
                         changed[conversation.id] = conversation
                         applied += 1
-                for conversation in changed.values():
-                    await self._announce(session, repository, CONVERSATION_UPDATED, conversation)
+                await self._announce_updates(session, repository, tenant_id, list(changed.values()))
         return applied
+
+    async def _announce_updates(self, session: AsyncSession, repository: ConversationRepository, tenant_id: str,
+                                conversations: Sequence[Conversation]) -> None:
+        """`conversation.updated` for each of a tenant's conversations, their contacts and tags read in one query
+        each for all of them."""
+        if not conversations:
+            return
+        contacts = await repository.contacts(tenant_id=tenant_id,
+                                             contact_ids=list({c.contact_id for c in conversations}))
+        tags = await repository.tags_of(tenant_id=tenant_id, conversation_ids=[c.id for c in conversations])
+        for conversation in conversations:
+            contact = contacts.get(conversation.contact_id)
+            if contact is None:
+                raise NotFound("the conversation's contact is missing", code="CONTACT_NOT_FOUND")
+            await enqueue(session, topic=self._events_topic, key=str(conversation.id), event=conversation_event(
+                CONVERSATION_UPDATED, conversation, contact, tags.get(conversation.id, [])))
 
     @staticmethod
     async def _apply_message(repository: ConversationRepository, event: EventEnvelope) -> Conversation | None:

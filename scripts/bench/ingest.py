@@ -15,7 +15,8 @@ the same credentials through PUT /api/tenant/whatsapp, as tests-e2e/e2e_support.
      look-up, no Kafka ack): deliveries/s and p50/p99 time to 200 for both, and the ratio.
 
 Bounded: --requests <= 5,000 per level and phase, concurrency <= 64, --e2e-messages <= 1,000; loopback only.
-The deliveries are real guest messages for the benchmark's own hotel (they land in its inbox).
+The deliveries are real guest messages for the benchmark's own hotel (they land in its inbox). Ingest against an
+endpoint that only verifies the HMAC (issue 11), in processes of their own under the same load: bare_hmac.py.
 """
 
 from __future__ import annotations

@@ -384,6 +384,13 @@ async def post_on_schedule(http: aiohttp.ClientSession, url: str, app_secret: st
     return seconds
 
 
+def require_accepted(sent: Sequence[Sent], what: str) -> None:
+    """Stops the benchmark when ingest accepted none of a phase's deliveries (the stack went away meanwhile)."""
+    if sent and not any(item.status == 200 for item in sent):
+        answers = Counter(str(item.status) if item.status is not None else f"error:{item.error}" for item in sent)
+        raise SystemExit(f"ingest accepted none of the {len(sent)} {what}: {dict(answers)}")
+
+
 def guest_number(index: int, guests: int) -> str:
     return f"1650555{index % guests:04d}"
 
@@ -567,6 +574,7 @@ async def one_run(args: argparse.Namespace, *, node: str, rates: list[float], du
                 before = stack_cpu.sample(pids)
                 await open_loop(http, hotel, ingest=args.ingest, phase=phase, guests=args.guests,
                                 label=f"rate {rate:g}")
+                require_accepted(phase.messages, f"guest messages at {rate:g}/s")
                 await drain(inbox, phase, args.drain_timeout)
                 phase.settled_after_s = await stack_cpu.settle(eva_only(pids), timeout=args.settle_timeout)
                 after = stack_cpu.sample(pids)

@@ -2,7 +2,7 @@
 
     uv run --no-sync python scripts/bench/statuses.py [--rates 20,50,100] [--duration 10] [--runs 1] [--idle 15]
         [--sequence sent,delivered,read] [--mixed-statuses 3000] [--mixed-rate 100] [--guest-rate 5]
-        [--guests 100] [--send-rate 20] [--profile dev] [--gateway URL] [--ingest URL] [--simulator URL] [--json]
+        [--guests 100] [--send-concurrency 8] [--profile dev] [--gateway URL] [--ingest URL] [--simulator URL] [--json]
 
 A status webhook (`statuses[]`: sent, delivered, read for a message the hotel sent) takes the inbound path: ingest
 verifies and publishes it, messaging applies it (forward only) and its outbox announces `message.status_changed`,
@@ -13,9 +13,9 @@ realtime emits `message:status` to the hotel's sockets. The benchmark:
      status rule with an empty sequence, POST /_sim/status-rules);
   2. lets --guests guests write (POST /_sim/guest-messages: each opens its 24-hour window and its conversation),
      connects the hotel's admin with the browser's client (socket.io-client@4 under Node,
-     scripts/bench/js/pipeline_client.js), POSTs as many text answers as the phases need (POST /api/messages at
-     --send-rate, round robin over the conversations) and waits until every one is SENT at the socket; their wamids
-     come from the simulator (GET /_sim/sent-messages);
+     scripts/bench/js/pipeline_client.js), POSTs as many text answers as the phases need (POST /api/messages,
+     --send-concurrency at a time, round robin over the conversations) and waits until every one is SENT at the
+     socket; their wamids come from the simulator (GET /_sim/sent-messages);
   3. per run: waits until the stack is quiet and samples --idle seconds of idle CPU (scripts/bench/stack_cpu.py); then
      for each rate: POSTs signed status webhooks to ingest's /webhooks/whatsapp at that rate for --duration seconds
      (open loop), each built exactly as the simulator builds it (eva_simulator.statuses.build_status: `conversation`
@@ -29,7 +29,8 @@ realtime emits `message:status` to the hotel's sockets. The benchmark:
      message's webhook -> `message:new` (p50/p99), alone and during the flood, and whether each guest's messages
      reached the socket in the order they were posted.
 
-Per status: webhook POST -> `message:status` at the client (delivered and read; per status and together). Drain:
+Per status: webhook POST -> `message:status` at the client (delivered and read; per status and together; a status
+whose message had already reached a later one at the socket moves nothing and is counted apart as superseded). Drain:
 statuses accepted per second from the first POST to the last `message:status` (overall), and the median of
 `message:status` events per calendar second (steady, as scripts/bench/realtime.py counts `message:new`). CPU ms per
 status, per process = (its CPU from the first POST until drained and quiet - its idle rate x that window) / status
@@ -49,6 +50,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +81,7 @@ from realtime import (
     idle_cpu,
     post_on_schedule,
     profile_urls,
+    require_accepted,
     stack_processes,
     stats,
     write_result,
@@ -118,6 +121,17 @@ class StatusSent(Sent):
 @dataclass
 class GuestSent(Sent):
     guest: str = ""
+
+
+def settled(status: dict[tuple[str, str], float], item: StatusSent) -> bool:
+    """Whether the status reached the socket, or a later one of its message did (then it moves nothing any more:
+    statuses only go forward)."""
+    later = KINDS[KINDS.index(item.kind):]
+    return any((item.message_id, kind.upper()) in status for kind in later)
+
+
+def all_settled(listener: Listener, sent: Sequence[StatusSent]) -> bool:
+    return all(settled(listener.status, item) for item in sent if item.status == 200 and item.announced)
 
 
 # ---------------------------------------------------------------- the attendant's socket
@@ -171,6 +185,39 @@ def guest_of(index: int) -> str:
     return f"1650777{index:04d}"
 
 
+async def post_answers(http: aiohttp.ClientSession, *, gateway: str, token: str, conversations: Sequence[str],
+                       count: int, concurrency: int) -> tuple[dict[int, str], Counter[str]]:
+    """`count` text answers through POST /api/messages, `concurrency` at a time (closed loop: the stack's own pace,
+    so none waits past the gateway's deadline), round robin over the conversations; an answer refused with 5xx is
+    posted again (at most 3 times) with its Idempotency-Key. Returns the message id per answer index, and the
+    answers by status."""
+    url = f"{gateway}/api/messages"
+    accepted: dict[int, str] = {}
+    answers: Counter[str] = Counter()
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for index in queue:
+            body = json.dumps({"conversationId": conversations[index % len(conversations)], "type": "text",
+                               "text": {"body": f"Bench answer {index}"}}).encode()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                       "Idempotency-Key": str(uuid.uuid4())}
+            for _ in range(3):
+                try:
+                    async with http.post(url, data=body, headers=headers) as response:
+                        payload = await response.read()
+                        answers[str(response.status)] += 1
+                        if response.status == 201:
+                            accepted[index] = json.loads(payload)["id"]
+                        if response.status < 500:
+                            break
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    answers[f"error:{type(error).__name__}"] += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return accepted, answers
+
+
 async def send_answers(setup: httpx.AsyncClient, http: aiohttp.ClientSession, args: argparse.Namespace, *,
                        hotel: Hotel, listener: Listener, count: int) -> tuple[list[Target], dict[str, Any]]:
     """`count` text answers SENT (the simulator's status webhooks off for the number), and their wamids."""
@@ -182,23 +229,22 @@ async def send_answers(setup: httpx.AsyncClient, http: aiohttp.ClientSession, ar
     await outbound.guests_write(setup, simulator=args.simulator, hotel=sender, guests=args.guests)
     conversations = await outbound.conversation_ids(setup, gateway=args.gateway, hotel=sender, guests=args.guests)
     guests_s = time.monotonic() - started
-    run = outbound.Run(limit=outbound.DEFAULT_LIMIT, rate=args.send_rate, duration=(count + 0.5) / args.send_rate)
-    await outbound.open_loop(http, gateway=args.gateway, hotel=sender, conversations=conversations, run=run)
-    accepted = {answer.index: answer.message_id for answer in run.answers if answer.message_id}
+    accepted, answers = await post_answers(http, gateway=args.gateway, token=hotel.access_token,
+                                           conversations=conversations, count=count,
+                                           concurrency=args.send_concurrency)
     drained = await listener.wait_for(
         lambda: all((mid, "SENT") in listener.status for mid in accepted.values()), args.drain_timeout)
     items = (await setup.get(f"{args.simulator}/_sim/sent-messages",
                              params={"phoneNumberId": hotel.phone_number_id})).json()["items"]
     by_body = {str(((item.get("request") or {}).get("text") or {}).get("body")): item for item in items}
     targets = []
-    for index, message_id in accepted.items():
+    for index, message_id in sorted(accepted.items()):
         item = by_body.get(f"Bench answer {index}")
         if item is not None and (message_id, "SENT") in listener.status:
             targets.append(Target(message_id=message_id, wamid=str(item["wamid"]), wa_id=str(item["waId"]),
                                   request=dict(item["request"])))
-    answers = Counter(str(a.status) if a.status is not None else f"error:{a.error}" for a in run.answers)
-    return targets, {"answers_posted": len(run.answers), "answers": dict(sorted(answers.items())),
-                     "sent": len(targets), "all_sent": drained, "guests_s": round(guests_s, 1),
+    return targets, {"answers_posted": count, "answers": dict(sorted(answers.items())), "sent": len(targets),
+                     "all_sent": drained, "guests_s": round(guests_s, 1),
                      "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -251,13 +297,16 @@ def status_figures(sent: Sequence[StatusSent], listener: Listener) -> dict[str, 
     answers = Counter(str(s.status) if s.status is not None else f"error:{s.error}" for s in sent)
     by_kind: dict[str, list[float]] = {}
     arrivals: list[float] = []
-    missing = 0
+    missing = superseded = 0
     for item in sent:
         if item.status != 200 or not item.announced:
             continue
         seen = listener.status.get((item.message_id, item.kind.upper()))
         if seen is None:
-            missing += 1
+            if settled(listener.status, item):
+                superseded += 1
+            else:
+                missing += 1
             continue
         by_kind.setdefault(item.kind, []).append(seen - item.t0)
         arrivals.append(seen)
@@ -269,7 +318,7 @@ def status_figures(sent: Sequence[StatusSent], listener: Listener) -> dict[str, 
     return {
         "statuses": len(sent), "accepted": accepted, "answers": dict(sorted(answers.items())),
         "announced_expected": sum(1 for item in sent if item.status == 200 and item.announced),
-        "announced_missing": missing,
+        "announced_missing": missing, "superseded_by_a_later_status": superseded,
         "send_lag_ms": stats([item.t0 - item.scheduled for item in sent]),
         "answer_ms": stats([item.t1 - item.t0 for item in sent if item.t1 is not None]),
         "webhook_to_message_status_ms": stats(everything),
@@ -305,9 +354,9 @@ async def status_phase(http: aiohttp.ClientSession, args: argparse.Namespace, *,
     sent = [item for _, _, item in schedule if isinstance(item, StatusSent)]
     before = stack_cpu.sample(pids)
     seconds = await post_on_schedule(http, f"{args.ingest}/webhooks/whatsapp", hotel.app_secret, schedule)
-    expected = {(item.message_id, item.kind.upper()) for item in sent if item.status == 200 and item.announced}
-    drained = await listener.wait_for(lambda: expected.issubset(listener.status), args.drain_timeout)
-    settled = await stack_cpu.settle(eva_only(pids), timeout=args.settle_timeout)
+    require_accepted(sent, f"status webhooks at {rate:g}/s")
+    drained = await listener.wait_for(lambda: all_settled(listener, sent), args.drain_timeout)
+    quiet_s = await stack_cpu.settle(eva_only(pids), timeout=args.settle_timeout)
     after = stack_cpu.sample(pids)
     figures = status_figures(sent, listener)
     cpu = cpu_figures(stack_cpu.charged(idle=idle, run=(before, after), units=figures["accepted"]))
@@ -315,7 +364,7 @@ async def status_phase(http: aiohttp.ClientSession, args: argparse.Namespace, *,
                      f"{figures['webhook_to_message_status_ms']['p50']} ms; CPU {cpu['eva_total_ms']} ms per status\n")
     return {"rate": rate, "duration_s": round(len(schedule) / rate, 1), "messages": len(schedule) // len(args.sequence),
             "achieved_rate": round(len(schedule) / seconds, 1) if seconds else None, "drained": drained,
-            "settled_after_drain_s": round(settled, 1), **figures, "cpu_ms_per_status": cpu}
+            "settled_after_drain_s": round(quiet_s, 1), **figures, "cpu_ms_per_status": cpu}
 
 
 async def mixed_phase(http: aiohttp.ClientSession, args: argparse.Namespace, *, hotel: Hotel, listener: Listener,
@@ -327,6 +376,7 @@ async def mixed_phase(http: aiohttp.ClientSession, args: argparse.Namespace, *, 
                            label="guest alone")
     await post_on_schedule(http, url, hotel.app_secret, alone)
     alone_sent = [item for _, _, item in alone if isinstance(item, GuestSent)]
+    require_accepted(alone_sent, "guest messages")
     await listener.wait_for(lambda: all(s.wamid in listener.new_by_wamid for s in alone_sent if s.status == 200),
                             args.drain_timeout)
     await stack_cpu.settle(eva_only(pids), timeout=args.settle_timeout)
@@ -337,9 +387,8 @@ async def mixed_phase(http: aiohttp.ClientSession, args: argparse.Namespace, *, 
     await post_on_schedule(http, url, hotel.app_secret, merged)
     status_sent = [item for _, _, item in statuses if isinstance(item, StatusSent)]
     guest_sent = [item for _, _, item in guests if isinstance(item, GuestSent)]
-    expected = {(item.message_id, item.kind.upper()) for item in status_sent if item.status == 200 and item.announced}
     drained = await listener.wait_for(
-        lambda: expected.issubset(listener.status)
+        lambda: all_settled(listener, status_sent)
         and all(s.wamid in listener.new_by_wamid for s in guest_sent if s.status == 200), args.drain_timeout)
     figures = {"statuses": len(statuses), "status_rate": args.mixed_rate, "guest_rate": args.guest_rate,
                "duration_s": round(duration, 1), "drained": drained,
@@ -384,7 +433,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                     raise SystemExit(f"only {len(targets)} of {needed} answers were SENT: {prepared}")
                 next_target = 0
                 for number in range(args.runs):
-                    idle, settled = await idle_cpu(pids, args.idle, settle_timeout=args.settle_timeout)
+                    idle, quiet_after = await idle_cpu(pids, args.idle, settle_timeout=args.settle_timeout)
                     phases = []
                     for rate in args.rates:
                         count = math.ceil(int(rate * args.duration) / len(args.sequence))
@@ -393,7 +442,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                                                    pids=pids, idle=idle)
                         next_target += count
                         phases.append(phase)
-                    runs.append({"run": number + 1, "settled_before_idle_s": round(settled, 1), "rates": phases})
+                    runs.append({"run": number + 1, "settled_before_idle_s": round(quiet_after, 1), "rates": phases})
                 if mixed:
                     mixed_result = await mixed_phase(http, args, hotel=hotel, listener=listener,
                                                      targets=targets[next_target:next_target + mixed], pids=pids)
@@ -446,7 +495,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{row['send_lag_ms']['p99']} ms",
                 f"    webhook -> message:status p50 {latency['p50']} ms p99 {latency['p99']} ms (n={latency['n']}; "
                 + ", ".join(f"{kind} {s['p50']}/{s['p99']}" for kind, s in row["by_status_ms"].items())
-                + f"); not announced within --drain-timeout {row['announced_missing']}",
+                + f"); not announced within --drain-timeout {row['announced_missing']}, never announced as a "
+                f"later status of the message came first {row['superseded_by_a_later_status']}",
                 f"    drain: {drain['statuses_per_s_overall']} statuses/s from the first POST to the last "
                 f"message:status ({drain['first_post_to_last_s']} s); message:status steady {drain['steady_per_s']}/s "
                 f"(median per second over {drain['steady_seconds']} s); quiet {row['settled_after_drain_s']} s later",
@@ -474,7 +524,9 @@ def table(result: dict[str, Any]) -> str:
             f"{during['messages']} {during['answers']}, out of order {during['out_of_guest_order']})",
             f"  the statuses meanwhile:  webhook -> message:status p50 "
             f"{path['webhook_to_message_status_ms']['p50']} ms p99 {path['webhook_to_message_status_ms']['p99']} ms; "
-            f"{path['drain']['statuses_per_s_overall']} statuses/s overall; answers {path['answers']}",
+            f"{path['drain']['statuses_per_s_overall']} statuses/s overall; answers {path['answers']}; never "
+            f"announced as a later status came first {path['superseded_by_a_later_status']}, not announced "
+            f"{path['announced_missing']}",
         ]
     lines.append(f"socket disconnects: {result['disconnects'] or 'none'}")
     return "\n".join(lines)
@@ -501,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed-baseline", type=float, default=10.0,
                         help="seconds of guest messages alone before the mixed case")
     parser.add_argument("--guests", type=int, default=100, help="guests who write first (their conversations)")
-    parser.add_argument("--send-rate", type=float, default=20.0, help="answers POSTed per second while preparing")
+    parser.add_argument("--send-concurrency", type=int, default=8,
+                        help="answers POSTed at a time while preparing (closed loop)")
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--settle-timeout", type=float, default=120.0)
     parser.add_argument("--json", action="store_true", help="print the raw JSON result only")
@@ -524,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     args.guest_rate = max(0.1, min(args.guest_rate, MAX_GUEST_RATE))
     args.mixed_baseline = max(1.0, min(args.mixed_baseline, MAX_DURATION))
     args.guests = max(1, min(args.guests, outbound.MAX_GUESTS))
-    args.send_rate = max(1.0, min(args.send_rate, 100.0))
+    args.send_concurrency = max(1, min(args.send_concurrency, 32))
     result = asyncio.run(run_all(args))
     write_result("statuses", result)
     sys.stdout.write((json.dumps(result, indent=2) if args.json else table(result)) + "\n")

@@ -19,11 +19,12 @@ from gateway.clients import UpstreamClients
 from gateway.state import GatewayState, gateway_state
 
 
-def _state(request: Request) -> GatewayState:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a thread hop per request.
+async def _state(request: Request) -> GatewayState:
     return gateway_state(request)
 
 
-def _clients(request: Request) -> UpstreamClients:
+async def _clients(request: Request) -> UpstreamClients:
     return gateway_state(request).clients
 
 

@@ -20,7 +20,7 @@ from webhook_ingest_service.signature import SIGNATURE_HEADER
 router = APIRouter(tags=["webhooks"])
 
 
-def get_ingest(request: Request) -> WebhookIngest:
+async def get_ingest(request: Request) -> WebhookIngest:  # async: a plain def would run in the thread pool
     ingest: WebhookIngest = request.app.state.ingest
     return ingest
 

@@ -8,13 +8,20 @@ import grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from eva_common.audit import Actor
 from eva_common.auth import current_principal
+from eva_common.errors import InvalidArgument
 from eva_common.grpc.metadata import request_meta
 from eva_common.timefmt import parse_rfc3339, rfc3339
 
 from conversation_service.contacts import ContactService
 from conversation_service.escalations import EscalationService
 from conversation_service.models import Contact, Conversation, Escalation, Tag
-from conversation_service.service import ConversationDetails, ConversationQuery, ConversationService, InboundContact
+from conversation_service.service import (
+    ConversationDetails,
+    ConversationQuery,
+    ConversationService,
+    InboundContact,
+    ResolvedInbound,
+)
 from conversation_service.tags import TagService
 
 SERVICE_NAME = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
@@ -105,24 +112,18 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
     async def ResolveInboundContact(
         self, request: conversation_pb2.ResolveInboundContactRequest, context: grpc.aio.ServicerContext
     ) -> conversation_pb2.ResolveInboundContactResponse:
-        resolved = await self._service.resolve_inbound_contact(
-            principal=current_principal(),
-            inbound=InboundContact(
-                tenant_id=request.tenant_id,
-                wa_id=request.wa_id or None,
-                user_id=request.user_id or None,
-                profile_name=request.profile_name or None,
-                message_at=parse_rfc3339(request.message_at, field="message_at"),
-                phone_number_id=request.phone_number_id or None,
-                echo=request.echo,
-            ),
-        )
-        return conversation_pb2.ResolveInboundContactResponse(
-            contact=contact_message(resolved.contact),
-            conversation=conversation_message(resolved.conversation, resolved.contact),
-            contact_created=resolved.contact_created,
-            conversation_created=resolved.conversation_created,
-        )
+        resolved = await self._service.resolve_inbound_contact(principal=current_principal(),
+                                                               inbound=_inbound_contact(request))
+        return _resolved_message(resolved)
+
+    async def ResolveInboundContacts(
+        self, request: conversation_pb2.ResolveInboundContactsRequest, context: grpc.aio.ServicerContext
+    ) -> conversation_pb2.ResolveInboundContactsResponse:
+        if len(request.contacts) > MAX_CONTACTS_PER_CALL:
+            raise InvalidArgument(f"at most {MAX_CONTACTS_PER_CALL} contacts per call", code="TOO_MANY_CONTACTS")
+        resolved = await self._service.resolve_inbound_contacts(
+            principal=current_principal(), inbounds=[_inbound_contact(item) for item in request.contacts])
+        return conversation_pb2.ResolveInboundContactsResponse(contacts=[_resolved_message(r) for r in resolved])
 
     async def GetConversation(
         self, request: conversation_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
@@ -298,3 +299,27 @@ def registrar(servicer: ConversationServicer) -> Callable[[grpc.aio.Server], Non
         conversation_pb2_grpc.add_ConversationServiceServicer_to_server(servicer, server)
 
     return register
+
+
+MAX_CONTACTS_PER_CALL = 500
+
+
+def _inbound_contact(request: conversation_pb2.ResolveInboundContactRequest) -> InboundContact:
+    return InboundContact(
+        tenant_id=request.tenant_id,
+        wa_id=request.wa_id or None,
+        user_id=request.user_id or None,
+        profile_name=request.profile_name or None,
+        message_at=parse_rfc3339(request.message_at, field="message_at"),
+        phone_number_id=request.phone_number_id or None,
+        echo=request.echo,
+    )
+
+
+def _resolved_message(resolved: ResolvedInbound) -> conversation_pb2.ResolveInboundContactResponse:
+    return conversation_pb2.ResolveInboundContactResponse(
+        contact=contact_message(resolved.contact),
+        conversation=conversation_message(resolved.conversation, resolved.contact),
+        contact_created=resolved.contact_created,
+        conversation_created=resolved.conversation_created,
+    )

@@ -149,53 +149,70 @@ class ConversationService:
         contact the same way, but takes its open or pending conversation as it is, else its latest one as it is
         (a resolved one stays resolved), and opens one (with no window) only for a contact that has none: the
         service window opens only when the guest writes."""
+        return (await self.resolve_inbound_contacts(principal=principal, inbounds=[inbound]))[0]
+
+    async def resolve_inbound_contacts(
+        self, *, principal: Principal, inbounds: Sequence[InboundContact]
+    ) -> list[ResolvedInbound]:
+        """`resolve_inbound_contact` for several guests of one tenant (a batch of webhook deliveries) in one
+        transaction; the answers in the order of `inbounds`. A lost race retries the whole batch once."""
         principal.require_service()
-        tenant_id = principal.tenant_scope(inbound.tenant_id)
-        if not inbound.wa_id and not inbound.user_id:
-            raise InvalidArgument("an inbound contact needs a wa_id or a user_id", code="CONTACT_ID_REQUIRED")
-        message_at = inbound.message_at or self._clock()
+        if not inbounds:
+            return []
+        tenants = {inbound.tenant_id for inbound in inbounds}
+        if len(tenants) != 1:
+            raise InvalidArgument("inbound contacts of one tenant at a time", code="ONE_TENANT_PER_CALL")
+        tenant_id = principal.tenant_scope(inbounds[0].tenant_id)
+        for inbound in inbounds:
+            if not inbound.wa_id and not inbound.user_id:
+                raise InvalidArgument("an inbound contact needs a wa_id or a user_id", code="CONTACT_ID_REQUIRED")
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with transaction(self._sessions, tenant_id=tenant_id) as session:
                     repository = ConversationRepository(session)
-                    contact, contact_created = await self._upsert_contact(repository, tenant_id, inbound)
-                    if inbound.echo:
-                        conversation, conversation_created = await self._echo_conversation(
-                            repository, tenant_id, contact, inbound, message_at)
-                        if conversation_created:
-                            await enqueue(session, topic=self._events_topic, key=str(conversation.id),
-                                          event=conversation_event(CONVERSATION_CREATED, conversation, contact))
-                        return ResolvedInbound(contact, conversation, contact_created, conversation_created)
-                    reopened = await repository.reopen_latest_resolved(
-                        tenant_id=tenant_id,
-                        contact_id=contact.id,
-                        message_at=message_at,
-                        window_expires_at=message_at + SERVICE_WINDOW,
-                        phone_number_id=inbound.phone_number_id or None,
-                    )
-                    if reopened is not None:
-                        conversation, conversation_created = reopened, False
-                        await self._announce(session, repository, CONVERSATION_UPDATED, reopened, contact)
-                    else:
-                        conversation, conversation_created = await repository.upsert_active_conversation(
-                            tenant_id=tenant_id,
-                            contact_id=contact.id,
-                            message_at=message_at,
-                            window_expires_at=message_at + SERVICE_WINDOW,
-                            phone_number_id=inbound.phone_number_id or None,
-                        )
-                    if conversation_created:
-                        await enqueue(
-                            session,
-                            topic=self._events_topic,
-                            key=str(conversation.id),
-                            event=conversation_event(CONVERSATION_CREATED, conversation, contact),
-                        )
-                return ResolvedInbound(contact, conversation, contact_created, conversation_created)
+                    return [await self._resolve(session, repository, tenant_id, inbound) for inbound in inbounds]
             except (IntegrityError, _LostRace) as error:
                 logger.info("inbound contact raced a concurrent writer", extra={"attempt": attempt,
                                                                                 "error": type(error).__name__})
         raise Unavailable("the contact is being changed concurrently; try again", code="CONCURRENT_UPDATE")
+
+    async def _resolve(self, session: AsyncSession, repository: ConversationRepository, tenant_id: str,
+                       inbound: InboundContact) -> ResolvedInbound:
+        message_at = inbound.message_at or self._clock()
+        contact, contact_created = await self._upsert_contact(repository, tenant_id, inbound)
+        if inbound.echo:
+            conversation, conversation_created = await self._echo_conversation(
+                repository, tenant_id, contact, inbound, message_at)
+            if conversation_created:
+                await enqueue(session, topic=self._events_topic, key=str(conversation.id),
+                              event=conversation_event(CONVERSATION_CREATED, conversation, contact))
+            return ResolvedInbound(contact, conversation, contact_created, conversation_created)
+        reopened = await repository.reopen_latest_resolved(
+            tenant_id=tenant_id,
+            contact_id=contact.id,
+            message_at=message_at,
+            window_expires_at=message_at + SERVICE_WINDOW,
+            phone_number_id=inbound.phone_number_id or None,
+        )
+        if reopened is not None:
+            conversation, conversation_created = reopened, False
+            await self._announce(session, repository, CONVERSATION_UPDATED, reopened, contact)
+        else:
+            conversation, conversation_created = await repository.upsert_active_conversation(
+                tenant_id=tenant_id,
+                contact_id=contact.id,
+                message_at=message_at,
+                window_expires_at=message_at + SERVICE_WINDOW,
+                phone_number_id=inbound.phone_number_id or None,
+            )
+        if conversation_created:
+            await enqueue(
+                session,
+                topic=self._events_topic,
+                key=str(conversation.id),
+                event=conversation_event(CONVERSATION_CREATED, conversation, contact),
+            )
+        return ResolvedInbound(contact, conversation, contact_created, conversation_created)
 
     @staticmethod
     async def _echo_conversation(

@@ -215,3 +215,35 @@ async def test_only_services_resolve_contacts_and_they_must_name_a_tenant(harnes
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await harness.stub.ResolveInboundContact(req, metadata=metadata)
         assert (raised.value.code(), error_code(raised.value)) == (status, code)
+
+
+async def test_several_guests_resolve_in_one_call_in_the_order_asked(harness, issuer, owner_db, rpc_error) -> None:
+    """ResolveInboundContacts (a batch of webhook deliveries): one answer per guest in the order asked; a known
+    guest keeps their contact and conversation, new guests get theirs; one tenant per call, at most 500."""
+    tenant = new_tenant()
+    known = await resolve(harness, issuer, request(tenant, wa_id=new_wa_id(), at="2026-11-29T10:00:00Z"))
+    fresh = [new_wa_id(), new_wa_id()]
+    batch = conversation_pb2.ResolveInboundContactsRequest(contacts=[
+        request(tenant, wa_id=fresh[0], at="2026-11-29T11:00:00Z"),
+        request(tenant, wa_id=known.contact.wa_id, at="2026-11-29T12:00:00Z"),
+        request(tenant, wa_id=fresh[1], at="2026-11-29T11:30:00Z"),
+    ])
+    token = auth(issuer.service_token(service="messaging"))
+    answers = (await harness.stub.ResolveInboundContacts(batch, metadata=token)).contacts
+
+    assert [a.contact.wa_id for a in answers] == [fresh[0], known.contact.wa_id, fresh[1]]
+    assert [a.contact_created for a in answers] == [True, False, True]
+    assert answers[1].conversation.id == known.conversation.id and not answers[1].conversation_created
+    assert answers[1].conversation.window_expires_at.startswith("2026-11-30T12:00:00")  # extended to the latest
+    assert await count(owner_db, tenant, "SELECT count(*) FROM conversations WHERE tenant_id = $1", tenant) == 3
+
+    mixed = conversation_pb2.ResolveInboundContactsRequest(contacts=[
+        request(tenant, wa_id=new_wa_id()), request(new_tenant(), wa_id=new_wa_id())])
+    assert await rpc_error(harness.stub.ResolveInboundContacts(mixed, metadata=token)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "ONE_TENANT_PER_CALL")
+    too_many = conversation_pb2.ResolveInboundContactsRequest(
+        contacts=[request(tenant, wa_id=new_wa_id()) for _ in range(501)])
+    assert await rpc_error(harness.stub.ResolveInboundContacts(too_many, metadata=token)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_CONTACTS")
+    # the refused calls wrote nothing
+    assert await count(owner_db, tenant, "SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant) == 3

@@ -4,6 +4,7 @@ checking that a conversation is the caller's (with the caller's token)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -16,8 +17,7 @@ from eva_common.errors import NotFound
 from eva_common.grpc.client import rpc
 from eva_events.messaging import ContactSnapshot
 
-from messaging_service.inbound import ResolvedSender
-from messaging_service.webhook import Sender
+from messaging_service.inbound import InboundSender, ResolvedSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +66,29 @@ class ConversationClient:
         self._tokens = tokens
         self._timeout = timeout
 
-    async def resolve_inbound_contact(
-        self, *, tenant_id: str, sender: Sender, message_at: datetime, phone_number_id: str | None,
-        echo: bool = False,
-    ) -> ResolvedSender:
-        """`echo`: a message the business sent from the WhatsApp Business app (the window is left alone)."""
-        request = conversation_pb2.ResolveInboundContactRequest(
-            tenant_id=tenant_id,
-            wa_id=sender.wa_id or "",
-            user_id=sender.user_id or "",
-            profile_name=sender.profile_name or "",
-            message_at=message_at.astimezone(UTC).isoformat(),
-            phone_number_id=phone_number_id or "",
-            echo=echo,
+    async def resolve_inbound_contacts(
+        self, *, tenant_id: str, senders: Sequence[InboundSender]
+    ) -> list[ResolvedSender]:
+        """The contact and conversation of each of a tenant's guests (one call, one transaction at the conversation
+        service), in the order of `senders`."""
+        request = conversation_pb2.ResolveInboundContactsRequest(contacts=[
+            conversation_pb2.ResolveInboundContactRequest(
+                tenant_id=tenant_id,
+                wa_id=item.sender.wa_id or "",
+                user_id=item.sender.user_id or "",
+                profile_name=item.sender.profile_name or "",
+                message_at=item.message_at.astimezone(UTC).isoformat(),
+                phone_number_id=item.phone_number_id or "",
+                echo=item.echo,  # a message the business sent from the WhatsApp Business app: the window is left alone
+            ) for item in senders])
+        response: conversation_pb2.ResolveInboundContactsResponse = await rpc(
+            self._stub.ResolveInboundContacts, request, token=await self._tokens.token(), timeout=self._timeout
         )
-        response: conversation_pb2.ResolveInboundContactResponse = await rpc(
-            self._stub.ResolveInboundContact, request, token=await self._tokens.token(), timeout=self._timeout
-        )
-        contact = response.contact
-        return ResolvedSender(
-            conversation_id=uuid.UUID(response.conversation.id),
-            contact=ContactSnapshot(
-                id=contact.id, wa_id=contact.wa_id or None, name=contact.name or None, phone=contact.phone or None
-            ),
-        )
+        return [ResolvedSender(
+            conversation_id=uuid.UUID(answer.conversation.id),
+            contact=ContactSnapshot(id=answer.contact.id, wa_id=answer.contact.wa_id or None,
+                                    name=answer.contact.name or None, phone=answer.contact.phone or None),
+        ) for answer in response.contacts]
 
     async def conversation(self, *, principal: Principal, tenant_id: str, conversation_id: str) -> ConversationInfo:
         """The tenant's conversation (NotFound CONVERSATION_NOT_FOUND when it is not the tenant's). Asked with this

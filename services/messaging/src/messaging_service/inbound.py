@@ -40,6 +40,7 @@ from messaging_service.webhook import (
 logger = logging.getLogger(__name__)
 
 OUTCOME_PROCESSED = "processed"
+RESOLVE_BATCH = 100  # guests per ResolveInboundContacts call
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,20 @@ class ResolvedSender:
     contact: ContactSnapshot
 
 
+@dataclass(frozen=True, slots=True)
+class InboundSender:
+    """A guest to resolve: who wrote (or, for an echo, to whom the business wrote), when, and to which number."""
+
+    sender: Sender
+    message_at: datetime
+    phone_number_id: str | None
+    echo: bool = False
+
+
 class ContactResolver(Protocol):
-    async def resolve_inbound_contact(
-        self, *, tenant_id: str, sender: Sender, message_at: datetime, phone_number_id: str | None,
-        echo: bool = False,
-    ) -> ResolvedSender: ...
+    async def resolve_inbound_contacts(
+        self, *, tenant_id: str, senders: Sequence[InboundSender]
+    ) -> list[ResolvedSender]: ...
 
 
 class TemplateUpdates(Protocol):
@@ -196,7 +206,8 @@ class WebhookProcessor:
         self, deliveries: Sequence[_Delivery], stored: set[tuple[str, str]]
     ) -> dict[_SenderKey, ResolvedSender]:
         """The contact and conversation of every guest with a new message (or echo) in the batch, resolved once per
-        guest at the guest's latest message time (the window then reaches at least that + 24 h)."""
+        guest at the guest's latest message time (the window then reaches at least that + 24 h): one call per tenant
+        (and per RESOLVE_BATCH guests), different tenants concurrently."""
         latest: dict[_SenderKey, tuple[datetime, Sender]] = {}
         for item in deliveries:
             for message in item.items.messages:
@@ -214,14 +225,21 @@ class WebhookProcessor:
                 if key not in latest or at >= latest[key][0]:
                     latest[key] = (at, Sender(wa_id=echo.to, user_id=echo.to_user_id, profile_name=None))
 
-        async def resolve(key: _SenderKey, at: datetime, sender: Sender) -> tuple[_SenderKey, ResolvedSender]:
-            async with self._resolving:
-                return key, await self._resolver.resolve_inbound_contact(
-                    tenant_id=key.tenant_id, sender=sender, message_at=at, phone_number_id=key.phone_number_id,
-                    echo=key.echo)
+        by_tenant: dict[str, list[_SenderKey]] = {}
+        for key in latest:
+            by_tenant.setdefault(key.tenant_id, []).append(key)
 
-        pairs = await asyncio.gather(*(resolve(key, at, sender) for key, (at, sender) in latest.items()))
-        return dict(pairs)
+        async def resolve(tenant_id: str, keys: list[_SenderKey]) -> list[tuple[_SenderKey, ResolvedSender]]:
+            async with self._resolving:
+                answers = await self._resolver.resolve_inbound_contacts(tenant_id=tenant_id, senders=[
+                    InboundSender(sender=latest[key][1], message_at=latest[key][0],
+                                  phone_number_id=key.phone_number_id, echo=key.echo) for key in keys])
+            return list(zip(keys, answers, strict=True))
+
+        chunks = [(tenant_id, keys[start:start + RESOLVE_BATCH])
+                  for tenant_id, keys in by_tenant.items() for start in range(0, len(keys), RESOLVE_BATCH)]
+        return {key: answer for pairs in await asyncio.gather(*(resolve(*chunk) for chunk in chunks))
+                for key, answer in pairs}
 
     @staticmethod
     def _message_key(item: _Delivery, message: InboundMessage) -> _SenderKey:

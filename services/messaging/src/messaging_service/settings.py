@@ -26,8 +26,9 @@ class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     messaging_events_topic: str = topics.MESSAGING_EVENTS
     webhook_outcomes_topic: str = topics.WEBHOOK_OUTCOMES
     consumer_group: str = "messaging"
-    # Webhook deliveries are processed a Kafka fetch at a time (one transaction per tenant for the batch); within a
-    # batch, this many guests' contacts are resolved at the conversation service at the same time.
+    # Webhook deliveries are processed a Kafka fetch at a time (one transaction for the batch); within a batch, the
+    # guests' contacts are resolved at the conversation service one call per tenant (and per 100 guests), this many
+    # calls at the same time.
     webhook_concurrency: int = Field(default=8, ge=1, le=64)
     tenant_grpc_target: str = "127.0.0.1:50052"
     # The Graph API the media job asks for media URLs (the simulator locally, Meta in production), and the version of

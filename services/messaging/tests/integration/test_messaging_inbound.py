@@ -124,9 +124,9 @@ class BarrierResolver:
         self._inner = inner
         self._barrier = asyncio.Barrier(parties)
 
-    async def resolve_inbound_contact(self, **kwargs: Any) -> Any:
+    async def resolve_inbound_contacts(self, **kwargs: Any) -> Any:
         await self._barrier.wait()
-        return await self._inner.resolve_inbound_contact(**kwargs)
+        return await self._inner.resolve_inbound_contacts(**kwargs)
 
 
 async def test_copies_processed_at_the_same_moment_store_one_message_and_one_event(

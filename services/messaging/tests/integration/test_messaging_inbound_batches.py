@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from eva_common.errors import InvalidArgument
 from eva_events.envelope import make_event
-from messaging_service.inbound import ResolvedSender, WebhookProcessor
-from messaging_service.webhook import Sender
+from messaging_service.inbound import InboundSender, ResolvedSender, WebhookProcessor
 from sqlalchemy.exc import DBAPIError
 
 pytestmark = pytest.mark.integration
@@ -54,11 +54,11 @@ class CountingResolver:
         self._inner = inner
         self.calls: list[tuple[str, str | None, datetime, bool]] = []
 
-    async def resolve_inbound_contact(self, *, tenant_id: str, sender: Sender, message_at: datetime,
-                                      phone_number_id: str | None, echo: bool = False) -> ResolvedSender:
-        self.calls.append((tenant_id, sender.wa_id, message_at, echo))
-        resolved: ResolvedSender = await self._inner.resolve_inbound_contact(
-            tenant_id=tenant_id, sender=sender, message_at=message_at, phone_number_id=phone_number_id, echo=echo)
+    async def resolve_inbound_contacts(self, *, tenant_id: str,
+                                       senders: Sequence[InboundSender]) -> list[ResolvedSender]:
+        self.calls.extend((tenant_id, item.sender.wa_id, item.message_at, item.echo) for item in senders)
+        resolved: list[ResolvedSender] = await self._inner.resolve_inbound_contacts(tenant_id=tenant_id,
+                                                                                    senders=senders)
         return resolved
 
 

@@ -200,6 +200,48 @@ class ResolveInboundContactResponse(_message.Message):
 Global___ResolveInboundContactResponse: _TypeAlias = ResolveInboundContactResponse  # noqa: Y015
 
 @_typing.final
+class ResolveInboundContactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolveInboundContactRequest]:
+        """All of one tenant (each names it, as for ResolveInboundContact), at most 500."""
+
+    def __init__(
+        self,
+        *,
+        contacts: _abc.Iterable[Global___ResolveInboundContactRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveInboundContactsRequest: _TypeAlias = ResolveInboundContactsRequest  # noqa: Y015
+
+@_typing.final
+class ResolveInboundContactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolveInboundContactResponse]: ...
+    def __init__(
+        self,
+        *,
+        contacts: _abc.Iterable[Global___ResolveInboundContactResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveInboundContactsResponse: _TypeAlias = ResolveInboundContactsResponse  # noqa: Y015
+
+@_typing.final
 class GetConversationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

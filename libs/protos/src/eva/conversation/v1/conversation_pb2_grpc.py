@@ -40,6 +40,11 @@ class ConversationServiceStub:
                 request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactRequest.SerializeToString,
                 response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactResponse.FromString,
                 _registered_method=True)
+        self.ResolveInboundContacts = channel.unary_unary(
+                '/eva.conversation.v1.ConversationService/ResolveInboundContacts',
+                request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactsRequest.SerializeToString,
+                response_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactsResponse.FromString,
+                _registered_method=True)
         self.GetConversation = channel.unary_unary(
                 '/eva.conversation.v1.ConversationService/GetConversation',
                 request_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.GetConversationRequest.SerializeToString,
@@ -138,6 +143,14 @@ class ConversationServiceServicer:
 
     def ResolveInboundContact(self, request, context):
         """(service) Creates or updates the contact of an inbound guest message and opens (or reopens) its conversation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveInboundContacts(self, request, context):
+        """The same for several guests of one tenant at once (a batch of webhook deliveries), in one transaction; the
+        answers in the order of the requests.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -261,6 +274,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactRequest.FromString,
                     response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactResponse.SerializeToString,
             ),
+            'ResolveInboundContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveInboundContacts,
+                    request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactsRequest.FromString,
+                    response_serializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactsResponse.SerializeToString,
+            ),
             'GetConversation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConversation,
                     request_deserializer=eva_dot_conversation_dot_v1_dot_conversation__pb2.GetConversationRequest.FromString,
@@ -380,6 +398,33 @@ class ConversationService:
             '/eva.conversation.v1.ConversationService/ResolveInboundContact',
             eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactRequest.SerializeToString,
             eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveInboundContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eva.conversation.v1.ConversationService/ResolveInboundContacts',
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactsRequest.SerializeToString,
+            eva_dot_conversation_dot_v1_dot_conversation__pb2.ResolveInboundContactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,10 @@ class ConversationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ConversationServiceAsyncStub: ...
     ResolveInboundContact: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ResolveInboundContactRequest, _conversation_pb2.ResolveInboundContactResponse]
     """(service) Creates or updates the contact of an inbound guest message and opens (or reopens) its conversation."""
+    ResolveInboundContacts: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ResolveInboundContactsRequest, _conversation_pb2.ResolveInboundContactsResponse]
+    """The same for several guests of one tenant at once (a batch of webhook deliveries), in one transaction; the
+    answers in the order of the requests.
+    """
     GetConversation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.GetConversationRequest, _conversation_pb2.Conversation]
     GetContact: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.GetContactRequest, _conversation_pb2.Contact]
     ListConversations: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]
@@ -63,6 +67,10 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ResolveInboundContact: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ResolveInboundContactRequest, _conversation_pb2.ResolveInboundContactResponse]  # type: ignore[assignment]
     """(service) Creates or updates the contact of an inbound guest message and opens (or reopens) its conversation."""
+    ResolveInboundContacts: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ResolveInboundContactsRequest, _conversation_pb2.ResolveInboundContactsResponse]  # type: ignore[assignment]
+    """The same for several guests of one tenant at once (a batch of webhook deliveries), in one transaction; the
+    answers in the order of the requests.
+    """
     GetConversation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.GetConversationRequest, _conversation_pb2.Conversation]  # type: ignore[assignment]
     GetContact: _aio.UnaryUnaryMultiCallable[_conversation_pb2.GetContactRequest, _conversation_pb2.Contact]  # type: ignore[assignment]
     ListConversations: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]  # type: ignore[assignment]
@@ -94,6 +102,16 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversation_pb2.ResolveInboundContactResponse, _abc.Awaitable[_conversation_pb2.ResolveInboundContactResponse]]:
         """(service) Creates or updates the contact of an inbound guest message and opens (or reopens) its conversation."""
+
+    @_abc_1.abstractmethod
+    def ResolveInboundContacts(
+        self,
+        request: _conversation_pb2.ResolveInboundContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_pb2.ResolveInboundContactsResponse, _abc.Awaitable[_conversation_pb2.ResolveInboundContactsResponse]]:
+        """The same for several guests of one tenant at once (a batch of webhook deliveries), in one transaction; the
+        answers in the order of the requests.
+        """
 
     @_abc_1.abstractmethod
     def GetConversation(

@@ -177,7 +177,9 @@ async def guest_writes(http: httpx.AsyncClient, stack: StackUrls, phone_number_i
 
 
 def new_wa_id() -> str:
-    return "1650555" + str(secrets.randbelow(10**4)).zfill(4)
+    """A guest's number; a million of them, so that the 60 guests of a test never share one (two would share a
+    conversation)."""
+    return "1650555" + str(secrets.randbelow(10**6)).zfill(6)
 
 
 async def guest_conversation(http: httpx.AsyncClient, stack: StackUrls, hotel: Hotel, text: str,

@@ -148,10 +148,10 @@ class ReadingService:
                         extra={"tenant_id": profile.tenant_id})
             return
         await asyncio.sleep(slot.wait)
-        await self._governor.admit(profile.phone_number_id, rate=rate)
         try:
-            await self._graph.mark_read(phone_number_id=profile.phone_number_id, access_token=profile.access_token,
-                                        wamid=wamid, typing=typing)
+            async with self._governor.admitted(profile.phone_number_id, rate=rate):
+                await self._graph.mark_read(phone_number_id=profile.phone_number_id,
+                                            access_token=profile.access_token, wamid=wamid, typing=typing)
         except (GraphError, UncertainSend) as error:
             logger.warning("Meta refused a read receipt", extra={
                 "tenant_id": profile.tenant_id, "wamid": wamid, "typing": typing, "error": str(error)})

@@ -243,10 +243,10 @@ class OutboundSender:
             ready_at = asyncio.get_running_loop().time() + wait
             body = await self._body(tenant_id, message, profile)
             await asyncio.sleep(max(0.0, ready_at - asyncio.get_running_loop().time()))
-            await self._governor.admit(profile.phone_number_id, rate=self._rate(profile))
-            accepted = await self._graph.send(phone_number_id=profile.phone_number_id,
-                                              access_token=profile.access_token, body=body,
-                                              marketing=bool((message.raw or {}).get("marketing")))
+            async with self._governor.admitted(profile.phone_number_id, rate=self._rate(profile)):
+                accepted = await self._graph.send(phone_number_id=profile.phone_number_id,
+                                                  access_token=profile.access_token, body=body,
+                                                  marketing=bool((message.raw or {}).get("marketing")))
         except UncertainSend as error:
             SENDS.labels("uncertain", "").inc()
             await self._uncertain(tenant_id, job_id, message, str(error))

@@ -81,6 +81,18 @@ def _record(message: Any) -> ConsumedRecord:
     )
 
 
+def _producer_links(records: Sequence[ConsumedRecord]) -> list[trace.Link]:
+    """A batch's span links to the traces its records carry (each record's producer), so a batch is found from any
+    of the messages in it."""
+    links: list[trace.Link] = []
+    for record in records:
+        if "traceparent" in record.headers:
+            context = trace.get_current_span(extract_context(record.headers)).get_span_context()
+            if context.is_valid:
+                links.append(trace.Link(context))
+    return links
+
+
 def describe(error: BaseException) -> str:
     """The error without the SQL parameters SQLAlchemy would print (they can hold guests' messages)."""
     original = getattr(error, "orig", None)
@@ -167,19 +179,18 @@ class ConsumerLoop:
                 self.last_progress = time.monotonic()
                 for partition, messages in batches.items():
                     records = [_record(message) for message in messages]
-                    if self._batch_handler is not None:
-                        if partition in self._consumer.assignment():
-                            await self._handle_batch(records)
-                            pending[partition] = records[-1].offset + 1
-                        continue
-                    for start in range(0, len(records), self._concurrency):
+                    size = max(1, len(records)) if self._batch_handler is not None else self._concurrency
+                    for start in range(0, len(records), size):
                         if self._stopping.is_set():
                             return
                         if partition not in self._consumer.assignment():
                             pending.pop(partition, None)
                             break  # revoked by a rebalance: its new owner resumes from the committed offset
-                        window = records[start:start + self._concurrency]
-                        await self._handle_window(window)
+                        window = records[start:start + size]
+                        if self._batch_handler is not None:
+                            await self._handle_batch(window)
+                        else:
+                            await self._handle_window(window)
                         pending[partition] = window[-1].offset + 1
                 if pending and (not batches or time.monotonic() - last_commit >= self._commit_interval):
                     await self._commit(pending)
@@ -190,23 +201,21 @@ class ConsumerLoop:
                     await self._commit(pending)
             await self.close()
 
-    async def _commit(self, pending: dict[TopicPartition, int]) -> bool:
-        """Commits the handled offsets of the partitions still assigned; False when the group rebalanced meanwhile
-        (after a broker restart, say): the records are then handled again by the partition's owner, which handlers
-        tolerate (at least once)."""
+    async def _commit(self, pending: dict[TopicPartition, int]) -> None:
+        """Commits the handled offsets of the partitions still assigned. When the group rebalanced meanwhile (after a
+        broker restart, say) the records are handled again by the partition's owner, which handlers tolerate (at
+        least once)."""
         assigned = self._consumer.assignment()
         offsets = {partition: offset for partition, offset in pending.items() if partition in assigned}
         pending.clear()
         if not offsets:
-            return True
+            return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as error:
             logger.warning("offsets not committed: the group rebalanced; the records will be delivered again",
                            extra={"offsets": {f"{p.topic}/{p.partition}": o for p, o in offsets.items()},
                                   "group": self._group_id, "error": describe(error)})
-            return False
-        return True
 
     async def _handle_batch(self, records: list[ConsumedRecord]) -> None:
         assert self._batch_handler is not None
@@ -223,13 +232,14 @@ class ConsumerLoop:
         if not decoded:
             return
         topic = decoded[0].topic
+        links = _producer_links(decoded)
         delay = self._backoff
         while True:
             started = time.perf_counter()
             try:
                 with trace.get_tracer("eva.kafka").start_as_current_span(
-                    f"consume {topic}", kind=trace.SpanKind.CONSUMER, attributes={"messaging.batch.message_count":
-                                                                                 len(decoded)}
+                    f"consume {topic}", kind=trace.SpanKind.CONSUMER, links=links,
+                    attributes={"messaging.batch.message_count": len(decoded)},
                 ):
                     await self._batch_handler(decoded)
                 KAFKA_CONSUMED.labels(topic, "ok").inc(len(decoded))

@@ -9,7 +9,7 @@ Each run registers a hotel of its own (POST /auth/register; its number on the si
 credentials through PUT /api/tenant/whatsapp, both with `throughputMps` when the limit is not Meta's default 80), lets
 --guests guests write first (POST /_sim/guest-messages: each opens its 24-hour window and its conversation; spreading
 the answers over many guests keeps the pair rate, a burst of 45 then one per 6 s per guest, out of the way), connects
-the hotel's admin with the browser's client (socket.io-client@4 under Node, scripts/bench/js/outbound_client.js, as
+the hotel's admin with the browser's client (socket.io-client@4 under Node, scripts/bench/js/pipeline_client.js, as
 scripts/bench/realtime.py does), then:
   1. idle: waits until the stack is quiet (below 0.3 cores for 5 s: the guests' messages, or an earlier run's
      backlog, worked through), then samples the CPU time of every process of the stack (scripts/bench/stack_cpu.py)
@@ -218,6 +218,7 @@ class Outbox:
         self.process = process
         self.new: dict[str, float] = {}
         self.status: dict[tuple[str, str], float] = {}
+        self.new_by_wamid: dict[str, float] = {}  # guests' messages, by wamid
         self.disconnects: list[str] = []
         self.stopping = False
         self.changed = asyncio.Event()
@@ -227,7 +228,7 @@ class Outbox:
     @classmethod
     async def start(cls, node: str, gateway: str, token: str, max_seconds: int) -> Outbox:
         process = await asyncio.create_subprocess_exec(
-            node, str(JS / "outbound_client.js"), gateway, str(max_seconds),
+            node, str(JS / "pipeline_client.js"), gateway, str(max_seconds),
             env={**os.environ, "EVA_ACCESS_TOKEN": token},
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20)
         outbox = cls(process)
@@ -239,8 +240,11 @@ class Outbox:
         async for raw in self.process.stdout:
             line = json.loads(raw)
             kind = line.get("type")
-            if kind == "new" and isinstance(line.get("id"), str):
-                self.new.setdefault(line["id"], float(line["t"]))
+            if kind == "new":
+                if isinstance(line.get("id"), str):
+                    self.new.setdefault(line["id"], float(line["t"]))
+                if isinstance(line.get("wamid"), str) and line.get("direction") == "inbound":
+                    self.new_by_wamid.setdefault(line["wamid"], float(line["t"]))
                 self.changed.set()
             elif kind == "status" and isinstance(line.get("id"), str):
                 self.status.setdefault((line["id"], str(line.get("status"))), float(line["t"]))

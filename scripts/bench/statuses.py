@@ -66,7 +66,6 @@ from eva_simulator.state import SentMessage
 from eva_simulator.statuses import PlannedStatus, build_status
 from ingest import WABA_ID, Hotel, loopback_only, new_wamid, register_hotel
 from realtime import (
-    JS,
     MAX_IN_FLIGHT,
     PROFILES,
     Sent,
@@ -137,44 +136,9 @@ def all_settled(listener: Listener, sent: Sequence[StatusSent]) -> bool:
 # ---------------------------------------------------------------- the attendant's socket
 
 
-class Listener(outbound.Outbox):
-    """scripts/bench/js/pipeline_client.js: `message:new` by message id and, for guests' messages, by wamid too;
-    `message:status` by (message id, status)."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.new_by_wamid: dict[str, float] = {}
-        super().__init__(process)
-
-    @classmethod
-    async def start(cls, node: str, gateway: str, token: str, max_seconds: int) -> Listener:
-        process = await asyncio.create_subprocess_exec(
-            node, str(JS / "pipeline_client.js"), gateway, str(max_seconds),
-            env={**os.environ, "EVA_ACCESS_TOKEN": token},
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20)
-        listener = cls(process)
-        await asyncio.wait_for(asyncio.shield(listener._ready), timeout=15)
-        return listener
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            line = json.loads(raw)
-            kind = line.get("type")
-            if kind == "new":
-                if isinstance(line.get("id"), str):
-                    self.new.setdefault(line["id"], float(line["t"]))
-                if isinstance(line.get("wamid"), str) and line.get("direction") == "inbound":
-                    self.new_by_wamid.setdefault(line["wamid"], float(line["t"]))
-                self.changed.set()
-            elif kind == "status" and isinstance(line.get("id"), str):
-                self.status.setdefault((line["id"], str(line.get("status"))), float(line["t"]))
-                self.changed.set()
-            elif kind == "ready" and not self._ready.done():
-                self._ready.set_result(None)
-            elif kind == "error" and not self._ready.done():
-                self._ready.set_exception(RuntimeError(f"socket refused: {line.get('message')}"))
-            elif kind == "disconnect" and not self.stopping:
-                self.disconnects.append(str(line.get("reason")))
+# scripts/bench/js/pipeline_client.js: `message:new` by message id and, for guests' messages, by wamid too;
+# `message:status` by (message id, status)
+Listener = outbound.Outbox
 
 
 # ---------------------------------------------------------------- the answers whose statuses arrive

@@ -1,6 +1,6 @@
-// One attendant's live inbox for scripts/bench/statuses.py: a socket.io-client@4 socket (websocket transport,
-// handshake auth {token}) that prints one JSON line per `message:new` (with the message's id and, for a guest's
-// message, its wamid) and per `message:status`, each with its arrival time (ms since the epoch, sub-millisecond).
+// One attendant's live inbox for scripts/bench/outbound.py and statuses.py: a socket.io-client@4 socket (websocket
+// transport, handshake auth {token}) that prints one JSON line per `message:new` (with the message's id and, for a
+// guest's message, its wamid) and per `message:status`, each with its arrival time (ms since the epoch, sub-ms).
 // Lines: {"type":"ready"} once connected, {"type":"new","id","wamid","direction","t"},
 // {"type":"status","id","status","t"}, {"type":"disconnect","reason","t"} if the socket drops. Ends when stdin closes
 // (or after --max-seconds).

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import SecretStr
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as BaseAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
 
 # A pooled connection idle this long is pinged before it is handed out (PostgreSQL may have restarted meanwhile). A
 # connection in steady use is not: a ping is a transaction of its own (three round trips with asyncpg), which cost
@@ -69,6 +70,20 @@ async def set_tenant(session: BaseAsyncSession, tenant_id: str) -> None:
     """Sets `app.tenant_id` (row-level security) until the transaction ends or the next call: one transaction can
     write a batch of several tenants' rows, each group after its own `set_tenant`."""
     await (await driver(session)).execute(_SET_TENANT_SQL, tenant_id)
+
+
+async def per_tenant(
+    session: BaseAsyncSession, items: Iterable[T], tenant_of: Callable[[T], str]
+) -> AsyncIterator[tuple[str, list[T]]]:
+    """A batch's items grouped by tenant (in the order tenants first appear, items in their order), `app.tenant_id`
+    set to each group's tenant before the group is yielded: one transaction writes a batch of several tenants' rows,
+    each under its own tenant (row-level security)."""
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(tenant_of(item), []).append(item)
+    for tenant_id, group in groups.items():
+        await set_tenant(session, tenant_id)
+        yield tenant_id, group
 
 
 async def driver(session: BaseAsyncSession) -> asyncpg.Connection:

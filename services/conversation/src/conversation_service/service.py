@@ -13,7 +13,7 @@ from typing import Any
 
 from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
-from eva_common.db import SessionFactory, set_tenant, transaction
+from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
 from eva_common.inbox import claim_event
@@ -325,15 +325,11 @@ class ConversationService:
         tenant), in the events' order, and one `conversation.updated` per conversation that changed, with its state
         after the whole batch (a burst of a guest's messages is one announcement, not one each). Returns how many
         events changed a conversation."""
-        by_tenant: dict[str, list[EventEnvelope]] = {}
-        for event in events:
-            if event.type in (MESSAGE_RECEIVED, MESSAGE_CREATED, MESSAGE_READ):
-                by_tenant.setdefault(event.tenant_id, []).append(event)
+        applicable = [event for event in events if event.type in (MESSAGE_RECEIVED, MESSAGE_CREATED, MESSAGE_READ)]
         applied = 0
         async with transaction(self._sessions) as session:  # all or nothing, each tenant's rows under its tenant
             repository = ConversationRepository(session)
-            for tenant_id, group in by_tenant.items():
-                await set_tenant(session, tenant_id)
+            async for tenant_id, group in per_tenant(session, applicable, lambda event: event.tenant_id):
                 changed: dict[uuid.UUID, Conversation] = {}
                 for event in group:
                     if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):

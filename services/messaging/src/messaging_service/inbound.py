@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from eva_common.db import SessionFactory, set_tenant, transaction
+from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import InvalidArgument
 from eva_common.outbox import enqueue
 from eva_events.envelope import EventEnvelope
@@ -153,13 +153,9 @@ class WebhookProcessor:
                     item.tally[Outcome(template_outcome)] += 1
         stored = await self._stored_wamids(present)
         resolved = await self._resolve_senders(present, stored)
-        by_tenant: dict[str, list[_Delivery]] = {}
-        for item in present:
-            by_tenant.setdefault(item.tenant_id, []).append(item)
         outcomes: dict[int, WebhookProcessed] = {}
         async with transaction(self._sessions) as session:  # all or nothing, each tenant's rows under its tenant
-            for tenant_id, group in by_tenant.items():
-                await set_tenant(session, tenant_id)
+            async for tenant_id, group in per_tenant(session, present, lambda item: item.tenant_id):
                 for item in group:
                     await self._write(session, item, stored, resolved)
                     outcome = self._outcome(item)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import SessionFactory, driver, set_tenant, transaction
+from eva_common.db import SessionFactory, driver, per_tenant, transaction
 from sqlalchemy.dialects.postgresql import JSONB
 
 from webhook_ingest_service.models import DeliveryState, WebhookEvent
@@ -117,14 +117,12 @@ class WebhookEventRepository:
     async def record_received_many(self, deliveries: Sequence[ReceivedDelivery]) -> int:
         """Logs published deliveries once each (the first copy of a delivery id wins), in one transaction: one
         statement per tenant, written directly (a row per delivery, the hot path). Returns how many rows it wrote."""
-        groups: dict[str, dict[str, ReceivedDelivery]] = {}
+        firsts: dict[str, ReceivedDelivery] = {}
         for delivery in deliveries:
-            groups.setdefault(delivery.tenant_id, {}).setdefault(delivery.delivery_id, delivery)
+            firsts.setdefault(delivery.delivery_id, delivery)
         written = 0
         async with self._sessions() as session, session.begin():
-            for tenant_id, group in groups.items():
-                await set_tenant(session, tenant_id)
-                items = list(group.values())
+            async for tenant_id, items in per_tenant(session, firsts.values(), lambda item: item.tenant_id):
                 rows = await (await driver(session)).fetch(
                     _RECORD_RECEIVED, tenant_id, [item.delivery_id for item in items],
                     [item.phone_number_id for item in items], [item.received_at for item in items],
@@ -151,13 +149,9 @@ class WebhookEventRepository:
     async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> None:
         """Sets deliveries' outcomes (the last of a delivery id wins) in one transaction: one statement per tenant,
         written directly."""
-        groups: dict[str, dict[str, DeliveryOutcome]] = {}
-        for outcome in outcomes:
-            groups.setdefault(outcome.tenant_id, {})[outcome.delivery_id] = outcome
+        lasts = {outcome.delivery_id: outcome for outcome in outcomes}
         async with self._sessions() as session, session.begin():
-            for tenant_id, group in groups.items():
-                await set_tenant(session, tenant_id)
-                items = list(group.values())
+            async for tenant_id, items in per_tenant(session, lasts.values(), lambda item: item.tenant_id):
                 await (await driver(session)).execute(
                     _RECORD_OUTCOMES, tenant_id, [item.delivery_id for item in items],
                     [item.occurred_at for item in items], [item.state.value for item in items],

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
 from eva_common.auth import Principal
-from eva_common.db import SessionFactory, set_tenant, transaction
+from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import Internal, NotFound
 from eva_common.identity import SCOPE_USAGE_READ
 from eva_common.inbox import claim_event
@@ -58,15 +58,11 @@ class UsageService:
         """`apply_message_event` for the events of a Kafka fetch: one transaction (each tenant's events under that
         tenant), the counts of the batch added up per (day, category, direction) and written once each. Returns how
         many events counted."""
-        by_tenant: dict[str, list[EventEnvelope]] = {}
-        for event in events:
-            if event.tenant_id:
-                by_tenant.setdefault(event.tenant_id, []).append(event)
         counted_events = 0
         async with transaction(self._sessions) as session:  # all or nothing, each tenant's rows under its tenant
             usage = UsageRepository(session)
-            for tenant_id, group in by_tenant.items():
-                await set_tenant(session, tenant_id)
+            named = [event for event in events if event.tenant_id]
+            async for tenant_id, group in per_tenant(session, named, lambda event: event.tenant_id):
                 increments: Counter[tuple[date, str, str]] = Counter()
                 timezone: str | None = None
                 for event in group:

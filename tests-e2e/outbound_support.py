@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -86,8 +87,16 @@ class Desk:
         assert [a["status"] for a in sent["attempts"]] == [200], sent
         event = await self.socket.wait_for("message:new", lambda data: data.get("wamid") == sent["wamid"],
                                            timeout=30.0)
-        return Guest(conversation_id=str(event["conversationId"]), message_id=str(event["id"]),
-                     wamid=str(sent["wamid"]), wa_id=wa_id, user_id=user_id)
+        conversation_id = str(event["conversationId"])
+        sent_at = datetime.fromisoformat(str(event["sentAt"]))
+
+        async def counted() -> bool:  # the conversation applied it too (its own consumer: not the socket's moment)
+            seen = (await self.conversation(conversation_id)).get("lastInboundAt")
+            return seen is not None and datetime.fromisoformat(seen) >= sent_at
+
+        await eventually(counted, timeout=30.0, interval=POLL)
+        return Guest(conversation_id=conversation_id, message_id=str(event["id"]), wamid=str(sent["wamid"]),
+                     wa_id=wa_id, user_id=user_id)
 
     # --- Eva's side ---------------------------------------------------------------------------------------------
 

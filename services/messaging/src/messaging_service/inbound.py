@@ -111,11 +111,11 @@ class _SenderKey:
 
 class WebhookProcessor:
     """Deliveries are processed a batch at a time (the records one Kafka fetch returned): the wamids already stored
-    are looked up in one query per tenant, each new guest's contact and conversation are resolved once (concurrently
-    for different guests), and everything the batch writes (messages, statuses, the deliveries' outcomes with their
-    events) goes into one transaction, each tenant's rows under that tenant (row-level security). So the cost of a
-    delivery falls as the load rises, instead of a few transactions and a call to the conversation service for
-    each. One delivery is a batch of one."""
+    are looked up in one transaction (a query per tenant), the new guests' contacts and conversations are resolved
+    once each, in one call per tenant, and everything the batch writes (messages, statuses, the deliveries'
+    outcomes with their events) goes into one transaction, each tenant's rows under that tenant (row-level
+    security). So the cost of a delivery falls as the load rises, instead of a few transactions and a call to the
+    conversation service for each. One delivery is a batch of one."""
 
     def __init__(
         self, *, sessions: SessionFactory, resolver: ContactResolver, events_topic: str, outcomes_topic: str,
@@ -184,17 +184,17 @@ class WebhookProcessor:
             statuses=len(item.items.statuses), detail=detail or None)
 
     async def _stored_wamids(self, deliveries: Sequence[_Delivery]) -> set[tuple[str, str]]:
-        """(tenant, wamid) of the batch's messages and echoes that are stored already: one query per tenant."""
-        wanted: dict[str, set[str]] = {}
-        for item in deliveries:
-            wamids = wanted.setdefault(item.tenant_id, set())
-            wamids.update(message.wamid for message in item.items.messages)
-            wamids.update(echo.wamid for echo in item.items.echoes)
+        """(tenant, wamid) of the batch's messages and echoes that are stored already: one transaction, a query per
+        tenant."""
+        carrying = [item for item in deliveries if item.items.messages or item.items.echoes]
         found: set[tuple[str, str]] = set()
-        for tenant_id, wamids in wanted.items():
-            if wamids:
-                async with transaction(self._sessions, tenant_id=tenant_id) as session:
-                    known = await MessageRepository(session).stored_wamids(tenant_id=tenant_id, wamids=wamids)
+        if not carrying:
+            return found
+        async with transaction(self._sessions) as session:
+            async for tenant_id, group in per_tenant(session, carrying, lambda item: item.tenant_id):
+                wamids = {message.wamid for item in group for message in item.items.messages}
+                wamids.update(echo.wamid for item in group for echo in item.items.echoes)
+                known = await MessageRepository(session).stored_wamids(tenant_id=tenant_id, wamids=wamids)
                 found.update((tenant_id, wamid) for wamid in known)
         return found
 

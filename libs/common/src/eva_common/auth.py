@@ -182,6 +182,8 @@ class TokenVerifier:
         """The token's principal: its signature and claims verified once, then remembered until it expires; the
         revocation check (a user's sessions ended, an API key revoked) runs on every call."""
         cached = self._verified.get(token)
+        if cached is not None:
+            await self._refresh(force=False)  # the published keys, at most `refresh_interval` old
         if cached is not None and cached[0] in self._keys:
             principal = cached[1]
             if time.time() > principal.expires_at + self._leeway:

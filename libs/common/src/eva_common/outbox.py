@@ -54,9 +54,8 @@ _ENQUEUE = (
 async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEnvelope) -> None:
     """Adds an event to the outbox inside the caller's transaction and wakes the relay when it commits: one
     statement, written directly (the hot path of every service)."""
-    traceparent = event.traceparent if event.traceparent is not None else current_traceparent()
-    if traceparent != event.traceparent:
-        event = event.model_copy(update={"traceparent": traceparent})
+    if event.traceparent is None:
+        event = event.model_copy(update={"traceparent": current_traceparent()})
     headers = {"event-id": event.id, "event-type": event.type, "tenant-id": event.tenant_id}
     await (await driver(session)).execute(
         _ENQUEUE, event.id, event.tenant_id, topic, key, event.to_bytes(), json.dumps(headers), datetime.now(UTC))

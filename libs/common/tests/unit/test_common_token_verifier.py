@@ -150,3 +150,20 @@ async def test_a_remembered_token_whose_key_was_withdrawn_is_verified_again() ->
     with pytest.raises(Unauthenticated) as caught:
         await verifier.verify(token)
     assert caught.value.code == "TOKEN_INVALID"
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_withdrawn_even_without_another_token() -> None:
+    old, new = TestTokenIssuer(kid="old"), TestTokenIssuer(kid="new")
+    published: dict[str, Any] = old.jwks()
+
+    async def source() -> dict[str, Any]:
+        return published
+
+    verifier = TokenVerifier(jwks_source=source, issuer="eva-auth", audience="eva", refresh_interval_seconds=0,
+                             min_refetch_seconds=0)
+    token = old.user_token(user_id="u", tenant_id="t")
+    await verifier.verify(token)
+    published = new.jwks()  # the same token again: the keys are refreshed (interval 0) and "old" is gone
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+    assert caught.value.code == "TOKEN_INVALID"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from messaging_service.metrics import GOVERNOR_WAIT
+
+logger = logging.getLogger(__name__)
 
 # KEYS[1]: the number's next free slot (ms, Redis clock). ARGV: interval ms, max wait ms.
 # Returns {reserved (1|0), wait ms}.
@@ -136,7 +139,12 @@ class SendGovernor:
         try:
             yield
         finally:
-            await self._release(keys=[key], args=[repr(self._window_ms), member])
+            try:
+                await self._release(keys=[key], args=[repr(self._window_ms), member])
+            except Exception as error:  # the send happened: its outcome must still be recorded; its place in the
+                # window then lasts `in_flight` instead (safe: later, never earlier)
+                logger.warning("send governor: a send's place was not released", extra={
+                    "phone_number_id": phone_number_id, "error": repr(error)[:300]})
 
     async def pause(self, phone_number_id: str, *, seconds: float) -> None:
         """Meta said the number's throughput was reached (130429): no replica sends from it for `seconds`."""

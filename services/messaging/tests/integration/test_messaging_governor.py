@@ -121,3 +121,22 @@ async def test_a_send_holds_its_place_until_a_window_after_its_answer_however_sl
     async with governor.admitted("pn-fail", rate=1):  # a failed send leaves the window like an answered one
         pass
     assert 0.25 <= time.monotonic() - started < 2.0
+
+
+async def test_a_release_that_fails_never_turns_a_made_send_into_an_error(redis: Redis,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The send happened: if its place cannot be released (Redis gone), the caller still gets the answer to record
+    (an error here would make the sender try the send again); the place then lasts the in-flight time instead."""
+    governor = SendGovernor(redis, in_flight_seconds=0.5, prefix=f"test:gov:{uuid.uuid4().hex}")
+
+    async def redis_gone(**_: object) -> None:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(governor, "_release", redis_gone)
+    async with governor.admitted("pn-release", rate=1):
+        answer = "wamid.sent"
+    assert answer == "wamid.sent"
+    started = time.monotonic()
+    async with governor.admitted("pn-release", rate=1):  # the unreleased place expires with its in-flight time
+        pass
+    assert 0.3 <= time.monotonic() - started < 2.0

@@ -408,3 +408,18 @@ def _text_payload(*messages: tuple[str, str, str, str], phone_number_id: str = "
 @pytest.fixture(scope="session")
 def text_payload() -> Callable[..., dict[str, Any]]:
     return _text_payload
+
+
+def _echo_payload(wa_id: str, wamid: str, body: str, *, phone_number_id: str = "106540352242922") -> dict[str, Any]:
+    """Meta's coexistence echo (`smb_message_echoes`, §12): a text the business sent to `wa_id` from the app."""
+    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "smb_message_echoes", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+            "message_echoes": [{"from": "15550783881", "to": wa_id, "id": wamid, "timestamp": "1749416383",
+                                "type": "text", "text": {"body": body}}]}}]}]}
+
+
+@pytest.fixture(scope="session")
+def echo_payload() -> Callable[..., dict[str, Any]]:
+    return _echo_payload

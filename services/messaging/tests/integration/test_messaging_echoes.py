@@ -16,15 +16,6 @@ pytestmark = pytest.mark.integration
 NUMBER = "106540352242922"
 
 
-def echo_payload(wa_id: str, wamid: str, body: str) -> dict[str, Any]:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
-        "field": "smb_message_echoes", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": NUMBER},
-            "message_echoes": [{"from": "15550783881", "to": wa_id, "id": wamid, "timestamp": "1749416383",
-                                "type": "text", "text": {"body": body}}]}}]}]}
-
-
 def created(records: list[Any], wamid: str) -> list[dict[str, Any]]:
     events = [json.loads(record.value) for record in records]
     return [event for event in events if event["data"].get("wamid") == wamid]
@@ -39,7 +30,7 @@ def outcome_of(records: list[Any], delivery_id: str) -> dict[str, Any] | None:
 
 
 async def test_an_echo_is_stored_once_as_a_business_app_message_and_announced(
-        stack, kafka, delivery, owner_db) -> None:
+        stack, kafka, delivery, echo_payload, owner_db) -> None:
     tenant, wa_id = str(uuid.uuid4()), "1650555" + str(secrets.randbelow(10**6)).zfill(6)
     wamid = f"wamid.ECHO{secrets.token_hex(10).upper()}="
     first = delivery(echo_payload(wa_id, wamid, "See you at 3 pm"), tenant_id=tenant)

@@ -32,15 +32,6 @@ def new_wamid() -> str:
     return f"wamid.HBgL{secrets.token_hex(12).upper()}="
 
 
-def echo_payload(wa_id: str, wamid: str, body: str) -> dict[str, Any]:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
-        "field": "smb_message_echoes", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": NUMBER},
-            "message_echoes": [{"from": "15550783881", "to": wa_id, "id": wamid, "timestamp": "1749416383",
-                                "type": "text", "text": {"body": body}}]}}]}]}
-
-
 def status_payload(wamid: str, status: str, timestamp: str) -> dict[str, Any]:
     item = {"id": wamid, "status": status, "timestamp": timestamp, "recipient_id": "16505551234"}
     return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -173,7 +164,7 @@ async def test_an_already_stored_wamid_is_a_duplicate_and_its_sender_is_not_reso
     assert [e["data"]["wamid"] for e in await outbox(owner_db, tenant, "message.received")] == [known, fresh]
 
 
-async def test_statuses_meet_their_messages_in_the_same_batch(stack, delivery, owner_db) -> None:
+async def test_statuses_meet_their_messages_in_the_same_batch(stack, delivery, echo_payload, owner_db) -> None:
     tenant, guest = str(uuid.uuid4()), new_wa_id()
     echoed, parked_for = new_wamid(), new_wamid()
     batching, resolver = processor(stack)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+from prometheus_client import Counter
 from pydantic import SecretStr
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as BaseAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+logger = logging.getLogger(__name__)
+LEFT_IN_TRANSACTION = Counter(
+    "eva_db_connections_left_in_transaction_total",
+    "Pooled connections found still inside a transaction at checkout (a cancelled COMMIT), closed instead of reused")
 
 SessionFactory = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
@@ -22,7 +29,21 @@ T = TypeVar("T")
 # as much as the work on a busy hot path. A connection that breaks while in use invalidates the whole pool
 # (SQLAlchemy's disconnect handling), so after a restart one operation fails and the next ones get new connections.
 PING_IDLE_SECONDS = 2.0
+IDLE_IN_TRANSACTION_TIMEOUT_MS = "60000"
 _SET_TENANT_SQL = "SELECT set_config('app.tenant_id', $1, true)"
+
+
+def _left_in_a_transaction(dbapi_connection: Any) -> bool:
+    """Whether a connection coming out of the pool is still inside a transaction. A task cancelled while its COMMIT
+    or ROLLBACK waited for the connection (a caller's deadline) leaves SQLAlchemy's adapter believing the transaction
+    over while asyncpg's is not; reused, that connection would run every later transaction as a SAVEPOINT of the
+    open one: never committed, its locks held until the connection closes. Such a connection is closed instead
+    (PostgreSQL rolls its transaction back) and the pool hands out another."""
+    driver_connection = getattr(dbapi_connection, "_connection", None)
+    if driver_connection is None:
+        return False
+    return bool(driver_connection.is_in_transaction() or driver_connection._top_xact is not None
+                or getattr(dbapi_connection, "_transaction", None) is not None)
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
@@ -34,6 +55,10 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if _left_in_a_transaction(dbapi_connection):
+            LEFT_IN_TRANSACTION.inc()
+            logger.warning("a pooled connection was still inside a transaction: closed instead of reused")
+            raise exc.DisconnectionError("pooled connection left inside a transaction")
         idle_since = record.info.get("eva_idle_since")
         if idle_since is None or time.monotonic() - idle_since < PING_IDLE_SECONDS:
             return  # new, or in steady use
@@ -48,6 +73,9 @@ def create_engine(url: str | SecretStr, *, pool_size: int = 10, echo: bool = Fal
         url.get_secret_value() if isinstance(url, SecretStr) else url,
         pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_use_lifo=True, pool_recycle=1800,
         echo=echo,
+        # the last resort against a transaction left open by a client (its locks would stop every writer of its
+        # rows): PostgreSQL ends a session idle inside a transaction this long. No use case waits that long mid-way.
+        connect_args={"server_settings": {"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_TIMEOUT_MS}},
     )
     _ping_when_idle(engine)
     return engine

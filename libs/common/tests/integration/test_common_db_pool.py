@@ -206,3 +206,39 @@ async def test_a_direct_statement_runs_inside_the_sessions_transaction(database:
         assert [row[0] for row in rows] == [2, 3]
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_whose_transaction_outlived_its_session_is_closed_instead_of_reused(
+    database: TestDatabase,
+) -> None:
+    """A task cancelled while its COMMIT waited for the connection leaves SQLAlchemy's adapter believing the
+    transaction over while asyncpg's is still open. Reused, the connection would run the next session's transaction as
+    a SAVEPOINT of the open one: 'committed' but never visible, its locks held. The pool closes it instead."""
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE left_open (n int)")
+        factory = session_factory(engine)
+        async with factory() as session:
+            await session.exec(sa.text("INSERT INTO left_open VALUES (1)"))  # type: ignore[call-overload]
+            adapted = (await (await session.connection()).get_raw_connection()).dbapi_connection
+            adapted._transaction = None  # what a COMMIT cancelled while it waited for the connection leaves
+            await session.commit()  # the adapter has nothing to commit: the server's transaction stays open
+        first = adapted
+        async with factory() as session, session.begin():
+            await session.exec(sa.text("INSERT INTO left_open VALUES (2)"))  # type: ignore[call-overload]
+            reused = (await (await session.connection()).get_raw_connection()).dbapi_connection
+            # and PostgreSQL itself ends a session left idle inside a transaction for a minute
+            timeout = await session.exec(sa.text("SHOW idle_in_transaction_session_timeout"))  # type: ignore[call-overload]
+            assert timeout.scalar_one() == "1min"
+        assert reused is not first  # the connection left in its transaction was closed, not handed out
+        other = await asyncpg.connect(database.owner_dsn)
+        try:
+            assert [row["n"] for row in await other.fetch("SELECT n FROM left_open ORDER BY n")] == [2]
+            assert await other.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'") == 0
+        finally:
+            await other.close()
+    finally:
+        await engine.dispose()

@@ -68,6 +68,14 @@ class ResourceExhausted(DomainError):
         grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "RATE_LIMITED", "Too many requests")
 
 
+class Overloaded(DomainError):
+    """Shed by admission control before any of the request's work was done: nothing happened, retry after a while.
+    RESOURCE_EXHAUSTED over gRPC (which the channels do not retry on their own, unlike UNAVAILABLE), 503 over HTTP."""
+
+    grpc_status, http_status, default_code, title = (
+        grpc.StatusCode.RESOURCE_EXHAUSTED, 503, "OVERLOADED", "Service overloaded")
+
+
 class Unavailable(DomainError):
     grpc_status, http_status, default_code, title = (
         grpc.StatusCode.UNAVAILABLE, 503, "UNAVAILABLE", "Service unavailable")
@@ -94,7 +102,7 @@ def from_grpc(
     extra: Mapping[str, Any] | None = None,
 ) -> DomainError:
     """Rebuilds the DomainError a downstream service raised from its gRPC status and error-code metadata."""
-    cls = _BY_GRPC_STATUS.get(status, Internal)
+    cls = Overloaded if code == Overloaded.default_code else _BY_GRPC_STATUS.get(status, Internal)
     if cls is Internal:
         return Internal("upstream error", code="INTERNAL")
     return cls(details or cls.title, code=code, retry_after=retry_after, extra=extra)

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 from eva_common.auth import current_principal
-from eva_common.errors import FailedPrecondition, Internal, NotFound, Unauthenticated
+from eva_common.errors import FailedPrecondition, Internal, NotFound, Overloaded, Unauthenticated
 from eva_common.grpc.client import create_channel, rpc
 from eva_common.grpc.server import GrpcServer
 from eva_testing.tokens import TestTokenIssuer
@@ -21,8 +21,13 @@ ISSUER = TestTokenIssuer()
 
 
 class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
+    busy_calls = 0
+
     async def GetMessage(self, request: messaging_pb2.GetMessageRequest, context: object) -> messaging_pb2.Message:
         principal = current_principal()
+        if request.message_id == "busy":
+            FakeMessaging.busy_calls += 1
+            raise Overloaded("too many requests at once", retry_after=3)
         if request.message_id == "missing":
             raise NotFound("no such message", code="MESSAGE_NOT_FOUND")
         if request.message_id == "crash":
@@ -99,3 +104,14 @@ async def test_missing_expired_and_forged_tokens_are_unauthenticated(
 async def test_public_methods_need_no_token(stub: messaging_pb2_grpc.MessagingServiceStub) -> None:
     reply = await rpc(stub.ListMessages, messaging_pb2.ListMessagesRequest(), token=None, timeout=5)
     assert reply.next_cursor == "public"
+
+
+async def test_a_shed_call_is_overloaded_503_with_retry_after_and_the_channel_does_not_retry_it(
+    stub: messaging_pb2_grpc.MessagingServiceStub,
+) -> None:
+    token = ISSUER.user_token(user_id="u1", tenant_id="tenant-a")
+    before = FakeMessaging.busy_calls
+    with pytest.raises(Overloaded) as caught:
+        await rpc(stub.GetMessage, messaging_pb2.GetMessageRequest(message_id="busy"), token=token, timeout=5)
+    assert (caught.value.code, caught.value.http_status, caught.value.retry_after) == ("OVERLOADED", 503, 3)
+    assert FakeMessaging.busy_calls == before + 1  # UNAVAILABLE would have been retried up to 4 times

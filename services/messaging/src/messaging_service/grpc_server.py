@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
+from eva_common.admission import AdmissionGate
 from eva_common.audit import Actor
 from eva_common.auth import current_principal
 from eva_common.errors import InvalidArgument, Unavailable
@@ -106,8 +107,10 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
         self, *, service: MessagingService, sending: SendingService | None = None,
         reading: ReadingService | None = None, uploads: MediaUploads | None = None,
         templates: TemplateReader | None = None, template_syncer: TemplateSyncer | None = None,
+        admission: AdmissionGate | None = None,
     ) -> None:
         self._service = service
+        self._admission = admission or AdmissionGate("send", limit=8, max_wait=1.0)
         self._sending = sending
         self._reading = reading
         self._templates = templates
@@ -143,13 +146,14 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
         principal = current_principal()
         sender = ({"kind": request.sender.kind, "id": request.sender.id, "name": request.sender.name}
                   if request.HasField("sender") else None)
-        result = await self._sending.send(
-            principal=principal,
-            request=SendRequest(conversation_id=request.conversation_id, type=request.type, content=_content(request),
-                                reply_to_message_id=request.reply_to_message_id,
-                                idempotency_key=request.idempotency_key, sender=sender, priority=request.priority,
-                                tenant_id=request.tenant_id),
-            actor=Actor(principal, request_meta(context)))
+        async with self._admission.admitted(time_remaining=context.time_remaining()):
+            result = await self._sending.send(
+                principal=principal,
+                request=SendRequest(conversation_id=request.conversation_id, type=request.type,
+                                    content=_content(request), reply_to_message_id=request.reply_to_message_id,
+                                    idempotency_key=request.idempotency_key, sender=sender,
+                                    priority=request.priority, tenant_id=request.tenant_id),
+                actor=Actor(principal, request_meta(context)))
         return messaging_pb2.SendMessageResponse(
             message=message_message(MessageRecord(message=result.message, history=[])), replayed=result.replayed)
 
@@ -158,8 +162,10 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
     ) -> messaging_pb2.Message:
         assert self._sending is not None, "RetryMessage is served only with a SendingService"
         principal = current_principal()
-        message = await self._sending.retry(principal=principal, message_id=request.message_id,
-                                            tenant_id=request.tenant_id, actor=Actor(principal, request_meta(context)))
+        async with self._admission.admitted(time_remaining=context.time_remaining()):
+            message = await self._sending.retry(principal=principal, message_id=request.message_id,
+                                                tenant_id=request.tenant_id,
+                                                actor=Actor(principal, request_meta(context)))
         record = await self._service.get_message(principal=principal, message_id=str(message.id),
                                                  tenant_id=request.tenant_id)
         return message_message(record)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import httpx
+from eva_common.admission import AdmissionGate
 from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_source
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
@@ -30,7 +31,7 @@ from messaging_service.media_store import LocalMediaStore, MediaStore
 from messaging_service.media_worker import GraphMediaClient, MediaWorker
 from messaging_service.meta_media import MetaMedia
 from messaging_service.parked_expiry import ParkedStatusExpiry
-from messaging_service.profiles import SendingProfiles
+from messaging_service.profiles import CachedQuotas, SendingProfiles
 from messaging_service.reading import ReadingService
 from messaging_service.s3_media_store import S3Config, S3MediaStore
 from messaging_service.sender import OutboundSender
@@ -157,7 +158,8 @@ class MessagingApp(ServiceApp):
             reconcile_seconds=settings.send_reconcile_seconds, concurrency=settings.send_concurrency,
             batch=settings.send_batch, poll_seconds=settings.send_poll_seconds)
         self.sending = SendingService(
-            sessions=self.sessions, conversations=self.conversations, profiles=self.profiles, quotas=credentials,
+            sessions=self.sessions, conversations=self.conversations, profiles=self.profiles,
+            quotas=CachedQuotas(credentials, ttl=settings.quota_cache_seconds),
             events_topic=settings.messaging_events_topic,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds), wake=self.sender.wake)
         self.reading = ReadingService(
@@ -172,8 +174,9 @@ class MessagingApp(ServiceApp):
         self.grpc_server = GrpcServer(
             registrars=[registrar(MessagingServicer(
                 service=self.service, sending=self.sending, reading=self.reading, uploads=self.uploads,
-                templates=self.template_reader,
-                template_syncer=self.template_syncer))],
+                templates=self.template_reader, template_syncer=self.template_syncer,
+                admission=AdmissionGate("send", limit=settings.accept_concurrency,
+                                        max_wait=settings.accept_wait_seconds)))],
             service_names=[SERVICE_NAME],
             verifier=verifier,
             host=settings.grpc_host,

@@ -98,6 +98,14 @@ class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     send_concurrency: int = Field(default=32, ge=1, le=512)
     send_batch: int = Field(default=64, ge=1, le=1000)
     send_poll_seconds: float = Field(default=0.5, gt=0)
+    # Admission of SendMessage and RetryMessage: this many at once per replica; a request that finds no place waits
+    # at most `accept_wait_seconds` (and half of what is left of its caller's deadline), then is refused with 503
+    # OVERLOADED and Retry-After before anything was stored, instead of timing out with an unknown outcome.
+    accept_concurrency: int = Field(default=8, ge=1, le=1024)
+    accept_wait_seconds: float = Field(default=1.0, ge=0)
+    # Whether a tenant's monthly quota is used up is asked of the tenant service at most this often per replica (a
+    # tenant may overshoot its quota by the messages of this long).
+    quota_cache_seconds: float = Field(default=5.0, ge=0)
     # The same Idempotency-Key answers the first message for this long.
     idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     # Meta's typing indicator disappears after 25 s: at most one per conversation in this long.

@@ -27,6 +27,7 @@ from eva_common.errors import (
     EXTRA_METADATA_KEY,
     RETRY_AFTER_METADATA_KEY,
     DomainError,
+    Overloaded,
     Unauthenticated,
 )
 from eva_common.grpc.metadata import REQUEST_ID_KEY, metadata_of
@@ -129,7 +130,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     if error.extra:
                         trailers.append((EXTRA_METADATA_KEY, json.dumps(error.extra, separators=(",", ":"))))
                     context.set_trailing_metadata(tuple(trailers))
-                    if error.http_status >= 500:
+                    if error.http_status >= 500 and not isinstance(error, Overloaded):  # shedding is counted
                         logger.warning("rpc failed", extra={"method": method, "code": error.code})
                     await context.abort(error.grpc_status, error.detail)
                 except Exception as error:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import socketio
+from eva_common.admission import AdmissionGate
 from eva_common.auth import TokenVerifier
 from eva_common.http.app import create_http_app
 from eva_common.realtime.presence import PresenceStore
@@ -123,7 +124,9 @@ def create_gateway_app(
         docs=True,
     )
     state = GatewayState(settings=settings, clients=clients, verifier=verifier, redis=redis, limits=limits,
-                         api_keys=api_keys, proxies=proxies, presence=presence_store)
+                         api_keys=api_keys, proxies=proxies, presence=presence_store,
+                         sends=AdmissionGate("gateway-send", limit=settings.send_admission_concurrency,
+                                             max_wait=settings.send_admission_wait_seconds))
     api.state.gateway = state
     install_problem_overrides(api)
     # Innermost (inside the shared request middleware, so a 413 has a request id and is counted): the limit

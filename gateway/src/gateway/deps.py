@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from eva_common.admission import AdmissionGate
 from eva_common.auth import Principal
 from eva_common.identity import (
     SCOPE_CONVERSATIONS_READ,
@@ -28,7 +29,13 @@ async def _clients(request: Request) -> UpstreamClients:
     return gateway_state(request).clients
 
 
+async def _sends(request: Request) -> AdmissionGate:
+    return gateway_state(request).sends
+
+
 StateDep = Annotated[GatewayState, Depends(_state)]
+# Admission of sends (POST /api/messages, retries): hold a place around the call to messaging.
+SendAdmissionDep = Annotated[AdmissionGate, Depends(_sends)]
 ClientsDep = Annotated[UpstreamClients, Depends(_clients)]
 # A verified user (not counted: /auth/me, under the per-IP limit of /auth/*).
 UserDep = Annotated[Principal, Depends(require_user)]

@@ -29,7 +29,8 @@ _DESCRIPTIONS = {
     422: "The request cannot be applied in the current state (FAILED_PRECONDITION, …)",
     429: "Too many requests (RATE_LIMITED, or an upstream's code such as LOGIN_THROTTLED); `Retry-After` gives the "
          "seconds to wait",
-    503: "An upstream service is unavailable (UPSTREAM_UNAVAILABLE)",
+    503: "An upstream service is unavailable (UPSTREAM_UNAVAILABLE), or too busy to take the request now "
+         "(OVERLOADED, with Retry-After: nothing was done, retry)",
     504: "An upstream service did not answer in time (UPSTREAM_TIMEOUT)",
 }
 RATE_LIMIT_HEADERS = {

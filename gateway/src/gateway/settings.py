@@ -47,6 +47,11 @@ class Settings(RedisSettings):
     rate_limit_prefix: str = Field(default="rl:gateway", min_length=1)
     # Comma-separated addresses or CIDR networks of the reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
+    # Admission of POST /api/messages and its retries per replica: this many sends waiting on messaging at once, the
+    # others wait at most `send_admission_wait_seconds`, then are refused 503 OVERLOADED (Retry-After) without a
+    # call: an overloaded messaging service is not sent more than it can answer within the deadline.
+    send_admission_concurrency: int = Field(default=16, ge=1, le=1024)
+    send_admission_wait_seconds: float = Field(default=1.0, ge=0)
     # How many exchanged API-key tokens each replica keeps in memory.
     api_key_cache_max_entries: int = Field(default=10_000, gt=0)
 

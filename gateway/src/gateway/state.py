@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
+from eva_common.admission import AdmissionGate
 from eva_common.auth import TokenVerifier
 from eva_common.realtime.presence import PresenceStore
 from redis.asyncio import Redis
@@ -27,6 +28,7 @@ class GatewayState:
     api_keys: ApiKeyExchange
     proxies: TrustedProxies
     presence: PresenceStore
+    sends: AdmissionGate  # POST /api/messages and retries, in front of messaging's own gate
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:

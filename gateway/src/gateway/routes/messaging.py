@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from gateway.clients import UpstreamClients
-from gateway.deps import ClientsDep, MessagesReaderDep, MessagesSenderDep
+from gateway.deps import ClientsDep, MessagesReaderDep, MessagesSenderDep, SendAdmissionDep
 from gateway.media import content_disposition, media_type
 from gateway.problems import api_problems
 from gateway.routes.params import ConversationId, Cursor, MessageId, PageLimit
@@ -152,17 +152,17 @@ IdempotencyKey = Annotated[str | None, Header(
     responses=api_problems(400, 403, 404, 409, 413, 422),
 )
 async def send_message(
-    body: SendMessageIn, principal: MessagesSenderDep, clients: ClientsDep, response: Response,
-    idempotency_key: IdempotencyKey = None,
+    body: SendMessageIn, principal: MessagesSenderDep, clients: ClientsDep, sends: SendAdmissionDep,
+    response: Response, idempotency_key: IdempotencyKey = None,
 ) -> MessageOut:
-    answer: messaging_pb2.SendMessageResponse = await clients.call(
-        clients.messaging.SendMessage,
-        messaging_pb2.SendMessageRequest(
-            conversation_id=body.conversation_id, type=body.type,
-            content_json=json.dumps(body.content(), ensure_ascii=False) if body.content() is not None else "",
-            reply_to_message_id=body.reply_to_message_id or "", idempotency_key=idempotency_key or "",
-            priority=body.priority or ""),
-        token=principal.token)
+    request = messaging_pb2.SendMessageRequest(
+        conversation_id=body.conversation_id, type=body.type,
+        content_json=json.dumps(body.content(), ensure_ascii=False) if body.content() is not None else "",
+        reply_to_message_id=body.reply_to_message_id or "", idempotency_key=idempotency_key or "",
+        priority=body.priority or "")
+    async with sends.admitted():
+        answer: messaging_pb2.SendMessageResponse = await clients.call(
+            clients.messaging.SendMessage, request, token=principal.token)
     if answer.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return MessageOut.from_proto(answer.message)
@@ -173,10 +173,12 @@ async def send_message(
     summary="Send a FAILED message again (a new attempt of the same message, never a copy)",
     responses=api_problems(400, 404, 422),
 )
-async def retry_message(message_id: MessageId, principal: MessagesSenderDep, clients: ClientsDep) -> MessageOut:
-    message: messaging_pb2.Message = await clients.call(
-        clients.messaging.RetryMessage, messaging_pb2.RetryMessageRequest(message_id=message_id),
-        token=principal.token)
+async def retry_message(message_id: MessageId, principal: MessagesSenderDep, clients: ClientsDep,
+                        sends: SendAdmissionDep) -> MessageOut:
+    async with sends.admitted():
+        message: messaging_pb2.Message = await clients.call(
+            clients.messaging.RetryMessage, messaging_pb2.RetryMessageRequest(message_id=message_id),
+            token=principal.token)
     return MessageOut.from_proto(message)
 
 

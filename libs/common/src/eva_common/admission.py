@@ -4,7 +4,8 @@ A saturated service that queues every request answers each one too late: its cal
 whether their request was done, and the work done for requests nobody waits for any more takes the machine from the
 ones that still could be answered. An `AdmissionGate` lets `limit` calls work at once; a call that finds no place
 waits for one, in arrival order, at most `max_wait` seconds (and at most half of what is left of its caller's
-deadline); past that it is refused with `Overloaded` (HTTP 503 with Retry-After) before any of its work was done, so
+deadline; one that arrives with less than `min_time_remaining` of it left is refused at once); past that it is
+refused with `Overloaded` (HTTP 503 with Retry-After) before any of its work was done, so
 the caller knows that nothing happened and may simply try again.
 """
 
@@ -25,13 +26,15 @@ SHED = Counter("eva_admission_shed_total", "Calls refused (503 OVERLOADED) by an
 
 
 class AdmissionGate:
-    def __init__(self, name: str, *, limit: int, max_wait: float, retry_after: int = 1) -> None:
+    def __init__(self, name: str, *, limit: int, max_wait: float, retry_after: int = 1,
+                 min_time_remaining: float = 0.0) -> None:
         if limit < 1:
             raise ValueError("an admission gate needs at least one place")
         self.name = name
         self._limit = limit
         self._max_wait = max_wait
         self._retry_after = retry_after
+        self._min_time_remaining = min_time_remaining
         self._active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._active_gauge = ADMITTED.labels(name)
@@ -48,7 +51,10 @@ class AdmissionGate:
 
     @asynccontextmanager
     async def admitted(self, *, time_remaining: float | None = None) -> AsyncIterator[None]:
-        """Holds one place for the block. `time_remaining`: seconds left of the caller's deadline, if it has one."""
+        """Holds one place for the block. `time_remaining`: seconds left of the caller's deadline, if it has one; a
+        call with less than `min_time_remaining` left (it queued that long before it got here) is refused at once."""
+        if time_remaining is not None and time_remaining < self._min_time_remaining:
+            raise self._refusal()
         await self._acquire(self._wait_for(time_remaining))
         try:
             yield

@@ -140,3 +140,14 @@ async def test_a_caller_cancelled_as_its_wait_runs_out_gives_back_no_place_it_ne
     release.set()
     await holder
     assert gate.active == 0
+
+
+async def test_a_call_that_arrives_with_too_little_of_its_deadline_left_is_refused_even_with_places_free() -> None:
+    gate = AdmissionGate("test-late", limit=4, max_wait=1.0, min_time_remaining=1.0)
+    with pytest.raises(Overloaded):
+        async with gate.admitted(time_remaining=0.9):
+            raise AssertionError("a late call must not run")
+    async with gate.admitted(time_remaining=1.1):
+        assert gate.active == 1
+    async with gate.admitted():  # no deadline: nothing to compare
+        assert gate.active == 1

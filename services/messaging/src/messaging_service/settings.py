@@ -103,6 +103,9 @@ class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     # OVERLOADED and Retry-After before anything was stored, instead of timing out with an unknown outcome.
     accept_concurrency: int = Field(default=8, ge=1, le=1024)
     accept_wait_seconds: float = Field(default=1.0, ge=0)
+    # A request that reaches the service with less than this left of its caller's deadline (it queued that long on
+    # the way) is refused at once: its work would end after the caller stopped waiting.
+    accept_min_deadline_seconds: float = Field(default=1.0, ge=0)
     # Whether a tenant's monthly quota is used up is asked of the tenant service at most this often per replica (a
     # tenant may overshoot its quota by the messages of this long).
     quota_cache_seconds: float = Field(default=5.0, ge=0)

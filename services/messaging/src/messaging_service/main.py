@@ -144,6 +144,7 @@ class MessagingApp(ServiceApp):
         )
         self.redis_client = self.redis(settings)
         self.profiles = SendingProfiles(credentials, ttl=settings.profile_cache_seconds)
+        self.quotas = CachedQuotas(credentials, ttl=settings.quota_cache_seconds)
         self.governor = SendGovernor(self.redis_client, headroom=settings.send_rate_headroom)
         graph_send = GraphSendClient(http=self.http_client, graph_url=settings.whatsapp_graph_url,
                                      api_version=settings.whatsapp_api_version, timeout=settings.send_timeout_seconds)
@@ -158,8 +159,7 @@ class MessagingApp(ServiceApp):
             reconcile_seconds=settings.send_reconcile_seconds, concurrency=settings.send_concurrency,
             batch=settings.send_batch, poll_seconds=settings.send_poll_seconds)
         self.sending = SendingService(
-            sessions=self.sessions, conversations=self.conversations, profiles=self.profiles,
-            quotas=CachedQuotas(credentials, ttl=settings.quota_cache_seconds),
+            sessions=self.sessions, conversations=self.conversations, profiles=self.profiles, quotas=self.quotas,
             events_topic=settings.messaging_events_topic,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds), wake=self.sender.wake)
         self.reading = ReadingService(

@@ -74,6 +74,9 @@ class CachedQuotas:
     async def quota_exceeded(self, *, tenant_id: str) -> bool:
         return await self._cache.get(tenant_id, lambda: self._source.quota_exceeded(tenant_id=tenant_id))
 
+    def forget(self, tenant_id: str) -> None:
+        self._cache.forget(tenant_id)
+
 
 def send_rate(profile: SendingProfile, *, default: int, coexistence: int) -> int:
     """Messages per second the profile's number may send: its own limit, else the default for its kind."""

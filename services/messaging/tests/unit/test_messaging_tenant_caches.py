@@ -1,5 +1,5 @@
 """Sending profiles and quota answers are asked of the tenant service at most once per `ttl` per tenant and replica;
-`forget` drops a profile at once (a new access token)."""
+`forget` drops an answer at once (a new access token, a renewed quota)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,10 @@ async def test_a_quota_answer_is_kept_for_its_ttl_per_tenant_then_asked_again() 
     assert await quotas.quota_exceeded(tenant_id="b") is False
     clock.now += 0.2
     assert await quotas.quota_exceeded(tenant_id="a")  # past it: asked again, now used up
-    assert tenants.quota_calls == ["a", "b", "a"]
+    tenants.exhausted.clear()
+    quotas.forget("a")
+    assert not await quotas.quota_exceeded(tenant_id="a")  # forgotten: asked at once
+    assert tenants.quota_calls == ["a", "b", "a", "a"]
 
 
 async def test_a_profile_is_kept_for_its_ttl_and_forget_drops_it_at_once() -> None:

@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from eva_common.db import driver
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from messaging_service.models import MediaJob, Message, MessageStatus, ParkedStatus
+
+# The statements every status webhook runs, written directly (eva_common.db.driver) in the session's transaction.
+# The row of `messages` comes back whole and becomes a Message outside the session's identity map: the status path
+# only reads it. jsonb parameters travel as text.
+_MESSAGE_COLUMNS = ", ".join(column.name for column in Message.__table__.columns)  # type: ignore[attr-defined]
+_LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+_MESSAGE_BY_WAMID = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
+_RECORD_STATUS = (
+    "INSERT INTO message_statuses (tenant_id, message_id, wamid, status, occurred_at, recipient_id, errors, payload, "
+    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8::text::jsonb, now()) "
+    "ON CONFLICT (message_id, status) DO NOTHING RETURNING id")
+_ADVANCE_STATUS = (
+    "UPDATE messages SET status = $3, error = $4::text::jsonb, updated_at = now() "  # noqa: S608
+    f"WHERE tenant_id = $1 AND id = $2 AND status = ANY($5::text[]) RETURNING {_MESSAGE_COLUMNS}")
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _message(row: Mapping[str, Any]) -> Message:
+    return Message(**dict(row))
 
 
 class MessageRepository:
@@ -22,9 +46,7 @@ class MessageRepository:
     async def lock_wamid(self, *, tenant_id: str, wamid: str) -> None:
         """Serializes, until the transaction ends, the writers of one (tenant, wamid): the insert of a message and
         the parking of its statuses, so a status never gets parked just after its message was stored."""
-        connection = await self._session.connection()
-        await connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                                 {"key": f"{tenant_id}\x1f{wamid}"})
+        await (await driver(self._session)).execute(_LOCK_WAMID, f"{tenant_id}\x1f{wamid}")
 
     async def stored_wamids(self, *, tenant_id: str, wamids: Iterable[str]) -> set[str]:
         """Which of these wamids the tenant has stored."""
@@ -82,8 +104,9 @@ class MessageRepository:
         return row
 
     async def message_by_wamid(self, *, tenant_id: str, wamid: str) -> Message | None:
-        statement = select(Message).where(Message.tenant_id == tenant_id, Message.wamid == wamid)
-        return (await self._session.exec(statement)).first()
+        """The tenant's message with this wamid (written directly: every status webhook reads one)."""
+        row = await (await driver(self._session)).fetchrow(_MESSAGE_BY_WAMID, tenant_id, wamid)
+        return None if row is None else _message(row)
 
     async def page(
         self,
@@ -102,13 +125,10 @@ class MessageRepository:
 
     async def record_status(self, status: MessageStatus) -> bool:
         """Adds a status to the message's history; False when Meta already reported it (a redelivery)."""
-        statement = (
-            pg_insert(MessageStatus)
-            .values(**status.model_dump(exclude={"id", "created_at"}))
-            .on_conflict_do_nothing(index_elements=["message_id", "status"])
-            .returning(col(MessageStatus.id))
-        )
-        return (await self._session.exec(statement)).first() is not None
+        recorded = await (await driver(self._session)).fetchval(
+            _RECORD_STATUS, status.tenant_id, status.message_id, status.wamid, status.status, status.occurred_at,
+            status.recipient_id, _json_text(status.errors), _json_text(status.payload))
+        return recorded is not None
 
     async def advance_status(
         self,
@@ -123,19 +143,9 @@ class MessageRepository:
         status webhooks cannot move it backwards). Returns the moved message, or None when it did not move."""
         if not from_statuses:
             return None
-        statement = (
-            sa.update(Message)
-            .where(
-                col(Message.tenant_id) == tenant_id,
-                col(Message.id) == message_id,
-                col(Message.status).in_(from_statuses),
-            )
-            .values(status=status, error=error, updated_at=sa.func.now())
-            .returning(Message)
-            .execution_options(populate_existing=True, synchronize_session=False)
-        )
-        row: Message | None = (await self._session.exec(statement)).scalars().first()
-        return row
+        row = await (await driver(self._session)).fetchrow(
+            _ADVANCE_STATUS, tenant_id, message_id, status, _json_text(error), list(from_statuses))
+        return None if row is None else _message(row)
 
     async def park_status(self, parked: ParkedStatus) -> bool:
         """Keeps a status whose message is not stored; False when it is already parked."""

@@ -9,13 +9,41 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from eva_common.db import driver
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from messaging_service.models import IdempotencyKey, Message, OutboundJob
+from messaging_service.repository import MESSAGE_COLUMNS, json_text, message_from_row
 
 PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
+
+# The sender's statements (every send reads and updates its job and message twice), written directly in the
+# session's transaction; the objects they return are outside the session's identity map (read only).
+_JOB_COLUMNS = ", ".join(column.name for column in OutboundJob.__table__.columns)  # type: ignore[attr-defined]
+_JOB_COLUMN_NAMES = frozenset(column.name for column in OutboundJob.__table__.columns)  # type: ignore[attr-defined]
+_JOB_JSONB = frozenset({"last_error"})
+_JOB = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE"  # noqa: S608
+_JOB_OF = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE"  # noqa: S608
+_MESSAGE_COLUMN_NAMES = frozenset(column.name for column in Message.__table__.columns)  # type: ignore[attr-defined]
+_MESSAGE_JSONB = frozenset({"content", "context", "referral", "error", "raw", "media", "reactions", "sender"})
+_MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"  # noqa: S608
+_MESSAGE_FOR_UPDATE = _MESSAGE + " FOR UPDATE"
+
+
+def _assignments(
+    values: dict[str, Any], *, columns: frozenset[str], jsonb: frozenset[str]
+) -> tuple[list[str], list[Any]]:
+    """[`col = $3`, …] for an UPDATE whose $1 and $2 are the tenant and the row's id, and the values in order."""
+    parts: list[str] = []
+    arguments: list[Any] = []
+    for name, value in values.items():
+        if name not in columns or name in ("tenant_id", "id", "updated_at"):
+            raise ValueError(f"not an updatable column: {name}")
+        arguments.append(json_text(value) if name in jsonb else value)
+        parts.append(f"{name} = ${len(arguments) + 2}" + ("::text::jsonb" if name in jsonb else ""))
+    return parts, arguments
 
 
 async def claim_outbound_jobs(
@@ -61,21 +89,17 @@ class OutboundStore:
     # --- messages ----------------------------------------------------------------------------------------------
 
     async def message(self, *, tenant_id: str, message_id: uuid.UUID, for_update: bool = False) -> Message | None:
-        statement = select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id)
-        if for_update:
-            statement = statement.with_for_update().execution_options(populate_existing=True)
-        return (await self._session.exec(statement)).first()
+        row = await (await driver(self._session)).fetchrow(
+            _MESSAGE_FOR_UPDATE if for_update else _MESSAGE, tenant_id, message_id)
+        return None if row is None else message_from_row(row)
 
     async def update_message(self, *, tenant_id: str, message_id: uuid.UUID, **values: Any) -> Message | None:
-        statement = (
-            sa.update(Message)
-            .where(col(Message.tenant_id) == tenant_id, col(Message.id) == message_id)
-            .values(**values, updated_at=sa.func.now())
-            .returning(Message)
-            .execution_options(populate_existing=True, synchronize_session=False)
-        )
-        row: Message | None = (await self._session.exec(statement)).scalars().first()
-        return row
+        assignments, arguments = _assignments(values, columns=_MESSAGE_COLUMN_NAMES, jsonb=_MESSAGE_JSONB)
+        changes = ", ".join([*assignments, "updated_at = now()"])
+        row = await (await driver(self._session)).fetchrow(
+            f"UPDATE messages SET {changes} WHERE tenant_id = $1 AND id = $2 RETURNING {MESSAGE_COLUMNS}",  # noqa: S608
+            tenant_id, message_id, *arguments)
+        return None if row is None else message_from_row(row)
 
     async def latest_inbound(
         self, *, tenant_id: str, conversation_id: uuid.UUID, up_to: tuple[datetime, uuid.UUID] | None = None,
@@ -107,23 +131,23 @@ class OutboundStore:
         await self._session.flush()
 
     async def job(self, *, tenant_id: str, job_id: int) -> OutboundJob | None:
-        statement = (select(OutboundJob).where(OutboundJob.tenant_id == tenant_id, OutboundJob.id == job_id)
-                     .with_for_update().execution_options(populate_existing=True))
-        return (await self._session.exec(statement)).first()
+        row = await (await driver(self._session)).fetchrow(_JOB, tenant_id, job_id)
+        return None if row is None else OutboundJob(**dict(row))
 
     async def job_of(self, *, tenant_id: str, message_id: uuid.UUID) -> OutboundJob | None:
-        statement = (select(OutboundJob).where(OutboundJob.tenant_id == tenant_id,
-                                               OutboundJob.message_id == message_id)
-                     .with_for_update().execution_options(populate_existing=True))
-        return (await self._session.exec(statement)).first()
+        row = await (await driver(self._session)).fetchrow(_JOB_OF, tenant_id, message_id)
+        return None if row is None else OutboundJob(**dict(row))
 
     async def update_job(self, *, tenant_id: str, job_id: int, retry_in: timedelta | None = None,
                          **values: Any) -> None:
+        assignments, arguments = _assignments(values, columns=_JOB_COLUMN_NAMES, jsonb=_JOB_JSONB)
         if retry_in is not None:
-            values["next_attempt_at"] = sa.func.now() + retry_in
-        await self._session.exec(
-            sa.update(OutboundJob).where(col(OutboundJob.tenant_id) == tenant_id, col(OutboundJob.id) == job_id)
-            .values(**values, updated_at=sa.func.now()))
+            arguments.append(retry_in)
+            assignments.append(f"next_attempt_at = now() + ${len(arguments) + 2}::interval")
+        changes = ", ".join([*assignments, "updated_at = now()"])
+        await (await driver(self._session)).execute(
+            f"UPDATE outbound_jobs SET {changes} WHERE tenant_id = $1 AND id = $2",  # noqa: S608
+            tenant_id, job_id, *arguments)
 
     async def pending_jobs(self, *, tenant_id: str) -> int:
         statement = select(sa.func.count()).select_from(OutboundJob).where(

@@ -16,26 +16,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from messaging_service.models import MediaJob, Message, MessageStatus, ParkedStatus
 
-# The statements every status webhook runs, written directly (eva_common.db.driver) in the session's transaction.
-# The row of `messages` comes back whole and becomes a Message outside the session's identity map: the status path
-# only reads it. jsonb parameters travel as text.
-_MESSAGE_COLUMNS = ", ".join(column.name for column in Message.__table__.columns)  # type: ignore[attr-defined]
+# The statements every status webhook and every send runs, written directly (eva_common.db.driver) in the session's
+# transaction. A row of `messages` comes back whole and becomes a Message outside the session's identity map (read
+# only, never flushed). jsonb parameters travel as text.
+MESSAGE_COLUMNS = ", ".join(column.name for column in Message.__table__.columns)  # type: ignore[attr-defined]
 _LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
-_MESSAGE_BY_WAMID = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
+_MESSAGE_BY_WAMID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
 _RECORD_STATUS = (
     "INSERT INTO message_statuses (tenant_id, message_id, wamid, status, occurred_at, recipient_id, errors, payload, "
     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8::text::jsonb, now()) "
     "ON CONFLICT (message_id, status) DO NOTHING RETURNING id")
 _ADVANCE_STATUS = (
     "UPDATE messages SET status = $3, error = $4::text::jsonb, updated_at = now() "  # noqa: S608
-    f"WHERE tenant_id = $1 AND id = $2 AND status = ANY($5::text[]) RETURNING {_MESSAGE_COLUMNS}")
+    f"WHERE tenant_id = $1 AND id = $2 AND status = ANY($5::text[]) RETURNING {MESSAGE_COLUMNS}")
 
 
-def _json_text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _message(row: Mapping[str, Any]) -> Message:
+def message_from_row(row: Mapping[str, Any]) -> Message:
     return Message(**dict(row))
 
 
@@ -106,7 +106,7 @@ class MessageRepository:
     async def message_by_wamid(self, *, tenant_id: str, wamid: str) -> Message | None:
         """The tenant's message with this wamid (written directly: every status webhook reads one)."""
         row = await (await driver(self._session)).fetchrow(_MESSAGE_BY_WAMID, tenant_id, wamid)
-        return None if row is None else _message(row)
+        return None if row is None else message_from_row(row)
 
     async def page(
         self,
@@ -127,7 +127,7 @@ class MessageRepository:
         """Adds a status to the message's history; False when Meta already reported it (a redelivery)."""
         recorded = await (await driver(self._session)).fetchval(
             _RECORD_STATUS, status.tenant_id, status.message_id, status.wamid, status.status, status.occurred_at,
-            status.recipient_id, _json_text(status.errors), _json_text(status.payload))
+            status.recipient_id, json_text(status.errors), json_text(status.payload))
         return recorded is not None
 
     async def advance_status(
@@ -144,8 +144,8 @@ class MessageRepository:
         if not from_statuses:
             return None
         row = await (await driver(self._session)).fetchrow(
-            _ADVANCE_STATUS, tenant_id, message_id, status, _json_text(error), list(from_statuses))
-        return None if row is None else _message(row)
+            _ADVANCE_STATUS, tenant_id, message_id, status, json_text(error), list(from_statuses))
+        return None if row is None else message_from_row(row)
 
     async def park_status(self, parked: ParkedStatus) -> bool:
         """Keeps a status whose message is not stored; False when it is already parked."""

@@ -29,6 +29,7 @@ from eva_testing.infra import test_infra
 
 POLL = 0.5  # seconds between REST polls: every poll counts against the gateway's 300 calls a minute per user
 SETTLE = 30.0  # how long a sent message may take to reach a status (the simulator's statuses come within 2 s)
+OVERLOADED_RETRIES = 5  # sends refused 503 OVERLOADED (admission control) are sent again this many times at most
 
 
 def new_waba_id() -> str:
@@ -109,7 +110,12 @@ class Desk:
         sent_headers = dict(headers if headers is not None else self.auth)
         if key is not None:
             sent_headers["Idempotency-Key"] = key
-        return await self.http.post(f"{self.stack.gateway}/api/messages", json=body, headers=sent_headers)
+        for _ in range(OVERLOADED_RETRIES):  # as a client must: 503 OVERLOADED stored nothing, retry after its wait
+            response = await self.http.post(f"{self.stack.gateway}/api/messages", json=body, headers=sent_headers)
+            if response.status_code != 503 or response.json().get("code") != "OVERLOADED":
+                return response
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+        return response
 
     async def accepted(self, conversation_id: str, kind: str, content: Any, **options: Any) -> dict[str, Any]:
         """A send Eva accepted: 201 and the message PENDING."""

@@ -51,7 +51,7 @@ class Settings(RedisSettings):
     # others wait at most `send_admission_wait_seconds`, then are refused 503 OVERLOADED (Retry-After) without a
     # call: an overloaded messaging service is not sent more than it can answer within the deadline.
     send_admission_concurrency: int = Field(default=16, ge=1, le=1024)
-    send_admission_wait_seconds: float = Field(default=1.0, ge=0)
+    send_admission_wait_seconds: float = Field(default=2.0, ge=0)
     # How many exchanged API-key tokens each replica keeps in memory.
     api_key_cache_max_entries: int = Field(default=10_000, gt=0)
 

@@ -110,7 +110,7 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
         admission: AdmissionGate | None = None,
     ) -> None:
         self._service = service
-        self._admission = admission or AdmissionGate("send", limit=8, max_wait=1.0)
+        self._admission = admission or AdmissionGate("send", limit=8, max_wait=2.0)
         self._sending = sending
         self._reading = reading
         self._templates = templates

@@ -99,10 +99,11 @@ class Settings(DatabaseSettings, RedisSettings, KafkaSettings):
     send_batch: int = Field(default=64, ge=1, le=1000)
     send_poll_seconds: float = Field(default=0.5, gt=0)
     # Admission of SendMessage and RetryMessage: this many at once per replica; a request that finds no place waits
-    # at most `accept_wait_seconds` (and half of what is left of its caller's deadline), then is refused with 503
+    # at most `accept_wait_seconds` (and half of what is left of its caller's deadline: a burst is queued, a sustained
+    # overload is shed), then is refused with 503
     # OVERLOADED and Retry-After before anything was stored, instead of timing out with an unknown outcome.
     accept_concurrency: int = Field(default=8, ge=1, le=1024)
-    accept_wait_seconds: float = Field(default=1.0, ge=0)
+    accept_wait_seconds: float = Field(default=2.0, ge=0)
     # A request that reaches the service with less than this left of its caller's deadline (it queued that long on
     # the way) is refused at once: its work would end after the caller stopped waiting.
     accept_min_deadline_seconds: float = Field(default=1.0, ge=0)

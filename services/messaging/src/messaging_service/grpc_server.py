@@ -104,13 +104,12 @@ def uploaded_media(upload: MediaUpload) -> messaging_pb2.UploadedMedia:
 
 class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
     def __init__(
-        self, *, service: MessagingService, sending: SendingService | None = None,
+        self, *, service: MessagingService, admission: AdmissionGate, sending: SendingService | None = None,
         reading: ReadingService | None = None, uploads: MediaUploads | None = None,
         templates: TemplateReader | None = None, template_syncer: TemplateSyncer | None = None,
-        admission: AdmissionGate | None = None,
     ) -> None:
         self._service = service
-        self._admission = admission or AdmissionGate("send", limit=8, max_wait=2.0)
+        self._admission = admission  # SendMessage and RetryMessage
         self._sending = sending
         self._reading = reading
         self._templates = templates

@@ -11,9 +11,9 @@ credentials through PUT /api/tenant/whatsapp, both with `throughputMps` when the
 the answers over many guests keeps the pair rate, a burst of 45 then one per 6 s per guest, out of the way), connects
 the hotel's admin with the browser's client (socket.io-client@4 under Node, scripts/bench/js/pipeline_client.js, as
 scripts/bench/realtime.py does), then:
-  1. idle: waits until the stack is quiet (below 0.3 cores for 5 s: the guests' messages, or an earlier run's
-     backlog, worked through), then samples the CPU time of every process of the stack (scripts/bench/stack_cpu.py)
-     for --duration seconds;
+  1. idle: waits until the stack is quiet (below 0.45 cores for 5 s, where the idle stack uses 0.2–0.3: the guests'
+     messages, or an earlier run's backlog, worked through), then samples the CPU time of every process of the
+     stack (scripts/bench/stack_cpu.py) for --duration seconds;
   2. load: POSTs text answers at --rate per second for --duration seconds (open loop: each at its scheduled time,
      whatever the answers do), round robin over the guests' conversations, while probing the same gateway's bare
      GET /healthz at 10/s (the baseline of the same run);

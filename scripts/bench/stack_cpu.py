@@ -77,7 +77,7 @@ def sample(pids: Mapping[str, int]) -> Sample:
     return Sample(at=time.monotonic(), seconds=seconds)
 
 
-async def settle(pids: Mapping[str, int], *, busy_cores: float = 0.3, quiet_samples: int = 5,
+async def settle(pids: Mapping[str, int], *, busy_cores: float = 0.45, quiet_samples: int = 5,
                  timeout: float = 600.0) -> float:
     """Waits until the processes together use less than `busy_cores` for `quiet_samples` seconds in a row (the work
     of an earlier run, e.g. consumers behind after an overload, would otherwise count as the next run's idle cost);

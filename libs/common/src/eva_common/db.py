@@ -59,6 +59,10 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             LEFT_IN_TRANSACTION.inc()
             logger.warning("a pooled connection was still inside a transaction: closed instead of reused")
             raise exc.DisconnectionError("pooled connection left inside a transaction")
+        driver_connection = getattr(dbapi_connection, "_connection", None)
+        if driver_connection is not None and driver_connection.is_closed():
+            # lost under a statement run directly on asyncpg, which SQLAlchemy's disconnect handling never saw
+            raise exc.DisconnectionError("pooled connection closed")
         idle_since = record.info.get("eva_idle_since")
         if idle_since is None or time.monotonic() - idle_since < PING_IDLE_SECONDS:
             return  # new, or in steady use
@@ -125,6 +129,17 @@ async def driver(session: BaseAsyncSession) -> asyncpg.Connection:
         await adapted._start_transaction()
     driver_connection: asyncpg.Connection = adapted._connection
     return driver_connection
+
+
+@asynccontextmanager
+async def direct_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on a pooled connection, driven by asyncpg alone, for the loops that run all the time (the outbox
+    relay, the workers' polls): no session, no ORM. The statements are the caller's; `app.tenant_id` is not set."""
+    async with engine.connect() as connection:
+        adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+        driver_connection: asyncpg.Connection = adapted._connection
+        async with driver_connection.transaction():
+            yield driver_connection
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from eva_common.db import driver
+from eva_common.db import direct_transaction, driver
 from eva_common.kafka.publisher import BatchPublisher, OutgoingRecord
 from eva_common.metrics import OUTBOX_RELAYED
 from eva_common.telemetry import current_traceparent
@@ -51,6 +51,13 @@ _ENQUEUE = (
 )
 
 
+_RELAY_ROLE = "SELECT set_config('app.role', 'outbox-relay', true)"
+_UNSENT = ("SELECT id, topic, msg_key, payload, headers::text AS headers FROM outbox WHERE sent_at IS NULL "
+           "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
+_FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
+_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+
+
 async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEnvelope) -> None:
     """Adds an event to the outbox inside the caller's transaction and wakes the relay when it commits: one
     statement, written directly (the hot path of every service)."""
@@ -63,12 +70,16 @@ async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEn
 
 class OutboxRelay:
     def __init__(
-        self, *, engine: AsyncEngine, publisher: BatchPublisher, batch_size: int = 100, poll_seconds: float = 0.5
+        self, *, engine: AsyncEngine, publisher: BatchPublisher, batch_size: int = 100, poll_seconds: float = 0.5,
+        listening_poll_seconds: float = 5.0,
     ) -> None:
         self._engine = engine
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll = poll_seconds
+        # while the leader listens, every enqueue wakes it (pg_notify at commit): the poll is only the safety net,
+        # and an idle relay costs a transaction per `listening_poll_seconds` instead of one per `poll_seconds`
+        self._listening_poll = max(poll_seconds, listening_poll_seconds)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -108,11 +119,14 @@ class OutboxRelay:
             # matches callbacks by identity), so the connection stops listening and holds no reference to the relay
             if driver is not None:
                 await driver.add_listener(NOTIFY_CHANNEL, on_notify)
+            idle_poll = self._poll if driver is None else self._listening_poll
             try:
                 while not self._stopping.is_set():
-                    sent = await self.relay_once()
-                    if sent < self._batch_size:
-                        await self._sleep(self._poll)
+                    sent, failed = await self._relay()
+                    if failed:
+                        await self._sleep(self._poll)  # the broker refused: try again soon, in order
+                    elif sent < self._batch_size:
+                        await self._sleep(idle_poll)
             finally:
                 if driver is not None:
                     await driver.remove_listener(NOTIFY_CHANNEL, on_notify)
@@ -121,30 +135,24 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publishes one batch of unsent events together, in order; returns how many were sent."""
-        async with self._engine.begin() as connection:
-            await connection.execute(sa.text("SELECT set_config('app.role', 'outbox-relay', true)"))
-            rows = (
-                await connection.execute(
-                    sa.text(
-                        "SELECT id, topic, msg_key, payload, headers FROM outbox WHERE sent_at IS NULL "
-                        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
-                    ),
-                    {"limit": self._batch_size},
-                )
-            ).all()
+        return (await self._relay())[0]
+
+    async def _relay(self) -> tuple[int, bool]:
+        """One batch: (events sent, whether the broker refused one). Written directly on asyncpg: every service runs
+        it for every batch of events, and once per poll when idle."""
+        async with direct_transaction(self._engine) as connection:
+            await connection.execute(_RELAY_ROLE)
+            rows = await connection.fetch(_UNSENT, self._batch_size)
             acknowledged, error = await self._publisher.publish_batch([
-                OutgoingRecord(row.topic, row.msg_key.encode(), bytes(row.payload), row.headers or {}) for row in rows
+                OutgoingRecord(row["topic"], row["msg_key"].encode(), bytes(row["payload"]),
+                               json.loads(row["headers"]) if row["headers"] else {})
+                for row in rows
             ])
-            sent_ids = [row.id for row in rows[:acknowledged]]
+            sent_ids = [row["id"] for row in rows[:acknowledged]]
             for row in rows[:acknowledged]:
-                OUTBOX_RELAYED.labels(row.topic).inc()
+                OUTBOX_RELAYED.labels(row["topic"]).inc()
             if error is not None:  # later rows wait for this one: order is kept
-                await connection.execute(
-                    sa.text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id"),
-                    {"id": rows[acknowledged].id, "error": repr(error)[:500]},
-                )
+                await connection.execute(_FAILED, rows[acknowledged]["id"], repr(error)[:500])
             if sent_ids:
-                await connection.execute(
-                    sa.text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": sent_ids}
-                )
-            return len(sent_ids)
+                await connection.execute(_SENT, sent_ids)
+            return len(sent_ids), error is not None

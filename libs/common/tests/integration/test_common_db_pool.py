@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from eva_common import db
-from eva_common.db import create_engine, session_factory, set_tenant
+from eva_common.db import create_engine, direct_transaction, session_factory, set_tenant
 from eva_testing.db import TestDatabase, empty_database
 from eva_testing.infra import test_infra
 from eva_testing.waiting import eventually
@@ -87,20 +87,39 @@ async def terminate(database: TestDatabase, pid: int) -> None:
 
 
 async def test_an_idle_connection_whose_backend_died_is_replaced_at_checkout_without_an_error(
-    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+    database: TestDatabase,
 ) -> None:
-    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.2)
     engine = create_engine(database.owner_url, pool_size=1)
     try:
         pings = PingSpy(engine)
         first = await backend_pid(engine)  # the connection goes back to the pool
         await terminate(database, first)  # PostgreSQL restarted, say, while it sat there
-        await asyncio.sleep(0.3)  # idle longer than PING_IDLE_SECONDS (however fast the termination was)
 
-        second = await backend_pid(engine)  # no error: the ping failed, the pool connected anew
+        second = await backend_pid(engine)  # no error, however soon: asyncpg saw the socket close
+        assert second != first
+        assert pings.outcomes == []  # found closed at checkout, without a ping
+        assert await backend_pid(engine) == second  # the replacement stays in the pool
+    finally:
+        await engine.dispose()
+
+
+async def test_a_dead_connection_asyncpg_has_not_noticed_is_found_by_the_idle_ping(
+    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend lost without its socket closing (a network partition, a host gone) looks open to asyncpg: the
+    ping after an idle spell finds it, and the pool connects anew without an error."""
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda _self: False)
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        pings = PingSpy(engine)
+        first = await backend_pid(engine)
+        await terminate(database, first)
+        await asyncio.sleep(0.3)  # idle longer than PING_IDLE_SECONDS
+
+        second = await backend_pid(engine)
         assert second != first
         assert pings.outcomes == [False]  # found out by the idle ping, which failed
-        assert await backend_pid(engine) == second  # the replacement stays in the pool
     finally:
         await engine.dispose()
 
@@ -110,19 +129,40 @@ async def _at_least(count: Any, expected: int) -> bool:
     return bool(count() >= expected)
 
 
-async def test_without_the_idle_ping_the_dead_connection_fails_once_then_the_pool_reconnects(
-    database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+async def test_a_connection_that_breaks_while_in_use_fails_that_use_once_then_the_pool_reconnects(
+    database: TestDatabase,
 ) -> None:
-    """What the idle ping spares its caller (and what happens to a connection that breaks while in use)."""
-    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 3600.0)
+    """What no check at checkout can spare: the backend ends in the middle of a transaction."""
     engine = create_engine(database.owner_url, pool_size=1)
     try:
-        first = await backend_pid(engine)
-        await terminate(database, first)
         with pytest.raises(sa.exc.DBAPIError) as failure:
-            await backend_pid(engine)
+            async with engine.connect() as connection:
+                first = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+                await terminate(database, first)
+                await connection.execute(sa.text("SELECT 1"))
         assert failure.value.connection_invalidated
         assert await backend_pid(engine) != first
+    finally:
+        await engine.dispose()
+
+
+async def test_a_direct_transaction_commits_and_a_failed_one_rolls_back(database: TestDatabase) -> None:
+    engine = create_engine(database.owner_url, pool_size=1)
+    try:
+        async with direct_transaction(engine) as connection:
+            await connection.execute("CREATE TABLE direct_probe (n integer)")
+            await connection.execute("INSERT INTO direct_probe VALUES (1)")
+        with pytest.raises(RuntimeError):
+            async with direct_transaction(engine) as connection:
+                await connection.execute("INSERT INTO direct_probe VALUES (2)")
+                raise RuntimeError("the caller failed half-way")
+        async with direct_transaction(engine) as connection:
+            assert await connection.fetchval("SELECT array_agg(n) FROM direct_probe") == [1]
+            assert connection.is_in_transaction()
+        async with engine.connect() as pooled:  # the same connection, back in the pool outside any transaction
+            assert (await pooled.execute(sa.text("SELECT count(*) FROM direct_probe"))).scalar_one() == 1
+            await pooled.execute(sa.text("DROP TABLE direct_probe"))
+            await pooled.commit()
     finally:
         await engine.dispose()
 

@@ -51,12 +51,10 @@ async def claim_outbound_jobs(
 ) -> list[tuple[int, str, bool]]:
     """Leases up to `batch` due jobs (the head of each conversation, attendants first); (job id, tenant id,
     recovered) where `recovered` means its previous sender's lease ran out mid-send."""
-    connection = await session.connection()
-    rows = await connection.execute(
-        sa.text("SELECT job_id, tenant_id, recovered FROM claim_outbound_jobs(:batch, :lease) "
-                "ORDER BY priority, job_id"),
-        {"batch": batch, "lease": lease_seconds})
-    return [(int(row[0]), str(row[1]), bool(row[2])) for row in rows.all()]
+    rows = await (await driver(session)).fetch(
+        "SELECT job_id, tenant_id, recovered FROM claim_outbound_jobs($1, $2) ORDER BY priority, job_id",
+        batch, lease_seconds)
+    return [(int(row[0]), str(row[1]), bool(row[2])) for row in rows]
 
 
 class OutboundStore:

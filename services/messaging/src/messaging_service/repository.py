@@ -236,12 +236,9 @@ class MessageRepository:
 async def claim_media_jobs(session: AsyncSession, *, batch: int, lease_seconds: float) -> list[tuple[int, str]]:
     """Leases up to `batch` due media jobs of any tenant (a SECURITY DEFINER function: the worker does not know the
     tenants yet); returns (job id, tenant id) pairs."""
-    connection = await session.connection()
-    rows = await connection.execute(
-        sa.text("SELECT job_id, tenant_id FROM claim_media_jobs(:batch, :lease)"),
-        {"batch": batch, "lease": lease_seconds},
-    )
-    return [(int(row[0]), str(row[1])) for row in rows.all()]
+    rows = await (await driver(session)).fetch("SELECT job_id, tenant_id FROM claim_media_jobs($1, $2)",
+                                               batch, lease_seconds)
+    return [(int(row[0]), str(row[1])) for row in rows]
 
 
 async def expire_parked_statuses(session: AsyncSession, *, max_age_seconds: float, batch: int) -> int:

@@ -45,6 +45,7 @@ import dataclasses
 import json
 import os
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,10 @@ def start_gateway(profile: str, port: int, log: Path) -> subprocess.Popen[bytes]
     item = dataclasses.replace(item, http_port=port)
     env = stack.deployable_env(local, item, stack.load_secrets(local))
     env["EVA_RATE_LIMIT_USER_PER_MINUTE"] = env["EVA_RATE_LIMIT_TENANT_PER_MINUTE"] = str(BENCH_LIMIT_PER_MINUTE)
+    with socket.socket() as probe:  # a gateway left behind by an interrupted run would answer in this one's place
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is taken (an earlier benchmark's gateway?); stop it or pass "
+                             "--bench-gateway-port")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(stack.command_for(item), cwd=ROOT, env=env, stdout=out,  # noqa: S603

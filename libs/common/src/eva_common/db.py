@@ -118,6 +118,16 @@ async def per_tenant(
         yield tenant_id, group
 
 
+def column_names(model: type[Any]) -> tuple[str, ...]:
+    """A table model's columns in table order, for statements written directly (`SELECT` lists, `RETURNING`)."""
+    return tuple(column.name for column in model.__table__.columns)
+
+
+def column_list(model: type[Any]) -> str:
+    """`column_names` joined for a statement: `SELECT {column_list(Message)} FROM messages ...`."""
+    return ", ".join(column_names(model))
+
+
 async def driver(session: BaseAsyncSession) -> asyncpg.Connection:
     """The asyncpg connection of the session's transaction, for the few statements every message runs (the tenant,
     the outbox, the inbox), written directly: building, caching and executing an ORM statement costs more CPU than

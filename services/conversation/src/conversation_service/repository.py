@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from eva_common.db import column_list, driver
 from eva_common.ids import new_id
 from eva_common.paging import Position
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +26,43 @@ from conversation_service.models import (
     Escalation,
     Tag,
 )
+
+# The statements every guest message and every answer runs (resolve, record, announce, look up), written directly in
+# the session's transaction: building and executing them through the ORM cost more CPU than PostgreSQL spends on
+# them. The objects they return are outside the session's identity map: read only.
+_CONTACT_COLUMNS = column_list(Contact)
+_CONVERSATION_COLUMNS = column_list(Conversation)
+_TAG_COLUMNS = ", ".join(f"t.{name}" for name in column_list(Tag).split(", "))
+_CONTACTS = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[])"  # noqa: S608
+_CONTACT_BY_WA_ID = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND wa_id = $2"  # noqa: S608
+_CONTACT_BY_USER_ID = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND user_id = $2"  # noqa: S608
+_CONVERSATION = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = $1 AND id = $2"  # noqa: S608
+_UPSERT_ACTIVE = (
+    "INSERT INTO conversations AS c (id, tenant_id, contact_id, status, last_message_at, window_expires_at, "
+    "phone_number_id) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    f"ON CONFLICT (tenant_id, contact_id) WHERE status <> '{STATUS_RESOLVED}' DO UPDATE SET "
+    "window_expires_at = greatest(c.window_expires_at, excluded.window_expires_at), "
+    "phone_number_id = coalesce(excluded.phone_number_id, c.phone_number_id), updated_at = now() "
+    f"RETURNING {', '.join(f'c.{name}' for name in _CONVERSATION_COLUMNS.split(', '))}, (xmax = 0) AS inserted")
+_REOPEN_LATEST_RESOLVED = (
+    "UPDATE conversations SET status = $5, last_message_at = greatest(last_message_at, $3), "  # noqa: S608
+    "window_expires_at = greatest(window_expires_at, $4), phone_number_id = coalesce($6, phone_number_id), "
+    "updated_at = now() WHERE tenant_id = $1 AND status = $7 AND id = (SELECT id FROM conversations "
+    "WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1) "
+    f"RETURNING {_CONVERSATION_COLUMNS}")
+_RECORD_MESSAGE = (
+    "UPDATE conversations SET last_message_at = greatest(last_message_at, $3), "  # noqa: S608
+    "last_message_preview = CASE WHEN last_message_at <= $3 THEN $4 ELSE last_message_preview END, "
+    "updated_at = now(), unread_count = unread_count + CASE WHEN $5 THEN 1 ELSE 0 END, "
+    "last_inbound_at = CASE WHEN $5 THEN greatest(last_inbound_at, $3) ELSE last_inbound_at END, "
+    "window_expires_at = CASE WHEN $6::timestamptz IS NULL THEN window_expires_at "
+    "ELSE greatest(window_expires_at, $6) END "
+    f"WHERE tenant_id = $1 AND id = $2 RETURNING {_CONVERSATION_COLUMNS}")
+_TAGS_OF = (
+    f"SELECT ct.conversation_id AS of_conversation, {_TAG_COLUMNS} FROM conversation_tags ct "  # noqa: S608
+    "JOIN tags t ON t.id = ct.tag_id WHERE ct.tenant_id = $1 AND t.tenant_id = $1 "
+    "AND ct.conversation_id = ANY($2::uuid[]) ORDER BY lower(t.name)")
+_TAG_FIELDS = column_list(Tag).split(", ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +132,16 @@ class ConversationRepository:
         """Several contacts by id, in one query."""
         if not contact_ids:
             return {}
-        statement = select(Contact).where(Contact.tenant_id == tenant_id, col(Contact.id).in_(list(contact_ids)))
-        return {contact.id: contact for contact in (await self._session.exec(statement)).all()}
+        rows = await (await driver(self._session)).fetch(_CONTACTS, tenant_id, list(contact_ids))
+        return {row["id"]: Contact(**dict(row)) for row in rows}
 
     async def contact_by_wa_id(self, *, tenant_id: str, wa_id: str) -> Contact | None:
-        statement = select(Contact).where(Contact.tenant_id == tenant_id, Contact.wa_id == wa_id)
-        return (await self._session.exec(statement)).first()
+        row = await (await driver(self._session)).fetchrow(_CONTACT_BY_WA_ID, tenant_id, wa_id)
+        return None if row is None else Contact(**dict(row))
 
     async def contact_by_user_id(self, *, tenant_id: str, user_id: str) -> Contact | None:
-        statement = select(Contact).where(Contact.tenant_id == tenant_id, Contact.user_id == user_id)
-        return (await self._session.exec(statement)).first()
+        row = await (await driver(self._session)).fetchrow(_CONTACT_BY_USER_ID, tenant_id, user_id)
+        return None if row is None else Contact(**dict(row))
 
     async def insert_contact(
         self, *, tenant_id: str, wa_id: str | None, user_id: str | None, name: str | None, phone: str | None
@@ -133,10 +170,8 @@ class ConversationRepository:
     # conversations
 
     async def conversation(self, *, tenant_id: str, conversation_id: uuid.UUID) -> Conversation | None:
-        statement = select(Conversation).where(
-            Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
-        )
-        return (await self._session.exec(statement)).first()
+        row = await (await driver(self._session)).fetchrow(_CONVERSATION, tenant_id, conversation_id)
+        return None if row is None else Conversation(**dict(row))
 
     async def upsert_active_conversation(
         self,
@@ -154,36 +189,14 @@ class ConversationRepository:
         One statement, so concurrent callers agree: the partial unique index (one non-resolved conversation per
         contact) arbitrates, the loser updates the winner's row. Returns (conversation, created).
         """
-        insert = pg_insert(Conversation).values(
-            id=new_id(),
-            tenant_id=tenant_id,
-            contact_id=contact_id,
-            status=STATUS_OPEN,
-            last_message_at=message_at,
-            window_expires_at=window_expires_at,
-            phone_number_id=phone_number_id,
-        )
-        statement: ReturningInsert[Conversation, bool] = (
-            insert.on_conflict_do_update(
-                index_elements=["tenant_id", "contact_id"],
-                index_where=sa.text(f"status <> '{STATUS_RESOLVED}'"),
-                set_={
-                    "window_expires_at": sa.func.greatest(
-                        col(Conversation.window_expires_at), insert.excluded.window_expires_at
-                    ),
-                    "phone_number_id": sa.func.coalesce(
-                        insert.excluded.phone_number_id, col(Conversation.phone_number_id)
-                    ),
-                    "updated_at": sa.func.now(),
-                },
-            )
-            # xmax is 0 only on a row this statement inserted (PostgreSQL's usual "was it an insert?" test).
-            .returning(Conversation, sa.literal_column("(xmax = 0)").label("inserted"))
-            .execution_options(populate_existing=True)
-        )
-        row = (await self._session.exec(statement)).one()
-        conversation: Conversation = row[0]
-        return conversation, bool(row[1])
+        # xmax is 0 only on a row this statement inserted (PostgreSQL's usual "was it an insert?" test).
+        row = await (await driver(self._session)).fetchrow(
+            _UPSERT_ACTIVE, new_id(), tenant_id, contact_id, STATUS_OPEN, message_at, window_expires_at,
+            phone_number_id)
+        assert row is not None  # an upsert returns its row
+        fields = dict(row)
+        inserted = bool(fields.pop("inserted"))
+        return Conversation(**fields), inserted
 
     async def latest_conversation(self, *, tenant_id: str, contact_id: uuid.UUID) -> Conversation | None:
         """The contact's open or pending conversation, else its latest one (resolved), else None."""
@@ -208,29 +221,10 @@ class ConversationRepository:
         """Reopens the contact's latest conversation when it is resolved (same id and history); None otherwise.
 
         A concurrent reopener waits on the row lock, then sees it is no longer resolved and updates nothing."""
-        latest = (
-            sa.select(col(Conversation.id))
-            .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.contact_id) == contact_id)
-            .order_by(col(Conversation.created_at).desc(), col(Conversation.id).desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        statement = (
-            sa.update(Conversation)
-            .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.id) == latest,
-                   col(Conversation.status) == STATUS_RESOLVED)
-            .values(
-                status=STATUS_OPEN,
-                last_message_at=sa.func.greatest(col(Conversation.last_message_at), message_at),
-                window_expires_at=sa.func.greatest(col(Conversation.window_expires_at), window_expires_at),
-                phone_number_id=sa.func.coalesce(phone_number_id, col(Conversation.phone_number_id)),
-                updated_at=sa.func.now(),
-            )
-            .returning(Conversation)
-            .execution_options(populate_existing=True, synchronize_session=False)
-        )
-        row: Conversation | None = (await self._session.exec(statement)).scalars().first()
-        return row
+        row = await (await driver(self._session)).fetchrow(
+            _REOPEN_LATEST_RESOLVED, tenant_id, contact_id, message_at, window_expires_at, STATUS_OPEN,
+            phone_number_id, STATUS_RESOLVED)
+        return None if row is None else Conversation(**dict(row))
 
     async def record_message(
         self,
@@ -244,26 +238,9 @@ class ConversationRepository:
     ) -> Conversation | None:
         """Moves last_message_at forward (the preview follows the latest message, whatever the arrival order); an
         inbound message also counts as unread, moves last_inbound_at and extends the window."""
-        is_latest = col(Conversation.last_message_at) <= sent_at
-        values: dict[str, Any] = {
-            "last_message_at": sa.func.greatest(col(Conversation.last_message_at), sent_at),
-            "last_message_preview": sa.case((is_latest, preview), else_=col(Conversation.last_message_preview)),
-            "updated_at": sa.func.now(),
-        }
-        if inbound:
-            values["unread_count"] = col(Conversation.unread_count) + 1
-            values["last_inbound_at"] = sa.func.greatest(col(Conversation.last_inbound_at), sent_at)
-        if window_expires_at is not None:
-            values["window_expires_at"] = sa.func.greatest(col(Conversation.window_expires_at), window_expires_at)
-        statement = (
-            sa.update(Conversation)
-            .where(col(Conversation.tenant_id) == tenant_id, col(Conversation.id) == conversation_id)
-            .values(**values)
-            .returning(Conversation)
-            .execution_options(populate_existing=True, synchronize_session=False)
-        )
-        row: Conversation | None = (await self._session.exec(statement)).scalars().first()
-        return row
+        row = await (await driver(self._session)).fetchrow(
+            _RECORD_MESSAGE, tenant_id, conversation_id, sent_at, preview, inbound, window_expires_at)
+        return None if row is None else Conversation(**dict(row))
 
     async def mark_read(
         self, *, tenant_id: str, conversation_id: uuid.UUID, read_up_to: datetime | None
@@ -368,16 +345,10 @@ class ConversationRepository:
         """The tags of each conversation (by name), in one query."""
         if not conversation_ids:
             return {}
-        statement = (
-            select(ConversationTag.conversation_id, Tag)
-            .join(Tag, col(Tag.id) == col(ConversationTag.tag_id))
-            .where(col(ConversationTag.tenant_id) == tenant_id, col(Tag.tenant_id) == tenant_id,
-                   col(ConversationTag.conversation_id).in_(list(conversation_ids)))
-            .order_by(sa.func.lower(col(Tag.name)))
-        )
+        rows = await (await driver(self._session)).fetch(_TAGS_OF, tenant_id, list(conversation_ids))
         result: dict[uuid.UUID, list[Tag]] = {key: [] for key in conversation_ids}
-        for conversation_id, tag in (await self._session.exec(statement)).all():
-            result[conversation_id].append(tag)
+        for row in rows:
+            result[row["of_conversation"]].append(Tag(**{name: row[name] for name in _TAG_FIELDS}))
         return result
 
     async def tags(self, *, tenant_id: str) -> list[Tag]:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import driver
+from eva_common.db import column_list, column_names, driver
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,12 +21,12 @@ PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
 
 # The sender's statements (every send reads and updates its job and message twice), written directly in the
 # session's transaction; the objects they return are outside the session's identity map (read only).
-_JOB_COLUMNS = ", ".join(column.name for column in OutboundJob.__table__.columns)  # type: ignore[attr-defined]
-_JOB_COLUMN_NAMES = frozenset(column.name for column in OutboundJob.__table__.columns)  # type: ignore[attr-defined]
+_JOB_COLUMNS = column_list(OutboundJob)
+_JOB_COLUMN_NAMES = frozenset(column_names(OutboundJob))
 _JOB_JSONB = frozenset({"last_error"})
 _JOB = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE"  # noqa: S608
 _JOB_OF = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE"  # noqa: S608
-_MESSAGE_COLUMN_NAMES = frozenset(column.name for column in Message.__table__.columns)  # type: ignore[attr-defined]
+_MESSAGE_COLUMN_NAMES = frozenset(column_names(Message))
 _MESSAGE_JSONB = frozenset({"content", "context", "referral", "error", "raw", "media", "reactions", "sender"})
 _MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"  # noqa: S608
 _MESSAGE_FOR_UPDATE = _MESSAGE + " FOR UPDATE"

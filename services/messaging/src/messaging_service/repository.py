@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import driver
+from eva_common.db import column_list, driver
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,7 +19,7 @@ from messaging_service.models import MediaJob, Message, MessageStatus, ParkedSta
 # The statements every status webhook and every send runs, written directly (eva_common.db.driver) in the session's
 # transaction. A row of `messages` comes back whole and becomes a Message outside the session's identity map (read
 # only, never flushed). jsonb parameters travel as text.
-MESSAGE_COLUMNS = ", ".join(column.name for column in Message.__table__.columns)  # type: ignore[attr-defined]
+MESSAGE_COLUMNS = column_list(Message)
 _LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _MESSAGE_BY_WAMID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
 _RECORD_STATUS = (

@@ -12,6 +12,7 @@ import asyncpg
 from prometheus_client import Counter
 from pydantic import SecretStr
 from sqlalchemy import event, exc, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as BaseAsyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -121,6 +122,11 @@ async def per_tenant(
 def column_names(model: type[Any]) -> tuple[str, ...]:
     """A table model's columns in table order, for statements written directly (`SELECT` lists, `RETURNING`)."""
     return tuple(column.name for column in model.__table__.columns)
+
+
+def jsonb_columns(model: type[Any]) -> frozenset[str]:
+    """A table model's JSONB columns: a direct statement passes their values as JSON text (`$n::text::jsonb`)."""
+    return frozenset(column.name for column in model.__table__.columns if isinstance(column.type, JSONB))
 
 
 def column_list(model: type[Any]) -> str:

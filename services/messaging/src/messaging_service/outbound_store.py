@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import column_list, column_names, driver
+from eva_common.db import column_list, column_names, driver, jsonb_columns
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from messaging_service.models import IdempotencyKey, Message, OutboundJob
-from messaging_service.repository import MESSAGE_COLUMNS, json_text, message_from_row
+from messaging_service.repository import MESSAGE_COLUMNS, MESSAGE_JSONB, json_text, message_from_row
 
 PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
 
@@ -23,11 +23,10 @@ PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
 # session's transaction; the objects they return are outside the session's identity map (read only).
 _JOB_COLUMNS = column_list(OutboundJob)
 _JOB_COLUMN_NAMES = frozenset(column_names(OutboundJob))
-_JOB_JSONB = frozenset({"last_error"})
+_JOB_JSONB = jsonb_columns(OutboundJob)
 _JOB = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE"  # noqa: S608
 _JOB_OF = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND message_id = $2 FOR UPDATE"  # noqa: S608
 _MESSAGE_COLUMN_NAMES = frozenset(column_names(Message))
-_MESSAGE_JSONB = frozenset({"content", "context", "referral", "error", "raw", "media", "reactions", "sender"})
 _MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"  # noqa: S608
 _MESSAGE_FOR_UPDATE = _MESSAGE + " FOR UPDATE"
 
@@ -92,7 +91,7 @@ class OutboundStore:
         return None if row is None else message_from_row(row)
 
     async def update_message(self, *, tenant_id: str, message_id: uuid.UUID, **values: Any) -> Message | None:
-        assignments, arguments = _assignments(values, columns=_MESSAGE_COLUMN_NAMES, jsonb=_MESSAGE_JSONB)
+        assignments, arguments = _assignments(values, columns=_MESSAGE_COLUMN_NAMES, jsonb=MESSAGE_JSONB)
         changes = ", ".join([*assignments, "updated_at = now()"])
         row = await (await driver(self._session)).fetchrow(
             f"UPDATE messages SET {changes} WHERE tenant_id = $1 AND id = $2 RETURNING {MESSAGE_COLUMNS}",  # noqa: S608

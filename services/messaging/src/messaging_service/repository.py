@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import column_list, driver
+from eva_common.db import column_list, column_names, driver, jsonb_columns
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,6 +20,14 @@ from messaging_service.models import MediaJob, Message, MessageStatus, ParkedSta
 # transaction. A row of `messages` comes back whole and becomes a Message outside the session's identity map (read
 # only, never flushed). jsonb parameters travel as text.
 MESSAGE_COLUMNS = column_list(Message)
+MESSAGE_JSONB = jsonb_columns(Message)
+_INSERTED = tuple(name for name in column_names(Message) if name not in ("created_at", "updated_at"))  # now()
+_INSERT_ONCE = (
+    f"INSERT INTO messages ({', '.join(_INSERTED)}) VALUES ("  # noqa: S608
+    + ", ".join(f"${i}::text::jsonb" if name in MESSAGE_JSONB else f"${i}" for i, name in enumerate(_INSERTED, 1))
+    + f") ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING {MESSAGE_COLUMNS}")
+_TAKE_PARKED = (
+    f"DELETE FROM parked_statuses WHERE tenant_id = $1 AND wamid = $2 RETURNING {column_list(ParkedStatus)}")  # noqa: S608
 _LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _MESSAGE_BY_WAMID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
 _RECORD_STATUS = (
@@ -57,15 +65,10 @@ class MessageRepository:
     async def insert_once(self, message: Message) -> Message | None:
         """Inserts the message unless (tenant_id, wamid) is already stored; the unique key decides between racing
         writers. Returns the stored row, or None when it was a duplicate."""
-        values = message.model_dump(exclude={"created_at", "updated_at"})
-        statement = (
-            pg_insert(Message)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "wamid"])
-            .returning(Message)
-        )
-        row: Message | None = (await self._session.exec(statement)).scalars().first()
-        return row
+        arguments = [json_text(getattr(message, name)) if name in MESSAGE_JSONB else getattr(message, name)
+                     for name in _INSERTED]
+        row = await (await driver(self._session)).fetchrow(_INSERT_ONCE, *arguments)
+        return None if row is None else message_from_row(row)
 
     async def message(self, *, tenant_id: str, message_id: uuid.UUID) -> Message | None:
         statement = select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id)
@@ -159,12 +162,8 @@ class MessageRepository:
 
     async def take_parked(self, *, tenant_id: str, wamid: str) -> list[ParkedStatus]:
         """Removes and returns the statuses parked for the wamid (in the caller's transaction)."""
-        statement = (
-            sa.delete(ParkedStatus)
-            .where(col(ParkedStatus.tenant_id) == tenant_id, col(ParkedStatus.wamid) == wamid)
-            .returning(ParkedStatus)
-        )
-        return list((await self._session.exec(statement)).scalars().all())
+        rows = await (await driver(self._session)).fetch(_TAKE_PARKED, tenant_id, wamid)
+        return [ParkedStatus(**dict(row)) for row in rows]
 
     async def set_pricing_category(self, *, tenant_id: str, message_id: uuid.UUID, category: str) -> None:
         await self._session.exec(

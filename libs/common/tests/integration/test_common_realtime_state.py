@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from eva_common.realtime.presence import Connection, PresenceStore
-from eva_common.realtime.sequence import RedisSequencer, ReplayReader
+from eva_common.realtime.sequence import RedisSequencer, ReplayReader, SeqRequest
 from eva_common.redis import create_redis
 from eva_testing.infra import test_infra
 
@@ -101,3 +101,29 @@ async def test_the_replay_reader_says_what_was_missed_or_that_a_resync_is_needed
     finally:
         await redis.aclose()
 
+
+
+async def test_a_batch_takes_its_seqs_in_order_in_one_call_and_a_repeated_event_keeps_its_own() -> None:
+    redis = create_redis(test_infra().redis_url)
+    sequencer = RedisSequencer(redis=redis, buffer_size=100, dedupe_ttl_seconds=60)
+    tenant, other = uuid.uuid4().hex, uuid.uuid4().hex
+    first, second, third, elsewhere = (uuid.uuid4().hex for _ in range(4))
+    try:
+        before = await sequencer.assign(tenant_id=tenant, event_id=first, event="message:new", payload={"id": "m1"})
+        await sequencer.mark_emitted_many([(first, before.seq)])
+        batch = [SeqRequest(tenant, second, "message:new", {"id": "m2"}),
+                 SeqRequest(other, elsewhere, "message:new", {"id": "x1"}),
+                 SeqRequest(tenant, first, "message:new", {"id": "m1"}),  # redelivered, already emitted
+                 SeqRequest(tenant, third, "message:status", {"id": "m2", "status": "SENT"})]
+
+        assignments = await sequencer.assign_many(batch)
+
+        assert [(a.seq, a.emitted) for a in assignments] == [(2, False), (1, False), (1, True), (3, False)]
+        assert [(e.seq, e.event_id, e.payload) for e in await sequencer.buffered(tenant_id=tenant)] == [
+            (1, first, {"id": "m1", "seq": 1}), (2, second, {"id": "m2", "seq": 2}),
+            (3, third, {"id": "m2", "status": "SENT", "seq": 3})]
+        await sequencer.mark_emitted_many([(second, 2), (third, 3)])
+        again = await sequencer.assign_many(batch)
+        assert [(a.seq, a.emitted) for a in again] == [(2, True), (1, False), (1, True), (3, True)]
+    finally:
+        await redis.aclose()

@@ -7,6 +7,7 @@ eva_common's Unavailable, a transient failure), so the Kafka record is retried r
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import socketio
@@ -14,9 +15,13 @@ from eva_common.errors import Unavailable
 
 from realtime_service.mapping import Rooms
 
+Emit = tuple[str, dict[str, Any], Rooms]  # (event, payload, rooms)
+
 
 class SocketEmitter(Protocol):
     async def emit(self, event: str, payload: dict[str, Any], *, room: Rooms) -> None: ...
+
+    async def emit_many(self, emits: Sequence[Emit]) -> None: ...
 
 
 class _StrictRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -25,11 +30,36 @@ class _StrictRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     channel: str
     json: Any
 
+    held: list[str] | None = None  # during `publish_together`: the messages its emits built, not yet published
+
     async def _publish(self, data: Any) -> Any:
+        if self.held is not None:
+            self.held.append(self.json.dumps(data))
+            return None
         try:
             if not self.connected:
                 self._redis_connect()
             return await self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception:
+            self.connected = False
+            raise
+
+    async def publish_together(self, emits: Sequence[Emit]) -> None:
+        """The manager's own emits (its message format), published in order in one pipeline: one round trip."""
+        held: list[str] = []
+        self.held = held
+        try:
+            for event, payload, room in emits:
+                await self.emit(event, data=payload, room=room)
+        finally:
+            self.held = None
+        try:
+            if not self.connected:
+                self._redis_connect()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message in held:
+                    pipe.publish(self.channel, message)
+                await pipe.execute()
         except Exception:
             self.connected = False
             raise
@@ -42,6 +72,12 @@ class RedisSocketEmitter:
     async def emit(self, event: str, payload: dict[str, Any], *, room: Rooms) -> None:
         try:
             await self._manager.emit(event, data=payload, room=room)
+        except Exception as error:
+            raise Unavailable("cannot publish to the Socket.io channel", code="SOCKETIO_UNAVAILABLE") from error
+
+    async def emit_many(self, emits: Sequence[Emit]) -> None:
+        try:
+            await self._manager.publish_together(emits)
         except Exception as error:
             raise Unavailable("cannot publish to the Socket.io channel", code="SOCKETIO_UNAVAILABLE") from error
 

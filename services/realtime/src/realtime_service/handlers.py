@@ -1,9 +1,12 @@
-"""Kafka record handler for messaging.events.v1 and conversation.events.v1 (thin: decode, relay)."""
+"""Kafka record handlers for messaging.events.v1 and conversation.events.v1 (thin: decode, relay): a fetch's records
+together, and one record (the consumer's fallback when a batch holds a record it cannot relay)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eva_common.errors import InvalidArgument, Unavailable
-from eva_common.kafka.consumer import ConsumedRecord, Handler
+from eva_common.kafka.consumer import BatchHandler, ConsumedRecord, Handler
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -25,3 +28,14 @@ def event_handler(*, relay: RealtimeRelay) -> Handler:
             raise Unavailable("Redis is unavailable", code="REDIS_UNAVAILABLE") from error
 
     return on_domain_event
+
+
+def batch_handler(*, relay: RealtimeRelay) -> BatchHandler:
+    async def on_domain_events(records: Sequence[ConsumedRecord]) -> None:
+        envelopes = [record.event() for record in records]  # decoded by the ConsumerLoop (batches: envelopes)
+        try:
+            await relay.relay_many(envelopes)
+        except RedisError as error:
+            raise Unavailable("Redis is unavailable", code="REDIS_UNAVAILABLE") from error
+
+    return on_domain_events

@@ -13,7 +13,7 @@ from eva_common.redis import redis_ready
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
 from realtime_service.emitter import RedisSocketEmitter
-from realtime_service.handlers import event_handler
+from realtime_service.handlers import batch_handler, event_handler
 from realtime_service.presence import PresenceSweeper
 from realtime_service.service import RealtimeRelay
 from realtime_service.settings import Settings, get_settings
@@ -41,7 +41,8 @@ class RealtimeApp(ServiceApp):
         )
         self.presence_sweeper = Periodic(sweeper.sweep, interval_seconds=settings.presence_sweep_interval_seconds)
         self.consumer = self.kafka_consumer(settings, topics=[settings.messaging_topic, settings.conversation_topic],
-                                            group_id=settings.consumer_group, handler=event_handler(relay=relay))
+                                            group_id=settings.consumer_group, handler=event_handler(relay=relay),
+                                            batch_handler=batch_handler(relay=relay))
         self.http_app = create_http_app(
             title="Eva realtime",
             readiness=self.readiness(redis=lambda: redis_ready(redis), kafka=self.consumer.ready),

@@ -6,16 +6,20 @@ once. The Kafka offset is committed only after the emit, so a crash anywhere bef
 the sequencer hands the redelivered event its original seq, and it is emitted only if it had not been emitted
 yet. The one window for a duplicate is a crash after the emit but before it is marked emitted (one Redis
 round-trip): the event then reaches the room twice with the same seq, which clients drop (seq <= last seen).
+
+A fetch's events are relayed together: their seqs assigned in one Redis round trip, emitted in one, marked in one
+(three round trips per batch instead of three per event), in the order the fetch returned them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from eva_common.errors import InvalidArgument
-from eva_common.realtime.sequence import Assignment
+from eva_common.realtime.sequence import Assignment, SeqRequest
 from eva_events.envelope import EventEnvelope
 
 from realtime_service.emitter import SocketEmitter
@@ -26,9 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 class Sequencer(Protocol):
-    async def assign(self, *, tenant_id: str, event_id: str, event: str, payload: dict[str, Any]) -> Assignment: ...
+    async def assign_many(self, requests: Sequence[SeqRequest]) -> list[Assignment]: ...
 
-    async def mark_emitted(self, *, event_id: str, seq: int) -> None: ...
+    async def mark_emitted_many(self, emitted: Sequence[tuple[str, int]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +49,32 @@ class RealtimeRelay:
         self._emitter = emitter
 
     async def relay(self, envelope: EventEnvelope) -> Relayed | None:
-        emission = to_emission(envelope)
-        if emission is None:
-            return None
-        if not envelope.tenant_id:
-            raise InvalidArgument(f"event {envelope.id} ({envelope.type}) names no tenant")
-        assignment = await self._sequencer.assign(
-            tenant_id=envelope.tenant_id, event_id=envelope.id, event=emission.event, payload=emission.payload
-        )
-        if assignment.emitted:
-            logger.info("event already emitted; not emitting again",
-                        extra={"event_id": envelope.id, "seq": assignment.seq})
-            EVENTS_RELAYED.labels(emission.event, "skipped").inc()
-            return Relayed(event=emission.event, room=emission.room, seq=assignment.seq, emitted=False)
-        await self._emitter.emit(emission.event, {**emission.payload, "seq": assignment.seq}, room=emission.rooms)
-        await self._sequencer.mark_emitted(event_id=envelope.id, seq=assignment.seq)
-        EVENTS_RELAYED.labels(emission.event, "emitted").inc()
-        return Relayed(event=emission.event, room=emission.room, seq=assignment.seq, emitted=True)
+        return (await self.relay_many([envelope]))[0]
+
+    async def relay_many(self, envelopes: Sequence[EventEnvelope]) -> list[Relayed | None]:
+        """Each event's outcome, in order: None for an event the browser does not see."""
+        emissions = [to_emission(envelope) for envelope in envelopes]
+        shown = [(envelope, emission) for envelope, emission in zip(envelopes, emissions, strict=True)
+                 if emission is not None]
+        for envelope, _ in shown:
+            if not envelope.tenant_id:
+                raise InvalidArgument(f"event {envelope.id} ({envelope.type}) names no tenant")
+        assignments = await self._sequencer.assign_many([
+            SeqRequest(envelope.tenant_id, envelope.id, emission.event, emission.payload)
+            for envelope, emission in shown])
+        due = [(envelope, emission, assignment) for (envelope, emission), assignment
+               in zip(shown, assignments, strict=True) if not assignment.emitted]
+        if due:
+            await self._emitter.emit_many([(emission.event, {**emission.payload, "seq": assignment.seq},
+                                            emission.rooms) for _, emission, assignment in due])
+            await self._sequencer.mark_emitted_many([(envelope.id, assignment.seq) for envelope, _, assignment in due])
+        outcomes: dict[str, Relayed] = {}
+        for (envelope, emission), assignment in zip(shown, assignments, strict=True):
+            if assignment.emitted:
+                logger.info("event already emitted; not emitting again",
+                            extra={"event_id": envelope.id, "seq": assignment.seq})
+            EVENTS_RELAYED.labels(emission.event, "skipped" if assignment.emitted else "emitted").inc()
+            outcomes[envelope.id] = Relayed(event=emission.event, room=emission.room, seq=assignment.seq,
+                                            emitted=not assignment.emitted)
+        return [outcomes.get(envelope.id) if emission is not None else None
+                for envelope, emission in zip(envelopes, emissions, strict=True)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from eva_common.errors import InvalidArgument, Unavailable
 from eva_common.kafka.consumer import ConsumedRecord
-from eva_common.realtime.sequence import Assignment
+from eva_common.realtime.sequence import Assignment, SeqRequest
 from eva_events.envelope import EventEnvelope, make_event
 from realtime_service.handlers import event_handler
 from realtime_service.mapping import Rooms
@@ -37,6 +38,14 @@ class FakeSequencer:
         if self.states.get(event_id) == (seq, False):
             self.states[event_id] = (seq, True)
 
+    async def assign_many(self, requests: Sequence[SeqRequest]) -> list[Assignment]:
+        return [await self.assign(tenant_id=r.tenant_id, event_id=r.event_id, event=r.event, payload=r.payload)
+                for r in requests]
+
+    async def mark_emitted_many(self, emitted: Sequence[tuple[str, int]]) -> None:
+        for event_id, seq in emitted:
+            await self.mark_emitted(event_id=event_id, seq=seq)
+
 
 class FakeEmitter:
     def __init__(self) -> None:
@@ -48,6 +57,10 @@ class FakeEmitter:
             self.fail_next = False
             raise Unavailable("redis down")
         self.emitted.append((event, payload, room))
+
+    async def emit_many(self, emits: Sequence[tuple[str, dict[str, Any], Rooms]]) -> None:
+        for event, payload, room in emits:
+            await self.emit(event, payload, room=room)
 
 
 def message(tenant_id: str, body: str) -> EventEnvelope:
@@ -131,3 +144,29 @@ async def test_handler_refuses_undecodable_records_and_maps_redis_failures_to_tr
     sequencer.failure = None
     await handle(record(message("a", "m1").to_bytes()))
     assert len(emitter.emitted) == 1
+
+
+async def test_a_batch_is_numbered_in_order_emitted_together_and_answered_event_by_event() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    seen_before = message("a", "m0")
+    await relay.relay(seen_before)
+    emitter.emitted.clear()
+    batch = [message("a", "m1"), make_event("tenant.created", tenant_id="a", data={}), message("b", "m2"),
+             seen_before, message("a", "m3")]
+
+    outcomes = await relay.relay_many(batch)
+
+    assert [(p["id"], p["seq"], room) for _, p, room in emitter.emitted] == [
+        ("m1", 2, "tenant:a"), ("m2", 1, "tenant:b"), ("m3", 3, "tenant:a")]
+    assert [(o.seq, o.emitted) if o else None for o in outcomes] == [(2, True), None, (1, True), (1, False),
+                                                                       (3, True)]
+    assert all(sequencer.states[e.id][1] for e in batch if e.type == "message.received")  # all marked emitted
+
+
+async def test_a_batch_with_an_event_naming_no_tenant_emits_nothing() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    with pytest.raises(InvalidArgument):
+        await relay.relay_many([message("a", "m1"), make_event("message.received", tenant_id="", data={"id": "x"})])
+    assert emitter.emitted == [] and sequencer.states == {}  # refused before any seq was taken

@@ -16,6 +16,7 @@ would need a common hash tag).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -64,6 +65,16 @@ class BufferedEvent:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SeqRequest:
+    """One event to number: its tenant, id, Socket.io event name and payload (without `seq`)."""
+
+    tenant_id: str
+    event_id: str
+    event: str
+    payload: dict[str, Any]
+
+
 def event_key(event_id: str) -> str:
     return f"rt:event:{event_id}"
 
@@ -86,18 +97,36 @@ class RedisSequencer:
 
     async def assign(self, *, tenant_id: str, event_id: str, event: str, payload: dict[str, Any]) -> Assignment:
         """The event's seq: a new one the first time, the same one for a redelivered event id."""
-        body = json.dumps({k: v for k, v in payload.items() if k != "seq"}, separators=(",", ":"),
-                          ensure_ascii=False, default=str)
-        raw = await self._assign(
-            keys=[event_key(event_id), seq_key(tenant_id), replay_key(tenant_id)],
-            args=[self._ttl, self._buffer_size, body, json.dumps(event), json.dumps(event_id)],
-        )
-        state = raw.decode() if isinstance(raw, bytes) else str(raw)
-        marker, _, seq = state.partition(":")
-        return Assignment(seq=int(seq), emitted=marker == "e")
+        return (await self.assign_many([SeqRequest(tenant_id, event_id, event, payload)]))[0]
+
+    async def assign_many(self, requests: Sequence[SeqRequest]) -> list[Assignment]:
+        """`assign` for several events in one round trip, in order (each script runs atomically, one after the
+        other, so the seqs of one tenant follow the order of `requests`)."""
+        if not requests:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for request in requests:
+                body = json.dumps({k: v for k, v in request.payload.items() if k != "seq"}, separators=(",", ":"),
+                                  ensure_ascii=False, default=str)
+                await self._assign(
+                    keys=[event_key(request.event_id), seq_key(request.tenant_id), replay_key(request.tenant_id)],
+                    args=[self._ttl, self._buffer_size, body, json.dumps(request.event), json.dumps(request.event_id)],
+                    client=pipe,
+                )
+            raws = await pipe.execute()
+        return [_assignment(raw) for raw in raws]
 
     async def mark_emitted(self, *, event_id: str, seq: int) -> None:
-        await self._mark(keys=[event_key(event_id)], args=[seq])
+        await self.mark_emitted_many([(event_id, seq)])
+
+    async def mark_emitted_many(self, emitted: Sequence[tuple[str, int]]) -> None:
+        """Marks (event id, seq) pairs emitted, in one round trip."""
+        if not emitted:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event_id, seq in emitted:
+                await self._mark(keys=[event_key(event_id)], args=[seq], client=pipe)
+            await pipe.execute()
 
     async def buffered(self, *, tenant_id: str, after_seq: int = 0, limit: int = 1000) -> list[BufferedEvent]:
         """The replay buffer after `after_seq`, oldest first."""
@@ -143,6 +172,12 @@ class ReplayReader:
             return Replay(events=[], complete=True, current=current)
         complete = bool(events) and events[0].seq == after_seq + 1
         return Replay(events=events if complete else [], complete=complete, current=current)
+
+
+def _assignment(raw: Any) -> Assignment:
+    state = raw.decode() if isinstance(raw, bytes) else str(raw)
+    marker, _, seq = state.partition(":")
+    return Assignment(seq=int(seq), emitted=marker == "e")
 
 
 def _decode(raw: Any) -> BufferedEvent:

@@ -26,6 +26,7 @@ _INSERT_ONCE = (
     f"INSERT INTO messages ({', '.join(_INSERTED)}) VALUES ("  # noqa: S608
     + ", ".join(f"${i}::text::jsonb" if name in MESSAGE_JSONB else f"${i}" for i, name in enumerate(_INSERTED, 1))
     + f") ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING {MESSAGE_COLUMNS}")
+_STORED_WAMIDS = "SELECT wamid FROM messages WHERE tenant_id = $1 AND wamid = ANY($2::text[])"
 _TAKE_PARKED = (
     f"DELETE FROM parked_statuses WHERE tenant_id = $1 AND wamid = $2 RETURNING {column_list(ParkedStatus)}")  # noqa: S608
 _LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
@@ -58,9 +59,8 @@ class MessageRepository:
 
     async def stored_wamids(self, *, tenant_id: str, wamids: Iterable[str]) -> set[str]:
         """Which of these wamids the tenant has stored."""
-        statement = select(col(Message.wamid)).where(Message.tenant_id == tenant_id,
-                                                     col(Message.wamid).in_(sorted(wamids)))
-        return {wamid for wamid in (await self._session.exec(statement)).all() if wamid is not None}
+        rows = await (await driver(self._session)).fetch(_STORED_WAMIDS, tenant_id, sorted(wamids))
+        return {row[0] for row in rows}
 
     async def insert_once(self, message: Message) -> Message | None:
         """Inserts the message unless (tenant_id, wamid) is already stored; the unique key decides between racing

@@ -64,19 +64,31 @@ async def usage_rows(harness: Any, tenant_id: str) -> dict[tuple[str, str, str],
 
 @contextlib.contextmanager
 def usage_writes(harness: Any) -> Iterator[list[str]]:
-    """The usage_daily upserts the service sends while inside, each as its parameters' text (to find a tenant's)."""
+    """The usage_daily upserts the service sends while inside, each as its parameters' text (to find a tenant's):
+    asyncpg's query logger on every connection checked out meanwhile (the upsert is written directly on asyncpg).
+    The logger reports a statement once it completed; the caller's commit came after, so all are in by the exit."""
     writes: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO USAGE_DAILY"):
-            writes.append(repr(parameters))
+    def record(query: Any) -> None:
+        if query.query.lstrip().upper().startswith("INSERT INTO USAGE_DAILY"):
+            writes.append(repr(query.args))
+
+    listening: list[Any] = []
+
+    def checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver_connection = dbapi_connection.driver_connection
+        if driver_connection not in listening:
+            driver_connection.add_query_logger(record)
+            listening.append(driver_connection)
 
     engine = harness.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "checkout", checked_out)
     try:
         yield writes
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "checkout", checked_out)
+        for driver_connection in listening:
+            driver_connection.remove_query_logger(record)
 
 
 async def test_a_batch_is_added_up_and_written_once_per_day_category_and_direction(harness) -> None:

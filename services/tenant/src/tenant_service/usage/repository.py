@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from eva_common.db import driver
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tenant_service.models import Plan, Tenant, UsageDaily, UsageDelivered
+from tenant_service.models import Plan, Tenant, UsageDaily
 from tenant_service.usage.domain import COUNTED_DIRECTIONS
+
+# the usage consumer's statements (every counted message), written directly in the session's transaction
+_INCREMENT = (
+    "INSERT INTO usage_daily AS u (tenant_id, day, category, direction, count, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, day, category, direction) "
+    "DO UPDATE SET count = u.count + excluded.count, updated_at = excluded.updated_at")
+_MARK_DELIVERED = (
+    "INSERT INTO usage_delivered (tenant_id, message_id, category, day) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (tenant_id, message_id) DO NOTHING RETURNING message_id")
+_TIMEZONE = "SELECT timezone FROM tenants WHERE id = $1"
 
 
 class UsageRepository:
@@ -19,24 +29,12 @@ class UsageRepository:
     async def increment(
         self, *, tenant_id: str, day: date, category: str, direction: str, now: datetime, by: int = 1
     ) -> None:
-        statement = pg_insert(UsageDaily).values(
-            tenant_id=tenant_id, day=day, category=category, direction=direction, count=by, updated_at=now
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["tenant_id", "day", "category", "direction"],
-            set_={"count": col(UsageDaily.count) + statement.excluded.count, "updated_at": now},
-        )
-        await self._session.exec(statement)
+        await (await driver(self._session)).execute(_INCREMENT, tenant_id, day, category, direction, by, now)
 
     async def mark_delivered(self, *, tenant_id: str, message_id: str, category: str, day: date) -> bool:
         """Remembers that a message was counted as delivered; False when it already was."""
-        statement = (
-            pg_insert(UsageDelivered)
-            .values(tenant_id=tenant_id, message_id=message_id, category=category, day=day)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "message_id"])
-            .returning(col(UsageDelivered.message_id))
-        )
-        return (await self._session.exec(statement)).first() is not None
+        return await (await driver(self._session)).fetchval(
+            _MARK_DELIVERED, tenant_id, message_id, category, day) is not None
 
     async def days(self, *, tenant_id: str, start: date, end: date) -> list[UsageDaily]:
         statement = (
@@ -53,6 +51,11 @@ class UsageRepository:
             col(UsageDaily.direction).in_(COUNTED_DIRECTIONS),
         )
         return int((await self._session.exec(statement)).one())
+
+    async def timezone(self, tenant_id: str) -> str | None:
+        """The tenant's timezone (its calendar days), None for an unknown tenant."""
+        value: str | None = await (await driver(self._session)).fetchval(_TIMEZONE, tenant_id)
+        return value
 
     async def tenant(self, tenant_id: str) -> Tenant | None:
         return (await self._session.exec(select(Tenant).where(Tenant.id == tenant_id))).first()

@@ -73,8 +73,7 @@ class UsageService:
                     if not await claim_event(session, consumer=self._consumer, event_id=event.id):
                         continue
                     if timezone is None:
-                        tenant = await usage.tenant(tenant_id)
-                        timezone = tenant.timezone if tenant is not None else DEFAULT_TIMEZONE
+                        timezone = await usage.timezone(tenant_id) or DEFAULT_TIMEZONE
                     if counted is not None:
                         increments[(local_day(counted.at, timezone), counted.category, counted.direction)] += 1
                     elif delivered is not None:

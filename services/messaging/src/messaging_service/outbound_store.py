@@ -10,7 +10,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from eva_common.db import column_list, column_names, driver, jsonb_columns
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +28,10 @@ _JOB_OF = f"SELECT {_JOB_COLUMNS} FROM outbound_jobs WHERE tenant_id = $1 AND me
 _MESSAGE_COLUMN_NAMES = frozenset(column_names(Message))
 _MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"  # noqa: S608
 _MESSAGE_FOR_UPDATE = _MESSAGE + " FOR UPDATE"
+_ADD_JOB = "INSERT INTO outbound_jobs (tenant_id, message_id, conversation_id, priority) VALUES ($1, $2, $3, $4)"
+_CLAIM_KEY = ("INSERT INTO idempotency_keys (tenant_id, key, request_hash, message_id) VALUES ($1, $2, $3, $4) "
+              "ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key")
+_FORGET_KEY = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at < $3"
 
 
 def _assignments(
@@ -70,18 +73,11 @@ class OutboundStore:
                                     message_id: uuid.UUID) -> bool:
         """Records the key for the message; False when another request holds it (the unique key waits for that
         request's transaction, so racing retries agree on one winner)."""
-        statement = (
-            pg_insert(IdempotencyKey)
-            .values(tenant_id=tenant_id, key=key, request_hash=request_hash, message_id=message_id)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
-            .returning(col(IdempotencyKey.key))
-        )
-        return (await self._session.exec(statement)).first() is not None
+        return await (await driver(self._session)).fetchval(
+            _CLAIM_KEY, tenant_id, key, request_hash, message_id) is not None
 
     async def forget_idempotency_key(self, *, tenant_id: str, key: str, older_than: datetime) -> None:
-        await self._session.exec(sa.delete(IdempotencyKey).where(
-            col(IdempotencyKey.tenant_id) == tenant_id, col(IdempotencyKey.key) == key,
-            col(IdempotencyKey.created_at) < older_than))
+        await (await driver(self._session)).execute(_FORGET_KEY, tenant_id, key, older_than)
 
     # --- messages ----------------------------------------------------------------------------------------------
 
@@ -124,8 +120,9 @@ class OutboundStore:
     # --- jobs --------------------------------------------------------------------------------------------------
 
     async def add_job(self, job: OutboundJob) -> None:
-        self._session.add(job)
-        await self._session.flush()
+        """Queues the message (state, attempts and times from the table's defaults)."""
+        await (await driver(self._session)).execute(
+            _ADD_JOB, job.tenant_id, job.message_id, job.conversation_id, job.priority)
 
     async def job(self, *, tenant_id: str, job_id: int) -> OutboundJob | None:
         row = await (await driver(self._session)).fetchrow(_JOB, tenant_id, job_id)

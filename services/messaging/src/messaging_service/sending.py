@@ -38,6 +38,7 @@ from messaging_service.models import OUTBOUND, MediaUpload, Message, OutboundJob
 from messaging_service.outbound_content import OutboundContent, parse_outbound
 from messaging_service.outbound_store import PENDING, OutboundStore
 from messaging_service.profiles import Profiles
+from messaging_service.repository import MessageRepository
 from messaging_service.template_check import check_template_send, template_for_send
 
 SEND_SCOPE = SCOPE_MESSAGES_SEND
@@ -176,8 +177,9 @@ class SendingService:
                     raw={"request": body, "uploads": uploads, "marketing": category == "marketing"},
                     phone_number_id=profile.phone_number_id, sent_at=now, sender=sender, source=SOURCE_EVA,
                     category=category)
-                session.add(message)
-                await session.flush()
+                stored = await MessageRepository(session).insert_once(message)
+                assert stored is not None  # no wamid yet: nothing it could conflict with
+                message = stored
                 if key:
                     await store.forget_idempotency_key(tenant_id=tenant_id, key=key,
                                                        older_than=now - self._idempotency_ttl)

@@ -51,6 +51,7 @@ bench: ## benchmarks against the running dev stack (run `make up` first); figure
 	uv run --no-sync python scripts/bench/bare_hmac.py --connections 32 --duration 10 --runs 3
 	uv run --no-sync python scripts/bench/sockets.py --counts 1000,5000,10000 --hold 60
 	uv run --no-sync python scripts/bench/outbound.py --limits 1000,1000,80 --rates 8,12,80 --duration 30 --runs 3
+	uv run --no-sync python scripts/bench/http_client_cost.py --runs 3
 	uv run --no-sync python scripts/bench/sender.py --limits 80,1000 --messages 3000 --runs 3
 
 sync: ## install the workspace into .venv

@@ -99,14 +99,16 @@ async def transaction(factory: SessionFactory, *, tenant_id: str | None = None) 
         yield session
 
 
-async def set_tenant(session: BaseAsyncSession, tenant_id: str) -> None:
+async def set_tenant(session: BaseAsyncSession | asyncpg.Connection, tenant_id: str) -> None:
     """Sets `app.tenant_id` (row-level security) until the transaction ends or the next call: one transaction can
-    write a batch of several tenants' rows, each group after its own `set_tenant`."""
-    await (await driver(session)).execute(_SET_TENANT_SQL, tenant_id)
+    write a batch of several tenants' rows, each group after its own `set_tenant`. Takes a session or the connection
+    of a `direct_transaction`."""
+    connection = session if isinstance(session, asyncpg.Connection) else await driver(session)
+    await connection.execute(_SET_TENANT_SQL, tenant_id)
 
 
 async def per_tenant(
-    session: BaseAsyncSession, items: Iterable[T], tenant_of: Callable[[T], str]
+    session: BaseAsyncSession | asyncpg.Connection, items: Iterable[T], tenant_of: Callable[[T], str]
 ) -> AsyncIterator[tuple[str, list[T]]]:
     """A batch's items grouped by tenant (in the order tenants first appear, items in their order), `app.tenant_id`
     set to each group's tenant before the group is yielded: one transaction writes a batch of several tenants' rows,
@@ -147,10 +149,17 @@ async def driver(session: BaseAsyncSession) -> asyncpg.Connection:
     return driver_connection
 
 
+def engine_of(sessions: SessionFactory) -> AsyncEngine:
+    """The engine a session factory binds its sessions to."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    return engine
+
+
 @asynccontextmanager
 async def direct_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """A transaction on a pooled connection, driven by asyncpg alone, for the loops that run all the time (the outbox
-    relay, the workers' polls): no session, no ORM. The statements are the caller's; `app.tenant_id` is not set."""
+    relay, the consumers that only run direct statements): no session, no ORM. The statements are the caller's;
+    `app.tenant_id` is not set (`set_tenant`/`per_tenant` take the connection)."""
     async with engine.connect() as connection:
         adapted: Any = (await connection.get_raw_connection()).dbapi_connection
         driver_connection: asyncpg.Connection = adapted._connection

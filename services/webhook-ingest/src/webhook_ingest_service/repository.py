@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import SessionFactory, driver, per_tenant, transaction
+from eva_common.db import SessionFactory, direct_transaction, engine_of, per_tenant, transaction
 from sqlalchemy.dialects.postgresql import JSONB
 
 from webhook_ingest_service.models import DeliveryState, WebhookEvent
@@ -99,6 +99,7 @@ class ReplayPosition:
 class WebhookEventRepository:
     def __init__(self, *, sessions: SessionFactory) -> None:
         self._sessions = sessions
+        self._engine = engine_of(sessions)  # the log's batches: direct statements, no session
 
     async def record_received(
         self,
@@ -121,9 +122,9 @@ class WebhookEventRepository:
         for delivery in deliveries:
             firsts.setdefault(delivery.delivery_id, delivery)
         written = 0
-        async with self._sessions() as session, session.begin():
-            async for tenant_id, items in per_tenant(session, firsts.values(), lambda item: item.tenant_id):
-                rows = await (await driver(session)).fetch(
+        async with direct_transaction(self._engine) as connection:
+            async for tenant_id, items in per_tenant(connection, firsts.values(), lambda item: item.tenant_id):
+                rows = await connection.fetch(
                     _RECORD_RECEIVED, tenant_id, [item.delivery_id for item in items],
                     [item.phone_number_id for item in items], [item.received_at for item in items],
                     [json.dumps(item.payload) for item in items])
@@ -150,9 +151,9 @@ class WebhookEventRepository:
         """Sets deliveries' outcomes (the last of a delivery id wins) in one transaction: one statement per tenant,
         written directly."""
         lasts = {outcome.delivery_id: outcome for outcome in outcomes}
-        async with self._sessions() as session, session.begin():
-            async for tenant_id, items in per_tenant(session, lasts.values(), lambda item: item.tenant_id):
-                await (await driver(session)).execute(
+        async with direct_transaction(self._engine) as connection:
+            async for tenant_id, items in per_tenant(connection, lasts.values(), lambda item: item.tenant_id):
+                await connection.execute(
                     _RECORD_OUTCOMES, tenant_id, [item.delivery_id for item in items],
                     [item.occurred_at for item in items], [item.state.value for item in items],
                     [item.messages for item in items], [item.statuses for item in items],

@@ -27,9 +27,14 @@ async def store_message(
     contact: ContactSnapshot | None = None,
 ) -> Message | None:
     """Inserts the message unless its (tenant, wamid) is stored, announces it, queues its media download and applies
-    its parked statuses. None when it was a duplicate (nothing written)."""
+    its parked statuses. None when it was a duplicate (nothing written).
+
+    Meta sends statuses only for the business's messages (Eva's sends, the business app's echoes): a guest's message
+    has none to wait for or apply, so it takes neither the wamid's lock nor a look at the parked statuses (two of
+    the four statements of every guest message)."""
     repository = MessageRepository(session)
-    if message.wamid:
+    has_statuses = message.direction != INBOUND
+    if message.wamid and has_statuses:
         await repository.lock_wamid(tenant_id=message.tenant_id, wamid=message.wamid)
     stored = await repository.insert_once(message)
     if stored is None:
@@ -41,7 +46,7 @@ async def store_message(
                   event=message_event(event_type, stored, contact=contact))
     if stored.type == REACTION and stored.direction == INBOUND:
         await _react(session, stored, events_topic=events_topic)
-    return await apply_parked(session, stored, events_topic=events_topic)
+    return await apply_parked(session, stored, events_topic=events_topic) if has_statuses else stored
 
 
 async def apply_parked(session: AsyncSession, message: Message, *, events_topic: str) -> Message:

@@ -122,6 +122,26 @@ async def test_statuses_parked_before_the_message_are_applied_in_timestamp_order
     assert [(e["status"], e["category"]) for e in events] == [("SENT", "marketing"), ("DELIVERED", "marketing")]
 
 
+async def test_a_guests_message_takes_no_status_parked_under_its_wamid(
+        stack, delivery, text_payload, owner_db) -> None:
+    """Meta sends statuses only for the business's messages: storing a guest's message neither takes the wamid's
+    lock nor looks at the parked statuses (a status wrongly sent for it stays parked until it expires)."""
+    tenant, guest = str(uuid.uuid4()), f"1650{uuid.uuid4().int % 10**7:07d}"
+    wamid = f"wamid.IN{uuid.uuid4().hex}"
+    parked = await stack.messaging.processor.process(delivery(status_payload(wamid, "read", "1750030073"),
+                                                              tenant_id=tenant))
+    assert parked is not None and parked.detail == "status_parked=1"
+
+    stored = await stack.messaging.processor.process(delivery(
+        text_payload((guest, "Guest", wamid, "hello"), timestamp="1750030070"), tenant_id=tenant))
+
+    assert stored is not None and stored.detail == "stored=1"
+    [message] = await as_tenant(owner_db, tenant, "SELECT status FROM messages WHERE wamid = $1", wamid)
+    assert message["status"] == "RECEIVED"
+    assert len(await as_tenant(owner_db, tenant, "SELECT 1 FROM parked_statuses WHERE wamid = $1", wamid)) == 1
+    assert await status_events(owner_db, tenant, wamid) == []
+
+
 async def test_messages_arriving_out_of_order_are_listed_by_metas_timestamp(
         stack, delivery, text_payload, issuer, owner_db) -> None:
     tenant, guest = str(uuid.uuid4()), f"1650{uuid.uuid4().int % 10**7:07d}"

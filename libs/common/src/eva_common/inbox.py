@@ -6,6 +6,8 @@ The table (`inbox`: consumer, event_id, processed_at) is created by `eva_common.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -18,6 +20,8 @@ _inbox = sa.table(INBOX_TABLE, sa.column("consumer", sa.Text), sa.column("event_
 
 
 _CLAIM = f"INSERT INTO {INBOX_TABLE} (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"
+_CLAIM_MANY = (f"INSERT INTO {INBOX_TABLE} (consumer, event_id) SELECT $1, id FROM unnest($2::text[]) AS id "
+               "ON CONFLICT DO NOTHING RETURNING event_id")
 
 
 async def claim_event(db: AsyncSession | AsyncConnection, *, consumer: str, event_id: str) -> bool:
@@ -31,3 +35,26 @@ async def claim_event(db: AsyncSession | AsyncConnection, *, consumer: str, even
         .returning(_inbox.c.event_id)
     )
     return (await db.execute(statement)).first() is not None
+
+
+class Claims:
+    """The event ids of a batch this consumer claimed, each to be applied once: `first(event_id)` is True for the
+    first occurrence of an id claimed now, False for one claimed before (a redelivery) and for a second copy of an id
+    in the same batch."""
+
+    def __init__(self, claimed: set[str]) -> None:
+        self._unapplied = claimed
+
+    def first(self, event_id: str) -> bool:
+        if event_id in self._unapplied:
+            self._unapplied.discard(event_id)
+            return True
+        return False
+
+
+async def claim_events(session: AsyncSession, *, consumer: str, event_ids: Sequence[str]) -> Claims:
+    """`claim_event` for a batch's event ids in one statement (in `session`'s transaction)."""
+    if not event_ids:
+        return Claims(set())
+    rows = await (await driver(session)).fetch(_CLAIM_MANY, consumer, list(dict.fromkeys(event_ids)))
+    return Claims({row[0] for row in rows})

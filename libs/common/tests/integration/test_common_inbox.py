@@ -13,7 +13,7 @@ from alembic import op
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from eva_common.db import SessionFactory, create_engine, session_factory, transaction
-from eva_common.inbox import claim_event
+from eva_common.inbox import claim_event, claim_events
 from eva_common.migrations import create_inbox_table, create_outbox_table, drop_outbox_rls, outbox_rls
 from eva_common.outbox import OutboxEvent, enqueue
 from eva_events.envelope import make_event
@@ -67,6 +67,20 @@ async def test_an_event_is_claimed_once_per_consumer(sessions: SessionFactory) -
     async with transaction(sessions) as session:
         assert not await claim_event(session, consumer="usage", event_id=event_id)  # redelivered later
         assert await claim_event(session, consumer="audit", event_id=event_id)  # another consumer applies it too
+
+
+async def test_a_batch_is_claimed_in_one_call_each_id_applied_once(sessions: SessionFactory) -> None:
+    seen, fresh, other = (str(uuid.uuid4()) for _ in range(3))
+    async with transaction(sessions) as session:
+        assert await claim_event(session, consumer="usage", event_id=seen)
+    async with transaction(sessions) as session:
+        claims = await claim_events(session, consumer="usage", event_ids=[fresh, seen, fresh, other])
+        # the first copy of a new id is applied; a copy later in the batch, and an id claimed before, are not
+        assert [claims.first(event_id) for event_id in (fresh, seen, fresh, other)] == [True, False, False, True]
+        assert not (await claim_events(session, consumer="usage", event_ids=[fresh, other])).first(fresh)
+        assert (await claim_events(session, consumer="audit", event_ids=[fresh])).first(fresh)  # its own inbox
+    async with transaction(sessions) as session:
+        assert (await claim_events(session, consumer="usage", event_ids=[])).first(fresh) is False
 
 
 async def test_a_claim_rolled_back_with_its_effects_is_not_kept(sessions: SessionFactory, engine: AsyncEngine) -> None:

@@ -16,7 +16,7 @@ from eva_common.auth import Principal
 from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
-from eva_common.inbox import claim_event
+from eva_common.inbox import claim_events
 from eva_common.outbox import enqueue
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import (
@@ -331,8 +331,10 @@ class ConversationService:
             repository = ConversationRepository(session)
             async for tenant_id, group in per_tenant(session, applicable, lambda event: event.tenant_id):
                 changed: dict[uuid.UUID, Conversation] = {}
+                claims = await claim_events(session, consumer=self._consumer_name,
+                                            event_ids=[event.id for event in group])
                 for event in group:
-                    if not await claim_event(session, consumer=self._consumer_name, event_id=event.id):
+                    if not claims.first(event.id):
                         continue
                     apply = self._apply_read if event.type == MESSAGE_READ else self._apply_message
                     conversation = await apply(repository, event)

@@ -11,7 +11,7 @@ from eva_common.auth import Principal
 from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import Internal, NotFound
 from eva_common.identity import SCOPE_USAGE_READ
-from eva_common.inbox import claim_event
+from eva_common.inbox import claim_events
 from eva_events.envelope import EventEnvelope
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,12 +65,16 @@ class UsageService:
             async for tenant_id, group in per_tenant(session, named, lambda event: event.tenant_id):
                 increments: Counter[tuple[date, str, str]] = Counter()
                 timezone: str | None = None
+                relevant = []  # (event, counted, delivered): the events that count something
                 for event in group:
                     counted = counted_message(event)
                     delivered = delivered_message(event) if counted is None else None
-                    if counted is None and delivered is None:
-                        continue
-                    if not await claim_event(session, consumer=self._consumer, event_id=event.id):
+                    if counted is not None or delivered is not None:
+                        relevant.append((event, counted, delivered))
+                claims = await claim_events(session, consumer=self._consumer,
+                                            event_ids=[event.id for event, _, _ in relevant])
+                for event, counted, delivered in relevant:
+                    if not claims.first(event.id):
                         continue
                     if timezone is None:
                         timezone = await usage.timezone(tenant_id) or DEFAULT_TIMEZONE

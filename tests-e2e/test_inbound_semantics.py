@@ -168,20 +168,34 @@ def status_payload(inbox: Inbox, name: str, wamid: str, wa_id: str) -> dict[str,
     return payload
 
 
+def echo_payload(inbox: Inbox, wa_id: str, wamid: str, body: str, timestamp: str) -> dict[str, Any]:
+    """A coexistence echo (§12, `smb_message_echoes`): what the business sent the guest from the WhatsApp Business
+    app, whose statuses Meta sends like those of any of the business's messages."""
+    payload = text_payload(inbox, wa_id, [(body, timestamp)])
+    (change,) = [change for entry in payload["entry"] for change in entry["changes"]]
+    metadata = change["value"]["metadata"]
+    change["field"] = "smb_message_echoes"
+    change["value"] = {"messaging_product": "whatsapp", "metadata": metadata, "message_echoes": [{
+        "from": metadata["display_phone_number"], "to": wa_id, "id": wamid, "timestamp": timestamp,
+        "type": "text", "text": {"body": body}}]}
+    return payload
+
+
 async def test_statuses_keep_their_own_timestamps_errors_and_pricing_and_wait_for_their_message(
         inbox: Inbox) -> None:
     """A status naming a wamid not stored yet is parked, then applied when the message appears; each status keeps
-    Meta's timestamp, a failure keeps Meta's error, the pricing category is kept. (The inbox has no outbound send
-    yet, so these statuses name an inbound message, whose own state stays RECEIVED.)"""
+    Meta's timestamp, a failure keeps Meta's error, the pricing category is kept. The message is one the business
+    sent from its WhatsApp Business app (an echo): Meta sends statuses only for the business's messages."""
     wa_id = new_wa_id()
     wamid = new_wamid()
+    greeting = text_payload(inbox, wa_id, [("hello", "1689379990")])  # the guest wrote first
+    assert (await deliver(inbox.http, inbox.stack, inbox.hotel.phone_number_id, greeting))["delivered"] is True
     for name in ("status_read", "status_failed", "status_delivered"):  # out of order, before their message
         sent = await deliver(inbox.http, inbox.stack, inbox.hotel.phone_number_id,
                              status_payload(inbox, name, wamid, wa_id))
         assert [a["status"] for a in sent["attempts"]] == [200], sent
 
-    payload = text_payload(inbox, wa_id, [("the message the statuses name", "1689380000")])
-    retarget(payload, phone_number_id=inbox.hotel.phone_number_id, wa_id=wa_id, wamids=[wamid])
+    payload = echo_payload(inbox, wa_id, wamid, "the message the statuses name", "1689380000")
     assert (await deliver(inbox.http, inbox.stack, inbox.hotel.phone_number_id, payload))["delivered"] is True
 
     message = await inbox.message(wamid, lambda m: len(m["statusHistory"]) >= 3)
@@ -195,7 +209,8 @@ async def test_statuses_keep_their_own_timestamps_errors_and_pricing_and_wait_fo
     assert failure["title"] == "This message was not delivered to maintain healthy ecosystem engagement."
     assert "healthy ecosystem engagement" in json.dumps(failure)  # Meta's details are kept
     assert message["pricingCategory"] == "service"
-    assert message["status"] == "RECEIVED"
+    assert message["direction"] == "outbound" and message["source"] == "business_app"
+    assert message["status"] == "READ"  # forward only: the later DELIVERED and FAILED did not move it back
 
     # the same statuses again (Meta retries): nothing new in the history
     for name in ("status_read", "status_failed"):

@@ -119,9 +119,13 @@ class OutboxRelay:
             # matches callbacks by identity), so the connection stops listening and holds no reference to the relay
             if driver is not None:
                 await driver.add_listener(NOTIFY_CHANNEL, on_notify)
+                # a lost connection (PostgreSQL restarted) hears nothing more: wake, and lead again on a new one
+                driver.add_termination_listener(on_notify)
             idle_poll = self._poll if driver is None else self._listening_poll
             try:
                 while not self._stopping.is_set():
+                    if driver is not None and driver.is_closed():
+                        raise ConnectionError("the outbox relay's listening connection was lost")
                     sent, failed = await self._relay()
                     if failed:
                         await self._sleep(self._poll)  # the broker refused: try again soon, in order
@@ -129,9 +133,12 @@ class OutboxRelay:
                         await self._sleep(idle_poll)
             finally:
                 if driver is not None:
-                    await driver.remove_listener(NOTIFY_CHANNEL, on_notify)
-                await leader.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": RELAY_LOCK_ID})
-                await leader.commit()
+                    driver.remove_termination_listener(on_notify)
+                if driver is None or not driver.is_closed():  # a lost connection released its lock with it
+                    if driver is not None:
+                        await driver.remove_listener(NOTIFY_CHANNEL, on_notify)
+                    await leader.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": RELAY_LOCK_ID})
+                    await leader.commit()
 
     async def relay_once(self) -> int:
         """Publishes one batch of unsent events together, in order; returns how many were sent."""

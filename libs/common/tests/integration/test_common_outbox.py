@@ -110,6 +110,58 @@ async def test_a_stopped_relay_leaves_its_pooled_connection_listening_to_nothing
             await engine.dispose()
 
 
+async def test_a_relay_whose_listening_connection_is_lost_leads_again_and_hears_the_next_event() -> None:
+    """PostgreSQL ends the leader's session (a restart, say): the relay does not fall back to its 5 s safety poll
+    for good, it takes a new connection, listens again, and the next event leaves at once."""
+    infra = test_infra()
+    async with empty_database(infra, "outbox") as database:
+        engine = create_engine(database.owner_url, pool_size=3)
+        publisher = RecordingPublisher()
+        try:
+            await create_outbox(engine)
+            relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=0.05, listening_poll_seconds=60)
+            task = asyncio.create_task(relay.run())
+
+            async def listener_pids() -> list[int]:
+                async with engine.connect() as connection:
+                    rows = await connection.exec_driver_sql(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND query ILIKE 'LISTEN%'")
+                    return [row[0] for row in rows]
+
+            async def one_listener() -> int:
+                for _ in range(200):
+                    pids = await listener_pids()
+                    if len(pids) == 1:
+                        return pids[0]
+                    await asyncio.sleep(0.05)
+                raise AssertionError("the relay never listened")
+
+            first = await one_listener()
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+            for _ in range(200):  # the relay notices the loss and leads again on another connection
+                pids = await listener_pids()
+                if pids and pids != [first]:
+                    break
+                await asyncio.sleep(0.05)
+            assert pids and first not in pids
+
+            factory = session_factory(engine)
+            async with transaction(factory) as session:
+                await enqueue(session, topic="things.v1", key="k", event=make_event("thing.happened",
+                                                                                    tenant_id="t1", data={}))
+            for _ in range(100):  # heard through the new LISTEN: well within the 60 s poll
+                if publisher.records:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(publisher.records) == 1
+            await relay.stop()
+            await asyncio.wait_for(task, 10)
+        finally:
+            await engine.dispose()
+
+
 async def create_outbox(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         table = OutboxEvent.__table__  # type: ignore[attr-defined]

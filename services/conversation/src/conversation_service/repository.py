@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eva_common.db import column_list, driver
+from eva_common.db import column_list, column_names, driver
 from eva_common.ids import new_id
 from eva_common.paging import Position
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -32,7 +32,8 @@ from conversation_service.models import (
 # them. The objects they return are outside the session's identity map: read only.
 _CONTACT_COLUMNS = column_list(Contact)
 _CONVERSATION_COLUMNS = column_list(Conversation)
-_TAG_COLUMNS = ", ".join(f"t.{name}" for name in column_list(Tag).split(", "))
+_TAG_FIELDS = column_names(Tag)
+_TAG_COLUMNS = ", ".join(f"t.{name}" for name in _TAG_FIELDS)
 _CONTACTS = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[])"  # noqa: S608
 _CONTACT_BY_WA_ID = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND wa_id = $2"  # noqa: S608
 _CONTACT_BY_USER_ID = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND user_id = $2"  # noqa: S608
@@ -43,7 +44,7 @@ _UPSERT_ACTIVE = (
     f"ON CONFLICT (tenant_id, contact_id) WHERE status <> '{STATUS_RESOLVED}' DO UPDATE SET "
     "window_expires_at = greatest(c.window_expires_at, excluded.window_expires_at), "
     "phone_number_id = coalesce(excluded.phone_number_id, c.phone_number_id), updated_at = now() "
-    f"RETURNING {', '.join(f'c.{name}' for name in _CONVERSATION_COLUMNS.split(', '))}, (xmax = 0) AS inserted")
+    f"RETURNING {', '.join(f'c.{name}' for name in column_names(Conversation))}, (xmax = 0) AS inserted")
 _REOPEN_LATEST_RESOLVED = (
     "UPDATE conversations SET status = $5, last_message_at = greatest(last_message_at, $3), "  # noqa: S608
     "window_expires_at = greatest(window_expires_at, $4), phone_number_id = coalesce($6, phone_number_id), "
@@ -62,7 +63,6 @@ _TAGS_OF = (
     f"SELECT ct.conversation_id AS of_conversation, {_TAG_COLUMNS} FROM conversation_tags ct "  # noqa: S608
     "JOIN tags t ON t.id = ct.tag_id WHERE ct.tenant_id = $1 AND t.tenant_id = $1 "
     "AND ct.conversation_id = ANY($2::uuid[]) ORDER BY lower(t.name)")
-_TAG_FIELDS = column_list(Tag).split(", ")
 
 
 @dataclass(frozen=True, slots=True)

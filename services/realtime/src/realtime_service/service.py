@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from eva_common.errors import InvalidArgument
@@ -23,7 +23,7 @@ from eva_common.realtime.sequence import Assignment, SeqRequest
 from eva_events.envelope import EventEnvelope
 
 from realtime_service.emitter import SocketEmitter
-from realtime_service.mapping import to_emission
+from realtime_service.mapping import Emission, to_emission
 from realtime_service.metrics import EVENTS_RELAYED
 
 logger = logging.getLogger(__name__)
@@ -52,29 +52,39 @@ class RealtimeRelay:
         return (await self.relay_many([envelope]))[0]
 
     async def relay_many(self, envelopes: Sequence[EventEnvelope]) -> list[Relayed | None]:
-        """Each event's outcome, in order: None for an event the browser does not see."""
+        """Each event's outcome, in order: None for an event the browser does not see. A second copy of an event in
+        the batch (a redelivery fetched with the first) is not emitted again."""
         emissions = [to_emission(envelope) for envelope in envelopes]
-        shown = [(envelope, emission) for envelope, emission in zip(envelopes, emissions, strict=True)
-                 if emission is not None]
-        for envelope, _ in shown:
-            if not envelope.tenant_id:
-                raise InvalidArgument(f"event {envelope.id} ({envelope.type}) names no tenant")
+        shown: dict[str, tuple[EventEnvelope, Emission]] = {}  # by event id, the first copy
+        for envelope, emission in zip(envelopes, emissions, strict=True):
+            if emission is not None:
+                if not envelope.tenant_id:
+                    raise InvalidArgument(f"event {envelope.id} ({envelope.type}) names no tenant")
+                shown.setdefault(envelope.id, (envelope, emission))
         assignments = await self._sequencer.assign_many([
             SeqRequest(envelope.tenant_id, envelope.id, emission.event, emission.payload)
-            for envelope, emission in shown])
+            for envelope, emission in shown.values()])
         due = [(envelope, emission, assignment) for (envelope, emission), assignment
-               in zip(shown, assignments, strict=True) if not assignment.emitted]
+               in zip(shown.values(), assignments, strict=True) if not assignment.emitted]
         if due:
             await self._emitter.emit_many([(emission.event, {**emission.payload, "seq": assignment.seq},
                                             emission.rooms) for _, emission, assignment in due])
             await self._sequencer.mark_emitted_many([(envelope.id, assignment.seq) for envelope, _, assignment in due])
         outcomes: dict[str, Relayed] = {}
-        for (envelope, emission), assignment in zip(shown, assignments, strict=True):
+        for (envelope, emission), assignment in zip(shown.values(), assignments, strict=True):
             if assignment.emitted:
                 logger.info("event already emitted; not emitting again",
                             extra={"event_id": envelope.id, "seq": assignment.seq})
             EVENTS_RELAYED.labels(emission.event, "skipped" if assignment.emitted else "emitted").inc()
             outcomes[envelope.id] = Relayed(event=emission.event, room=emission.room, seq=assignment.seq,
                                             emitted=not assignment.emitted)
-        return [outcomes.get(envelope.id) if emission is not None else None
-                for envelope, emission in zip(envelopes, emissions, strict=True)]
+        results: list[Relayed | None] = []
+        answered: set[str] = set()
+        for envelope, emission in zip(envelopes, emissions, strict=True):
+            if emission is None:
+                results.append(None)
+                continue
+            outcome = outcomes[envelope.id]
+            results.append(outcome if envelope.id not in answered else replace(outcome, emitted=False))
+            answered.add(envelope.id)
+        return results

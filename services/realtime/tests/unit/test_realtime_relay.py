@@ -170,3 +170,14 @@ async def test_a_batch_with_an_event_naming_no_tenant_emits_nothing() -> None:
     with pytest.raises(InvalidArgument):
         await relay.relay_many([message("a", "m1"), make_event("message.received", tenant_id="", data={"id": "x"})])
     assert emitter.emitted == [] and sequencer.states == {}  # refused before any seq was taken
+
+
+async def test_a_second_copy_of_an_event_in_the_same_batch_is_not_emitted_again() -> None:
+    sequencer, emitter = FakeSequencer(), FakeEmitter()
+    relay = RealtimeRelay(sequencer=sequencer, emitter=emitter)
+    event = message("a", "m1")
+
+    outcomes = await relay.relay_many([event, message("a", "m2"), event])
+
+    assert [(p["id"], p["seq"]) for _, p, _ in emitter.emitted] == [("m1", 1), ("m2", 2)]
+    assert [(o.seq, o.emitted) if o else None for o in outcomes] == [(1, True), (2, True), (1, False)]

@@ -52,6 +52,7 @@ bench: ## benchmarks against the running dev stack (run `make up` first); figure
 	uv run --no-sync python scripts/bench/sockets.py --counts 1000,5000,10000 --hold 60
 	uv run --no-sync python scripts/bench/outbound.py --limits 1000,1000,80 --rates 8,12,80 --duration 30 --runs 3
 	uv run --no-sync python scripts/bench/http_client_cost.py --runs 3
+	EVA_REDIS_URL=redis://127.0.0.1:16379/0 uv run --no-sync python scripts/bench/sequencer_cost.py
 	uv run --no-sync python scripts/bench/sender.py --limits 80,1000 --messages 3000 --runs 3
 
 sync: ## install the workspace into .venv

@@ -92,8 +92,6 @@ class RedisSequencer:
         self._redis = redis
         self._buffer_size = buffer_size
         self._ttl = dedupe_ttl_seconds
-        self._assign = redis.register_script(_ASSIGN)
-        self._mark = redis.register_script(_MARK_EMITTED)
 
     async def assign(self, *, tenant_id: str, event_id: str, event: str, payload: dict[str, Any]) -> Assignment:
         """The event's seq: a new one the first time, the same one for a redelivered event id."""
@@ -104,15 +102,15 @@ class RedisSequencer:
         other, so the seqs of one tenant follow the order of `requests`)."""
         if not requests:
             return []
+        # EVAL, not a registered script: a pipeline of registered scripts first asks Redis whether they exist
+        # (SCRIPT EXISTS, one more round trip per batch); Redis caches the compiled script by its digest either way
         async with self._redis.pipeline(transaction=False) as pipe:
             for request in requests:
                 body = json.dumps({k: v for k, v in request.payload.items() if k != "seq"}, separators=(",", ":"),
                                   ensure_ascii=False, default=str)
-                await self._assign(
-                    keys=[event_key(request.event_id), seq_key(request.tenant_id), replay_key(request.tenant_id)],
-                    args=[self._ttl, self._buffer_size, body, json.dumps(request.event), json.dumps(request.event_id)],
-                    client=pipe,
-                )
+                pipe.eval(_ASSIGN, 3, event_key(request.event_id), seq_key(request.tenant_id),
+                          replay_key(request.tenant_id), self._ttl, self._buffer_size, body, json.dumps(request.event),
+                          json.dumps(request.event_id))
             raws = await pipe.execute()
         return [_assignment(raw) for raw in raws]
 
@@ -125,7 +123,7 @@ class RedisSequencer:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for event_id, seq in emitted:
-                await self._mark(keys=[event_key(event_id)], args=[seq], client=pipe)
+                pipe.eval(_MARK_EMITTED, 1, event_key(event_id), seq)
             await pipe.execute()
 
     async def buffered(self, *, tenant_id: str, after_seq: int = 0, limit: int = 1000) -> list[BufferedEvent]:

@@ -7,8 +7,10 @@ One relay per service holds a PostgreSQL advisory lock, so events of one key kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -51,6 +53,17 @@ _ENQUEUE = (
 )
 
 
+# A batch's events in one statement: the rows go in in the arrays' order (the relay publishes by id).
+_ENQUEUE_MANY = (
+    "WITH queued AS (INSERT INTO outbox (event_id, tenant_id, topic, msg_key, payload, headers, created_at) "
+    "SELECT event_id, tenant_id, topic, msg_key, payload, headers::json, $7 FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::text[], $5::bytea[], $6::text[]) WITH ORDINALITY "
+    "AS queued(event_id, tenant_id, topic, msg_key, payload, headers, position) ORDER BY position RETURNING 1) "
+    f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM queued LIMIT 1"
+)
+_GATHERED = "eva.outbox.gathered"  # session.info key: the events `gathered` holds back
+
+
 _RELAY_ROLE = "SELECT set_config('app.role', 'outbox-relay', true)"
 _UNSENT = ("SELECT id, topic, msg_key, payload, headers::text AS headers FROM outbox WHERE sent_at IS NULL "
            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
@@ -60,12 +73,44 @@ _SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
 
 async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEnvelope) -> None:
     """Adds an event to the outbox inside the caller's transaction and wakes the relay when it commits: one
-    statement, written directly (the hot path of every service)."""
+    statement, written directly (the hot path of every service). Inside `gathered`, the event waits for the
+    others of the block and they go in together."""
+    row = _row(topic, key, event)
+    held: list[tuple[str, str, str, str, bytes, str]] | None = session.info.get(_GATHERED)
+    if held is not None:
+        held.append(row)
+        return
+    await (await driver(session)).execute(_ENQUEUE, *row, datetime.now(UTC))
+
+
+@contextlib.asynccontextmanager
+async def gathered(session: AsyncSession) -> AsyncIterator[None]:
+    """The events enqueued in the block go to the outbox in one statement when it ends (in their order), instead of
+    one statement each: for the consumers that write a fetch's worth of records in one transaction. Nothing is
+    written when the block raises (the transaction is then rolled back anyway). Blocks do not nest: an inner one
+    leaves its events to the outer. A block stays under one tenant's setting (row-level security checks the rows
+    when they are written, at its end): in a transaction of several tenants, one block per tenant."""
+    if session.info.get(_GATHERED) is not None:
+        yield
+        return
+    held: list[tuple[str, str, str, str, bytes, str]] = []
+    session.info[_GATHERED] = held
+    try:
+        yield
+    finally:
+        session.info.pop(_GATHERED, None)
+    if len(held) == 1:
+        await (await driver(session)).execute(_ENQUEUE, *held[0], datetime.now(UTC))
+    elif held:
+        columns = list(zip(*held, strict=True))
+        await (await driver(session)).execute(_ENQUEUE_MANY, *map(list, columns), datetime.now(UTC))
+
+
+def _row(topic: str, key: str, event: EventEnvelope) -> tuple[str, str, str, str, bytes, str]:
     if event.traceparent is None:
         event = event.model_copy(update={"traceparent": current_traceparent()})
     headers = {"event-id": event.id, "event-type": event.type, "tenant-id": event.tenant_id}
-    await (await driver(session)).execute(
-        _ENQUEUE, event.id, event.tenant_id, topic, key, event.to_bytes(), json.dumps(headers), datetime.now(UTC))
+    return event.id, event.tenant_id, topic, key, event.to_bytes(), json.dumps(headers)
 
 
 class OutboxRelay:

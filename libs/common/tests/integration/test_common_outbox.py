@@ -5,16 +5,18 @@ acknowledged (the first unacknowledged row records the error, the rows behind it
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from eva_common.db import create_engine, session_factory, transaction
 from eva_common.kafka.publisher import KafkaPublisher, OutgoingRecord
-from eva_common.outbox import OutboxEvent, OutboxRelay, enqueue
+from eva_common.outbox import NOTIFY_CHANNEL, OutboxEvent, OutboxRelay, enqueue, gathered
 from eva_events.envelope import EventEnvelope, make_event
 from eva_testing.db import empty_database
 from eva_testing.infra import test_infra
@@ -264,4 +266,51 @@ async def test_only_the_acknowledged_prefix_is_marked_sent_and_the_rest_follows_
             # each event acknowledged exactly once, in id order
             assert [record.headers["event-id"] for record in publisher.acknowledged] == [row.event_id for row in rows]
         finally:
+            await engine.dispose()
+
+
+async def test_events_gathered_in_a_block_are_written_together_in_order_and_wake_the_relay_once() -> None:
+    """`gathered`: the block's events go in with one statement at its end, in the order they were enqueued (the relay
+    publishes by id), each row as `enqueue` alone writes it; one wake-up for the block; nothing when it raises; an
+    inner block leaves its events to the outer."""
+    infra = test_infra()
+    async with empty_database(infra, "outbox") as database:
+        engine = create_engine(database.owner_url, pool_size=2)
+        listener = await asyncpg.connect(infra.raw_owner_dsn(database.name))
+        wakes: list[str] = []
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: wakes.append(args[-1]))
+        try:
+            async with engine.begin() as connection:
+                table = OutboxEvent.__table__  # type: ignore[attr-defined]
+                await connection.run_sync(lambda sync: OutboxEvent.metadata.create_all(sync, tables=[table]))
+            factory = session_factory(engine)
+            events = [make_event("thing.happened", tenant_id="t1", data={"n": n}) for n in range(5)]
+            async with transaction(factory) as session:
+                async with gathered(session):
+                    for n, event in enumerate(events[:3]):
+                        await enqueue(session, topic="things", key=f"conv-{n % 2}", event=event)
+                    async with gathered(session):  # nested: written with the outer block
+                        await enqueue(session, topic="things", key="conv-1", event=events[3])
+                    assert await session.scalar(sa.text("SELECT count(*) FROM outbox")) == 0  # held until the end
+                    await enqueue(session, topic="things", key="conv-0", event=events[4])
+            with pytest.raises(RuntimeError):
+                async with transaction(factory) as session, gathered(session):
+                    await enqueue(session, topic="things", key="conv-9",
+                                  event=make_event("thing.happened", tenant_id="t1", data={"n": "rolled back"}))
+                    raise RuntimeError("business rule failed")
+            async with transaction(factory) as session, gathered(session):  # a block of one
+                await enqueue(session, topic="things", key="conv-5", event=make_event(
+                    "thing.happened", tenant_id="t1", data={"n": 5}))
+            await asyncio.sleep(0.2)  # notifications are delivered after each commit; give the listener its turn
+            async with engine.connect() as connection:
+                rows = (await connection.exec_driver_sql(
+                    "SELECT event_id, tenant_id, topic, msg_key, payload, headers::text FROM outbox ORDER BY id")).all()
+            assert [EventEnvelope.from_bytes(bytes(row[4])).data["n"] for row in rows] == [0, 1, 2, 3, 4, 5]
+            assert [row[3] for row in rows] == ["conv-0", "conv-1", "conv-0", "conv-1", "conv-0", "conv-5"]
+            first = rows[0]
+            assert (first[0], first[1], first[2]) == (events[0].id, "t1", "things")
+            assert json.loads(first[5]) == {"event-id": events[0].id, "event-type": "thing.happened", "tenant-id": "t1"}
+            assert len(wakes) == 2  # one per committed block
+        finally:
+            await listener.close()
             await engine.dispose()

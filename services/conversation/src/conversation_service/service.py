@@ -17,7 +17,7 @@ from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
 from eva_common.inbox import claim_events
-from eva_common.outbox import enqueue
+from eva_common.outbox import enqueue, gathered
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
 from eva_events.conversation import (
     CONVERSATION_ASSIGNED,
@@ -168,7 +168,7 @@ class ConversationService:
                 raise InvalidArgument("an inbound contact needs a wa_id or a user_id", code="CONTACT_ID_REQUIRED")
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with transaction(self._sessions, tenant_id=tenant_id) as session:
+                async with transaction(self._sessions, tenant_id=tenant_id) as session, gathered(session):
                     repository = ConversationRepository(session)
                     return [await self._resolve(session, repository, tenant_id, inbound) for inbound in inbounds]
             except (IntegrityError, _LostRace) as error:
@@ -353,12 +353,13 @@ class ConversationService:
         contacts = await repository.contacts(tenant_id=tenant_id,
                                              contact_ids=list({c.contact_id for c in conversations}))
         tags = await repository.tags_of(tenant_id=tenant_id, conversation_ids=[c.id for c in conversations])
-        for conversation in conversations:
-            contact = contacts.get(conversation.contact_id)
-            if contact is None:
-                raise NotFound("the conversation's contact is missing", code="CONTACT_NOT_FOUND")
-            await enqueue(session, topic=self._events_topic, key=str(conversation.id), event=conversation_event(
-                CONVERSATION_UPDATED, conversation, contact, tags.get(conversation.id, [])))
+        async with gathered(session):  # one statement for the tenant's announcements
+            for conversation in conversations:
+                contact = contacts.get(conversation.contact_id)
+                if contact is None:
+                    raise NotFound("the conversation's contact is missing", code="CONTACT_NOT_FOUND")
+                await enqueue(session, topic=self._events_topic, key=str(conversation.id), event=conversation_event(
+                    CONVERSATION_UPDATED, conversation, contact, tags.get(conversation.id, [])))
 
     @staticmethod
     async def _apply_message(repository: ConversationRepository, event: EventEnvelope) -> Conversation | None:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from eva_common.db import SessionFactory, per_tenant, transaction
 from eva_common.errors import InvalidArgument
-from eva_common.outbox import enqueue
+from eva_common.outbox import enqueue, gathered
 from eva_events.envelope import EventEnvelope
 from eva_events.messaging import MESSAGE_CREATED, MESSAGE_RECEIVED, SOURCE_BUSINESS_APP, ContactSnapshot
 from eva_events.webhook import WEBHOOK_RECEIVED, WebhookProcessed, WebhookReceived
@@ -109,6 +109,10 @@ class _SenderKey:
     echo: bool
 
 
+def _has_sender(message: InboundMessage) -> bool:
+    return bool(message.sender.wa_id or message.sender.user_id)
+
+
 class WebhookProcessor:
     """Deliveries are processed a batch at a time (the records one Kafka fetch returned): the wamids already stored
     are looked up in one transaction (a query per tenant), the new guests' contacts and conversations are resolved
@@ -156,12 +160,17 @@ class WebhookProcessor:
         outcomes: dict[int, WebhookProcessed] = {}
         async with transaction(self._sessions) as session:  # all or nothing, each tenant's rows under its tenant
             async for tenant_id, group in per_tenant(session, present, lambda item: item.tenant_id):
-                for item in group:
-                    await self._write(session, item, stored, resolved)
-                    outcome = self._outcome(item)
-                    outcomes[id(item)] = outcome
-                    await enqueue(session, topic=self._outcomes_topic, key=item.delivery.delivery_id,
-                                  event=webhook_processed_event(tenant_id, outcome))
+                async with gathered(session):  # the tenant's events and outcomes in one statement
+                    inserted = await message_store.store_guest_messages(session, [
+                        self._guest_message(item, message, resolved[self._message_key(item, message)])
+                        for item in group for message in item.items.messages
+                        if message.wamid and _has_sender(message) and (tenant_id, message.wamid) not in stored])
+                    for item in group:
+                        await self._write(session, item, stored, resolved, inserted)
+                        outcome = self._outcome(item)
+                        outcomes[id(item)] = outcome
+                        await enqueue(session, topic=self._outcomes_topic, key=item.delivery.delivery_id,
+                                      event=webhook_processed_event(tenant_id, outcome))
         for item in present:
             for item_outcome, count in item.tally.items():
                 WEBHOOK_ITEMS.labels(item_outcome.value).inc(count)
@@ -248,48 +257,58 @@ class WebhookProcessor:
                           echo.phone_number_id or item.delivery.phone_number_id or None, echo=True)
 
     async def _write(self, session: AsyncSession, item: _Delivery, stored: set[tuple[str, str]],
-                     resolved: dict[_SenderKey, ResolvedSender]) -> None:
-        """A delivery's messages, echoes and statuses, in Meta's order, inside the batch's tenant transaction."""
+                     resolved: dict[_SenderKey, ResolvedSender], inserted: dict[str, Message]) -> None:
+        """A delivery's messages, echoes and statuses, in Meta's order, inside the batch's tenant transaction (its
+        guests' messages were inserted together first: `inserted`, by wamid)."""
         for message in item.items.messages:
-            item.tally[await self._receive_message(session, item, message, stored, resolved)] += 1
+            item.tally[await self._receive_message(session, item, message, stored, resolved, inserted)] += 1
         for echo in item.items.echoes:
             item.tally[await self._receive_echo(session, item, echo, stored, resolved)] += 1
         for status in item.items.statuses:
             item.tally[await self._apply_status(session, item.tenant_id, status)] += 1
 
     async def _receive_message(self, session: AsyncSession, item: _Delivery, inbound: InboundMessage,
-                               stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender]) -> Outcome:
-        """Stores an inbound message once per (tenant, wamid) and, in the same transaction, its `message.received`."""
+                               stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender],
+                               inserted: dict[str, Message]) -> Outcome:
+        """Announces a guest's message the batch inserted (`message.received`, in the same transaction); stored once
+        per (tenant, wamid)."""
         if (item.tenant_id, inbound.wamid) in stored:
             return Outcome.DUPLICATE
-        if not inbound.sender.wa_id and not inbound.sender.user_id:
+        if not _has_sender(inbound):
             logger.warning("inbound message without a sender id; skipped", extra={"wamid": inbound.wamid})
             return Outcome.SKIPPED
         sender = resolved[self._message_key(item, inbound)]
-        written = await message_store.store_message(
-            session,
-            Message(
-                tenant_id=item.tenant_id,
-                conversation_id=sender.conversation_id,
-                contact_id=uuid.UUID(sender.contact.id),
-                wamid=inbound.wamid,
-                direction=INBOUND,
-                type=inbound.type,
-                status=statuses.RECEIVED,
-                content=inbound.content,
-                context=inbound.context,
-                referral=inbound.referral,
-                error=inbound.errors,
-                raw=inbound.raw,
-                phone_number_id=inbound.phone_number_id or item.delivery.phone_number_id or None,
-                sent_at=inbound.sent_at or item.delivery.received_at,
-                media=media_state.initial(inbound.type, inbound.content),
-            ),
-            event_type=MESSAGE_RECEIVED,
-            events_topic=self._events_topic,
-            contact=sender.contact,
+        if inbound.wamid:
+            row = inserted.pop(inbound.wamid, None)  # taken once: a second copy in the batch is a duplicate
+            if row is None:
+                return Outcome.DUPLICATE  # a concurrent copy stored it first
+            await message_store.announce(session, row, event_type=MESSAGE_RECEIVED, events_topic=self._events_topic,
+                                         contact=sender.contact)
+            return Outcome.STORED
+        written = await message_store.store_message(  # no wamid to store it once by: never seen from Meta
+            session, self._guest_message(item, inbound, sender), event_type=MESSAGE_RECEIVED,
+            events_topic=self._events_topic, contact=sender.contact)
+        return Outcome.DUPLICATE if written is None else Outcome.STORED
+
+    @staticmethod
+    def _guest_message(item: _Delivery, inbound: InboundMessage, sender: ResolvedSender) -> Message:
+        return Message(
+            tenant_id=item.tenant_id,
+            conversation_id=sender.conversation_id,
+            contact_id=uuid.UUID(sender.contact.id),
+            wamid=inbound.wamid or None,
+            direction=INBOUND,
+            type=inbound.type,
+            status=statuses.RECEIVED,
+            content=inbound.content,
+            context=inbound.context,
+            referral=inbound.referral,
+            error=inbound.errors,
+            raw=inbound.raw,
+            phone_number_id=inbound.phone_number_id or item.delivery.phone_number_id or None,
+            sent_at=inbound.sent_at or item.delivery.received_at,
+            media=media_state.initial(inbound.type, inbound.content),
         )
-        return Outcome.DUPLICATE if written is None else Outcome.STORED  # None: a concurrent copy stored it first
 
     async def _receive_echo(self, session: AsyncSession, item: _Delivery, echo: EchoMessage,
                             stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender]) -> Outcome:
@@ -325,10 +344,17 @@ class WebhookProcessor:
 
     async def _apply_status(self, session: AsyncSession, tenant_id: str, update: StatusUpdate) -> Outcome:
         """Records a status in its message's history and moves the message forward; parks it when the message
-        is not stored."""
+        is not stored.
+
+        A stored message is read locked (its row lock orders the writers of its statuses). Only when it is not
+        found does the status take the wamid's lock, which the writers of a message with that wamid (an echo, a
+        send's answer) hold until they commit, and look again: so a status is never parked just after its message
+        was stored, and the usual case costs no lock of its own."""
         repository = MessageRepository(session)
-        await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)
-        message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid)
+        message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid, for_update=True)
+        if message is None:
+            await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)
+            message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid, for_update=True)
         if message is None:
             message = await _sent_without_answer(repository, tenant_id, update)
         if message is None:

@@ -5,6 +5,7 @@ order."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from eva_common.outbox import enqueue
@@ -39,9 +40,29 @@ async def store_message(
     stored = await repository.insert_once(message)
     if stored is None:
         return None
+    return await announce(session, stored, event_type=event_type, events_topic=events_topic, contact=contact)
+
+
+async def store_guest_messages(session: AsyncSession, messages: Sequence[Message]) -> dict[str, Message]:
+    """Inserts guests' messages of the session's tenant in one statement, each once per (tenant, wamid): the stored
+    ones by wamid (a wamid stored before, or a second copy, is left out). Each is then `announce`d by the caller, in
+    its delivery's order."""
+    if not all(message.direction == INBOUND and message.wamid for message in messages):
+        raise ValueError("only guests' messages with their wamid are stored together")
+    return {row.wamid: row for row in await MessageRepository(session).insert_many(messages) if row.wamid}
+
+
+async def announce(
+    session: AsyncSession, stored: Message, *, event_type: str, events_topic: str,
+    contact: ContactSnapshot | None = None,
+) -> Message:
+    """What follows a message's insert: its media download job, its event, a reaction's summary, and (a message of
+    the business) the statuses parked for its wamid."""
+    has_statuses = stored.direction != INBOUND
     media_id = media_state.media_id(stored.media)
     if media_id is not None:
-        await repository.add_media_job(MediaJob(tenant_id=stored.tenant_id, message_id=stored.id, media_id=media_id))
+        await MessageRepository(session).add_media_job(
+            MediaJob(tenant_id=stored.tenant_id, message_id=stored.id, media_id=media_id))
     await enqueue(session, topic=events_topic, key=str(stored.conversation_id),
                   event=message_event(event_type, stored, contact=contact))
     if stored.type == REACTION and stored.direction == INBOUND:
@@ -107,16 +128,15 @@ async def apply_status(
     """Records the status in the message's history, keeps its pricing category and moves the message forward
     (announcing `message.status_changed`). Returns the moved message, or None when it did not move."""
     repository = MessageRepository(session)
-    await repository.record_status(MessageStatus(
-        tenant_id=message.tenant_id, message_id=message.id, wamid=update.wamid, status=update.status,
-        occurred_at=update.occurred_at, recipient_id=update.recipient_id, errors=update.errors, payload=update.raw))
-    if update.pricing_category and message.pricing_category is None:
+    error = with_hints(update.errors) if update.status == statuses.FAILED else None
+    moved = await repository.record_and_advance(
+        MessageStatus(tenant_id=message.tenant_id, message_id=message.id, wamid=update.wamid, status=update.status,
+                      occurred_at=update.occurred_at, recipient_id=update.recipient_id, errors=update.errors,
+                      payload=update.raw),
+        error=error, pricing_category=update.pricing_category, from_statuses=statuses.predecessors(update.status))
+    if moved is None and update.pricing_category and message.pricing_category is None:
         await repository.set_pricing_category(tenant_id=message.tenant_id, message_id=message.id,
                                               category=update.pricing_category)
-    error = with_hints(update.errors) if update.status == statuses.FAILED else None
-    moved = await repository.advance_status(
-        tenant_id=message.tenant_id, message_id=message.id, status=update.status, error=error,
-        from_statuses=statuses.predecessors(update.status))
     if moved is None:
         return None
     extra: dict[str, object] = {"occurredAt": update.occurred_at.isoformat() if update.occurred_at else None}

@@ -26,26 +26,48 @@ _INSERT_ONCE = (
     f"INSERT INTO messages ({', '.join(_INSERTED)}) VALUES ("  # noqa: S608
     + ", ".join(f"${i}::text::jsonb" if name in MESSAGE_JSONB else f"${i}" for i, name in enumerate(_INSERTED, 1))
     + f") ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING {MESSAGE_COLUMNS}")
+# Many messages of one tenant in one statement, the same columns as _INSERT_ONCE, the rows as a JSON array.
+_INSERT_MANY = (
+    f"INSERT INTO messages ({', '.join(_INSERTED)}) SELECT {', '.join(_INSERTED)} "  # noqa: S608
+    "FROM jsonb_populate_recordset(NULL::messages, $1::text::jsonb) "
+    f"ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING {MESSAGE_COLUMNS}")
 _STORED_WAMIDS = "SELECT wamid FROM messages WHERE tenant_id = $1 AND wamid = ANY($2::text[])"
 _TAKE_PARKED = (
     f"DELETE FROM parked_statuses WHERE tenant_id = $1 AND wamid = $2 RETURNING {column_list(ParkedStatus)}")  # noqa: S608
 _LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _MESSAGE_BY_WAMID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
-_RECORD_STATUS = (
+_MESSAGE_BY_WAMID_FOR_UPDATE = f"{_MESSAGE_BY_WAMID} FOR UPDATE"
+_INSERT_STATUS = (
     "INSERT INTO message_statuses (tenant_id, message_id, wamid, status, occurred_at, recipient_id, errors, payload, "
     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8::text::jsonb, now()) "
     "ON CONFLICT (message_id, status) DO NOTHING RETURNING id")
-_ADVANCE_STATUS = (
-    "UPDATE messages SET status = $3, error = $4::text::jsonb, updated_at = now() "  # noqa: S608
-    f"WHERE tenant_id = $1 AND id = $2 AND status = ANY($5::text[]) RETURNING {MESSAGE_COLUMNS}")
+# The history's row and the message's move in one round trip: the INSERT in the WITH runs whether or not the UPDATE
+# matches. The UPDATE keeps the first pricing category Meta gave.
+_RECORD_AND_ADVANCE = (
+    f"WITH recorded AS ({_INSERT_STATUS}) "  # noqa: S608
+    "UPDATE messages SET status = $4, error = $9::text::jsonb, pricing_category = coalesce(pricing_category, $10), "
+    f"updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = ANY($11::text[]) RETURNING {MESSAGE_COLUMNS}")
 
 
 def json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
+def _json_default(value: object) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def message_from_row(row: Mapping[str, Any]) -> Message:
     return Message(**dict(row))
+
+
+def _status_arguments(status: MessageStatus) -> tuple[Any, ...]:
+    return (status.tenant_id, status.message_id, status.wamid, status.status, status.occurred_at, status.recipient_id,
+            json_text(status.errors), json_text(status.payload))
 
 
 class MessageRepository:
@@ -69,6 +91,15 @@ class MessageRepository:
                      for name in _INSERTED]
         row = await (await driver(self._session)).fetchrow(_INSERT_ONCE, *arguments)
         return None if row is None else message_from_row(row)
+
+    async def insert_many(self, messages: Sequence[Message]) -> list[Message]:
+        """`insert_once` for many messages of the caller's tenant in one statement: the rows stored now, in no
+        particular order (a wamid already stored, or a second copy in `messages`, is left out)."""
+        if not messages:
+            return []
+        rows = json.dumps([{name: getattr(message, name) for name in _INSERTED} for message in messages],
+                          ensure_ascii=False, default=_json_default)
+        return [message_from_row(row) for row in await (await driver(self._session)).fetch(_INSERT_MANY, rows)]
 
     async def message(self, *, tenant_id: str, message_id: uuid.UUID) -> Message | None:
         statement = select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id)
@@ -106,9 +137,11 @@ class MessageRepository:
         row: Message | None = (await self._session.exec(statement)).scalars().first()
         return row
 
-    async def message_by_wamid(self, *, tenant_id: str, wamid: str) -> Message | None:
-        """The tenant's message with this wamid (written directly: every status webhook reads one)."""
-        row = await (await driver(self._session)).fetchrow(_MESSAGE_BY_WAMID, tenant_id, wamid)
+    async def message_by_wamid(self, *, tenant_id: str, wamid: str, for_update: bool = False) -> Message | None:
+        """The tenant's message with this wamid (written directly: every status webhook reads one), locked until the
+        transaction ends when `for_update`."""
+        statement = _MESSAGE_BY_WAMID_FOR_UPDATE if for_update else _MESSAGE_BY_WAMID
+        row = await (await driver(self._session)).fetchrow(statement, tenant_id, wamid)
         return None if row is None else message_from_row(row)
 
     async def page(
@@ -128,26 +161,26 @@ class MessageRepository:
 
     async def record_status(self, status: MessageStatus) -> bool:
         """Adds a status to the message's history; False when Meta already reported it (a redelivery)."""
-        recorded = await (await driver(self._session)).fetchval(
-            _RECORD_STATUS, status.tenant_id, status.message_id, status.wamid, status.status, status.occurred_at,
-            status.recipient_id, json_text(status.errors), json_text(status.payload))
+        recorded = await (await driver(self._session)).fetchval(_INSERT_STATUS, *_status_arguments(status))
         return recorded is not None
 
-    async def advance_status(
+    async def record_and_advance(
         self,
+        status: MessageStatus,
         *,
-        tenant_id: str,
-        message_id: uuid.UUID,
-        status: str,
         error: list[dict[str, Any]] | None,
+        pricing_category: str | None,
         from_statuses: tuple[str, ...],
     ) -> Message | None:
-        """Moves the message to `status` only from one of `from_statuses` (one conditional UPDATE, so concurrent
-        status webhooks cannot move it backwards). Returns the moved message, or None when it did not move."""
+        """Adds the status to the message's history and moves the message to it only from one of `from_statuses`
+        (a conditional UPDATE, so concurrent writers cannot move it backwards), keeping the first pricing category;
+        one statement. Returns the moved message, or None when it did not move (the history row is added either
+        way, once per message and status)."""
         if not from_statuses:
+            await self.record_status(status)
             return None
         row = await (await driver(self._session)).fetchrow(
-            _ADVANCE_STATUS, tenant_id, message_id, status, json_text(error), list(from_statuses))
+            _RECORD_AND_ADVANCE, *_status_arguments(status), json_text(error), pricing_category, list(from_statuses))
         return None if row is None else message_from_row(row)
 
     async def park_status(self, parked: ParkedStatus) -> bool:

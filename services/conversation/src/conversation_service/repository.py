@@ -45,12 +45,26 @@ _UPSERT_ACTIVE = (
     "window_expires_at = greatest(c.window_expires_at, excluded.window_expires_at), "
     "phone_number_id = coalesce(excluded.phone_number_id, c.phone_number_id), updated_at = now() "
     f"RETURNING {', '.join(f'c.{name}' for name in column_names(Conversation))}, (xmax = 0) AS inserted")
-_REOPEN_LATEST_RESOLVED = (
-    "UPDATE conversations SET status = $5, last_message_at = greatest(last_message_at, $3), "  # noqa: S608
+# A guest's message: the contact's latest conversation reopened when it is resolved, else its open or pending one
+# upserted (as _UPSERT_ACTIVE), in one round trip. The INSERT runs only when nothing was reopened.
+_CONVERSATION_RETURNED = ", ".join(column_names(Conversation))
+_OPEN_FOR_MESSAGE = (
+    "WITH reopened AS ("  # noqa: S608
+    "UPDATE conversations SET status = $5, last_message_at = greatest(last_message_at, $3), "
     "window_expires_at = greatest(window_expires_at, $4), phone_number_id = coalesce($6, phone_number_id), "
     "updated_at = now() WHERE tenant_id = $1 AND status = $7 AND id = (SELECT id FROM conversations "
     "WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1) "
-    f"RETURNING {_CONVERSATION_COLUMNS}")
+    f"RETURNING {_CONVERSATION_COLUMNS}, false AS inserted, true AS reopened), "
+    "upserted AS (INSERT INTO conversations AS c (id, tenant_id, contact_id, status, last_message_at, "
+    "window_expires_at, phone_number_id) SELECT $8::uuid, $1::text, $2::uuid, $5::text, $3::timestamptz, "
+    "$4::timestamptz, $6::text WHERE NOT EXISTS (SELECT 1 FROM reopened) "
+    f"ON CONFLICT (tenant_id, contact_id) WHERE status <> '{STATUS_RESOLVED}' DO UPDATE SET "
+    "window_expires_at = greatest(c.window_expires_at, excluded.window_expires_at), "
+    "phone_number_id = coalesce(excluded.phone_number_id, c.phone_number_id), updated_at = now() "
+    f"RETURNING {', '.join(f'c.{name}' for name in column_names(Conversation))}, (xmax = 0) AS inserted, "
+    f"false AS reopened) SELECT {_CONVERSATION_RETURNED}, inserted, reopened FROM reopened "
+    f"UNION ALL SELECT {_CONVERSATION_RETURNED}, inserted, reopened FROM upserted")
+_CONTACTS_BY_WA_ID = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND wa_id = ANY($2::text[])"  # noqa: S608
 _RECORD_MESSAGE = (
     "UPDATE conversations SET last_message_at = greatest(last_message_at, $3), "  # noqa: S608
     "last_message_preview = CASE WHEN last_message_at <= $3 THEN $4 ELSE last_message_preview END, "
@@ -135,6 +149,13 @@ class ConversationRepository:
         rows = await (await driver(self._session)).fetch(_CONTACTS, tenant_id, list(contact_ids))
         return {row["id"]: Contact(**dict(row)) for row in rows}
 
+    async def contacts_by_wa_id(self, *, tenant_id: str, wa_ids: Sequence[str]) -> dict[str, Contact]:
+        """Several contacts by wa_id, in one query."""
+        if not wa_ids:
+            return {}
+        rows = await (await driver(self._session)).fetch(_CONTACTS_BY_WA_ID, tenant_id, list(wa_ids))
+        return {row["wa_id"]: Contact(**dict(row)) for row in rows}
+
     async def contact_by_wa_id(self, *, tenant_id: str, wa_id: str) -> Contact | None:
         row = await (await driver(self._session)).fetchrow(_CONTACT_BY_WA_ID, tenant_id, wa_id)
         return None if row is None else Contact(**dict(row))
@@ -209,7 +230,7 @@ class ConversationRepository:
         )
         return (await self._session.exec(statement)).first()
 
-    async def reopen_latest_resolved(
+    async def open_for_message(
         self,
         *,
         tenant_id: str,
@@ -217,14 +238,18 @@ class ConversationRepository:
         message_at: datetime,
         window_expires_at: datetime,
         phone_number_id: str | None,
-    ) -> Conversation | None:
-        """Reopens the contact's latest conversation when it is resolved (same id and history); None otherwise.
-
-        A concurrent reopener waits on the row lock, then sees it is no longer resolved and updates nothing."""
+    ) -> tuple[Conversation, bool, bool]:
+        """The conversation a guest's message goes to: the contact's latest one reopened when it is resolved (same
+        id and history), else `upsert_active_conversation`'s; one statement. Returns (conversation, created,
+        reopened)."""
         row = await (await driver(self._session)).fetchrow(
-            _REOPEN_LATEST_RESOLVED, tenant_id, contact_id, message_at, window_expires_at, STATUS_OPEN,
-            phone_number_id, STATUS_RESOLVED)
-        return None if row is None else Conversation(**dict(row))
+            _OPEN_FOR_MESSAGE, tenant_id, contact_id, message_at, window_expires_at, STATUS_OPEN, phone_number_id,
+            STATUS_RESOLVED, new_id())
+        if row is None:
+            raise RuntimeError("the conversation upsert returned no row")
+        fields = dict(row)
+        inserted, reopened = bool(fields.pop("inserted")), bool(fields.pop("reopened"))
+        return Conversation(**fields), inserted, reopened
 
     async def record_message(
         self,

@@ -170,16 +170,22 @@ class ConversationService:
             try:
                 async with transaction(self._sessions, tenant_id=tenant_id) as session, gathered(session):
                     repository = ConversationRepository(session)
-                    return [await self._resolve(session, repository, tenant_id, inbound) for inbound in inbounds]
+                    known = await repository.contacts_by_wa_id(  # the batch's returning guests, in one query
+                        tenant_id=tenant_id, wa_ids=sorted({inbound.wa_id for inbound in inbounds if inbound.wa_id}))
+                    return [await self._resolve(session, repository, tenant_id, inbound, known)
+                            for inbound in inbounds]
             except (IntegrityError, _LostRace) as error:
                 logger.info("inbound contact raced a concurrent writer", extra={"attempt": attempt,
                                                                                 "error": type(error).__name__})
         raise Unavailable("the contact is being changed concurrently; try again", code="CONCURRENT_UPDATE")
 
     async def _resolve(self, session: AsyncSession, repository: ConversationRepository, tenant_id: str,
-                       inbound: InboundContact) -> ResolvedInbound:
+                       inbound: InboundContact, known: dict[str, Contact] | None = None) -> ResolvedInbound:
+        """One guest's contact and conversation. `known`: contacts by wa_id read beforehand, kept current here."""
         message_at = inbound.message_at or self._clock()
-        contact, contact_created = await self._upsert_contact(repository, tenant_id, inbound)
+        contact, contact_created = await self._upsert_contact(repository, tenant_id, inbound, known)
+        if known is not None and contact.wa_id:
+            known[contact.wa_id] = contact
         if inbound.echo:
             conversation, conversation_created = await self._echo_conversation(
                 repository, tenant_id, contact, inbound, message_at)
@@ -187,24 +193,15 @@ class ConversationService:
                 await enqueue(session, topic=self._events_topic, key=str(conversation.id),
                               event=conversation_event(CONVERSATION_CREATED, conversation, contact))
             return ResolvedInbound(contact, conversation, contact_created, conversation_created)
-        reopened = await repository.reopen_latest_resolved(
+        conversation, conversation_created, reopened = await repository.open_for_message(
             tenant_id=tenant_id,
             contact_id=contact.id,
             message_at=message_at,
             window_expires_at=message_at + SERVICE_WINDOW,
             phone_number_id=inbound.phone_number_id or None,
         )
-        if reopened is not None:
-            conversation, conversation_created = reopened, False
-            await self._announce(session, repository, CONVERSATION_UPDATED, reopened, contact)
-        else:
-            conversation, conversation_created = await repository.upsert_active_conversation(
-                tenant_id=tenant_id,
-                contact_id=contact.id,
-                message_at=message_at,
-                window_expires_at=message_at + SERVICE_WINDOW,
-                phone_number_id=inbound.phone_number_id or None,
-            )
+        if reopened:
+            await self._announce(session, repository, CONVERSATION_UPDATED, conversation, contact)
         if conversation_created:
             await enqueue(
                 session,
@@ -230,20 +227,24 @@ class ConversationService:
         )
 
     async def _find_contact(
-        self, repository: ConversationRepository, tenant_id: str, inbound: InboundContact
+        self, repository: ConversationRepository, tenant_id: str, inbound: InboundContact,
+        known: dict[str, Contact] | None = None,
     ) -> Contact | None:
         contact = None
         if inbound.wa_id:
-            contact = await repository.contact_by_wa_id(tenant_id=tenant_id, wa_id=inbound.wa_id)
+            contact = known.get(inbound.wa_id) if known is not None else None
+            if contact is None:
+                contact = await repository.contact_by_wa_id(tenant_id=tenant_id, wa_id=inbound.wa_id)
         if contact is None and inbound.user_id:
             contact = await repository.contact_by_user_id(tenant_id=tenant_id, user_id=inbound.user_id)
         return contact
 
     async def _upsert_contact(
-        self, repository: ConversationRepository, tenant_id: str, inbound: InboundContact
+        self, repository: ConversationRepository, tenant_id: str, inbound: InboundContact,
+        known: dict[str, Contact] | None = None,
     ) -> tuple[Contact, bool]:
         name = (inbound.profile_name or "").strip() or None
-        contact = await self._find_contact(repository, tenant_id, inbound)
+        contact = await self._find_contact(repository, tenant_id, inbound, known)
         if contact is None:
             created = await repository.insert_contact(
                 tenant_id=tenant_id,

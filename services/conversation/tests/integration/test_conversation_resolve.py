@@ -247,3 +247,41 @@ async def test_several_guests_resolve_in_one_call_in_the_order_asked(harness, is
         grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_CONTACTS")
     # the refused calls wrote nothing
     assert await count(owner_db, tenant, "SELECT count(*) FROM contacts WHERE tenant_id = $1", tenant) == 3
+
+
+async def test_one_call_reopens_a_resolved_guest_renames_a_known_one_and_resolves_a_repeated_one_alike(
+    harness, issuer, owner_db
+) -> None:
+    """In one ResolveInboundContacts call (the batch's known contacts read in one query, each conversation opened in
+    one statement): a guest whose conversation was resolved gets it back, announced once; a known guest's new
+    profile name is kept; the same guest named twice gets the same contact and conversation both times."""
+    tenant = new_tenant()
+    token = auth(issuer.service_token(service="messaging"))
+    resolved = await resolve(harness, issuer, request(tenant, wa_id=new_wa_id()))
+    renamed = await resolve(harness, issuer, request(tenant, wa_id=new_wa_id(), name="Old Name"))
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        await owner_db.execute("UPDATE conversations SET status = 'resolved' WHERE id = $1",
+                               uuid.UUID(resolved.conversation.id))
+    batch = conversation_pb2.ResolveInboundContactsRequest(contacts=[
+        request(tenant, wa_id=resolved.contact.wa_id, at="2026-11-29T12:00:00Z"),
+        request(tenant, wa_id=renamed.contact.wa_id, name="New Name", at="2026-11-29T12:00:00Z"),
+        request(tenant, wa_id=renamed.contact.wa_id, name="New Name", at="2026-11-29T12:05:00Z"),
+    ])
+    answers = (await harness.stub.ResolveInboundContacts(batch, metadata=token)).contacts
+
+    assert answers[0].conversation.id == resolved.conversation.id and answers[0].conversation.status == "open"
+    assert not any(a.conversation_created or a.contact_created for a in answers)
+    assert answers[1].contact.name == answers[2].contact.name == "New Name"
+    assert answers[1].contact.id == answers[2].contact.id == renamed.contact.id
+    assert answers[1].conversation.id == answers[2].conversation.id == renamed.conversation.id
+    assert answers[2].conversation.window_expires_at.startswith("2026-11-30T12:05:00")
+    assert await count(owner_db, tenant, "SELECT count(*) FROM conversations") == 2
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        assert await owner_db.fetchval("SELECT name FROM contacts WHERE id = $1",
+                                       uuid.UUID(renamed.contact.id)) == "New Name"
+    assert await count(
+        owner_db, tenant,
+        "SELECT count(*) FROM outbox WHERE msg_key = $1 AND headers->>'event-type' = 'conversation.updated'",
+        resolved.conversation.id) == 1

@@ -150,6 +150,48 @@ async def test_a_fetch_arrives_as_one_batch_in_order_and_the_offsets_are_committ
         assert [record.envelope for record in again.handled] == [later]
 
 
+async def test_a_fetch_over_several_partitions_is_one_batch_each_keys_records_in_order_every_offset_committed(
+) -> None:
+    """Records keyed over four partitions (as events keyed by conversation are) arrive in batches that mix
+    partitions, not one batch per partition; each key's records keep their order; each partition's offset is
+    committed."""
+    bootstrap = test_infra().kafka_bootstrap
+    topic = unique_topic("spread")
+    await create_topics(bootstrap, topic, f"{topic}.dlq", partitions=4)
+    publisher = KafkaPublisher(bootstrap, client_id="test")
+    await publisher.start()
+    try:
+        keys = [f"conversation-{k}" for k in range(8)]
+        for n in range(40):
+            await publisher.publish_event(topic, make_event("thing.happened", tenant_id="t1", data={"n": n}),
+                                          key=keys[n % len(keys)])
+        group = group_name()
+        seen = Seen()
+
+        async def batch(records: Sequence[ConsumedRecord]) -> None:
+            seen.batches.append(list(records))
+            seen.handled.extend(records)
+
+        async def single(record: ConsumedRecord) -> None:
+            seen.singles.append(record)
+
+        loop = loop_for(topic, group, publisher, batch=batch, single=single, commit_interval_seconds=FOREVER)
+        async with running(loop):
+            await seen.until(40)
+        assert sorted(seen.numbers()) == list(range(40)) and seen.singles == []
+        assert any(len({record.partition for record in b}) > 1 for b in seen.batches), [
+            sorted({record.partition for record in b}) for b in seen.batches]
+        for key in keys:  # each key's records in the order published
+            numbers = [number(record) for record in seen.handled if record.key == key.encode()]
+            assert numbers == sorted(numbers) and len(numbers) == 5
+        per_partition: dict[int, int] = {}
+        for record in seen.handled:
+            per_partition[record.partition] = max(per_partition.get(record.partition, 0), record.offset + 1)
+        await eventually(lambda: committed_is(group, topic, per_partition), timeout=15)
+    finally:
+        await publisher.stop()
+
+
 async def test_a_transient_failure_retries_the_batch_and_a_quiet_partition_commits_its_offsets() -> None:
     async with topic_with_publisher("batches-transient") as (topic, publisher):
         await publish_numbers(publisher, topic, range(20))

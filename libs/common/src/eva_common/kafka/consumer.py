@@ -12,11 +12,14 @@ handlers that are safe to run concurrently, such as messaging's, which stores ea
 only forward); the offset after a window is committed once every record of the window is done, so a crash redelivers
 the unfinished window and never skips a record.
 
-With a `batch_handler`, the records a fetch returned for a partition are handed over together (decoded; one that is no
-envelope is dead-lettered first), so a handler can write them in one transaction and one Kafka round instead of one
-per record: the cost of a record then falls as the load rises. A transient failure retries the batch (the partition
-waits, order is kept); any other failure hands the batch's records to `handler` one at a time, with the usual
-retries and dead letters, so one bad record never holds back or dead-letters the others. Both must be idempotent.
+With a `batch_handler`, the records a fetch returned for a topic are handed over together, every assigned partition's
+in its order (decoded; one that is no envelope is dead-lettered first), so a handler can write them in one transaction
+and one Kafka round instead of one per record or per partition: the cost of a record then falls as the load rises.
+(Events keyed by conversation spread over every partition: handed over a partition at a time, a fetch at 100 events/s
+was one transaction per event.) A handler keeps the order of the records of one key, which share a partition. A
+transient failure retries the batch (the partitions wait, order is kept); any other failure hands the batch's records
+to `handler` one at a time, with the usual retries and dead letters, so one bad record never holds back
+or dead-letters the others. Both must be idempotent.
 
 Offsets are committed at most every `commit_interval_seconds` (and when the partitions go quiet, and when the loop
 stops), not after every record: a commit is a broker round trip and a write to `__consumer_offsets`, which cost the
@@ -176,23 +179,24 @@ class ConsumerLoop:
         try:
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+                fetched = bool(batches)
                 self.last_progress = time.monotonic()
+                if self._batch_handler is not None:
+                    if not await self._handle_fetch(batches, pending):
+                        return
+                    batches = {}
                 for partition, messages in batches.items():
                     records = [_record(message) for message in messages]
-                    size = max(1, len(records)) if self._batch_handler is not None else self._concurrency
-                    for start in range(0, len(records), size):
+                    for start in range(0, len(records), self._concurrency):
                         if self._stopping.is_set():
                             return
                         if partition not in self._consumer.assignment():
                             pending.pop(partition, None)
                             break  # revoked by a rebalance: its new owner resumes from the committed offset
-                        window = records[start:start + size]
-                        if self._batch_handler is not None:
-                            await self._handle_batch(window)
-                        else:
-                            await self._handle_window(window)
+                        window = records[start:start + self._concurrency]
+                        await self._handle_window(window)
                         pending[partition] = window[-1].offset + 1
-                if pending and (not batches or time.monotonic() - last_commit >= self._commit_interval):
+                if pending and (not fetched or time.monotonic() - last_commit >= self._commit_interval):
                     await self._commit(pending)
                     last_commit = time.monotonic()
         finally:
@@ -200,6 +204,28 @@ class ConsumerLoop:
                 with contextlib.suppress(Exception):  # best effort: what is not committed is delivered again
                     await self._commit(pending)
             await self.close()
+
+    async def _handle_fetch(self, batches: dict[TopicPartition, list[Any]], pending: dict[TopicPartition, int]) -> bool:
+        """Hands a fetch's records to the batch handler, a topic at a time, every still-assigned partition's records
+        together; notes the offsets to commit. False when the loop is stopping."""
+        by_topic: dict[str, list[tuple[TopicPartition, list[ConsumedRecord]]]] = {}
+        for partition, messages in batches.items():
+            if messages:
+                by_topic.setdefault(partition.topic, []).append((partition, [_record(m) for m in messages]))
+        for parts in by_topic.values():
+            if self._stopping.is_set():
+                return False
+            assigned = self._consumer.assignment()
+            for partition, _ in parts:
+                if partition not in assigned:
+                    pending.pop(partition, None)  # revoked by a rebalance: its new owner resumes from the commit
+            live = [(partition, records) for partition, records in parts if partition in assigned]
+            if not live:
+                continue
+            await self._handle_batch([record for _, records in live for record in records])
+            for partition, records in live:
+                pending[partition] = records[-1].offset + 1
+        return True
 
     async def _commit(self, pending: dict[TopicPartition, int]) -> None:
         """Commits the handled offsets of the partitions still assigned. When the group rebalanced meanwhile (after a

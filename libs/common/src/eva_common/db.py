@@ -171,3 +171,20 @@ async def database_ready(engine: AsyncEngine) -> bool:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
     return True
+
+
+_CONFLICTS = {"DeadlockDetectedError", "SerializationError"}  # PostgreSQL's 40P01 and 40001: "run it again"
+
+
+def is_retryable_conflict(error: BaseException) -> bool:
+    """PostgreSQL chose this transaction as a deadlock's victim, or could not serialise it: the remedy is to run it
+    again (the error of asyncpg, or SQLAlchemy's wrapping of it)."""
+    seen: BaseException | None = error
+    for _ in range(3):  # the error, SQLAlchemy's DBAPI adapter's, asyncpg's
+        if seen is None:
+            return False
+        if type(seen).__module__.startswith("asyncpg") and type(seen).__name__ in _CONFLICTS:
+            return True
+        cause = getattr(seen, "orig", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return False

@@ -64,6 +64,9 @@ _OPEN_FOR_MESSAGE = (
     f"RETURNING {', '.join(f'c.{name}' for name in column_names(Conversation))}, (xmax = 0) AS inserted, "
     f"false AS reopened) SELECT {_CONVERSATION_RETURNED}, inserted, reopened FROM reopened "
     f"UNION ALL SELECT {_CONVERSATION_RETURNED}, inserted, reopened FROM upserted")
+_LOCK_ACTIVE = (
+    "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = ANY($2::uuid[]) "
+    f"AND status <> '{STATUS_RESOLVED}' ORDER BY id FOR UPDATE")
 _CONTACTS_BY_WA_ID = f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND wa_id = ANY($2::text[])"  # noqa: S608
 _RECORD_MESSAGE = (
     "UPDATE conversations SET last_message_at = greatest(last_message_at, $3), "  # noqa: S608
@@ -229,6 +232,11 @@ class ConversationRepository:
             .limit(1)
         )
         return (await self._session.exec(statement)).first()
+
+    async def lock_active_conversations(self, *, tenant_id: str, contact_ids: Sequence[uuid.UUID]) -> None:
+        """Locks the contacts' open and pending conversations until the transaction ends, in id order."""
+        if contact_ids:
+            await (await driver(self._session)).execute(_LOCK_ACTIVE, tenant_id, list(contact_ids))
 
     async def open_for_message(
         self,

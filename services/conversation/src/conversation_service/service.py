@@ -13,7 +13,7 @@ from typing import Any
 
 from eva_common.audit import Actor, AuditRecorder
 from eva_common.auth import Principal
-from eva_common.db import SessionFactory, per_tenant, transaction
+from eva_common.db import SessionFactory, is_retryable_conflict, per_tenant, transaction
 from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from eva_common.ids import parse_id
 from eva_common.inbox import claim_events
@@ -172,9 +172,15 @@ class ConversationService:
                     repository = ConversationRepository(session)
                     known = await repository.contacts_by_wa_id(  # the batch's returning guests, in one query
                         tenant_id=tenant_id, wa_ids=sorted({inbound.wa_id for inbound in inbounds if inbound.wa_id}))
+                    # their open conversations locked first, in id order, as the messaging events' consumer takes
+                    # them: two transactions over the same conversations then never wait for each other in a cycle
+                    await repository.lock_active_conversations(
+                        tenant_id=tenant_id, contact_ids=[contact.id for contact in known.values()])
                     return [await self._resolve(session, repository, tenant_id, inbound, known)
                             for inbound in inbounds]
-            except (IntegrityError, _LostRace) as error:
+            except Exception as error:
+                if not isinstance(error, IntegrityError | _LostRace) and not is_retryable_conflict(error):
+                    raise
                 logger.info("inbound contact raced a concurrent writer", extra={"attempt": attempt,
                                                                                 "error": type(error).__name__})
         raise Unavailable("the contact is being changed concurrently; try again", code="CONCURRENT_UPDATE")
@@ -334,7 +340,9 @@ class ConversationService:
                 changed: dict[uuid.UUID, Conversation] = {}
                 claims = await claim_events(session, consumer=self._consumer_name,
                                             event_ids=[event.id for event in group])
-                for event in group:
+                # conversations in id order (each one's events in theirs), the order ResolveInboundContacts locks
+                # them in: never a deadlock between the two
+                for event in sorted(group, key=lambda event: str(event.data.get("conversationId") or "")):
                     if not claims.first(event.id):
                         continue
                     apply = self._apply_read if event.type == MESSAGE_READ else self._apply_message

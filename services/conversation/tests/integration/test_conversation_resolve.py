@@ -285,3 +285,32 @@ async def test_one_call_reopens_a_resolved_guest_renames_a_known_one_and_resolve
         owner_db, tenant,
         "SELECT count(*) FROM outbox WHERE msg_key = $1 AND headers->>'event-type' = 'conversation.updated'",
         resolved.conversation.id) == 1
+
+
+async def test_a_batch_takes_its_guests_conversations_in_id_order_so_it_never_deadlocks_with_the_events_consumer(
+    harness, issuer, owner_db
+) -> None:
+    """The messaging events' consumer updates a batch's conversations in id order; ResolveInboundContacts locks its
+    known guests' open conversations first, in the same order. Here a transaction holds the lower conversation (as
+    the consumer would) while a call names the higher one's guest first: the call waits on the lower one without
+    having taken the higher, so the transaction can still take the higher one (it never waits: lock_timeout) and
+    both finish."""
+    tenant = new_tenant()
+    token = auth(issuer.service_token(service="messaging"))
+    guests = [await resolve(harness, issuer, request(tenant, wa_id=new_wa_id())) for _ in range(2)]
+    low, high = sorted(guests, key=lambda guest: uuid.UUID(guest.conversation.id))
+    async with owner_db.transaction():
+        await owner_db.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        await owner_db.execute("SET LOCAL lock_timeout = '300ms'")
+        await owner_db.execute("UPDATE conversations SET unread_count = unread_count + 1 WHERE id = $1",
+                               uuid.UUID(low.conversation.id))
+        call = asyncio.ensure_future(harness.stub.ResolveInboundContacts(
+            conversation_pb2.ResolveInboundContactsRequest(
+                contacts=[request(tenant, wa_id=high.contact.wa_id), request(tenant, wa_id=low.contact.wa_id)]),
+            metadata=token))
+        await asyncio.sleep(0.5)  # the call reaches the lock it waits for
+        assert not call.done()
+        await owner_db.execute("UPDATE conversations SET unread_count = unread_count + 1 WHERE id = $1",
+                               uuid.UUID(high.conversation.id))  # would wait for the call, and time out, otherwise
+    answers = (await asyncio.wait_for(call, 10)).contacts
+    assert [a.conversation.id for a in answers] == [high.conversation.id, low.conversation.id]

@@ -44,6 +44,7 @@ from eva_events.topics import MAX_MESSAGE_BYTES, dlq
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from eva_common.db import is_retryable_conflict
 from eva_common.errors import DeadlineExceeded, Unavailable
 from eva_common.kafka.publisher import EventPublisher
 from eva_common.metrics import KAFKA_CONSUMED, KAFKA_HANDLE_LATENCY
@@ -111,7 +112,9 @@ def is_transient(error: BaseException) -> bool:
     name = type(error).__name__
     if module.startswith("sqlalchemy") and name in {"OperationalError", "InterfaceError", "DisconnectionError"}:
         return True
-    return module.startswith("asyncpg") and ("Connection" in name or "CannotConnect" in name)
+    if module.startswith("asyncpg") and ("Connection" in name or "CannotConnect" in name):
+        return True
+    return is_retryable_conflict(error)
 
 
 class ConsumerLoop:

@@ -57,7 +57,7 @@ _FAILED = (
 )
 _SUBSCRIPTION_HEALTHY = (
     "UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL "
-    "WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)"
+    "WHERE id = $1 AND state = 'active' AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)"
 )
 _SUBSCRIPTION_FAILED = (
     "UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1, "

@@ -82,6 +82,7 @@ def settings_for(database: TestDatabase, infra: TestInfra, **overrides: Any) -> 
         "encryption_keys": {"k1": ENCRYPTION_KEY},
         "encryption_active_key": "k1",
         "environment": "test",
+        "service_client_secret": "n8n-integration-test-client-secret",
         "http_port": 0,
         "shutdown_grace_seconds": 1,
         "webhook_allow_http": True,

@@ -8,9 +8,9 @@ from functools import lru_cache
 from typing import Annotated
 
 from eva_common.crypto import EncryptionSettings
-from eva_common.settings import DatabaseSettings, KafkaSettings, require_real_secret
+from eva_common.settings import DatabaseSettings, KafkaSettings
 from eva_events import topics
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 
@@ -66,12 +66,6 @@ class Settings(EncryptionSettings, DatabaseSettings, KafkaSettings):
             except ValueError:
                 raise ValueError(f"EVA_WEBHOOK_ALLOW_PRIVATE_NETWORKS: {network!r} is not a CIDR") from None
         return value
-
-    @field_validator("service_client_secret")
-    @classmethod
-    def _real_client_secret(cls, value: SecretStr | None) -> SecretStr | None:  # type: ignore[override]
-        # This service calls no peer yet, so it needs no service token; a secret that is set must be real.
-        return None if value is None else require_real_secret("EVA_SERVICE_CLIENT_SECRET", value)
 
 
 @lru_cache

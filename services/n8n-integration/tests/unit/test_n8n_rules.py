@@ -92,7 +92,7 @@ def test_only_coexistence_echoes_of_sent_messages_are_delivered_and_keys_follow_
 def _settings(**values: object) -> Settings:
     key = base64.b64encode(os.urandom(32)).decode()
     return Settings(database_url="postgresql+asyncpg://u:p@h/d", kafka_bootstrap="k", encryption_keys={"k1": key},
-                    encryption_active_key="k1", **values)  # type: ignore[arg-type]
+                    encryption_active_key="k1", service_client_secret="a-real-client-secret-1", **values)  # type: ignore[arg-type]
 
 
 def test_settings_take_the_allowed_networks_as_a_list_and_refuse_junk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ log, event or audit entry carries it.
 
 from __future__ import annotations
 
+import logging
 import secrets as random_secrets
 import uuid
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ from n8n_service.models import (
 )
 from n8n_service.sealing import secret_field
 from n8n_service.ssrf import Resolver, UrlPolicy, check_url, redacted, system_resolver
+
+logger = logging.getLogger(__name__)
 
 WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
 DELIVERY_NOT_FOUND = "WEBHOOK_DELIVERY_NOT_FOUND"
@@ -191,6 +194,8 @@ class WebhookService:
             await self._audit.record(session, tenant_id=tenant, actor=actor, action="webhook.subscription_created",
                                      target_type="webhook_subscription", target_id=str(subscription_id),
                                      details={"url": redacted(checked), "events": chosen})
+        logger.info("webhook subscription created", extra={"tenant_id": tenant, "subscription_id": str(subscription_id),
+                                                           "events": chosen})
         return CreatedSubscription(subscription=subscription_view(row), secret=secret)
 
     async def list_subscriptions(self, *, principal: Principal) -> list[SubscriptionView]:
@@ -235,6 +240,8 @@ class WebhookService:
                 details = {**changes, "url": redacted(changes["url"])} if "url" in changes else changes
                 await self._audit.record(session, tenant_id=tenant, actor=actor, action="webhook.subscription_updated",
                                          target_type="webhook_subscription", target_id=str(row.id), details=details)
+                logger.info("webhook subscription updated", extra={
+                    "tenant_id": tenant, "subscription_id": str(row.id), "changed": sorted(changes)})
             return subscription_view(row)
 
     async def delete_subscription(self, *, actor: Actor, subscription_id: str) -> None:
@@ -246,6 +253,7 @@ class WebhookService:
             await self._audit.record(session, tenant_id=tenant, actor=actor, action="webhook.subscription_deleted",
                                      target_type="webhook_subscription", target_id=str(row.id),
                                      details={"url": redacted(row.url)})
+        logger.info("webhook subscription deleted", extra={"tenant_id": tenant, "subscription_id": subscription_id})
 
     async def _subscription(self, session: AsyncSession, tenant: str, subscription_id: str, *,
                             lock: bool = False) -> WebhookSubscription:
@@ -322,7 +330,8 @@ class WebhookService:
                                      target_type="webhook_delivery", target_id=str(row.id),
                                      details={"subscriptionId": str(row.subscription_id), "eventId": row.event_id})
             await session.refresh(row)
-            return delivery_view(row)
+        logger.info("webhook delivery redelivered", extra={"tenant_id": tenant, "delivery_id": row.id})
+        return delivery_view(row)
 
     async def redeliver_range(self, *, actor: Actor, subscription_id: str, since: datetime,
                               until: datetime) -> int:
@@ -342,6 +351,8 @@ class WebhookService:
                                      target_type="webhook_subscription", target_id=str(row.id),
                                      details={"since": since.isoformat(), "until": until.isoformat(),
                                               "deliveries": int(count)})
+        logger.info("webhook deliveries redelivered", extra={"tenant_id": tenant, "subscription_id": str(row.id),
+                                                             "deliveries": int(count)})
         return int(count)
 
     async def _delivery(self, session: AsyncSession, tenant: str, delivery_id: str, *,

@@ -237,9 +237,10 @@ async def test_redelivery_of_one_delivery_and_of_a_time_range(make_app, receiver
     rows = await kit.pump(app, all_delivered)
     assert len(receiver.on("/again")) == 3
 
-    with pytest.raises(FailedPrecondition):  # nothing pending can be redelivered twice over
+    await app.webhooks.redeliver(actor=actor, delivery_id=str(rows[0]["id"]))
+    with pytest.raises(FailedPrecondition) as refused:  # a pending delivery is not redelivered again
         await app.webhooks.redeliver(actor=actor, delivery_id=str(rows[0]["id"]))
-        await app.webhooks.redeliver(actor=actor, delivery_id=str(rows[0]["id"]))
+    assert refused.value.code == "WEBHOOK_DELIVERY_PENDING"
     again = await app.webhooks.get_delivery(principal=actor.principal, delivery_id=str(rows[0]["id"]))
     assert again.state == "pending" and again.attempts == 1  # attempts kept
     assert again.expires_at > rows[0]["expires_at"]  # a fresh expiry

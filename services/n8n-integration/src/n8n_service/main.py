@@ -48,7 +48,7 @@ class N8nApp(ServiceApp):
             settings, topics=[settings.messaging_events_topic, settings.conversation_events_topic],
             group_id=settings.consumer_group, handler=events, batch_handler=events.batch)
         self.sender = WebhookSender(policy=policy, timeout_seconds=settings.webhook_timeout_seconds,
-                                    resolver=resolver)
+                                    resolver=resolver, ca_bundle=settings.webhook_ca_bundle)
         self.on_close("webhook sender", self.sender.close)
         self.delivery = DeliveryWorker(
             sessions=self.sessions, sender=self.sender, secrets=secrets,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,8 +36,14 @@ class WebhookSender:
     """POSTs signed envelopes. Connections are pooled per (host, checked address, port), so a connection opened for
     one host name is never reused for another that resolves to the same address."""
 
-    def __init__(self, *, policy: UrlPolicy, timeout_seconds: float, resolver: Resolver = system_resolver) -> None:
+    def __init__(self, *, policy: UrlPolicy, timeout_seconds: float, resolver: Resolver = system_resolver,
+                 ca_bundle: str | None = None) -> None:
         self._policy = policy
+        # the certificate is verified against the subscription's host name (sent as the TLS server name), never
+        # against the pinned address
+        self._tls = ssl.create_default_context()
+        if ca_bundle:
+            self._tls.load_verify_locations(cafile=ca_bundle)
         self._resolver = resolver
         self._timeout = timeout_seconds
         self._clients: OrderedDict[tuple[str, str, str, int], httpx.AsyncClient] = OrderedDict()
@@ -54,6 +61,7 @@ class WebhookSender:
             return client
         # trust_env=False: no proxy from the environment (a proxy would connect wherever it likes, past the pin)
         client = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=httpx.Timeout(self._timeout),
+                                   verify=self._tls,
                                    limits=httpx.Limits(max_connections=20, max_keepalive_connections=5))
         self._clients[key] = client
         while len(self._clients) > MAX_CLIENTS:

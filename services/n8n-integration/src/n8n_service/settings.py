@@ -31,6 +31,9 @@ class Settings(EncryptionSettings, DatabaseSettings, KafkaSettings):
     webhook_allow_http: bool = False
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = []
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A PEM file of extra certificate authorities receivers' certificates may chain to (an n8n behind an internal
+    # CA), trusted besides the system's.
+    webhook_ca_bundle: str | None = None
     # Retries: the n-th failed attempt waits min(base * 2^(n-1), max) seconds, less up to `jitter` of it (random),
     # until `max_age` after the delivery was created (or redelivered); then the delivery is dead.
     webhook_retry_base_seconds: float = Field(default=10.0, gt=0)

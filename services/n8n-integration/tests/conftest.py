@@ -119,6 +119,14 @@ async def make_app(database: TestDatabase, infra: TestInfra) -> AsyncIterator[Ap
     for app in built:
         await app.sender.close()
         await app.engine.dispose()
+    # the module's tests share the database and the worker's lease is cross-tenant: a test's unfinished deliveries
+    # must not be attempted by the next test's worker (the owner may, through the claim function's policies)
+    owner = await asyncpg.connect(database.owner_dsn)
+    try:
+        await owner.execute("UPDATE webhook_deliveries SET state = 'dead', next_attempt_at = NULL "
+                            "WHERE state = 'pending'")
+    finally:
+        await owner.close()
 
 
 def admin(tenant_id: str, *, user_id: str | None = None, role: str = "admin") -> Actor:

@@ -13,9 +13,15 @@ import pytest
 from eva_common.errors import FailedPrecondition
 from eva_events.audit import AUDIT_RECORDED
 from eva_events.integration import WEBHOOK_SUBSCRIPTION_PAUSED
+from n8n_service.delivery import sample_backlog
 from n8n_service.signing import verify
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def _deliveries(kit, app_db, tenant: str) -> list:
@@ -31,7 +37,10 @@ async def test_a_delivery_is_signed_pinned_and_carries_the_envelope(make_app, re
         actor=kit.admin(tenant), url=receiver.url("/hook?token=abc", host="hooks.hotel.test"),
         events=["message.received"])
     event = kit.message_received(tenant, "conv-1", text="bonjour")
+    delivered_before = _metric("eva_webhook_attempts_total", outcome="delivered")
+    created_before = _metric("eva_webhook_deliveries_created_total", type="message.received")
     assert await app.fanout.apply([event]) == 1
+    assert _metric("eva_webhook_deliveries_created_total", type="message.received") == created_before + 1
 
     async def received():
         return receiver.on("/hook")
@@ -58,6 +67,7 @@ async def test_a_delivery_is_signed_pinned_and_carries_the_envelope(make_app, re
 
     [row] = await kit.pump(app, delivered)
     assert row["attempts"] == 1 and row["last_status_code"] == 200 and row["last_latency_ms"] is not None
+    assert _metric("eva_webhook_attempts_total", outcome="delivered") == delivered_before + 1
     assert json.loads(row["envelope"]) == body  # the exact body sent
 
 
@@ -206,6 +216,10 @@ async def test_a_subscription_that_keeps_failing_is_paused_and_its_admins_told(m
     rows = await _deliveries(kit, app_db, tenant)
     assert [row["state"] for row in rows] == ["pending", "pending", "pending"]
     assert len(receiver.on("/broken")) == 3
+    pending, paused_count = await sample_backlog(app.sessions)  # every tenant's, as the gauges show them
+    assert pending >= 3 and paused_count >= 1
+    assert _metric("eva_webhook_pending_deliveries") == pending
+    assert _metric("eva_webhook_paused_subscriptions") == paused_count
 
     # resumed: failures cleared, the queue drains
     resumed = await app.webhooks.update_subscription(actor=kit.admin(tenant), subscription_id=subscription_id,

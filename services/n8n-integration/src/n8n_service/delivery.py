@@ -119,7 +119,6 @@ class DeliveryWorker:
 
     # --- the worker ----------------------------------------------------------------------------------------------
     async def run(self) -> None:
-        self._stopping.clear()
         while not self._stopping.is_set():
             handled = await self.run_once()
             if handled < self._batch:

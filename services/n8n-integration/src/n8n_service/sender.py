@@ -80,9 +80,12 @@ class WebhookSender:
                                   latency_ms=int(round(elapsed * 1000)))
 
         try:
-            target = await check_url(url, self._policy, self._resolver)
+            async with asyncio.timeout(self._timeout):  # a resolver that never answers must not hold the attempt
+                target = await check_url(url, self._policy, self._resolver)
         except DomainError as refused:  # not allowed (now), invalid, or not resolvable
             return outcome(False, None, f"{refused.code}: {refused.detail}")
+        except TimeoutError:
+            return outcome(False, None, f"DNS timeout after {self._timeout:g}s")
         headers = {
             "Host": target.host_header,
             "Content-Type": "application/json",

@@ -184,6 +184,8 @@ class WebhookService:
             secret=self._secrets.encrypt(secret, tenant_id=tenant, field=secret_field(subscription_id)),
             created_at=now, updated_at=now, created_by=actor.principal.subject)
         async with transaction(self._sessions, tenant_id=tenant) as session:
+            # one creation per tenant at a time, so concurrent ones cannot pass the limit together
+            await (await driver(session)).execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"webhooks:{tenant}")
             count = (await session.exec(select(sa.func.count()).select_from(WebhookSubscription)
                                         .where(WebhookSubscription.tenant_id == tenant))).one()
             if count >= MAX_SUBSCRIPTIONS:

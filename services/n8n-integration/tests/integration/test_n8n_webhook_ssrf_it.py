@@ -4,6 +4,8 @@ refused at the attempt (nothing reaches the loopback receiver); a redirect to 12
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from eva_common.errors import InvalidArgument
 
@@ -114,3 +116,29 @@ async def test_a_redirect_to_loopback_is_not_followed(make_app, receiver, kit, a
     assert row["last_error"] == "redirect not followed (HTTP 302)"
     assert len(receiver.on("/moved")) == 1
     assert receiver.on("/internal-admin") == []
+
+
+async def test_a_resolver_that_never_answers_fails_the_attempt_in_time(make_app, receiver, kit, app_db) -> None:
+    answers = {"slow.hotel.test": ["127.0.0.1"]}
+    table = kit.fixed_resolver(answers)
+    stalled = asyncio.Event()
+
+    async def resolver(host: str, port: int):
+        if stalled.is_set():
+            await asyncio.Event().wait()  # never answers
+        return await table(host, port)
+
+    app = make_app(resolver=resolver, webhook_timeout_seconds=0.3)
+    tenant = kit.new_tenant()
+    await app.webhooks.create_subscription(actor=kit.admin(tenant), url=receiver.url("/slow", host="slow.hotel.test"),
+                                           events=["message.received"])
+    stalled.set()
+    await app.fanout.apply([kit.message_received(tenant, "conv-1")])
+
+    async def failed():
+        rows = await kit.rows(app_db, tenant, "SELECT * FROM webhook_deliveries")
+        return rows[0] if rows[0]["attempts"] >= 1 else None
+
+    row = await kit.pump(app, failed)
+    assert row["last_error"] == "DNS timeout after 0.3s" and row["state"] == "pending"
+    assert receiver.requests == []

@@ -123,6 +123,9 @@ def load_secrets(stack: Stack) -> dict[str, Any]:
         if "super_admin_password" not in loaded:  # secrets files made before the platform's super admin existed
             loaded["super_admin_password"] = secrets.token_urlsafe(18)
             path.write_text(json.dumps(loaded, indent=2))
+        if "n8n_encryption_keys" not in loaded:  # secrets files made before the outbound webhooks existed
+            loaded["n8n_encryption_keys"] = {"k1": base64.b64encode(secrets.token_bytes(32)).decode()}
+            path.write_text(json.dumps(loaded, indent=2))
         return loaded
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -136,6 +139,7 @@ def load_secrets(stack: Stack) -> dict[str, Any]:
         "encryption_keys": {"k1": base64.b64encode(secrets.token_bytes(32)).decode()},
         "encryption_active_key": "k1",
         "lookup_hmac_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "n8n_encryption_keys": {"k1": base64.b64encode(secrets.token_bytes(32)).decode()},
         "platform_app_secret": secrets.token_hex(16),
         "platform_verify_token": secrets.token_urlsafe(18),
         "demo_access_token": "EAA" + secrets.token_urlsafe(40),
@@ -197,6 +201,12 @@ def deployable_env(stack: Stack, item: Deployable, secrets_: dict[str, Any]) -> 
         env["EVA_ENCRYPTION_KEYS"] = json.dumps(secrets_["encryption_keys"])
         env["EVA_ENCRYPTION_ACTIVE_KEY"] = secrets_["encryption_active_key"]
         env["EVA_LOOKUP_HMAC_KEY"] = secrets_["lookup_hmac_key"]
+    if item.name == "n8n-integration":
+        # webhook secrets sealed under the service's own keys; a local n8n (http, loopback) may be called
+        env["EVA_ENCRYPTION_KEYS"] = json.dumps(secrets_["n8n_encryption_keys"])
+        env["EVA_ENCRYPTION_ACTIVE_KEY"] = "k1"
+        env["EVA_WEBHOOK_ALLOW_HTTP"] = "true"
+        env["EVA_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "127.0.0.0/8,::1/128"
     if item.name == "webhook-ingest":
         env["EVA_PLATFORM_APP_SECRET"] = secrets_["platform_app_secret"]
         env["EVA_PLATFORM_VERIFY_TOKEN"] = secrets_["platform_verify_token"]

@@ -33,11 +33,13 @@ create messaging.events.v1 12 4194304
 create conversation.events.v1 12 1048576
 create tenant.events.v1 3 1048576
 create audit.events.v1 3 1048576
+create integration.events.v1 3 1048576
 create wa.webhooks.v1.dlq 1 4194304
 create webhook.outcomes.v1.dlq 1 1048576
 create messaging.events.v1.dlq 1 4194304
 create conversation.events.v1.dlq 1 1048576
 create tenant.events.v1.dlq 1 1048576
 create audit.events.v1.dlq 1 1048576
+create integration.events.v1.dlq 1 1048576
 
 "$TOPICS" --bootstrap-server "$BOOTSTRAP" --list

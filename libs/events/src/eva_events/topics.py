@@ -1,5 +1,5 @@
 """Kafka topics and their sizing. Keys: conversation id for message and conversation events,
-phone_number_id for raw webhooks, tenant id for tenant and audit events."""
+phone_number_id for raw webhooks, tenant id for tenant, audit and integration events."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ MESSAGING_EVENTS = "messaging.events.v1"
 CONVERSATION_EVENTS = "conversation.events.v1"
 TENANT_EVENTS = "tenant.events.v1"
 AUDIT_EVENTS = "audit.events.v1"
+INTEGRATION_EVENTS = "integration.events.v1"  # n8n-integration: webhook.subscription_paused (key tenant id)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a 3 MB Meta delivery plus its envelope
 
@@ -33,6 +34,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CONVERSATION_EVENTS, 12),
     TopicSpec(TENANT_EVENTS, 3),
     TopicSpec(AUDIT_EVENTS, 3),
+    TopicSpec(INTEGRATION_EVENTS, 3),
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + tuple(

@@ -1,32 +1,80 @@
-"""Composition root of the n8n-integration service (on eva_common.runtime's skeleton).
+"""Composition root of the n8n-integration service (on eva_common.runtime's skeleton): settings -> engine, Kafka
+producer, secret box, SSRF policy, the webhook use cases (`self.webhooks`, for the transport to come), the fan-out,
+the delivery worker; workers: the outbox relay, the events consumer (fan-out), the delivery worker and the backlog
+sampler. Nothing connects at import time or here.
 
-It will serve the `/n8n/*` API for n8n automations on its own port (3003) and deliver the tenants' signed outbound
-webhooks; today it runs with its database and Kafka producer wired and its health endpoints telling the truth about
-them.
+The `/n8n/*` API is not built yet: today the HTTP port serves `/healthz`, `/readyz` and `/metrics`.
 """
 
 from __future__ import annotations
 
-from eva_common.db import database_ready
-from eva_common.http.app import create_http_app
-from eva_common.runtime import ServiceApp, run_service
-from eva_events.topics import MESSAGING_EVENTS
+from collections.abc import Mapping
 
+from eva_common.audit import AuditRecorder
+from eva_common.db import database_ready, session_factory
+from eva_common.http.app import create_http_app
+from eva_common.outbox import OutboxRelay
+from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
+
+from n8n_service.delivery import DeliveryWorker, sample_backlog
+from n8n_service.fanout import FanOut
+from n8n_service.handlers import DomainEventsHandler
+from n8n_service.retry import PausePolicy, RetryPolicy
+from n8n_service.sealing import SEALING_SCOPE
+from n8n_service.sender import WebhookSender
+from n8n_service.service import WebhookService
 from n8n_service.settings import Settings, get_settings
+from n8n_service.ssrf import Resolver, UrlPolicy, system_resolver
 
 
 class N8nApp(ServiceApp):
-    """Everything the process runs, built but not started."""
+    """Everything the process runs, built but not started. `resolver` is injectable for tests (DNS answers)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, resolver: Resolver = system_resolver) -> None:
         super().__init__(settings)
-        engine = self.postgres(settings)
-        publisher = self.kafka_publisher(settings)
+        self.engine = engine = self.postgres(settings)
+        self.sessions = session_factory(engine)
+        self.publisher = publisher = self.kafka_publisher(settings)
+        secrets = settings.secret_box(scope=SEALING_SCOPE)
+        policy = UrlPolicy.of(allow_http=settings.webhook_allow_http,
+                              allowed_networks=settings.webhook_allow_private_networks)
+        audit = AuditRecorder(topic=settings.audit_events_topic)
+        self.webhooks = WebhookService(sessions=self.sessions, secrets=secrets, policy=policy, audit=audit,
+                                       max_age_seconds=settings.webhook_max_age_seconds, resolver=resolver)
+        self.fanout = FanOut(sessions=self.sessions, consumer_name=settings.consumer_group,
+                             max_age_seconds=settings.webhook_max_age_seconds)
+        events = DomainEventsHandler(fanout=self.fanout)
+        self.consumer = self.kafka_consumer(
+            settings, topics=[settings.messaging_events_topic, settings.conversation_events_topic],
+            group_id=settings.consumer_group, handler=events, batch_handler=events.batch)
+        self.sender = WebhookSender(policy=policy, timeout_seconds=settings.webhook_timeout_seconds,
+                                    resolver=resolver, ca_bundle=settings.webhook_ca_bundle)
+        self.on_close("webhook sender", self.sender.close)
+        self.delivery = DeliveryWorker(
+            sessions=self.sessions, sender=self.sender, secrets=secrets,
+            retry=RetryPolicy(base_seconds=settings.webhook_retry_base_seconds,
+                              cap_seconds=settings.webhook_retry_max_seconds, jitter=settings.webhook_retry_jitter,
+                              max_age_seconds=settings.webhook_max_age_seconds),
+            pause=PausePolicy(after_failures=settings.webhook_pause_after_failures,
+                              min_failing_seconds=settings.webhook_pause_min_failing_seconds),
+            audit=audit, integration_topic=settings.integration_events_topic,
+            batch_size=settings.webhook_batch_size, concurrency=settings.webhook_concurrency,
+            poll_seconds=settings.webhook_poll_seconds,
+            # an attempt takes at most the timeout (plus the DNS answer): the lease outlasts it with room to spare
+            lease_seconds=2 * settings.webhook_timeout_seconds + 30,
+        )
+        self.backlog = Periodic(lambda: sample_backlog(self.sessions),
+                                interval_seconds=settings.webhook_stats_interval_seconds, run_at_start=True)
+        self.relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
         self.http_app = create_http_app(
             title="Eva n8n integration",
             readiness=self.readiness(postgres=lambda: database_ready(engine),
-                                     kafka=lambda: publisher.ready(MESSAGING_EVENTS)),
+                                     kafka=lambda: publisher.ready(settings.integration_events_topic)),
         )
+
+    def workers(self) -> Mapping[str, Worker]:
+        return {"outbox_relay": self.relay, "events_consumer": self.consumer, "webhook_delivery": self.delivery,
+                "webhook_backlog": self.backlog}
 
 
 def run() -> None:

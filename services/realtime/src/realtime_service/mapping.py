@@ -1,4 +1,5 @@
-"""Which Socket.io event a Kafka event becomes, in which rooms, with which payload (pure functions).
+"""Which Socket.io event a Kafka event becomes, in which rooms, with which payload (pure functions). The
+payloads are the shared client views (`eva_events.client_views`), which outbound webhooks carry too.
 
 The Kafka event types are the contracts' (eva_events.messaging, eva_events.conversation): each one the producers
 emit is either relayed (`RELAYED_TYPES`) or deliberately not (`NOT_RELAYED_TYPES`). Every event goes to its
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 from eva_common.realtime.rooms import tenant_room, user_room
 from eva_events import conversation, messaging
+from eva_events.client_views import CLIENT_VIEWS, ClientView
 from eva_events.envelope import EventEnvelope
 
 MESSAGE_NEW = "message:new"
@@ -41,31 +43,6 @@ class Emission:
         return [self.room, *self.user_rooms] if self.user_rooms else self.room
 
 
-def _without_seq(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in data.items() if key != "seq"}
-
-
-def _message_status(data: dict[str, Any]) -> dict[str, Any]:
-    payload = {
-        "messageId": data.get("messageId", data.get("id")),
-        "conversationId": data.get("conversationId"),
-        "status": data.get("status"),
-    }
-    if data.get("error") is not None:
-        payload["error"] = data["error"]
-    return payload
-
-
-def _conversation_assigned(data: dict[str, Any]) -> dict[str, Any]:
-    """`{conversationId, attendantId}` (null: unassigned). The conversation service emits
-    eva_events.conversation.ConversationAssigned (`conversationId`, `attendantId`, `previousAttendantId`); the
-    browser contract carries only the first two."""
-    return {
-        "conversationId": data.get("conversationId", data.get("id")),
-        "attendantId": data.get("attendantId", data.get("assignedTo")) or None,
-    }
-
-
 def _assignee_room(payload: dict[str, Any]) -> tuple[str, ...]:
     attendant = payload["attendantId"]
     return (user_room(attendant),) if isinstance(attendant, str) else ()
@@ -78,20 +55,26 @@ def _no_user_rooms(_payload: dict[str, Any]) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class _Route:
     event: str
-    payload: Callable[[dict[str, Any]], dict[str, Any]]
+    payload: ClientView
     user_rooms: Callable[[dict[str, Any]], tuple[str, ...]] = _no_user_rooms
 
 
+_EVENT_NAMES: Final[dict[str, str]] = {
+    messaging.MESSAGE_RECEIVED: MESSAGE_NEW,
+    messaging.MESSAGE_CREATED: MESSAGE_NEW,
+    messaging.MESSAGE_STATUS_CHANGED: MESSAGE_STATUS,
+    messaging.MESSAGE_UPDATED: MESSAGE_UPDATED_EVENT,
+    conversation.CONVERSATION_CREATED: CONVERSATION_UPDATED_EVENT,
+    conversation.CONVERSATION_UPDATED: CONVERSATION_UPDATED_EVENT,
+    conversation.CONVERSATION_ASSIGNED: CONVERSATION_ASSIGNED_EVENT,
+    conversation.ESCALATION_RAISED: ESCALATION_RAISED_EVENT,
+    conversation.ESCALATION_UPDATED: ESCALATION_UPDATED_EVENT,
+}
+# the payloads are the shared client views (eva_events.client_views), which outbound webhooks carry too
 _ROUTES: Final[dict[str, _Route]] = {
-    messaging.MESSAGE_RECEIVED: _Route(MESSAGE_NEW, _without_seq),
-    messaging.MESSAGE_CREATED: _Route(MESSAGE_NEW, _without_seq),
-    messaging.MESSAGE_STATUS_CHANGED: _Route(MESSAGE_STATUS, _message_status),
-    messaging.MESSAGE_UPDATED: _Route(MESSAGE_UPDATED_EVENT, _without_seq),
-    conversation.CONVERSATION_CREATED: _Route(CONVERSATION_UPDATED_EVENT, _without_seq),
-    conversation.CONVERSATION_UPDATED: _Route(CONVERSATION_UPDATED_EVENT, _without_seq),
-    conversation.CONVERSATION_ASSIGNED: _Route(CONVERSATION_ASSIGNED_EVENT, _conversation_assigned, _assignee_room),
-    conversation.ESCALATION_RAISED: _Route(ESCALATION_RAISED_EVENT, _without_seq),
-    conversation.ESCALATION_UPDATED: _Route(ESCALATION_UPDATED_EVENT, _without_seq),
+    event_type: _Route(name, CLIENT_VIEWS[event_type],
+                       _assignee_room if event_type == conversation.CONVERSATION_ASSIGNED else _no_user_rooms)
+    for event_type, name in _EVENT_NAMES.items()
 }
 
 RELAYED_TYPES: Final = frozenset(_ROUTES)

@@ -165,8 +165,11 @@ class WebhookProcessor:
                         self._guest_message(item, message, resolved[self._message_key(item, message)])
                         for item in group for message in item.items.messages
                         if message.wamid and _has_sender(message) and (tenant_id, message.wamid) not in stored])
+                    wamids = {status.wamid for item in group for status in item.items.statuses}
+                    locked = await MessageRepository(session).messages_by_wamid_for_update(
+                        tenant_id=tenant_id, wamids=wamids) if wamids else {}
                     for item in group:
-                        await self._write(session, item, stored, resolved, inserted)
+                        await self._write(session, item, stored, resolved, inserted, locked)
                         outcome = self._outcome(item)
                         outcomes[id(item)] = outcome
                         await enqueue(session, topic=self._outcomes_topic, key=item.delivery.delivery_id,
@@ -257,15 +260,17 @@ class WebhookProcessor:
                           echo.phone_number_id or item.delivery.phone_number_id or None, echo=True)
 
     async def _write(self, session: AsyncSession, item: _Delivery, stored: set[tuple[str, str]],
-                     resolved: dict[_SenderKey, ResolvedSender], inserted: dict[str, Message]) -> None:
+                     resolved: dict[_SenderKey, ResolvedSender], inserted: dict[str, Message],
+                     locked: dict[str, Message]) -> None:
         """A delivery's messages, echoes and statuses, in Meta's order, inside the batch's tenant transaction (its
-        guests' messages were inserted together first: `inserted`, by wamid)."""
+        guests' messages were inserted together first: `inserted`, by wamid; the messages its statuses name were
+        read locked together: `locked`, by wamid, kept current)."""
         for message in item.items.messages:
             item.tally[await self._receive_message(session, item, message, stored, resolved, inserted)] += 1
         for echo in item.items.echoes:
             item.tally[await self._receive_echo(session, item, echo, stored, resolved)] += 1
         for status in item.items.statuses:
-            item.tally[await self._apply_status(session, item.tenant_id, status)] += 1
+            item.tally[await self._apply_status(session, item.tenant_id, status, locked)] += 1
 
     async def _receive_message(self, session: AsyncSession, item: _Delivery, inbound: InboundMessage,
                                stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender],
@@ -342,15 +347,22 @@ class WebhookProcessor:
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             return await self._apply_status(session, tenant_id, update)
 
-    async def _apply_status(self, session: AsyncSession, tenant_id: str, update: StatusUpdate) -> Outcome:
+    async def _apply_status(self, session: AsyncSession, tenant_id: str, update: StatusUpdate,
+                            locked: dict[str, Message] | None = None) -> Outcome:
         """Records a status in its message's history and moves the message forward; parks it when the message
         is not stored.
 
-        A stored message is read locked (its row lock orders the writers of its statuses). Only when it is not
-        found does the status take the wamid's lock, which the writers of a message with that wamid (an echo, a
-        send's answer) hold until they commit, and look again: so a status is never parked just after its message
-        was stored, and the usual case costs no lock of its own."""
+        A stored message is read locked (its row lock orders the writers of its statuses; a batch reads the
+        messages of all its statuses at once, `locked`). Only when it is not found does the status take the wamid's
+        lock, which the writers of a message with that wamid (an echo, a send's answer) hold until they commit, and
+        look again: so a status is never parked just after its message was stored, and the usual case costs no lock
+        of its own."""
         repository = MessageRepository(session)
+        message = locked.get(update.wamid) if locked is not None else None
+        if message is not None and locked is not None:
+            moved = await message_store.apply_status(session, message, update, events_topic=self._events_topic)
+            locked[update.wamid] = moved or message  # the next status of the message in the batch starts here
+            return Outcome.STATUS_RECORDED if moved is None else Outcome.STATUS_APPLIED
         message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid, for_update=True)
         if message is None:
             await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)

@@ -37,6 +37,9 @@ _TAKE_PARKED = (
 _LOCK_WAMID = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _MESSAGE_BY_WAMID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = $2"  # noqa: S608
 _MESSAGE_BY_WAMID_FOR_UPDATE = f"{_MESSAGE_BY_WAMID} FOR UPDATE"
+_MESSAGES_BY_WAMID_FOR_UPDATE = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND wamid = ANY($2::text[]) "  # noqa: S608
+    "ORDER BY id FOR UPDATE")
 _INSERT_STATUS = (
     "INSERT INTO message_statuses (tenant_id, message_id, wamid, status, occurred_at, recipient_id, errors, payload, "
     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8::text::jsonb, now()) "
@@ -136,6 +139,12 @@ class MessageRepository:
         )
         row: Message | None = (await self._session.exec(statement)).scalars().first()
         return row
+
+    async def messages_by_wamid_for_update(self, *, tenant_id: str, wamids: Iterable[str]) -> dict[str, Message]:
+        """The tenant's stored messages with these wamids, locked until the transaction ends (in id order, so two
+        such batches never wait for each other in a cycle)."""
+        rows = await (await driver(self._session)).fetch(_MESSAGES_BY_WAMID_FOR_UPDATE, tenant_id, sorted(wamids))
+        return {row["wamid"]: message_from_row(row) for row in rows}
 
     async def message_by_wamid(self, *, tenant_id: str, wamid: str, for_update: bool = False) -> Message | None:
         """The tenant's message with this wamid (written directly: every status webhook reads one), locked until the

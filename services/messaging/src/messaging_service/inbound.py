@@ -168,8 +168,11 @@ class WebhookProcessor:
                     wamids = {status.wamid for item in group for status in item.items.statuses}
                     locked = await MessageRepository(session).messages_by_wamid_for_update(
                         tenant_id=tenant_id, wamids=wamids) if wamids else {}
+                    deferred: list[tuple[_Delivery, StatusUpdate]] = []
                     for item in group:
-                        await self._write(session, item, stored, resolved, inserted, locked)
+                        await self._write(session, item, stored, resolved, inserted, locked, deferred)
+                    await self._apply_locked(session, deferred, locked)
+                    for item in group:
                         outcome = self._outcome(item)
                         outcomes[id(item)] = outcome
                         await enqueue(session, topic=self._outcomes_topic, key=item.delivery.delivery_id,
@@ -261,16 +264,41 @@ class WebhookProcessor:
 
     async def _write(self, session: AsyncSession, item: _Delivery, stored: set[tuple[str, str]],
                      resolved: dict[_SenderKey, ResolvedSender], inserted: dict[str, Message],
-                     locked: dict[str, Message]) -> None:
+                     locked: dict[str, Message], deferred: list[tuple[_Delivery, StatusUpdate]]) -> None:
         """A delivery's messages, echoes and statuses, in Meta's order, inside the batch's tenant transaction (its
-        guests' messages were inserted together first: `inserted`, by wamid; the messages its statuses name were
-        read locked together: `locked`, by wamid, kept current)."""
+        guests' messages were inserted together first: `inserted`, by wamid). A status of a message stored before
+        the batch (read locked with the others: `locked`, by wamid) waits in `deferred` to be applied with the
+        batch's other such statuses; the rest are applied here, one by one."""
         for message in item.items.messages:
             item.tally[await self._receive_message(session, item, message, stored, resolved, inserted)] += 1
         for echo in item.items.echoes:
             item.tally[await self._receive_echo(session, item, echo, stored, resolved)] += 1
         for status in item.items.statuses:
-            item.tally[await self._apply_status(session, item.tenant_id, status, locked)] += 1
+            if status.wamid in locked:
+                deferred.append((item, status))
+            else:
+                item.tally[await self._apply_status(session, item.tenant_id, status)] += 1
+
+    async def _apply_locked(self, session: AsyncSession, deferred: Sequence[tuple[_Delivery, StatusUpdate]],
+                            locked: dict[str, Message]) -> None:
+        """The deferred statuses of the locked messages, in their order per message: a message's first statuses
+        together, then its second ones, … (one statement per round, `message_store.apply_statuses`)."""
+        rounds: list[list[tuple[_Delivery, StatusUpdate]]] = []
+        counted: Counter[str] = Counter()
+        for item, status in deferred:
+            position = counted[status.wamid]
+            counted[status.wamid] += 1
+            if position == len(rounds):
+                rounds.append([])
+            rounds[position].append((item, status))
+        for statuses_round in rounds:
+            moved = await message_store.apply_statuses(
+                session, [(locked[status.wamid], status) for _, status in statuses_round],
+                events_topic=self._events_topic)
+            for (item, status), message in zip(statuses_round, moved, strict=True):
+                item.tally[Outcome.STATUS_RECORDED if message is None else Outcome.STATUS_APPLIED] += 1
+                if message is not None:
+                    locked[status.wamid] = message
 
     async def _receive_message(self, session: AsyncSession, item: _Delivery, inbound: InboundMessage,
                                stored: set[tuple[str, str]], resolved: dict[_SenderKey, ResolvedSender],
@@ -347,22 +375,16 @@ class WebhookProcessor:
         async with transaction(self._sessions, tenant_id=tenant_id) as session:
             return await self._apply_status(session, tenant_id, update)
 
-    async def _apply_status(self, session: AsyncSession, tenant_id: str, update: StatusUpdate,
-                            locked: dict[str, Message] | None = None) -> Outcome:
+    async def _apply_status(self, session: AsyncSession, tenant_id: str, update: StatusUpdate) -> Outcome:
         """Records a status in its message's history and moves the message forward; parks it when the message
         is not stored.
 
         A stored message is read locked (its row lock orders the writers of its statuses; a batch reads the
-        messages of all its statuses at once, `locked`). Only when it is not found does the status take the wamid's
+        messages of its statuses at once beforehand). Only when it is not found does the status take the wamid's
         lock, which the writers of a message with that wamid (an echo, a send's answer) hold until they commit, and
         look again: so a status is never parked just after its message was stored, and the usual case costs no lock
         of its own."""
         repository = MessageRepository(session)
-        message = locked.get(update.wamid) if locked is not None else None
-        if message is not None and locked is not None:
-            moved = await message_store.apply_status(session, message, update, events_topic=self._events_topic)
-            locked[update.wamid] = moved or message  # the next status of the message in the batch starts here
-            return Outcome.STATUS_RECORDED if moved is None else Outcome.STATUS_APPLIED
         message = await repository.message_by_wamid(tenant_id=tenant_id, wamid=update.wamid, for_update=True)
         if message is None:
             await repository.lock_wamid(tenant_id=tenant_id, wamid=update.wamid)

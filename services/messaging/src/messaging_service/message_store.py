@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from eva_common.outbox import enqueue
 from eva_events.messaging import MESSAGE_STATUS_CHANGED, ContactSnapshot
@@ -139,10 +140,53 @@ async def apply_status(
                                               category=update.pricing_category)
     if moved is None:
         return None
+    await _announce_status(session, moved, update, error, events_topic=events_topic)
+    return moved
+
+
+async def apply_statuses(
+    session: AsyncSession, pairs: Sequence[tuple[Message, StatusUpdate]], *, events_topic: str
+) -> list[Message | None]:
+    """`apply_status` for statuses of different messages the caller holds locked (read FOR UPDATE in this
+    transaction, so their state here is theirs): where each moves is decided here, by the same forward-only rule,
+    and everything is written in one statement. The moved messages (None: did not move), in the pairs' order."""
+    if len({message.id for message, _ in pairs}) != len(pairs):
+        raise ValueError("one status per message at a time")
+    rows: list[tuple[MessageStatus, Message | None, str | None]] = []
+    errors: list[list[dict[str, Any]] | None] = []
+    for message, update in pairs:
+        error = with_hints(update.errors) if update.status == statuses.FAILED else None
+        errors.append(error)
+        moves = statuses.advances(message.status, update.status)
+        prices = bool(update.pricing_category) and message.pricing_category is None
+        following = message.model_copy(update={"status": update.status, "error": error}) if moves else (
+            message if prices else None)
+        rows.append((MessageStatus(
+            tenant_id=message.tenant_id, message_id=message.id, wamid=update.wamid, status=update.status,
+            occurred_at=update.occurred_at, recipient_id=update.recipient_id, errors=update.errors,
+            payload=update.raw), following, update.pricing_category if prices else None))
+    tenants = {message.tenant_id for message, _ in pairs}
+    if len(tenants) > 1:
+        raise ValueError("one tenant at a time")
+    written = await MessageRepository(session).record_and_write_many(next(iter(tenants)), rows) if rows else {}
+    moved: list[Message | None] = []
+    for position, (message, update) in enumerate(pairs):
+        row = written.get(position)
+        if row is None or not statuses.advances(message.status, update.status):
+            moved.append(None)
+            continue
+        await _announce_status(session, row, update, errors[position], events_topic=events_topic)
+        moved.append(row)
+    return moved
+
+
+async def _announce_status(
+    session: AsyncSession, moved: Message, update: StatusUpdate, error: list[dict[str, Any]] | None, *,
+    events_topic: str,
+) -> None:
     extra: dict[str, object] = {"occurredAt": update.occurred_at.isoformat() if update.occurred_at else None}
     category = moved.pricing_category or update.pricing_category
     if category:
         extra["category"] = category
     await enqueue(session, topic=events_topic, key=str(moved.conversation_id),
                   event=message_event(MESSAGE_STATUS_CHANGED, moved, error=error, extra=extra))
-    return moved

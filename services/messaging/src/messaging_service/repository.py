@@ -52,6 +52,21 @@ _RECORD_AND_ADVANCE = (
     f"updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = ANY($11::text[]) RETURNING {MESSAGE_COLUMNS}")
 
 
+# Statuses of several locked messages (each at most once) in one round trip: every history row, and each message
+# the caller found moving (or gaining its first pricing category) written with what the caller computed.
+_RECORD_AND_WRITE_MANY = (
+    "WITH input AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], "
+    "$7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[], $12::text[]) WITH ORDINALITY AS i(message_id, "
+    "wamid, status, occurred_at, recipient_id, errors, payload, writes, new_status, new_error, pricing, position)), "
+    "recorded AS (INSERT INTO message_statuses (tenant_id, message_id, wamid, status, occurred_at, recipient_id, "
+    "errors, payload, created_at) SELECT $1, message_id, wamid, status, occurred_at, recipient_id, errors::jsonb, "
+    "payload::jsonb, now() FROM input ORDER BY position ON CONFLICT (message_id, status) DO NOTHING) "
+    "UPDATE messages AS m SET status = i.new_status, error = i.new_error::jsonb, "
+    "pricing_category = coalesce(m.pricing_category, i.pricing), updated_at = now() FROM input AS i "
+    "WHERE i.writes AND m.tenant_id = $1 AND m.id = i.message_id "
+    f"RETURNING i.position, {', '.join(f'm.{name}' for name in column_names(Message))}")
+
+
 def json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
@@ -191,6 +206,31 @@ class MessageRepository:
         row = await (await driver(self._session)).fetchrow(
             _RECORD_AND_ADVANCE, *_status_arguments(status), json_text(error), pricing_category, list(from_statuses))
         return None if row is None else message_from_row(row)
+
+    async def record_and_write_many(
+        self, tenant_id: str, rows: Sequence[tuple[MessageStatus, Message | None, str | None]]
+    ) -> dict[int, Message]:
+        """For messages the caller holds locked, each at most once: adds every status to its message's history
+        (once per message and status) and, where the caller gives the message's next state (`Message`, with the
+        moved status, its error, the pricing category to keep; None: unchanged), writes it, with the pricing
+        category given (third) kept only when the message had none. One statement; the written rows by position."""
+        if not rows:
+            return {}
+        statuses, nexts = [row[0] for row in rows], [row[1] for row in rows]
+        fetched = await (await driver(self._session)).fetch(
+            _RECORD_AND_WRITE_MANY, tenant_id,
+            [status.message_id for status in statuses], [status.wamid for status in statuses],
+            [status.status for status in statuses], [status.occurred_at for status in statuses],
+            [status.recipient_id for status in statuses], [json_text(status.errors) for status in statuses],
+            [json_text(status.payload) for status in statuses], [following is not None for following in nexts],
+            [following.status if following else None for following in nexts],
+            [json_text(following.error) if following else None for following in nexts],
+            [row[2] for row in rows])
+        written: dict[int, Message] = {}
+        for row in fetched:
+            fields = dict(row)
+            written[int(fields.pop("position")) - 1] = message_from_row(fields)
+        return written
 
     async def park_status(self, parked: ParkedStatus) -> bool:
         """Keeps a status whose message is not stored; False when it is already parked."""

@@ -224,3 +224,43 @@ async def test_a_failing_delivery_leaves_nothing_of_its_batch_written_and_each_r
     with pytest.raises(REFUSED):
         await batching.process_many([poison_delivery])  # the poison alone fails again (and is dead-lettered)
     assert [row["wamid"] for row in await messages(owner_db, tenant)] == [good]
+
+
+async def test_a_batchs_statuses_of_stored_messages_move_each_message_forward_in_its_own_order(
+    stack, delivery, echo_payload, owner_db
+) -> None:
+    """The statuses of messages stored before the batch are applied together (the messages read locked at once, a
+    message's statuses in rounds): each message moves forward only, in the order Meta sent its statuses; a late
+    status is recorded without moving it, a repeated one is not recorded twice, the first pricing category stays."""
+    tenant, guest = str(uuid.uuid4()), new_wa_id()
+    first, second = new_wamid(), new_wamid()
+    batching, _ = processor(stack)
+    await batching.process_many([delivery(echo_payload(guest, first, "Your room is ready"), tenant_id=tenant),
+                                 delivery(echo_payload(guest, second, "Breakfast is at 8"), tenant_id=tenant)])
+
+    def priced(wamid: str, status: str, timestamp: str, category: str) -> dict[str, Any]:
+        payload = status_payload(wamid, status, timestamp)
+        payload["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = {
+            "billable": True, "pricing_model": "PMP", "category": category}
+        return payload
+
+    outcomes = await batching.process_many([
+        delivery(status_payload(first, "delivered", "1749416390"), tenant_id=tenant),
+        delivery(priced(second, "delivered", "1749416391", "utility"), tenant_id=tenant),
+        delivery(status_payload(first, "read", "1749416392"), tenant_id=tenant),
+        delivery(priced(second, "sent", "1749416389", "marketing"), tenant_id=tenant),  # late: recorded, no move
+        delivery(status_payload(first, "delivered", "1749416390"), tenant_id=tenant),  # Meta's redelivery
+    ])
+
+    assert [o.detail if o else None for o in outcomes] == [
+        "status_applied=1", "status_applied=1", "status_applied=1", "status_recorded=1", "status_recorded=1"]
+    rows = await as_tenant(owner_db, tenant, "SELECT wamid, status, pricing_category FROM messages ORDER BY sent_at")
+    assert [(row["wamid"], row["status"], row["pricing_category"]) for row in rows] == [
+        (first, "READ", None), (second, "DELIVERED", "utility")]
+    history = await as_tenant(owner_db, tenant, "SELECT wamid, status FROM message_statuses ORDER BY id")
+    assert sorted((row["wamid"], row["status"]) for row in history) == sorted([
+        (first, "DELIVERED"), (second, "DELIVERED"), (first, "READ"), (second, "SENT")])
+    changed = await outbox(owner_db, tenant, "message.status_changed")
+    assert [(e["data"]["wamid"], e["data"]["status"]) for e in changed] == [
+        (first, "DELIVERED"), (second, "DELIVERED"), (first, "READ")]
+    assert changed[1]["data"].get("category") == "utility"

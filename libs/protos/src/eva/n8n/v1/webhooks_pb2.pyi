@@ -306,7 +306,7 @@ class Delivery(_message.Message):
     """pending | delivered | dead"""
     attempts: _builtins.int
     next_attempt_at: _builtins.str
-    """When it is attempted next (pending only; "" otherwise)."""
+    """When it is attempted next ("" when it is not pending)."""
     expires_at: _builtins.str
     """After this it is dead when an attempt fails."""
     last_error: _builtins.str

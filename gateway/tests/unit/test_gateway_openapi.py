@@ -37,6 +37,10 @@ ENDPOINTS = {
     ("post", "/api/messages"), ("post", "/api/messages/{message_id}/retry"),
     ("patch", "/api/messages/{message_id}/read"), ("post", "/api/conversations/{conversation_id}/read"),
     ("get", "/api/templates"), ("post", "/api/templates/sync"),
+    ("post", "/api/webhooks"), ("get", "/api/webhooks"), ("get", "/api/webhooks/{subscription_id}"),
+    ("patch", "/api/webhooks/{subscription_id}"), ("delete", "/api/webhooks/{subscription_id}"),
+    ("post", "/api/webhooks/{subscription_id}/redeliver"), ("get", "/api/webhooks/deliveries"),
+    ("get", "/api/webhooks/deliveries/{delivery_id}"), ("post", "/api/webhooks/deliveries/{delivery_id}/redeliver"),
 }
 CONVERSATIONS_READ, CONVERSATIONS_WRITE, MESSAGES_READ = "conversations:read", "conversations:write", "messages:read"
 API_KEY_SCOPES = {

@@ -36,7 +36,7 @@ def test_every_service_folder_has_a_row() -> None:
 def test_peers_are_found_through_the_grpc_services_of_the_registry() -> None:
     targets = {d.grpc_target_env for d in deployables.load() if d.grpc}
     assert targets == {"EVA_AUTH_GRPC_TARGET", "EVA_TENANT_GRPC_TARGET", "EVA_CONVERSATION_GRPC_TARGET",
-                       "EVA_MESSAGING_GRPC_TARGET"}
+                       "EVA_MESSAGING_GRPC_TARGET", "EVA_N8N_INTEGRATION_GRPC_TARGET"}
 
 
 def test_two_rows_on_one_port_are_refused() -> None:

@@ -14,6 +14,7 @@ import grpc
 from eva.auth.v1 import auth_pb2_grpc
 from eva.conversation.v1 import conversation_pb2_grpc
 from eva.messaging.v1 import messaging_pb2_grpc
+from eva.n8n.v1 import webhooks_pb2_grpc
 from eva.tenant.v1 import tenant_pb2_grpc
 from eva_common.grpc.client import call_metadata, create_channel, domain_error_from_rpc, rpc, upload_rpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -28,6 +29,7 @@ UPSTREAM_SERVICES: Mapping[str, str] = {
     "tenant": "eva.tenant.v1.TenantService",
     "conversation": "eva.conversation.v1.ConversationService",
     "messaging": "eva.messaging.v1.MessagingService",
+    "n8n-integration": "eva.n8n.v1.WebhookService",
 }
 
 
@@ -49,6 +51,7 @@ class UpstreamClients:
         self.tenant = tenant_pb2_grpc.TenantServiceStub(self._channels["tenant"])
         self.conversation = conversation_pb2_grpc.ConversationServiceStub(self._channels["conversation"])
         self.messaging = messaging_pb2_grpc.MessagingServiceStub(self._channels["messaging"])
+        self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self._channels["n8n-integration"])
 
     def channel(self, name: str) -> grpc.aio.Channel:
         return self._channels[name]

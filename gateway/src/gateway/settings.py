@@ -18,6 +18,8 @@ class Settings(RedisSettings):
     tenant_grpc_target: str = "127.0.0.1:50052"
     conversation_grpc_target: str = "127.0.0.1:50053"
     messaging_grpc_target: str = "127.0.0.1:50054"
+    # n8n-integration's WebhookService (/api/webhooks)
+    n8n_integration_grpc_target: str = "127.0.0.1:50055"
     # Comma-separated browser origins allowed by CORS and by the Socket.io handshake.
     frontend_url: str = "http://localhost:5173"
     socketio_channel: str = "eva-socketio"
@@ -76,6 +78,7 @@ class Settings(RedisSettings):
             "tenant": self.tenant_grpc_target,
             "conversation": self.conversation_grpc_target,
             "messaging": self.messaging_grpc_target,
+            "n8n-integration": self.n8n_integration_grpc_target,
         }
 
 

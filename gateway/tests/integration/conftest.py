@@ -19,11 +19,13 @@ import socketio
 from eva.auth.v1 import auth_pb2, auth_pb2_grpc
 from eva.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from eva.messaging.v1 import messaging_pb2, messaging_pb2_grpc
+from eva.n8n.v1 import webhooks_pb2, webhooks_pb2_grpc
 from eva.tenant.v1 import tenant_pb2, tenant_pb2_grpc
 from eva_common.auth import RedisRevocations, TokenVerifier, current_principal, grpc_jwks_source
 from eva_common.errors import (
     AlreadyExists,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
@@ -82,6 +84,8 @@ class Directory:
     media: dict[str, bytes] = field(default_factory=dict)  # message id -> the stored media's bytes
     media_chunk_size: int = 4
     upstream_requests: list[tuple[str, Any]] = field(default_factory=list)
+    webhooks: dict[str, webhooks_pb2.Subscription] = field(default_factory=dict)
+    webhook_deliveries: dict[str, webhooks_pb2.Delivery] = field(default_factory=dict)
 
     def requests_of(self, method: str) -> list[Any]:
         return [request for name, request in self.upstream_requests if name == method]
@@ -618,6 +622,135 @@ class FakeMessaging(messaging_pb2_grpc.MessagingServiceServicer):
                 yield messaging_pb2.MediaChunk(data=piece)
 
 
+WEBHOOK_EVENTS = ("message.received", "message.status", "conversation.created", "conversation.updated",
+                  "conversation.assigned", "escalation.raised", "escalation.updated")
+
+
+class FakeWebhooks(webhooks_pb2_grpc.WebhookServiceServicer):
+    """n8n-integration's WebhookService as it answers (admins of the caller's tenant only, its codes), in memory.
+    Ids containing `leaky` are answered whatever the tenant (a buggy upstream, for the edge's defence in depth)."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.d = directory
+
+    def _enter(self, context: Any, method: str, request: Any) -> str:
+        _record_token(self.d, context, method)
+        self.d.upstream_requests.append((method, request))
+        principal = current_principal()
+        if principal.is_api_key:
+            raise PermissionDenied("an API key may not manage webhooks", code="API_KEY_NOT_ALLOWED")
+        principal.require_role("admin", "super_admin")
+        return principal.require_tenant()
+
+    def _subscription(self, tenant_id: str, subscription_id: str) -> webhooks_pb2.Subscription:
+        found = self.d.webhooks.get(subscription_id)
+        if found is None or (found.tenant_id != tenant_id and "leaky" not in subscription_id):
+            raise NotFound("webhook subscription not found", code="WEBHOOK_NOT_FOUND")
+        return found
+
+    def _delivery(self, tenant_id: str, delivery_id: str) -> webhooks_pb2.Delivery:
+        found = self.d.webhook_deliveries.get(delivery_id)
+        if found is None or (found.tenant_id != tenant_id and "leaky" not in delivery_id):
+            raise NotFound("webhook delivery not found", code="WEBHOOK_DELIVERY_NOT_FOUND")
+        return found
+
+    @staticmethod
+    def _check(url: str | None, events: list[str] | None) -> None:
+        if url is not None and ("10.0.0.1" in url or "localhost" in url):
+            raise InvalidArgument("the webhook URL reaches a private address", code="WEBHOOK_URL_NOT_ALLOWED")
+        if events is not None and (not events or any(event not in WEBHOOK_EVENTS for event in events)):
+            raise InvalidArgument("unknown event types", code="WEBHOOK_EVENTS_INVALID")
+
+    def add_subscription(self, tenant_id: str, *, subscription_id: str | None = None,
+                         url: str = "https://n8n.hotel.example/hook") -> webhooks_pb2.Subscription:
+        subscription = webhooks_pb2.Subscription(
+            id=subscription_id or str(uuid.uuid4()), tenant_id=tenant_id, url=url, events=["message.received"],
+            state="active", created_at=NOW, updated_at=NOW, created_by="u-1")
+        self.d.webhooks[subscription.id] = subscription
+        return subscription
+
+    async def CreateSubscription(self, request: Any, context: Any) -> webhooks_pb2.CreatedSubscription:
+        tenant_id = self._enter(context, "CreateSubscription", request)
+        self._check(request.url, list(request.events))
+        secret = request.secret if request.HasField("secret") and request.secret else f"whsec_{uuid.uuid4().hex}"
+        if len(secret) < 16:
+            raise InvalidArgument("a secret has 16 to 256 printable characters", code="WEBHOOK_SECRET_INVALID")
+        subscription = self.add_subscription(tenant_id, url=request.url)
+        subscription.events[:] = list(dict.fromkeys(request.events))
+        subscription.created_by = current_principal().subject
+        return webhooks_pb2.CreatedSubscription(subscription=subscription, secret=secret)
+
+    async def ListSubscriptions(self, request: Any, context: Any) -> webhooks_pb2.ListSubscriptionsResponse:
+        tenant_id = self._enter(context, "ListSubscriptions", request)
+        return webhooks_pb2.ListSubscriptionsResponse(
+            items=[item for item in self.d.webhooks.values() if item.tenant_id == tenant_id])
+
+    async def GetSubscription(self, request: Any, context: Any) -> webhooks_pb2.Subscription:
+        return self._subscription(self._enter(context, "GetSubscription", request), request.subscription_id)
+
+    async def UpdateSubscription(self, request: Any, context: Any) -> webhooks_pb2.Subscription:
+        tenant_id = self._enter(context, "UpdateSubscription", request)
+        subscription = self._subscription(tenant_id, request.subscription_id)
+        self._check(request.url if request.HasField("url") else None,
+                    list(request.events.items) if request.HasField("events") else None)
+        if request.HasField("state") and request.state not in ("active", "paused"):
+            raise InvalidArgument("state is one of active, paused", code="WEBHOOK_STATE_INVALID")
+        if request.HasField("url"):
+            subscription.url = request.url
+        if request.HasField("events"):
+            subscription.events[:] = list(request.events.items)
+        if request.HasField("state"):
+            subscription.state = request.state
+            subscription.paused_reason = f"paused by {current_principal().subject}" if request.state == "paused" \
+                else ""
+        subscription.updated_at = "2026-11-29T11:00:00.000Z"
+        return subscription
+
+    async def DeleteSubscription(self, request: Any, context: Any) -> webhooks_pb2.DeleteSubscriptionResponse:
+        tenant_id = self._enter(context, "DeleteSubscription", request)
+        del self.d.webhooks[self._subscription(tenant_id, request.subscription_id).id]
+        return webhooks_pb2.DeleteSubscriptionResponse()
+
+    async def ListDeliveries(self, request: Any, context: Any) -> webhooks_pb2.ListDeliveriesResponse:
+        tenant_id = self._enter(context, "ListDeliveries", request)
+        if request.cursor == "junk":
+            raise InvalidArgument("the cursor is not valid", code="INVALID_CURSOR")
+        if request.from_time and request.to_time and request.from_time >= request.to_time:
+            raise InvalidArgument("the range must end after it starts", code="WEBHOOK_TIME_RANGE_INVALID")
+        items = sorted((item for item in self.d.webhook_deliveries.values() if item.tenant_id == tenant_id
+                        and (not request.subscription_id or item.subscription_id == request.subscription_id)
+                        and (not request.state or item.state == request.state)
+                        and (not request.from_time or item.created_at >= request.from_time)
+                        and (not request.to_time or item.created_at < request.to_time)),
+                       key=lambda item: int(item.id), reverse=True)
+        start = int(request.cursor or 0)
+        limit = request.limit or 50
+        page = items[start:start + limit]
+        more = start + limit < len(items)
+        return webhooks_pb2.ListDeliveriesResponse(items=page, next_cursor=str(start + limit) if more else "")
+
+    async def GetDelivery(self, request: Any, context: Any) -> webhooks_pb2.Delivery:
+        return self._delivery(self._enter(context, "GetDelivery", request), request.delivery_id)
+
+    async def Redeliver(self, request: Any, context: Any) -> webhooks_pb2.Delivery:
+        delivery = self._delivery(self._enter(context, "Redeliver", request), request.delivery_id)
+        if delivery.state == "pending":
+            raise FailedPrecondition("the delivery is still pending", code="WEBHOOK_DELIVERY_PENDING")
+        delivery.state, delivery.delivered_at, delivery.next_attempt_at = "pending", "", NOW
+        return delivery
+
+    async def RedeliverRange(self, request: Any, context: Any) -> webhooks_pb2.RedeliverRangeResponse:
+        tenant_id = self._enter(context, "RedeliverRange", request)
+        subscription = self._subscription(tenant_id, request.subscription_id)
+        if not request.from_time or not request.to_time or request.from_time >= request.to_time:
+            raise InvalidArgument("the range must end after it starts", code="WEBHOOK_TIME_RANGE_INVALID")
+        again = [item for item in self.d.webhook_deliveries.values() if item.subscription_id == subscription.id
+                 and item.state != "pending" and request.from_time <= item.created_at < request.to_time]
+        for item in again:
+            item.state, item.delivered_at = "pending", ""
+        return webhooks_pb2.RedeliverRangeResponse(count=len(again))
+
+
 # ---------------------------------------------------------------- servers
 
 
@@ -626,6 +759,7 @@ class Upstreams:
     directory: Directory
     messaging: FakeMessaging
     target: str
+    webhooks: FakeWebhooks
 
 
 @dataclass
@@ -650,11 +784,13 @@ def issuer() -> TestTokenIssuer:
 async def upstreams(issuer: TestTokenIssuer) -> AsyncIterator[Upstreams]:
     directory = Directory(issuer=issuer)
     messaging = FakeMessaging(directory)
+    webhooks = FakeWebhooks(directory)
     servicers = [
         (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(directory)),
         (tenant_pb2_grpc.add_TenantServiceServicer_to_server, FakeTenant(directory)),
         (conversation_pb2_grpc.add_ConversationServiceServicer_to_server, FakeConversation(directory)),
         (messaging_pb2_grpc.add_MessagingServiceServicer_to_server, messaging),
+        (webhooks_pb2_grpc.add_WebhookServiceServicer_to_server, webhooks),
     ]
     server = GrpcServer(
         registrars=[lambda s, add=add, servicer=servicer: add(servicer, s) for add, servicer in servicers],
@@ -664,7 +800,8 @@ async def upstreams(issuer: TestTokenIssuer) -> AsyncIterator[Upstreams]:
     )
     await server.start()
     try:
-        yield Upstreams(directory=directory, messaging=messaging, target=f"127.0.0.1:{server.port}")
+        yield Upstreams(directory=directory, messaging=messaging, target=f"127.0.0.1:{server.port}",
+                        webhooks=webhooks)
     finally:
         await server.stop(0)
 
@@ -680,6 +817,7 @@ def gateway_settings(infra: TestInfra, upstream_target: str, **overrides: Any) -
         "tenant_grpc_target": upstream_target,
         "conversation_grpc_target": upstream_target,
         "messaging_grpc_target": upstream_target,
+        "n8n_integration_grpc_target": upstream_target,
         "frontend_url": "http://localhost:5173",
         "service_client_secret": "gateway-test-client-secret",
         "socketio_channel": f"eva-socketio-test-{uuid.uuid4().hex[:8]}",

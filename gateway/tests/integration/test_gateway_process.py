@@ -31,6 +31,7 @@ async def test_python_m_gateway_serves_and_stops_on_sigterm(
         "EVA_HTTP_HOST": "127.0.0.1", "EVA_HTTP_PORT": str(port), "EVA_REDIS_URL": infra.redis_url,
         "EVA_AUTH_GRPC_TARGET": upstreams.target, "EVA_TENANT_GRPC_TARGET": upstreams.target,
         "EVA_CONVERSATION_GRPC_TARGET": upstreams.target, "EVA_MESSAGING_GRPC_TARGET": upstreams.target,
+        "EVA_N8N_INTEGRATION_GRPC_TARGET": upstreams.target,
         "EVA_FRONTEND_URL": "http://localhost:5173", "EVA_SERVICE_CLIENT_SECRET": "gateway-process-test-secret",
         "EVA_SOCKETIO_CHANNEL": f"eva-socketio-test-{uuid.uuid4().hex[:8]}",
         "EVA_RATE_LIMIT_USER_PER_MINUTE": "50", "EVA_RATE_LIMIT_PREFIX": f"rl:gateway-test:{uuid.uuid4().hex[:8]}",

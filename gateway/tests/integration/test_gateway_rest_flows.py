@@ -197,7 +197,8 @@ async def test_health_is_ok_when_everything_answers(http: httpx.AsyncClient) -> 
     response = await http.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "dependencies": {
-        "redis": "ok", "auth": "ok", "tenant": "ok", "conversation": "ok", "messaging": "ok"}}
+        "redis": "ok", "auth": "ok", "tenant": "ok", "conversation": "ok", "messaging": "ok",
+        "n8n-integration": "ok"}}
     assert (await http.get("/readyz")).status_code == 200
     assert (await http.get("/healthz")).status_code == 200
     metrics = await http.get("/metrics")
@@ -214,7 +215,8 @@ async def test_an_upstream_down_shows_in_health_and_as_503(
         assert health.status_code == 503
         assert health.json()["status"] != "ok"
         assert health.json()["dependencies"] == {
-            "redis": "ok", "auth": "ok", "tenant": "ok", "conversation": "ok", "messaging": "down"}
+            "redis": "ok", "auth": "ok", "tenant": "ok", "conversation": "ok", "messaging": "down",
+            "n8n-integration": "ok"}
         listing = await client.get("/api/messages", params={"conversationId": "c1"},
                                    headers=bearer(make_account().token))
         assert listing.status_code in (503, 504)

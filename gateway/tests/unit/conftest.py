@@ -49,6 +49,7 @@ class FakeClients:
     tenant: FakeService = field(default_factory=lambda: FakeService("tenant"))
     conversation: FakeService = field(default_factory=lambda: FakeService("conversation"))
     messaging: FakeService = field(default_factory=lambda: FakeService("messaging"))
+    webhooks: FakeService = field(default_factory=lambda: FakeService("n8n-integration"))
     tokens: list[str | None] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
 

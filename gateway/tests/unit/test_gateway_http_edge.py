@@ -168,7 +168,8 @@ async def test_health_reports_each_dependency(http: httpx.AsyncClient, fake_clie
     ok = await http.get("/health")
     assert ok.status_code == 200
     assert ok.json() == {"status": "ok", "dependencies": {
-        "redis": "ok", "auth": "ok", "tenant": "ok", "conversation": "ok", "messaging": "ok"}}
+        "redis": "ok", "auth": "ok", "tenant": "ok", "conversation": "ok", "messaging": "ok",
+        "n8n-integration": "ok"}}
     fake_clients.down.add("messaging")
     down = await http.get("/health")
     assert down.status_code == 503

@@ -37,6 +37,10 @@ ENDPOINTS = {
     ("post", "/api/messages"), ("post", "/api/messages/{message_id}/retry"),
     ("patch", "/api/messages/{message_id}/read"), ("post", "/api/conversations/{conversation_id}/read"),
     ("get", "/api/templates"), ("post", "/api/templates/sync"),
+    ("post", "/api/webhooks"), ("get", "/api/webhooks"), ("get", "/api/webhooks/{subscription_id}"),
+    ("patch", "/api/webhooks/{subscription_id}"), ("delete", "/api/webhooks/{subscription_id}"),
+    ("post", "/api/webhooks/{subscription_id}/redeliver"), ("get", "/api/webhooks/deliveries"),
+    ("get", "/api/webhooks/deliveries/{delivery_id}"), ("post", "/api/webhooks/deliveries/{delivery_id}/redeliver"),
 }
 CONVERSATIONS_READ, CONVERSATIONS_WRITE, MESSAGES_READ = "conversations:read", "conversations:write", "messages:read"
 API_KEY_SCOPES = {
@@ -193,3 +197,22 @@ async def test_the_served_document_is_the_same(http: httpx.AsyncClient, document
     assert response.status_code == 200
     assert set(response.json()["paths"]) == set(document["paths"])
     assert response.json()["paths"]["/api/usage"]["get"]["x-accepts-api-key"] is True
+
+
+def test_webhook_models_show_the_secret_only_at_creation_and_take_no_api_key(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    subscription = {"id", "url", "events", "state", "pausedReason", "consecutiveFailures", "createdAt", "updatedAt",
+                    "createdBy"}
+    assert set(schemas["WebhookOut"]["properties"]) == subscription
+    assert set(schemas["CreatedWebhookOut"]["properties"]) == subscription | {"secret"}
+    assert set(schemas["WebhookDeliveryOut"]["properties"]) == {
+        "id", "subscriptionId", "eventId", "eventType", "state", "attempts", "lastError", "lastStatusCode",
+        "latencyMs", "nextAttemptAt", "expiresAt", "createdAt", "deliveredAt", "envelope"}
+    assert set(schemas["WebhookCreateIn"]["required"]) == {"url", "events"}
+    assert schemas["WebhookCreateIn"]["properties"]["events"]["items"]["enum"][0] == "message.received"
+    assert set(schemas["RedeliverRangeIn"]["properties"]) == {"from", "to"}
+    webhook_operations = {key: op for key, op in _operations(document).items() if key[1].startswith("/api/webhooks")}
+    assert len(webhook_operations) == 9
+    assert all(op["x-accepts-api-key"] is False for op in webhook_operations.values())
+    assert document["paths"]["/api/webhooks"]["post"]["responses"]["201"]["content"]["application/json"]["schema"][
+        "$ref"].endswith("/CreatedWebhookOut")

@@ -78,6 +78,7 @@ async def rows(connection: asyncpg.Connection, tenant_id: str, query: str, *args
 def settings_for(database: TestDatabase, infra: TestInfra, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database.app_url,
+        "redis_url": infra.redis_url,
         "kafka_bootstrap": infra.kafka_bootstrap,
         "encryption_keys": {"k1": ENCRYPTION_KEY},
         "encryption_active_key": "k1",
@@ -117,8 +118,7 @@ async def make_app(database: TestDatabase, infra: TestInfra) -> AsyncIterator[Ap
 
     yield build
     for app in built:
-        await app.sender.close()
-        await app.engine.dispose()
+        await app.stop()  # never started: its closers run (the sender, Redis, the engine, the producer)
     # the module's tests share the database and the worker's lease is cross-tenant: a test's unfinished deliveries
     # must not be attempted by the next test's worker (the owner may, through the claim function's policies)
     owner = await asyncpg.connect(database.owner_dsn)

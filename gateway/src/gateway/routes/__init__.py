@@ -21,11 +21,12 @@ from gateway.routes import (
     tenants,
     usage,
     users,
+    webhooks,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, tenants.router, tenant.router, api_keys.router, usage.router,
     audit_logs.router, conversation.router, tags.router, escalations.router, contacts.router, messaging.router,
     media_uploads.router,
-    templates.router, presence.router,
+    templates.router, presence.router, webhooks.router,
 )

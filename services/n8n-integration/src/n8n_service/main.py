@@ -1,7 +1,8 @@
-"""Composition root of the n8n-integration service (on eva_common.runtime's skeleton): settings -> engine, Kafka
-producer, secret box, SSRF policy, the webhook use cases (`self.webhooks`, for the transport to come), the fan-out,
-the delivery worker; workers: the outbox relay, the events consumer (fan-out), the delivery worker and the backlog
-sampler. Nothing connects at import time or here.
+"""Composition root of the n8n-integration service (on eva_common.runtime's skeleton): settings -> engine, Redis
+(token revocations), Kafka producer, token verifier (auth's JWKS over gRPC), secret box, SSRF policy, the webhook use
+cases (`self.webhooks`) and their gRPC server (WebhookService, EVA_GRPC_PORT), the fan-out, the delivery worker;
+workers: the outbox relay, the events consumer (fan-out), the delivery worker and the backlog sampler. Nothing
+connects at import time or here.
 
 The `/n8n/*` API is not built yet: today the HTTP port serves `/healthz`, `/readyz` and `/metrics`.
 """
@@ -11,13 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from eva_common.audit import AuditRecorder
+from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
 from eva_common.db import database_ready, session_factory
+from eva_common.grpc.client import create_channel
+from eva_common.grpc.server import GrpcServer
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
+from eva_common.redis import redis_ready
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
 from n8n_service.delivery import DeliveryWorker, sample_backlog
 from n8n_service.fanout import FanOut
+from n8n_service.grpc_server import SERVICE_NAME, WebhookServicer, registrar
 from n8n_service.handlers import DomainEventsHandler
 from n8n_service.retry import PausePolicy, RetryPolicy
 from n8n_service.sealing import SEALING_SCOPE
@@ -28,19 +34,30 @@ from n8n_service.ssrf import Resolver, UrlPolicy, system_resolver
 
 
 class N8nApp(ServiceApp):
-    """Everything the process runs, built but not started. `resolver` is injectable for tests (DNS answers)."""
+    """Everything the process runs, built but not started. `resolver` (DNS answers) and `verifier` are injectable
+    for tests; by default tokens are verified against auth's JWKS over gRPC and the revocation times in Redis."""
 
-    def __init__(self, settings: Settings, *, resolver: Resolver = system_resolver) -> None:
+    def __init__(self, settings: Settings, *, resolver: Resolver = system_resolver,
+                 verifier: TokenVerifier | None = None) -> None:
         super().__init__(settings)
         self.engine = engine = self.postgres(settings)
         self.sessions = session_factory(engine)
+        redis = self.redis(settings)
         self.publisher = publisher = self.kafka_publisher(settings)
+        if verifier is None:
+            auth_channel = create_channel(settings.auth_grpc_target)
+            self.on_close("auth channel", auth_channel.close)
+            verifier = TokenVerifier(jwks_source=grpc_jwks_source(lambda: auth_channel), issuer=settings.jwt_issuer,
+                                     audience=settings.jwt_audience, revocations=RedisRevocations(redis))
         secrets = settings.secret_box(scope=SEALING_SCOPE)
         policy = UrlPolicy.of(allow_http=settings.webhook_allow_http,
                               allowed_networks=settings.webhook_allow_private_networks)
         audit = AuditRecorder(topic=settings.audit_events_topic)
         self.webhooks = WebhookService(sessions=self.sessions, secrets=secrets, policy=policy, audit=audit,
                                        max_age_seconds=settings.webhook_max_age_seconds, resolver=resolver)
+        self.grpc_server = GrpcServer(registrars=[registrar(WebhookServicer(webhooks=self.webhooks))],
+                                      service_names=[SERVICE_NAME], verifier=verifier, host=settings.grpc_host,
+                                      port=settings.grpc_port)
         self.fanout = FanOut(sessions=self.sessions, consumer_name=settings.consumer_group,
                              max_age_seconds=settings.webhook_max_age_seconds)
         events = DomainEventsHandler(fanout=self.fanout)
@@ -69,8 +86,15 @@ class N8nApp(ServiceApp):
         self.http_app = create_http_app(
             title="Eva n8n integration",
             readiness=self.readiness(postgres=lambda: database_ready(engine),
+                                     redis=lambda: redis_ready(redis),
                                      kafka=lambda: publisher.ready(settings.integration_events_topic)),
         )
+
+    @property
+    def grpc_port(self) -> int:
+        assert self.grpc_server is not None
+        port: int = self.grpc_server.port
+        return port
 
     def workers(self) -> Mapping[str, Worker]:
         return {"outbox_relay": self.relay, "events_consumer": self.consumer, "webhook_delivery": self.delivery,

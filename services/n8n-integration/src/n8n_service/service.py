@@ -63,6 +63,7 @@ class SubscriptionView(CamelModel):
     """A subscription as the API shows it (never its secret)."""
 
     id: str
+    tenant_id: str
     url: str
     events: list[str]
     state: str
@@ -82,6 +83,7 @@ class DeliveryView(CamelModel):
     """A delivery of the log: its state, attempts and the last attempt's outcome, and the envelope it sends."""
 
     id: str
+    tenant_id: str
     subscription_id: str
     event_id: str
     event_type: str
@@ -104,17 +106,19 @@ class DeliveryPage:
 
 
 def subscription_view(row: WebhookSubscription) -> SubscriptionView:
-    return SubscriptionView(id=str(row.id), url=row.url, events=list(row.events), state=row.state,
-                            paused_reason=row.paused_reason, consecutive_failures=row.consecutive_failures,
-                            created_at=row.created_at, updated_at=row.updated_at, created_by=row.created_by)
+    return SubscriptionView(id=str(row.id), tenant_id=row.tenant_id, url=row.url, events=list(row.events),
+                            state=row.state, paused_reason=row.paused_reason,
+                            consecutive_failures=row.consecutive_failures, created_at=row.created_at,
+                            updated_at=row.updated_at, created_by=row.created_by)
 
 
 def delivery_view(row: WebhookDelivery) -> DeliveryView:
     return DeliveryView(
-        id=str(row.id), subscription_id=str(row.subscription_id), event_id=row.event_id, event_type=row.event_type,
-        state=row.state, attempts=row.attempts, next_attempt_at=row.next_attempt_at, expires_at=row.expires_at,
-        last_error=row.last_error, last_status_code=row.last_status_code, last_latency_ms=row.last_latency_ms,
-        created_at=row.created_at, delivered_at=row.delivered_at, envelope=row.envelope)
+        id=str(row.id), tenant_id=row.tenant_id, subscription_id=str(row.subscription_id), event_id=row.event_id,
+        event_type=row.event_type, state=row.state, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+        expires_at=row.expires_at, last_error=row.last_error, last_status_code=row.last_status_code,
+        last_latency_ms=row.last_latency_ms, created_at=row.created_at, delivered_at=row.delivered_at,
+        envelope=row.envelope)
 
 
 def tenant_admin(principal: Principal) -> str:

@@ -8,13 +8,14 @@ from functools import lru_cache
 from typing import Annotated
 
 from eva_common.crypto import EncryptionSettings
-from eva_common.settings import DatabaseSettings, KafkaSettings
+from eva_common.settings import DatabaseSettings, KafkaSettings, RedisSettings
 from eva_events import topics
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 
-class Settings(EncryptionSettings, DatabaseSettings, KafkaSettings):
+class Settings(EncryptionSettings, DatabaseSettings, RedisSettings, KafkaSettings):
+    # Redis: the revocation times every token verifier checks (the gRPC API's callers).
     service_name: str = "n8n-integration"
     http_port: int = 3003
     # Topics and the consumer group (tests give unique ones; the defaults are the platform's).

@@ -79,6 +79,7 @@ def settings_for(database: TestDatabase, infra: TestInfra, **overrides: Any) -> 
     values: dict[str, Any] = {
         "database_url": database.app_url,
         "kafka_bootstrap": infra.kafka_bootstrap,
+        "redis_url": infra.redis_url,
         "encryption_keys": {"k1": ENCRYPTION_KEY},
         "encryption_active_key": "k1",
         "environment": "test",

@@ -3,7 +3,8 @@ producer, secret box, SSRF policy, the webhook use cases (`self.webhooks`, for t
 the delivery worker; workers: the outbox relay, the events consumer (fan-out), the delivery worker and the backlog
 sampler. Nothing connects at import time or here.
 
-The `/n8n/*` API is not built yet: today the HTTP port serves `/healthz`, `/readyz` and `/metrics`.
+The HTTP port serves the `/n8n/*` API (`api.py`, its OpenAPI at `/n8n/docs`) besides `/healthz`, `/readyz` and
+`/metrics`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
+from n8n_service.api import build_api, n8n_router
 from n8n_service.delivery import DeliveryWorker, sample_backlog
 from n8n_service.fanout import FanOut
 from n8n_service.handlers import DomainEventsHandler
@@ -66,8 +68,10 @@ class N8nApp(ServiceApp):
         self.backlog = Periodic(lambda: sample_backlog(self.sessions),
                                 interval_seconds=settings.webhook_stats_interval_seconds, run_at_start=True)
         self.relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
+        self.n8n_api = build_api(self, settings, sessions=self.sessions)  # the /n8n API
         self.http_app = create_http_app(
             title="Eva n8n integration",
+            routers=[n8n_router(self.n8n_api)], docs=True, docs_prefix="/n8n",
             readiness=self.readiness(postgres=lambda: database_ready(engine),
                                      kafka=lambda: publisher.ready(settings.integration_events_topic)),
         )

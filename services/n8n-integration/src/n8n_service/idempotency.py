@@ -23,37 +23,35 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from eva_common.db import SessionFactory, transaction
+from eva_common.db import SessionFactory, driver, transaction
 from eva_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from sqlalchemy import text
 
 KEY_MAX = 255
 NOT_KEPT = frozenset({408, 409, 429})
 
-_PURGE = text("DELETE FROM n8n_idempotency_keys WHERE tenant_id = :tenant AND expires_at <= now()")
-_CLAIM = text("""
+_PURGE = "DELETE FROM n8n_idempotency_keys WHERE tenant_id = $1 AND expires_at <= now()"
+_CLAIM = """
 INSERT INTO n8n_idempotency_keys AS k (tenant_id, api_key_id, key, request_hash, state, owner, locked_until,
                                        expires_at)
-VALUES (:tenant, :api_key, :key, :hash, 'in_progress', :owner, now() + make_interval(secs => :lease),
-        now() + make_interval(secs => :ttl))
+VALUES ($1, $2, $3, $4, 'in_progress', $5, now() + make_interval(secs => $6::float8),
+        now() + make_interval(secs => $7::float8))
 ON CONFLICT (tenant_id, api_key_id, key) DO UPDATE
    SET owner = EXCLUDED.owner, locked_until = EXCLUDED.locked_until
  WHERE k.state = 'in_progress' AND k.locked_until < now() AND k.request_hash = EXCLUDED.request_hash
 RETURNING k.owner
-""")
-_READ = text("""
-SELECT request_hash, state, status_code, body FROM n8n_idempotency_keys
- WHERE tenant_id = :tenant AND api_key_id = :api_key AND key = :key AND expires_at > now()
-""")
-_FINISH = text("""
-UPDATE n8n_idempotency_keys SET state = 'done', status_code = :status, body = CAST(:body AS jsonb),
-       locked_until = NULL
- WHERE tenant_id = :tenant AND api_key_id = :api_key AND key = :key AND owner = :owner AND state = 'in_progress'
-""")
-_RELEASE = text("""
+"""
+_READ = """
+SELECT request_hash, state, status_code, body::text AS body FROM n8n_idempotency_keys
+ WHERE tenant_id = $1 AND api_key_id = $2 AND key = $3 AND expires_at > now()
+"""
+_FINISH = """
+UPDATE n8n_idempotency_keys SET state = 'done', status_code = $5, body = $6::jsonb, locked_until = NULL
+ WHERE tenant_id = $1 AND api_key_id = $2 AND key = $3 AND owner = $4 AND state = 'in_progress'
+"""
+_RELEASE = """
 DELETE FROM n8n_idempotency_keys
- WHERE tenant_id = :tenant AND api_key_id = :api_key AND key = :key AND owner = :owner AND state = 'in_progress'
-""")
+ WHERE tenant_id = $1 AND api_key_id = $2 AND key = $3 AND owner = $4 AND state = 'in_progress'
+"""
 
 
 def request_fingerprint(method: str, path: str, body: Any) -> str:
@@ -105,22 +103,22 @@ class IdempotencyStore:
         """The claim of a key this request now owns, or the first request's answer; 422 IDEMPOTENCY_KEY_REUSED for
         another body, 409 IDEMPOTENCY_IN_PROGRESS when the first request is still at work after `wait_seconds`."""
         deadline = time.monotonic() + self._wait
-        params = {"tenant": tenant_id, "api_key": api_key_id, "key": key}
         while True:
             owner = uuid.uuid4()
             async with transaction(self._sessions, tenant_id=tenant_id) as session:
-                await session.execute(_PURGE, {"tenant": tenant_id})
-                claimed = (await session.execute(_CLAIM, {**params, "hash": fingerprint, "owner": owner,
-                                                          "lease": self._lease, "ttl": self._ttl})).first()
-                row = None if claimed is not None else (await session.execute(_READ, params)).first()
+                connection = await driver(session)
+                await connection.execute(_PURGE, tenant_id)
+                claimed = await connection.fetchval(_CLAIM, tenant_id, api_key_id, key, fingerprint, owner,
+                                                    self._lease, self._ttl)
+                row = None if claimed is not None else await connection.fetchrow(_READ, tenant_id, api_key_id, key)
             if claimed is not None:
                 return Claim(tenant_id, api_key_id, key, owner)
             if row is not None:
-                if row.request_hash != fingerprint:
+                if row["request_hash"] != fingerprint:
                     raise FailedPrecondition("this Idempotency-Key was used with another request",
                                              code="IDEMPOTENCY_KEY_REUSED")
-                if row.state == "done":
-                    return StoredAnswer(int(row.status_code), row.body)
+                if row["state"] == "done":
+                    return StoredAnswer(int(row["status_code"]), json.loads(row["body"]))
             # still being worked on (or released, or expired, between the two statements): look again
             if time.monotonic() >= deadline:
                 raise AlreadyExists("a request with this Idempotency-Key is still in progress; retry shortly",
@@ -130,14 +128,14 @@ class IdempotencyStore:
 
     async def finish(self, claim: Claim, *, status: int, body: Any) -> None:
         """Stores the answer of a claimed key (kept), or releases the key (an answer a retry could change)."""
-        params = {"tenant": claim.tenant_id, "api_key": claim.api_key_id, "key": claim.key, "owner": claim.owner}
+        identity = (claim.tenant_id, claim.api_key_id, claim.key, claim.owner)
         async with transaction(self._sessions, tenant_id=claim.tenant_id) as session:
+            connection = await driver(session)
             if keep_answer(status):
-                await session.execute(_FINISH, {**params, "status": status, "body": json.dumps(body)})
+                await connection.execute(_FINISH, *identity, status, json.dumps(body))
             else:
-                await session.execute(_RELEASE, params)
+                await connection.execute(_RELEASE, *identity)
 
     async def release(self, claim: Claim) -> None:
-        params = {"tenant": claim.tenant_id, "api_key": claim.api_key_id, "key": claim.key, "owner": claim.owner}
         async with transaction(self._sessions, tenant_id=claim.tenant_id) as session:
-            await session.execute(_RELEASE, params)
+            await (await driver(session)).execute(_RELEASE, claim.tenant_id, claim.api_key_id, claim.key, claim.owner)

@@ -12,7 +12,6 @@ is found or created with the conversation service's ResolveInboundContacts (`ech
 conversation stays as it is). Conversation reads and changes go to the conversation service with the key's token.
 """
 
-from __future__ import annotations
 
 import asyncio
 import hashlib
@@ -28,7 +27,7 @@ from eva.conversation.v1 import conversation_pb2
 from eva.messaging.v1 import messaging_pb2
 from eva_common.apikeys import ApiKeyTokens
 from eva_common.auth import Principal, TokenVerifier
-from eva_common.errors import DomainError, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from eva_common.errors import AlreadyExists, DomainError, InvalidArgument, NotFound, Unauthenticated, Unavailable
 from eva_common.grpc.client import domain_error_from_rpc
 from eva_common.http.problem import PROBLEM_MEDIA_TYPE
 from eva_common.identity import (
@@ -47,7 +46,7 @@ from redis.exceptions import RedisError
 
 from n8n_service.idempotency import Claim, IdempotencyStore, StoredAnswer, check_key, request_fingerprint
 from n8n_service.peers import Peers
-from n8n_service.views import conversation_view, message_view, tag_view
+from n8n_service.views import conversation_view, message_view
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +55,7 @@ API_KEY_HEADER = "X-Api-Key"
 MINUTE = 60
 AUTOMATION_NAME = "n8n"
 RECENT_MESSAGES_DEFAULT = 20
+NEW_TAG_COLOR = "#6b7280"  # a tag n8n names that does not exist yet is created with this color
 RECENT_MESSAGES_MAX = 100
 _PAGE = 100
 _PAGES_MAX = 50  # the recent messages are read oldest first, a page of 100 at a time: at most 5,000 messages back
@@ -138,7 +138,7 @@ class _Target(CamelIn):
         "A guest's phone number (+15551234567) or BSUID; the contact and conversation are created when missing"))
 
     @model_validator(mode="after")
-    def _one_target(self) -> _Target:
+    def _one_target(self) -> "_Target":
         if (self.conversation_id is None) == (self.to is None):
             raise ValueError("give exactly one of conversationId and to")
         return self
@@ -180,7 +180,7 @@ class TemplateIn(_Target):
     priority: Literal["attendant", "automation", "bulk"] | None = None
 
     @model_validator(mode="after")
-    def _components_or_parameters(self) -> TemplateIn:
+    def _components_or_parameters(self) -> "TemplateIn":
         if self.components is not None and (self.parameters is not None or self.header_parameters is not None):
             raise ValueError("give components or parameters, not both")
         return self
@@ -191,7 +191,7 @@ class ConversationPatchIn(CamelIn):
     priority: Literal["low", "normal", "high", "urgent"] | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> ConversationPatchIn:
+    def _something(self) -> "ConversationPatchIn":
         if self.status is None and self.priority is None:
             raise ValueError("give status or priority")
         return self
@@ -363,9 +363,13 @@ class N8nApi:
                 return str(item.id)
         if not create:
             raise NotFound("tag not found", code="TAG_NOT_FOUND")
-        created: conversation_pb2.Tag = await self.peers.call(
-            self.peers.conversation.CreateTag, conversation_pb2.CreateTagRequest(name=tag), token=principal.token)
-        logger.info("n8n created a tag", extra={"tenant_id": principal.tenant_id, "tag": tag_view(created)["id"]})
+        try:
+            created: conversation_pb2.Tag = await self.peers.call(
+                self.peers.conversation.CreateTag, conversation_pb2.CreateTagRequest(name=tag, color=NEW_TAG_COLOR),
+                token=principal.token)
+        except AlreadyExists:  # made meanwhile by a concurrent call: it is there now
+            return await self.tag_id(principal, tag, create=False)
+        logger.info("n8n created a tag", extra={"tenant_id": principal.tenant_id, "tag_id": created.id})
         return str(created.id)
 
 

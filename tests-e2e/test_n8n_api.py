@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from e2e_support import StackUrls, create_api_key, new_wa_id
-from outbound_support import Desk, opened_desk, problem, until
+from outbound_support import Desk, opened_desk, problem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -270,9 +270,8 @@ async def test_the_openapi_document_is_served(desk: Desk) -> None:
     assert {"/n8n/message", "/n8n/template", "/n8n/conversation/{conversation_id}", "/n8n/conversations"} <= set(
         document["paths"])
     assert document["components"]["securitySchemes"]["apiKey"]["name"] == "X-Api-Key"
+    for path in ("/n8n/message", "/n8n/template", "/n8n/conversation/{conversation_id}/escalations"):
+        names = [parameter["name"] for parameter in document["paths"][path]["post"]["parameters"]]
+        assert "Idempotency-Key" in names, (path, names)
     page = await desk.http.get(f"{desk.stack.n8n}/n8n/docs")
     assert page.status_code == 200 and "/n8n/openapi.json" in page.text
-
-
-async def until_sent(desk: Desk, message_id: str) -> None:
-    await until(lambda: desk.sends_of(message_id))

@@ -37,7 +37,7 @@ from eva_common.identity import (
     SCOPE_MESSAGES_SEND,
 )
 from eva_common.ratelimit import HitCounter, Limit, rate_limited
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -210,6 +210,13 @@ class EscalationIn(CamelIn):
 # --- the API ------------------------------------------------------------------------------------------------------
 
 ConversationIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+IdempotencyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=255,
+    description="Per API key, for 24 hours: the same key and body answer the first answer again (status and body, "
+                "`Idempotent-Replayed: true`) and do nothing again; a concurrent request with the key waits for the "
+                "first one's answer (up to EVA_N8N_IDEMPOTENCY_WAIT_SECONDS, then 409 IDEMPOTENCY_IN_PROGRESS with "
+                "Retry-After); another body is 422 IDEMPOTENCY_KEY_REUSED. Answers 5xx, 408, 409 and 429 are not "
+                "kept: a retry does the work again.")]
 TagPath = Annotated[str, Path(min_length=1, max_length=64, description="A tag's id or name")]
 
 
@@ -228,6 +235,7 @@ class N8nApi:
         self._key_limit = Limit(limits.per_key_per_minute, MINUTE)
         self._exchange_limit = Limit(limits.exchanges_per_ip_per_minute, MINUTE)
         self.idempotency = idempotency
+        self.redis: Any = None  # the Redis client (revocations, rate limits) when built by `build_api`: readiness
         self.api_keys = ApiKeyTokens(exchange=peers.exchange_api_key, verify=self._verify,
                                      before_exchange=self._count_exchange, max_entries=api_key_cache_entries)
 
@@ -390,14 +398,16 @@ def n8n_router(api: N8nApi) -> APIRouter:
 
     @router.post("/message", status_code=201, responses=problems, summary=(
         "Send any message type to a conversation or a guest (scope messages:send); stored PENDING, answered at once"))
-    async def send_message(body: MessageIn, request: Request, principal: Caller) -> JSONResponse:
+    async def send_message(body: MessageIn, request: Request, principal: Caller,
+                           _idempotency_key: IdempotencyHeader = None) -> JSONResponse:
         return await api.idempotent(request, principal, body, 201, lambda key: api.send(
             principal, body, type_=body.type, content=body.content(), reply_to=body.reply_to_message_id,
             priority=body.priority, messaging_idempotency_key=key))
 
     @router.post("/template", status_code=201, responses=problems, summary=(
         "Send a template by name, language and parameters (scope messages:send); opens the window"))
-    async def send_template(body: TemplateIn, request: Request, principal: Caller) -> JSONResponse:
+    async def send_template(body: TemplateIn, request: Request, principal: Caller,
+                           _idempotency_key: IdempotencyHeader = None) -> JSONResponse:
         content = template_content(body.name, body.language, body.parameters, body.header_parameters,
                                    body.components)
         return await api.idempotent(request, principal, body, 201, lambda key: api.send(
@@ -446,7 +456,7 @@ def n8n_router(api: N8nApi) -> APIRouter:
         "Assign the conversation to a user (a bot hands the guest to a person), or unassign it with null "
         "(scope conversations:write)"))
     async def assign(conversation_id: ConversationIdPath, body: AssignIn, request: Request,
-                     principal: Caller) -> JSONResponse:
+                     principal: Caller, _idempotency_key: IdempotencyHeader = None) -> JSONResponse:
         async def work(_: str) -> dict[str, Any]:
             principal.require_scope(SCOPE_CONVERSATIONS_WRITE)
             conversation: conversation_pb2.Conversation = await api.peers.call(
@@ -461,7 +471,7 @@ def n8n_router(api: N8nApi) -> APIRouter:
     @router.post("/conversation/{conversation_id}/tags/{tag}", responses=problems, summary=(
         "Tag the conversation (a tag's id or name; an unknown name is created) (scope conversations:write)"))
     async def attach_tag(conversation_id: ConversationIdPath, tag: TagPath, request: Request,
-                         principal: Caller) -> JSONResponse:
+                         principal: Caller, _idempotency_key: IdempotencyHeader = None) -> JSONResponse:
         async def work(_: str) -> dict[str, Any]:
             principal.require_scope(SCOPE_CONVERSATIONS_WRITE)
             await api.conversation(principal, conversation_id)  # another tenant's id is 404 before a tag is made
@@ -487,7 +497,7 @@ def n8n_router(api: N8nApi) -> APIRouter:
     @router.post("/conversation/{conversation_id}/escalations", status_code=201, responses=problems, summary=(
         "Raise an escalation on the conversation (scope conversations:write)"))
     async def raise_escalation(conversation_id: ConversationIdPath, body: EscalationIn, request: Request,
-                               principal: Caller) -> JSONResponse:
+                               principal: Caller, _idempotency_key: IdempotencyHeader = None) -> JSONResponse:
         async def work(_: str) -> dict[str, Any]:
             principal.require_scope(SCOPE_CONVERSATIONS_WRITE)
             escalation: conversation_pb2.Escalation = await api.peers.call(
@@ -535,7 +545,7 @@ def build_api(app: Any, settings: Any, *, sessions: Any, verifier: TokenVerifier
                   messaging_target=settings.messaging_grpc_target, service_tokens=tokens,
                   deadline_seconds=settings.grpc_deadline_seconds)
     app.on_close("peer channels", peers.close)
-    return N8nApi(
+    api = N8nApi(
         peers=peers, verifier=verifier, limiter=RateLimiter(redis, prefix=settings.n8n_rate_limit_prefix),
         limits=ApiLimits(per_key_per_minute=settings.n8n_rate_limit_per_minute,
                          exchanges_per_ip_per_minute=settings.n8n_key_exchanges_per_ip_per_minute),
@@ -543,3 +553,5 @@ def build_api(app: Any, settings: Any, *, sessions: Any, verifier: TokenVerifier
                                      lease_seconds=settings.n8n_idempotency_lease_seconds,
                                      wait_seconds=settings.n8n_idempotency_wait_seconds),
         api_key_cache_entries=settings.n8n_api_key_cache_max_entries)
+    api.redis = redis
+    return api

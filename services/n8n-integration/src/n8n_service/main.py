@@ -15,6 +15,7 @@ from eva_common.audit import AuditRecorder
 from eva_common.db import database_ready, session_factory
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
+from eva_common.redis import redis_ready
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
 from n8n_service.api import build_api, n8n_router
@@ -73,6 +74,7 @@ class N8nApp(ServiceApp):
             title="Eva n8n integration",
             routers=[n8n_router(self.n8n_api)], docs=True, docs_prefix="/n8n",
             readiness=self.readiness(postgres=lambda: database_ready(engine),
+                                     redis=lambda: redis_ready(self.n8n_api.redis),
                                      kafka=lambda: publisher.ready(settings.integration_events_topic)),
         )
 

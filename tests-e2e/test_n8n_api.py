@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,6 +55,13 @@ def n8n(desk: Desk, method: str, path: str, api_key: str, *, idempotency_key: st
 async def synced(desk: Desk) -> None:
     """The WABA's templates (hello_world at least) known to Eva."""
     assert (await desk.sync_templates())["fetched"] >= 1
+
+
+SERVICE_LOG = Path(__file__).resolve().parent.parent / ".local" / "test" / "logs" / "n8n-integration.log"
+
+
+def service_log() -> str:
+    return SERVICE_LOG.read_text(errors="replace") if SERVICE_LOG.exists() else ""
 
 
 HELLO = {"name": "hello_world", "language": {"code": "en_US"}}
@@ -164,6 +172,8 @@ async def test_unknown_missing_and_revoked_keys_are_refused(desk: Desk) -> None:
     refused = await n8n(desk, "GET", path, created["key"])  # its cached token too
     body = problem(refused, 401, "API_KEY_INVALID")
     assert created["key"] not in refused.text and created["key"] not in str(body)
+    text = service_log()  # the stack's own log of the service: neither the key nor its secret part
+    assert created["key"] not in text and created["key"].rsplit("_", 1)[-1] not in text
 
 
 async def test_a_key_without_the_scope_is_403(desk: Desk) -> None:

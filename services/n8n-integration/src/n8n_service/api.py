@@ -57,8 +57,6 @@ AUTOMATION_NAME = "n8n"
 RECENT_MESSAGES_DEFAULT = 20
 NEW_TAG_COLOR = "#6b7280"  # a tag n8n names that does not exist yet is created with this color
 RECENT_MESSAGES_MAX = 100
-_PAGE = 100
-_PAGES_MAX = 50  # the recent messages are read oldest first, a page of 100 at a time: at most 5,000 messages back
 _PHONE_SEPARATORS = re.compile(r"[\s().\-]")
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,120}$")
 
@@ -349,18 +347,11 @@ class N8nApi:
     async def recent_messages(self, principal: Principal, conversation_id: str, count: int) -> list[dict[str, Any]]:
         """The conversation's last `count` messages, oldest first."""
         principal.require_scope(SCOPE_MESSAGES_READ)
-        kept: list[messaging_pb2.Message] = []
-        cursor = ""
-        for _ in range(_PAGES_MAX):
-            page: messaging_pb2.ListMessagesResponse = await self.peers.call(
-                self.peers.messaging.ListMessages,
-                messaging_pb2.ListMessagesRequest(conversation_id=conversation_id, limit=_PAGE, cursor=cursor),
-                token=principal.token)
-            kept = [*kept, *page.items][-count:]
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        return [message_view(message) for message in kept]
+        page: messaging_pb2.ListMessagesResponse = await self.peers.call(
+            self.peers.messaging.ListMessages,
+            messaging_pb2.ListMessagesRequest(conversation_id=conversation_id, limit=count, latest=True),
+            token=principal.token)
+        return [message_view(message) for message in page.items]
 
     async def tag_id(self, principal: Principal, tag: str, *, create: bool) -> str:
         """A tag's id from its id or name (case-insensitive); an unknown name is created when `create`."""

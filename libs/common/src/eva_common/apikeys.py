@@ -138,7 +138,3 @@ class ApiKeyTokens:
         self._cache.move_to_end(digest)
         while len(self._cache) > self._max_entries:
             self._cache.popitem(last=False)
-
-
-API_KEY_HEADER = "X-Api-Key"
-API_KEY_AUTHORIZATION_SCHEME = "apikey"

@@ -198,7 +198,7 @@ def main() -> int:
     serve.add_argument("--workflow", type=Path, action="append", default=[])
     args = parser.parse_args()
     if args.command == "install":
-        print(install())
+        sys.stdout.write(f"{install()}\n")
         return 0
     with running(workflows=args.workflow, port=args.port) as server:
         emit(f"n8n_server: n8n {N8N_VERSION} at {server.url} (user folder {server.folder})")

@@ -572,6 +572,7 @@ def env_lines(stack: Stack) -> Iterator[str]:
     secrets_ = load_secrets(stack)
     yield f"EVA_GATEWAY_URL={stack.url('gateway')}"
     yield f"EVA_INGEST_URL={stack.url('webhook-ingest')}"
+    yield f"EVA_N8N_URL={stack.url('n8n-integration')}"
     yield f"EVA_SIMULATOR_URL={stack.url('simulator')}"
     yield f"EVA_PLATFORM_VERIFY_TOKEN={secrets_['platform_verify_token']}"
     yield f"EVA_SUPER_ADMIN_EMAIL={SUPER_ADMIN_EMAIL}"

@@ -54,6 +54,7 @@ def stack() -> Iterator[StackUrls]:
             auth_http=env.get("EVA_AUTH_HTTP_URL", "http://127.0.0.1:18101"),
             super_admin_email=env.get("EVA_SUPER_ADMIN_EMAIL", "super@eva.local"),
             super_admin_password=env.get("EVA_SUPER_ADMIN_PASSWORD") or _secret("super_admin_password"),
+            n8n=env.get("EVA_N8N_URL", "http://127.0.0.1:13003"),
         )
     finally:
         if not external:

@@ -36,6 +36,7 @@ class StackUrls:
     auth_http: str = "http://127.0.0.1:18101"
     super_admin_email: str = "super@eva.local"
     super_admin_password: str = ""
+    n8n: str = "http://127.0.0.1:13003"
 
 
 @dataclass

@@ -18,7 +18,7 @@ from conversation_service.settings import Settings
 from eva.auth.v1 import auth_pb2, auth_pb2_grpc
 from eva.conversation.v1 import conversation_pb2_grpc
 from eva_common.auth import current_principal
-from eva_common.errors import NotFound
+from eva_common.errors import NotFound, PermissionDenied
 from eva_common.grpc.server import GrpcServer
 from eva_events.topics import dlq
 from eva_testing.db import TestDatabase, migrated_database
@@ -83,10 +83,22 @@ class FakeAuthService(auth_pb2_grpc.AuthServiceServicer):
     async def GetUser(self, request: auth_pb2.GetUserRequest, context: grpc.aio.ServicerContext) -> auth_pb2.User:
         principal = current_principal()
         self.calls.append((request.user_id, principal.subject))
+        if principal.is_api_key:  # as auth refuses them
+            raise PermissionDenied("API keys cannot use this call", code="API_KEY_NOT_ALLOWED")
         user = self.users.get(request.user_id)
-        if user is None or user.tenant_id != principal.tenant_id:
+        if user is None or (not principal.is_service and user.tenant_id != principal.tenant_id):
             raise NotFound("user not found", code="USER_NOT_FOUND")
         return user
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    """The conversation service's service token (the fake auth issues none)."""
+
+    value: str
+
+    async def token(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -137,7 +149,8 @@ async def harness(infra: TestInfra, database: TestDatabase, issuer: TestTokenIss
         environment="test",
         shutdown_grace_seconds=1,
     )
-    app = ConversationApp(settings, verifier=issuer.verifier())
+    app = ConversationApp(settings, verifier=issuer.verifier(), tokens=StaticToken(issuer.service_token(
+        service="conversation")))
     await app.start(serve_http=False)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
     try:

@@ -5,10 +5,11 @@ the messaging-events consumer. Nothing connects at import time."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from eva_common.audit import AuditRecorder
-from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
+from eva_common.auth import RedisRevocations, ServiceTokenProvider, TokenVerifier, grpc_jwks_source
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
@@ -24,7 +25,7 @@ from conversation_service.handlers import MessagingEventsHandler
 from conversation_service.service import ConversationService
 from conversation_service.settings import Settings, get_settings
 from conversation_service.tags import TagService
-from conversation_service.users import AuthUserDirectory
+from conversation_service.users import AuthUserDirectory, TokenSource
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,12 @@ class ConversationApp(ServiceApp):
     """Everything the process runs. Build it inside the event loop; `start()`, then `stop()`.
 
     `verifier` is injectable for tests; by default tokens are verified against auth's JWKS over gRPC and the
-    revocation times in Redis. Assignees are checked at auth (EVA_AUTH_GRPC_TARGET) with the caller's token.
+    revocation times in Redis. Assignees are checked at auth (EVA_AUTH_GRPC_TARGET) with the caller's token, an API
+    key's with this service's own token (`tokens`, injectable; from EVA_SERVICE_CLIENT_SECRET when set).
     """
 
-    def __init__(self, settings: Settings, *, verifier: TokenVerifier | None = None) -> None:
+    def __init__(self, settings: Settings, *, verifier: TokenVerifier | None = None,
+                 tokens: TokenSource | None = None) -> None:
         super().__init__(settings)
         self.engine = engine = self.postgres(settings)
         self.sessions = session_factory(engine)
@@ -56,7 +59,8 @@ class ConversationApp(ServiceApp):
             sessions=self.sessions,
             events_topic=settings.conversation_events_topic,
             consumer_name=settings.consumer_group,
-            users=AuthUserDirectory(channel=lambda: auth_channel, timeout=settings.grpc_deadline_seconds),
+            users=AuthUserDirectory(channel=lambda: auth_channel, timeout=settings.grpc_deadline_seconds,
+                                    service_tokens=tokens or _service_tokens(settings, lambda: auth_channel)),
             audit=audit,
         )
         servicer = ConversationServicer(
@@ -94,6 +98,14 @@ class ConversationApp(ServiceApp):
 
     def workers(self) -> Mapping[str, Worker]:
         return {"outbox_relay": self.relay, "messaging_events_consumer": self.consumer}
+
+
+def _service_tokens(settings: Settings, channel: Callable[[], Any]) -> TokenSource | None:
+    secret = settings.service_client_secret
+    if secret is None:
+        return None
+    return ServiceTokenProvider(channel_factory=channel, service_name=settings.service_name,
+                                client_secret=secret.get_secret_value(), timeout=settings.grpc_deadline_seconds)
 
 
 def run() -> None:

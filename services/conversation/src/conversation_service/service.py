@@ -489,7 +489,8 @@ class ConversationService:
         key = _conversation_key(conversation_id)
         assignee = attendant_id.strip() or None
         if assignee is not None:
-            user = await self._users.find(user_id=assignee, token=principal.token)
+            user = await self._users.find(user_id=assignee, token=principal.token,
+                                         as_service=principal.is_api_key)
             if user is None or user.tenant_id != tenant or not user.active:
                 raise FailedPrecondition("the assignee must be an active user of this tenant",
                                          code="ASSIGNEE_INVALID")

@@ -107,6 +107,12 @@ async def test_assignment_needs_an_active_user_of_the_same_tenant(inbox, harness
         conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=active),
         metadata=inbox.api_key(tenant, "conversations:write"))
     assert by_key.assigned_to == active
+    # auth refuses API keys GetUser: the key's assignee is looked up with the service's own token
+    assert harness.auth.calls[-1] == (active, "service:conversation"), harness.auth.calls
+    foreign_by_key = await rpc_error(inbox.stub.AssignConversation(
+        conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=foreign),
+        metadata=inbox.api_key(tenant, "conversations:write")))
+    assert foreign_by_key == (grpc.StatusCode.FAILED_PRECONDITION, "ASSIGNEE_INVALID")  # another tenant's user
     unassigned = await inbox.stub.AssignConversation(
         conversation_pb2.AssignConversationRequest(conversation_id=conversation_id, attendant_id=""), metadata=admin)
     assert unassigned.assigned_to == ""

@@ -24,7 +24,7 @@ class UnusedSessions:
 
 
 class NoUsers:
-    async def find(self, *, user_id: str, token: str) -> None:
+    async def find(self, *, user_id: str, token: str, as_service: bool = False) -> None:
         raise AssertionError("auth must not be asked")
 
 

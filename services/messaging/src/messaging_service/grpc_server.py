@@ -196,6 +196,7 @@ class MessagingServicer(messaging_pb2_grpc.MessagingServiceServicer):
             limit=request.limit,
             cursor=request.cursor,
             tenant_id=request.tenant_id,
+            latest=request.latest,
         )
         return messaging_pb2.ListMessagesResponse(
             items=[message_message(item) for item in page.items], next_cursor=page.next_cursor or ""

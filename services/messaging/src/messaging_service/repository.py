@@ -183,6 +183,13 @@ class MessageRepository:
         statement = statement.order_by(col(Message.sent_at), col(Message.id)).limit(limit)
         return list((await self._session.exec(statement)).all())
 
+    async def latest(self, *, tenant_id: str, conversation_id: uuid.UUID, limit: int) -> list[Message]:
+        """The conversation's last `limit` messages by (sent_at, id), oldest first."""
+        statement = (select(Message)
+                     .where(Message.tenant_id == tenant_id, Message.conversation_id == conversation_id)
+                     .order_by(col(Message.sent_at).desc(), col(Message.id).desc()).limit(limit))
+        return list(reversed((await self._session.exec(statement)).all()))
+
     async def record_status(self, status: MessageStatus) -> bool:
         """Adds a status to the message's history; False when Meta already reported it (a redelivery)."""
         recorded = await (await driver(self._session)).fetchval(_INSERT_STATUS, *_status_arguments(status))

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from eva_common.auth import Principal
 from eva_common.db import SessionFactory, transaction
-from eva_common.errors import FailedPrecondition, NotFound
+from eva_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from eva_common.identity import SCOPE_MESSAGES_READ
 from eva_common.ids import parse_id
 from eva_common.paging import Position, decode_cursor, encode_cursor, page_size
@@ -62,10 +62,12 @@ class MessagingService:
         self._chunk_size = chunk_size
 
     async def list_messages(
-        self, *, principal: Principal, conversation_id: str, limit: int = 0, cursor: str = "", tenant_id: str = ""
+        self, *, principal: Principal, conversation_id: str, limit: int = 0, cursor: str = "", tenant_id: str = "",
+        latest: bool = False,
     ) -> MessagePage:
         """A page of the conversation's messages, oldest first (sent_at, then id). NotFound when the conversation
-        is not the caller's tenant's, whether or not it exists elsewhere."""
+        is not the caller's tenant's, whether or not it exists elsewhere. `latest`: its last `limit` messages
+        (still oldest first; no cursor)."""
         tenant = principal.tenant_scope(tenant_id)
         principal.require_scope(READ_SCOPE)
         size = page_size(limit)
@@ -73,15 +75,20 @@ class MessagingService:
         if key is None:
             raise NotFound("conversation not found", code="CONVERSATION_NOT_FOUND")
         list_kind = f"messages:{key}"  # a cursor resumes only the conversation it was handed out for
+        if latest and cursor:
+            raise InvalidArgument("the latest messages have no cursor", code="VALIDATION_FAILED")
         after = decode_cursor(cursor, kind=list_kind, timed=True, uuid_id=True)
         async with transaction(self._sessions, tenant_id=tenant) as session:
             repository = MessageRepository(session)
-            rows = await repository.page(
-                tenant_id=tenant,
-                conversation_id=key,
-                after=(after.time(), after.uuid()) if after else None,
-                limit=size + 1,
-            )
+            if latest:
+                rows = await repository.latest(tenant_id=tenant, conversation_id=key, limit=size)
+            else:
+                rows = await repository.page(
+                    tenant_id=tenant,
+                    conversation_id=key,
+                    after=(after.time(), after.uuid()) if after else None,
+                    limit=size + 1,
+                )
             histories = await repository.history(tenant_id=tenant, message_ids=[row.id for row in rows[:size]])
         # Rows of this tenant prove the conversation is its own; an empty page needs the conversation's owner.
         if not rows and not await self._conversations.conversation_exists(

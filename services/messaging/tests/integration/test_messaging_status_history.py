@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from eva.messaging.v1 import messaging_pb2
 from eva_common.db import transaction
@@ -157,6 +158,19 @@ async def test_messages_arriving_out_of_order_are_listed_by_metas_timestamp(
         conversation_id=str(row["conversation_id"]), limit=2, cursor=first.next_cursor), metadata=user)
     bodies = [json.loads(m.content_json)["body"] for m in [*first.items, *second.items]]
     assert bodies == ["first", "second", "third"] and second.next_cursor == ""
+    # the latest messages: the last `limit`, still oldest first, no cursor
+    latest = await stack.stub.ListMessages(messaging_pb2.ListMessagesRequest(
+        conversation_id=str(row["conversation_id"]), limit=2, latest=True), metadata=user)
+    assert [json.loads(m.content_json)["body"] for m in latest.items] == ["second", "third"]
+    assert latest.next_cursor == ""
+    every = await stack.stub.ListMessages(messaging_pb2.ListMessagesRequest(
+        conversation_id=str(row["conversation_id"]), limit=10, latest=True), metadata=user)
+    assert [json.loads(m.content_json)["body"] for m in every.items] == ["first", "second", "third"]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.stub.ListMessages(messaging_pb2.ListMessagesRequest(
+            conversation_id=str(row["conversation_id"]), limit=2, latest=True, cursor=first.next_cursor),
+            metadata=user)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 TYPED = {

@@ -4,7 +4,8 @@ cases (`self.webhooks`) and their gRPC server (WebhookService, EVA_GRPC_PORT), t
 workers: the outbox relay, the events consumer (fan-out), the delivery worker and the backlog sampler. Nothing
 connects at import time or here.
 
-The `/n8n/*` API is not built yet: today the HTTP port serves `/healthz`, `/readyz` and `/metrics`.
+The HTTP port serves the `/n8n/*` API (`api.py`, its OpenAPI at `/n8n/docs`) besides `/healthz`, `/readyz` and
+`/metrics`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
 from eva_common.runtime import Periodic, ServiceApp, Worker, run_service
 
+from n8n_service.api import build_api, n8n_router
 from n8n_service.delivery import DeliveryWorker, sample_backlog
 from n8n_service.fanout import FanOut
 from n8n_service.grpc_server import SERVICE_NAME, WebhookServicer, registrar
@@ -44,9 +46,9 @@ class N8nApp(ServiceApp):
         self.sessions = session_factory(engine)
         redis = self.redis(settings)
         self.publisher = publisher = self.kafka_publisher(settings)
+        auth_channel = create_channel(settings.auth_grpc_target)
+        self.on_close("auth channel", auth_channel.close)
         if verifier is None:
-            auth_channel = create_channel(settings.auth_grpc_target)
-            self.on_close("auth channel", auth_channel.close)
             verifier = TokenVerifier(jwks_source=grpc_jwks_source(lambda: auth_channel), issuer=settings.jwt_issuer,
                                      audience=settings.jwt_audience, revocations=RedisRevocations(redis))
         secrets = settings.secret_box(scope=SEALING_SCOPE)
@@ -83,8 +85,11 @@ class N8nApp(ServiceApp):
         self.backlog = Periodic(lambda: sample_backlog(self.sessions),
                                 interval_seconds=settings.webhook_stats_interval_seconds, run_at_start=True)
         self.relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
+        self.n8n_api = build_api(self, settings, sessions=self.sessions, redis=redis, auth_channel=auth_channel,
+                                 verifier=verifier)  # the /n8n API
         self.http_app = create_http_app(
             title="Eva n8n integration",
+            routers=[n8n_router(self.n8n_api)], docs=True, docs_prefix="/n8n",
             readiness=self.readiness(postgres=lambda: database_ready(engine),
                                      redis=lambda: redis_ready(redis),
                                      kafka=lambda: publisher.ready(settings.integration_events_topic)),

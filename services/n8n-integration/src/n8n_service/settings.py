@@ -15,7 +15,7 @@ from pydantic_settings import NoDecode
 
 
 class Settings(EncryptionSettings, DatabaseSettings, RedisSettings, KafkaSettings):
-    # Redis: the revocation times every token verifier checks (the gRPC API's callers).
+    # Redis: the revocation times every token verifier checks (the gRPC and /n8n callers), the /n8n rate limits.
     service_name: str = "n8n-integration"
     http_port: int = 3003
     # Topics and the consumer group (tests give unique ones; the defaults are the platform's).
@@ -50,6 +50,22 @@ class Settings(EncryptionSettings, DatabaseSettings, RedisSettings, KafkaSetting
     webhook_concurrency: int = Field(default=20, ge=1)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_stats_interval_seconds: float = Field(default=15.0, gt=0)
+
+    # --- the /n8n API ----------------------------------------------------------------------------------------
+    conversation_grpc_target: str = "127.0.0.1:50053"
+    messaging_grpc_target: str = "127.0.0.1:50054"
+    # Requests per API key per minute (Redis, every replica together), and API-key exchanges at auth (keys not in
+    # the cache) per client address per minute.
+    n8n_rate_limit_per_minute: int = Field(default=300, gt=0)
+    n8n_key_exchanges_per_ip_per_minute: int = Field(default=60, gt=0)
+    n8n_rate_limit_prefix: str = Field(default="rl:n8n", min_length=1)
+    n8n_api_key_cache_max_entries: int = Field(default=10_000, gt=0)
+    # Idempotency keys: kept this long; a request finding its key still in progress waits at most
+    # `wait_seconds` for the first one's answer (then 409 IDEMPOTENCY_IN_PROGRESS); a claim whose request died is
+    # taken over after `lease_seconds`.
+    n8n_idempotency_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+    n8n_idempotency_wait_seconds: float = Field(default=5.0, ge=0)
+    n8n_idempotency_lease_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("webhook_allow_private_networks", mode="before")
     @classmethod

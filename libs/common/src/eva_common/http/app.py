@@ -52,14 +52,16 @@ def create_http_app(
     lifespan: Any = None,
     docs: bool = False,
     version: str = "0.1.0",
+    docs_prefix: str = "",
 ) -> FastAPI:
+    """`docs`: the OpenAPI document at `<docs_prefix>/openapi.json` and its page at `<docs_prefix>/docs`."""
     app = FastAPI(
         title=title,
         version=version,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=f"{docs_prefix}/docs" if docs else None,
         redoc_url=None,
-        openapi_url="/openapi.json" if docs else None,
+        openapi_url=f"{docs_prefix}/openapi.json" if docs else None,
     )
     for router in routers:
         app.include_router(router)

@@ -604,6 +604,7 @@ class ListMessagesRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    LATEST_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     limit: _builtins.int
     """1..100; 0 means the default (50)."""
@@ -611,6 +612,8 @@ class ListMessagesRequest(_message.Message):
     """Opaque; the next_cursor of the previous page."""
     tenant_id: _builtins.str
     """Only honoured for service principals (users always see their own tenant)."""
+    latest: _builtins.bool
+    """The conversation's last `limit` messages (still oldest first), with no cursor either way (cursor must be empty)."""
     def __init__(
         self,
         *,
@@ -618,10 +621,11 @@ class ListMessagesRequest(_message.Message):
         limit: _builtins.int = ...,
         cursor: _builtins.str = ...,
         tenant_id: _builtins.str = ...,
+        latest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cursor", b"cursor", "limit", b"limit", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cursor", b"cursor", "latest", b"latest", "limit", b"limit", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

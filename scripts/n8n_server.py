@@ -35,6 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 N8N_VERSION = "1.123.81"
+# Two of its dependencies cannot be installed as they are here: `xlsx` comes from cdn.sheetjs.com (only the npm
+# registry is reachable), and the `isolated-vm` it names is built against Node 22's V8. Both are replaced by
+# registry versions that install on Node 20 (npm `overrides`).
+OVERRIDES = {"xlsx": "0.18.5", "isolated-vm": "5.0.4"}
 INSTALL_TIMEOUT_S = 1800
 START_TIMEOUT_S = 120.0
 PORT_RANGE = (20000, 32767)
@@ -75,9 +79,11 @@ def install(root: Path = ROOT, *, log: bool = True) -> Path:
         if log:
             emit(f"n8n_server: installing n8n {N8N_VERSION} from npm (once)")
         started = time.monotonic()
+        (target / "package.json").write_text(json.dumps({
+            "name": "eva-n8n", "private": True, "dependencies": {"n8n": N8N_VERSION}, "overrides": OVERRIDES}))
         try:
             result = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", f"n8n@{N8N_VERSION}"],
+                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
                 cwd=target, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired as error:
             raise N8nError(f"npm install of n8n timed out after {INSTALL_TIMEOUT_S} s") from error

@@ -37,10 +37,10 @@ async def test_a_delivery_is_signed_pinned_and_carries_the_envelope(make_app, re
         actor=kit.admin(tenant), url=receiver.url("/hook?token=abc", host="hooks.hotel.test"),
         events=["message.received"])
     event = kit.message_received(tenant, "conv-1", text="bonjour")
-    delivered_before = _metric("eva_webhook_attempts_total", outcome="delivered")
-    created_before = _metric("eva_webhook_deliveries_created_total", type="message.received")
+    delivered_before = _metric("eva_outbound_webhook_attempts_total", outcome="delivered")
+    created_before = _metric("eva_outbound_webhook_deliveries_created_total", type="message.received")
     assert await app.fanout.apply([event]) == 1
-    assert _metric("eva_webhook_deliveries_created_total", type="message.received") == created_before + 1
+    assert _metric("eva_outbound_webhook_deliveries_created_total", type="message.received") == created_before + 1
 
     async def received():
         return receiver.on("/hook")
@@ -67,7 +67,7 @@ async def test_a_delivery_is_signed_pinned_and_carries_the_envelope(make_app, re
 
     [row] = await kit.pump(app, delivered)
     assert row["attempts"] == 1 and row["last_status_code"] == 200 and row["last_latency_ms"] is not None
-    assert _metric("eva_webhook_attempts_total", outcome="delivered") == delivered_before + 1
+    assert _metric("eva_outbound_webhook_attempts_total", outcome="delivered") == delivered_before + 1
     assert json.loads(row["envelope"]) == body  # the exact body sent
 
 
@@ -218,8 +218,8 @@ async def test_a_subscription_that_keeps_failing_is_paused_and_its_admins_told(m
     assert len(receiver.on("/broken")) == 3
     pending, paused_count = await sample_backlog(app.sessions)  # every tenant's, as the gauges show them
     assert pending >= 3 and paused_count >= 1
-    assert _metric("eva_webhook_pending_deliveries") == pending
-    assert _metric("eva_webhook_paused_subscriptions") == paused_count
+    assert _metric("eva_outbound_webhook_pending_deliveries") == pending
+    assert _metric("eva_outbound_webhook_paused_subscriptions") == paused_count
 
     # resumed: failures cleared, the queue drains
     resumed = await app.webhooks.update_subscription(actor=kit.admin(tenant), subscription_id=subscription_id,

@@ -7,6 +7,8 @@ started=$(date +%s)
 scripts/bootstrap.sh
 # the S3-compatible server the media store's tests run against (MinIO, built once from the Go module proxy)
 python3 scripts/s3_server.py install >/dev/null
+# real n8n for the end-to-end test of the example workflows (npm, pinned; installed once under .local/tools)
+python3 scripts/n8n_server.py install >/dev/null
 cleanup() { uv run --no-sync python scripts/stack.py down --profile test >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 # the test profile is disposable: every run starts from empty data (each run creates thousands of uniquely named

@@ -15,6 +15,8 @@ ATTEMPT_LATENCY = Histogram(
 DELIVERIES_CREATED = Counter(
     "eva_outbound_webhook_deliveries_created_total", "Deliveries queued by the fan-out, by public event type", ["type"])
 PENDING_DELIVERIES = Gauge("eva_outbound_webhook_pending_deliveries", "Deliveries pending (every tenant), sampled")
-PAUSED_SUBSCRIPTIONS = Gauge("eva_outbound_webhook_paused_subscriptions", "Subscriptions paused (every tenant), sampled")
+PAUSED_SUBSCRIPTIONS = Gauge(
+    "eva_outbound_webhook_paused_subscriptions", "Subscriptions paused (every tenant), sampled")
 SUBSCRIPTIONS_PAUSED = Counter(
-    "eva_outbound_webhook_subscriptions_paused_total", "Subscriptions paused by the delivery worker after repeated failures")
+    "eva_outbound_webhook_subscriptions_paused_total",
+    "Subscriptions paused by the delivery worker after repeated failures")

@@ -8,9 +8,9 @@ STACK := uv run --no-sync python scripts/stack.py
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-up: ## install what is missing, start infra + every service + the simulator, seed the demo tenant
+up: ## install what is missing, start infra + every service + the simulator, seed the demo tenant (N8N=1: and its n8n)
 	@scripts/bootstrap.sh
-	@$(STACK) up --profile $(PROFILE)
+	@$(STACK) up --profile $(PROFILE) $(if $(N8N),--n8n,)
 
 down: ## stop everything `make up` started
 	@$(STACK) down --profile $(PROFILE)

@@ -22,10 +22,12 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -165,11 +167,14 @@ def _ready(url: str) -> bool:
 
 @contextlib.contextmanager
 def running(*, workflows: Sequence[Path] = (), env: Mapping[str, str] | None = None,
-            port: int | None = None) -> Iterator[N8n]:
-    """An n8n serving the given workflows (imported and active) until the block ends."""
+            port: int | None = None, folder: Path | None = None) -> Iterator[N8n]:
+    """An n8n serving the given workflows (imported and active) until the block ends; its user folder (database,
+    credentials, the editor's owner) is `folder`, kept, or a temporary one."""
     executable = install()
-    with tempfile.TemporaryDirectory(prefix="eva-n8n-") as folder_name:
-        folder = Path(folder_name)
+    with contextlib.ExitStack() as cleanup:
+        if folder is None:
+            folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="eva-n8n-")))
+        folder.mkdir(parents=True, exist_ok=True)
         chosen = port or free_port()
         full_env = environment(folder, chosen, env or {})
         import_and_activate(executable, full_env, workflows)
@@ -202,15 +207,17 @@ def main() -> int:
     serve = commands.add_parser("run", help="serve n8n with the given workflows until Ctrl-C")
     serve.add_argument("--port", type=int, default=5678)
     serve.add_argument("--workflow", type=Path, action="append", default=[])
+    serve.add_argument("--folder", type=Path, default=None, help="n8n's user folder, kept (default: a temporary one)")
     args = parser.parse_args()
     if args.command == "install":
         sys.stdout.write(f"{install()}\n")
         return 0
-    with running(workflows=args.workflow, port=args.port) as server:
+    with running(workflows=args.workflow, port=args.port, folder=args.folder) as server:
         emit(f"n8n_server: n8n {N8N_VERSION} at {server.url} (user folder {server.folder})")
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        stopping = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+        stopping.wait()
     return 0
 
 

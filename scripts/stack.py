@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import deployables  # noqa: E402  (scripts/deployables.py: the registry, deploy/deployables.toml)
 import infra  # noqa: E402  (scripts/infra.py, stdlib only)
+import n8n_server  # noqa: E402  (scripts/n8n_server.py: the pinned n8n from npm)
 
 PROFILES = ("dev", "test")
 REGISTRY = deployables.load()
@@ -48,6 +49,10 @@ SERVICE_CLIENTS = tuple(d.name for d in REGISTRY if not d.dev_only)  # each gets
 SUPER_ADMIN_PASSWORD_ENV = "EVA_SUPER_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 MIGRATION_URL_ENV = "EVA_MIGRATION_DATABASE_URL"
 LOG_LINES_ON_FAILURE = 30
+N8N_PORTS = {"dev": 5678, "test": 15678}  # `up --n8n`: the hotel's own n8n, beside the stack
+N8N_WORKFLOWS = (ROOT / "deploy" / "n8n" / "workflows" / "guest-welcome-handover.json",
+                 ROOT / "deploy" / "n8n" / "workflows" / "booking-template.json")
+N8N_SCOPES = ["conversations:read", "conversations:write", "messages:read", "messages:send"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,12 +419,15 @@ def migrate(stack: Stack) -> None:
         say(f"migrated {item.database}")
 
 
-def request_json(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+def request_json(method: str, url: str, body: Any = None, token: str | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback only
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
             raw = response.read()
@@ -477,7 +485,7 @@ def seed_super_admin(stack: Stack) -> None:
         raise SystemExit(f"could not seed the super admin:\n{result.stdout}\n{result.stderr[-2000:]}")
 
 
-def up(stack: Stack, *, with_seed: bool) -> None:
+def up(stack: Stack, *, with_seed: bool, with_n8n: bool = False) -> None:
     started = time.monotonic()
     infra_cmd(stack, "up")
     secrets_ = load_secrets(stack)
@@ -494,7 +502,82 @@ def up(stack: Stack, *, with_seed: bool) -> None:
     seed_super_admin(stack)
     if with_seed:
         demo = seed(stack)
+        if with_n8n:
+            demo["n8n"] = start_n8n(stack)
         print_welcome(stack, demo)
+
+
+def n8n_pid_file(stack: Stack) -> Path:
+    return stack.run_dir / "n8n.pid"
+
+
+def start_n8n(stack: Stack) -> str:
+    """The demo hotel's n8n (`up --n8n`, `make up N8N=1`), as docs/n8n.md wires one: an API key of the hotel for it
+    (made once, kept in .local/<profile>/n8n.json with the webhook secret), the demo admin as the attendant guests
+    are handed to, its `eva-guest` webhook subscribed to guests' messages, the example workflows active, its user
+    folder kept (.local/<profile>/n8n). Returns its URL."""
+    port = N8N_PORTS[stack.profile]
+    url = f"http://127.0.0.1:{port}"
+    if http_ok(f"{url}/healthz"):
+        return url
+    n8n_server.install()
+    gateway, n8n_api = stack.url("gateway"), stack.url("n8n-integration")
+    status, session = request_json("POST", f"{gateway}/auth/login", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
+    if status != 200:
+        raise SystemExit(f"n8n: cannot log in as the demo admin: {status} {session}")
+    token = session["accessToken"]
+    state_path = stack.home / "n8n.json"
+    state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    key = state.get("api_key", "")
+    if not key or request_json("GET", f"{n8n_api}/n8n/events?limit=1", None, None, {"X-Api-Key": key})[0] != 200:
+        status, created = request_json("POST", f"{gateway}/api/tenant/api-keys",
+                                       {"name": "n8n (local stack)", "scopes": N8N_SCOPES}, token)
+        if status != 201:
+            raise SystemExit(f"n8n: cannot make its API key: {status} {created}")
+        key = created["key"]
+    state = {"api_key": key, "webhook_secret": state.get("webhook_secret") or secrets.token_hex(32)}
+    state_path.write_text(json.dumps(state))
+    state_path.chmod(0o600)
+    hook = f"{url}/webhook/eva-guest"
+    status, listed = request_json("GET", f"{gateway}/api/webhooks", None, token)
+    for item in listed.get("items", []) if status == 200 else []:
+        if item["url"] == hook:  # made with another secret, maybe: made again with the kept one
+            request_json("DELETE", f"{gateway}/api/webhooks/{item['id']}", None, token)
+    status, body = request_json("POST", f"{gateway}/api/webhooks", {
+        "url": hook, "events": ["message.received"], "secret": state["webhook_secret"]}, token)
+    if status != 201:
+        raise SystemExit(f"n8n: cannot subscribe its webhook: {status} {body}")
+    env = child_env(EVA_N8N_URL=n8n_api, EVA_API_KEY=key, EVA_WEBHOOK_SECRET=state["webhook_secret"],
+                    EVA_HANDOVER_ATTENDANT_ID=session["user"]["id"])
+    command = [sys.executable, str(ROOT / "scripts" / "n8n_server.py"), "run", "--port", str(port),
+               "--folder", str(stack.home / "n8n")]
+    for workflow in N8N_WORKFLOWS:
+        command += ["--workflow", str(workflow)]
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    with (stack.log_dir / "n8n.log").open("a") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                   start_new_session=True)
+    n8n_pid_file(stack).write_text(str(process.pid))
+    deadline = time.monotonic() + 180
+    while not http_ok(f"{url}/healthz"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"n8n did not start; see {stack.log_dir / 'n8n.log'}")
+        time.sleep(0.5)
+    return url
+
+
+def stop_n8n(stack: Stack) -> None:
+    path = n8n_pid_file(stack)
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and group_alive(pid):
+        time.sleep(0.1)
+    path.unlink(missing_ok=True)
 
 
 def print_welcome(stack: Stack, demo: dict[str, str]) -> None:
@@ -508,10 +591,14 @@ def print_welcome(stack: Stack, demo: dict[str, str]) -> None:
     say(f"  demo number       phoneNumberId {DEMO_PHONE_NUMBER_ID}")
     say(f"  a guest writes:   uv run eva-simulator guest-message --sim-url {stack.url('simulator')} "
         f"--phone-number-id {DEMO_PHONE_NUMBER_ID} --from 16505551234 --name 'Ana' --text 'Hola!'")
+    if "n8n" in demo:
+        say(f"  n8n               {demo['n8n']}  (the example workflows active; a guest's first message is "
+            "welcomed and handed to the demo admin)")
     say(f"  logs: make logs   status: make ps   stop: make down   ({stack.home})")
 
 
 def down(stack: Stack) -> None:
+    stop_n8n(stack)
     for item in reversed(stack.deployables()):
         stop(stack, item)
     infra_cmd(stack, "down")
@@ -588,10 +675,11 @@ def main() -> None:
     parser.add_argument("--profile", choices=PROFILES, default="dev")
     parser.add_argument("--gateway-replicas", type=int, default=None)
     parser.add_argument("--no-seed", action="store_true")
+    parser.add_argument("--n8n", action="store_true", help="up: also the demo hotel's n8n (docs/n8n.md)")
     args = parser.parse_args()
     stack = Stack(args.profile, args.gateway_replicas)
     if args.action == "up":
-        up(stack, with_seed=not args.no_seed)
+        up(stack, with_seed=not args.no_seed, with_n8n=args.n8n)
     elif args.action == "down":
         down(stack)
     elif args.action == "stop":  # the deployables only, infrastructure stays up

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from e2e_support import StackUrls, create_api_key, new_wa_id
-from outbound_support import Desk, opened_desk, problem
+from outbound_support import Desk, opened_desk, problem, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -248,6 +248,32 @@ async def test_the_conversation_is_read_with_its_messages_and_changed(desk: Desk
     resolved = await n8n(desk, "PATCH", f"/conversation/{guest.conversation_id}", key, json={"status": "resolved"})
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
     assert (await desk.conversation(guest.conversation_id))["status"] == "resolved"
+
+
+async def test_a_flow_that_polls_reads_the_tenants_events_after_a_seq(desk: Desk, other_desk: Desk, key: str) -> None:
+    """GET /n8n/events?afterSeq=: the hotel's public events (no subscription needed) in seq order, the same envelopes
+    webhooks carry; a page continues after its last seq; another hotel's events never show; both read scopes."""
+    start = (await n8n(desk, "GET", "/events", key, params={"afterSeq": 0, "limit": 1})).json()
+    after = start["newestSeq"] or 0
+    guest = await desk.guest_writes("Can I book a table for tonight?")
+    theirs = await other_desk.guest_writes("A guest of the other hotel")
+
+    async def arrived() -> list[dict[str, Any]]:
+        page = (await n8n(desk, "GET", "/events", key, params={"afterSeq": after})).json()
+        return [item for item in page["items"]
+                if item["type"] == "message.received" and item["data"].get("wamid") == guest.wamid]
+
+    [event] = await until(arrived)
+    assert event["seq"] > after and event["tenantId"] == desk.hotel.tenant["id"]
+    assert event["data"]["conversationId"] == guest.conversation_id and event["data"]["direction"] == "inbound"
+    page = (await n8n(desk, "GET", "/events", key, params={"afterSeq": after})).json()
+    seqs = [item["seq"] for item in page["items"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and page["nextAfterSeq"] == seqs[-1]
+    assert all(item["data"].get("wamid") != theirs.wamid for item in page["items"])
+    empty = (await n8n(desk, "GET", "/events", key, params={"afterSeq": page["newestSeq"]})).json()
+    assert empty["items"] == [] and empty["nextAfterSeq"] == page["newestSeq"]
+    reader = await new_key(desk, ("conversations:read",))
+    problem(await n8n(desk, "GET", "/events", reader), 403, "SCOPE_MISSING")
 
 
 async def test_the_rate_limit_per_key_answers_429_with_retry_after(desk: Desk) -> None:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from redis.exceptions import RedisError
 
+from n8n_service.event_log import EventLog
 from n8n_service.idempotency import Claim, IdempotencyStore, StoredAnswer, check_key, request_fingerprint
 from n8n_service.peers import Peers
 from n8n_service.views import conversation_view, message_view
@@ -58,6 +59,8 @@ AUTOMATION_NAME = "n8n"
 RECENT_MESSAGES_DEFAULT = 20
 NEW_TAG_COLOR = "#6b7280"  # a tag n8n names that does not exist yet is created with this color
 RECENT_MESSAGES_MAX = 100
+EVENTS_PAGE_DEFAULT = 100
+EVENTS_PAGE_MAX = 500
 _PHONE_SEPARATORS = re.compile(r"[\s().\-]")
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,120}$")
 
@@ -227,8 +230,9 @@ class ApiLimits:
 
 class N8nApi:
     def __init__(self, *, peers: Peers, verifier: TokenVerifier, limiter: HitCounter, limits: ApiLimits,
-                 idempotency: IdempotencyStore, api_key_cache_entries: int = 10_000) -> None:
+                 idempotency: IdempotencyStore, events: EventLog, api_key_cache_entries: int = 10_000) -> None:
         self.peers = peers
+        self.events = events
         self._verifier = verifier
         self._limiter = limiter
         self._key_limit = Limit(limits.per_key_per_minute, MINUTE)
@@ -431,6 +435,17 @@ def n8n_router(api: N8nApi) -> APIRouter:
                  if item.contact.wa_id == wa_id or item.contact.phone == f"+{wa_id}"]
         return {"items": items}
 
+    @router.get("/events", responses=problems, summary=(
+        "The tenant's events after a seq, oldest first, for flows that poll: the envelopes webhooks carry (scopes "
+        "conversations:read and messages:read)"))
+    async def events(principal: Caller, after_seq: Annotated[int, Query(alias="afterSeq", ge=0)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=EVENTS_PAGE_MAX)] = EVENTS_PAGE_DEFAULT) -> dict[str, Any]:
+        principal.require_scope(SCOPE_CONVERSATIONS_READ)
+        principal.require_scope(SCOPE_MESSAGES_READ)
+        page = await api.events.page(tenant_id=principal.require_tenant(), after_seq=after_seq, limit=limit)
+        return {"items": page.items, "nextAfterSeq": page.next_after_seq, "oldestSeq": page.oldest_seq,
+                "newestSeq": page.newest_seq}
+
     @router.patch("/conversation/{conversation_id}", responses=problems, summary=(
         "Change a conversation's status or priority (scope conversations:write)"))
     async def update_conversation(conversation_id: ConversationIdPath, body: ConversationPatchIn,
@@ -532,5 +547,5 @@ def build_api(app: Any, settings: Any, *, sessions: Any, redis: Any, auth_channe
         idempotency=IdempotencyStore(sessions=sessions, ttl_seconds=settings.n8n_idempotency_ttl_seconds,
                                      lease_seconds=settings.n8n_idempotency_lease_seconds,
                                      wait_seconds=settings.n8n_idempotency_wait_seconds),
-        api_key_cache_entries=settings.n8n_api_key_cache_max_entries)
+        events=EventLog(sessions=sessions), api_key_cache_entries=settings.n8n_api_key_cache_max_entries)
     return api

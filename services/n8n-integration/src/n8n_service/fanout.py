@@ -2,9 +2,9 @@
 conversation.events.v1 records in one transaction. Each event is applied once (the consumer's inbox; the unique
 (subscription, event) key backs it up), mapped to its public type (`events.py`), and queued as one delivery for each
 subscription of its tenant that asked for that type — active or paused (a paused subscription's events queue and
-wait for it to be resumed). The events of a tenant that go to at least one subscription get the tenant's next `seq`
-numbers (a counter row, in the same transaction), in the order of the fetch: increasing per tenant, the same for
-every subscription of one event, not gapless for a subscriber that asked for only some types.
+wait for it to be resumed). Every public event of a tenant gets the tenant's next `seq` (a counter row, in the same
+transaction), in the order of the fetch: gapless per tenant, the same for every subscription of one event, and is
+written to the tenant's event log (`event_log.py`, for `GET /n8n/events`), whose rows past the retention go.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from eva_common.db import SessionFactory, driver, per_tenant, transaction
 from eva_common.inbox import claim_events
 from eva_events.envelope import EventEnvelope
 
+from n8n_service.event_log import LOG_EVENTS
 from n8n_service.events import PublicEvent, to_public
 from n8n_service.metrics import DELIVERIES_CREATED
 
@@ -39,10 +40,12 @@ _QUEUE = (
 
 
 class FanOut:
-    def __init__(self, *, sessions: SessionFactory, consumer_name: str, max_age_seconds: float) -> None:
+    def __init__(self, *, sessions: SessionFactory, consumer_name: str, max_age_seconds: float,
+                 log_retention_seconds: float = 7 * 24 * 3600.0) -> None:
         self._sessions = sessions
         self._consumer = consumer_name
         self._max_age = max_age_seconds
+        self._log_retention = log_retention_seconds
 
     async def apply(self, envelopes: Sequence[EventEnvelope]) -> int:
         """Queues the deliveries of a fetch's events (one transaction); the number of deliveries queued."""
@@ -55,19 +58,21 @@ class FanOut:
             fresh = [event for event in public if claims.first(event.event_id)]
             connection = await driver(session)
             async for tenant_id, events in per_tenant(session, fresh, lambda event: event.tenant_id):
+                last = await connection.fetchval(_NEXT_SEQ, tenant_id, len(events))
+                seqs = [last - len(events) + 1 + index for index in range(len(events))]
+                bodies = [_body(event, seq) for event, seq in zip(events, seqs, strict=True)]
+                await connection.execute(LOG_EVENTS, tenant_id, seqs, [event.event_id for event in events],
+                                         [event.type for event in events], bodies, self._log_retention)
                 subscribers = [(row["id"], frozenset(row["events"]))
                                for row in await connection.fetch(_SUBSCRIBERS, tenant_id)]
-                wanted = [(event, [sid for sid, types in subscribers if event.type in types]) for event in events]
-                wanted = [(event, sids) for event, sids in wanted if sids]
-                if not wanted:
+                rows = [(sid, event, body) for event, body in zip(events, bodies, strict=True)
+                        for sid, types in subscribers if event.type in types]
+                if not rows:
                     continue
-                last = await connection.fetchval(_NEXT_SEQ, tenant_id, len(wanted))
-                first = last - len(wanted) + 1
-                rows = [(sid, event, first + index) for index, (event, sids) in enumerate(wanted) for sid in sids]
                 created = await connection.fetch(
                     _QUEUE, tenant_id, [sid for sid, _, _ in rows], [event.event_id for _, event, _ in rows],
                     [event.type for _, event, _ in rows], [event.ordering_key for _, event, _ in rows],
-                    [_body(event, seq) for _, event, seq in rows], self._max_age)
+                    [body for _, _, body in rows], self._max_age)
                 for row in created:
                     DELIVERIES_CREATED.labels(row["event_type"]).inc()
                 queued += len(created)

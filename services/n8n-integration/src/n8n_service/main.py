@@ -61,7 +61,8 @@ class N8nApp(ServiceApp):
                                       service_names=[SERVICE_NAME], verifier=verifier, host=settings.grpc_host,
                                       port=settings.grpc_port)
         self.fanout = FanOut(sessions=self.sessions, consumer_name=settings.consumer_group,
-                             max_age_seconds=settings.webhook_max_age_seconds)
+                             max_age_seconds=settings.webhook_max_age_seconds,
+                             log_retention_seconds=settings.n8n_events_retention_seconds)
         events = DomainEventsHandler(fanout=self.fanout)
         self.consumer = self.kafka_consumer(
             settings, topics=[settings.messaging_events_topic, settings.conversation_events_topic],

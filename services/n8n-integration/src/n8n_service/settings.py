@@ -64,6 +64,8 @@ class Settings(EncryptionSettings, DatabaseSettings, RedisSettings, KafkaSetting
     # `wait_seconds` for the first one's answer (then 409 IDEMPOTENCY_IN_PROGRESS); a claim whose request died is
     # taken over after `lease_seconds`.
     n8n_idempotency_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # GET /n8n/events: how long the tenants' event log keeps an event
+    n8n_events_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     n8n_idempotency_wait_seconds: float = Field(default=5.0, ge=0)
     n8n_idempotency_lease_seconds: float = Field(default=60.0, gt=0)
 

@@ -85,6 +85,39 @@ async def test_an_event_delivered_again_fans_out_once(make_app, receiver, kit, a
     assert sequence[0]["last_seq"] == 1  # the redelivery took no seq
 
 
+async def test_every_public_event_is_logged_with_a_gapless_seq_and_paged_after_a_seq(make_app, kit, app_db) -> None:
+    """The event log behind GET /n8n/events: every public event of a tenant, subscribed to or not, in the order of the
+    fetch with the tenant's next seq (the webhooks' seq too); pages after a seq; another tenant's apart; rows past the
+    retention go when the tenant's next events are written."""
+    app = make_app()
+    tenant, other = kit.new_tenant(), kit.new_tenant()
+    first = [kit.message_received(tenant, "conv-1"), kit.conversation_assigned(tenant, "conv-1", "agent-1"),
+             kit.message_received(other, "conv-9"), kit.message_received(tenant, "conv-2")]
+    assert await app.fanout.apply(first) == 0  # nobody subscribed: logged all the same
+    await app.fanout.apply([first[0]])  # a redelivery: logged once
+    page = await app.n8n_api.events.page(tenant_id=tenant, after_seq=0, limit=100)
+    assert [(item["seq"], item["id"], item["type"]) for item in page.items] == [
+        (1, first[0].id, "message.received"), (2, first[1].id, "conversation.assigned"),
+        (3, first[3].id, "message.received")]
+    assert (page.next_after_seq, page.oldest_seq, page.newest_seq) == (3, 1, 3)
+    assert page.items[0]["data"] == first[0].data and page.items[0]["tenantId"] == tenant
+    later = await app.n8n_api.events.page(tenant_id=tenant, after_seq=1, limit=1)
+    assert [item["seq"] for item in later.items] == [2] and later.next_after_seq == 2
+    none = await app.n8n_api.events.page(tenant_id=tenant, after_seq=3, limit=100)
+    assert none.items == [] and none.next_after_seq == 3
+    theirs = await app.n8n_api.events.page(tenant_id=other, after_seq=0, limit=100)
+    assert [(item["seq"], item["id"]) for item in theirs.items] == [(1, first[2].id)]
+
+    # retention: the tenant's rows older than it go with its next write
+    async with app_db.transaction():
+        await app_db.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        await app_db.execute("UPDATE integration_events SET created_at = now() - interval '8 days' "
+                             "WHERE tenant_id = $1 AND seq < 3", tenant)
+    await app.fanout.apply([kit.message_received(tenant, "conv-3")])
+    kept = await app.n8n_api.events.page(tenant_id=tenant, after_seq=0, limit=100)
+    assert [item["seq"] for item in kept.items] == [3, 4] and kept.oldest_seq == 3
+
+
 async def test_the_service_consumes_kafka_and_delivers_once_per_event(make_app, receiver, kit, app_db, kafka,
                                                                       infra, eventually) -> None:
     topics = {name: unique_topic(name) for name in ("messaging", "conversation", "audit", "integration")}

@@ -116,17 +116,25 @@ class DeliveryWorker:
         self._random = random_fraction
         self._clock = clock
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
 
     # --- the worker ----------------------------------------------------------------------------------------------
     async def run(self) -> None:
         while not self._stopping.is_set():
+            self._woken.clear()
             handled = await self.run_once()
             if handled < self._batch:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._poll)
+                    await asyncio.wait_for(self._woken.wait(), self._poll)
+
+    def wake(self) -> None:
+        """New deliveries were queued (and committed) in this process: claim now rather than at the next poll (which
+        remains for the other replicas' deliveries and for retries coming due)."""
+        self._woken.set()
 
     async def stop(self) -> None:
         self._stopping.set()
+        self._woken.set()
 
     async def run_once(self) -> int:
         """Leases one batch of due deliveries and attempts them; the number leased."""

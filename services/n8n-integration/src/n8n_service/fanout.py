@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from eva_common.db import SessionFactory, driver, per_tenant, transaction
 from eva_common.inbox import claim_events
@@ -41,7 +41,8 @@ _QUEUE = (
 
 class FanOut:
     def __init__(self, *, sessions: SessionFactory, consumer_name: str, max_age_seconds: float,
-                 log_retention_seconds: float = 7 * 24 * 3600.0) -> None:
+                 log_retention_seconds: float = 7 * 24 * 3600.0, on_queued: Callable[[], None] | None = None) -> None:
+        self._on_queued = on_queued  # told once deliveries were queued and committed (the delivery worker's wake)
         self._sessions = sessions
         self._consumer = consumer_name
         self._max_age = max_age_seconds
@@ -76,6 +77,8 @@ class FanOut:
                 for row in created:
                     DELIVERIES_CREATED.labels(row["event_type"]).inc()
                 queued += len(created)
+        if queued and self._on_queued is not None:
+            self._on_queued()
         if queued:
             logger.info("webhook deliveries queued", extra={"deliveries": queued, "events": len(public)})
         return queued

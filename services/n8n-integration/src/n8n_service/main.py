@@ -62,7 +62,8 @@ class N8nApp(ServiceApp):
                                       port=settings.grpc_port)
         self.fanout = FanOut(sessions=self.sessions, consumer_name=settings.consumer_group,
                              max_age_seconds=settings.webhook_max_age_seconds,
-                             log_retention_seconds=settings.n8n_events_retention_seconds)
+                             log_retention_seconds=settings.n8n_events_retention_seconds,
+                             on_queued=lambda: self.delivery.wake())
         events = DomainEventsHandler(fanout=self.fanout)
         self.consumer = self.kafka_consumer(
             settings, topics=[settings.messaging_events_topic, settings.conversation_events_topic],

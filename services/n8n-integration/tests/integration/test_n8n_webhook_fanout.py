@@ -165,3 +165,30 @@ async def test_the_service_consumes_kafka_and_delivers_once_per_event(make_app, 
 async def _settled(kit, app_db, tenant: str, count: int) -> bool:
     rows = await kit.rows(app_db, tenant, "SELECT state FROM webhook_deliveries")
     return len(rows) == count and all(row["state"] == "delivered" for row in rows)
+
+
+async def test_the_fan_out_wakes_the_delivery_worker_instead_of_waiting_for_its_poll(make_app, receiver, kit, kafka,
+                                                                                     infra, eventually) -> None:
+    """Deliveries the process queues are attempted at once: with a poll of five minutes, an event consumed from
+    Kafka still reaches the receiver within seconds (the poll is left for other replicas' deliveries and retries)."""
+    topics = {name: unique_topic(name) for name in ("messaging", "conversation", "audit", "integration")}
+    await create_topics(infra.kafka_bootstrap, *topics.values(), dlq(topics["messaging"]),
+                        dlq(topics["conversation"]))
+    app = make_app(messaging_events_topic=topics["messaging"], conversation_events_topic=topics["conversation"],
+                   audit_events_topic=topics["audit"], integration_events_topic=topics["integration"],
+                   consumer_group=f"n8n-test-{uuid.uuid4().hex[:8]}", webhook_poll_seconds=300)
+    await app.start(serve_http=False)
+    try:
+        tenant = kit.new_tenant()
+        await app.webhooks.create_subscription(actor=kit.admin(tenant), url=receiver.url("/woken"),
+                                               events=["message.received"])
+        message = kit.message_received(tenant, "conv-1")
+        await kafka.produce(topics["messaging"], message.to_bytes(), key=b"conv-1")
+
+        async def received():
+            return [request for request in receiver.on("/woken")
+                    if request.headers["X-Eva-Event-Id"] == message.id]
+
+        await eventually(received, timeout=20)
+    finally:
+        await app.stop()

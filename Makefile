@@ -54,6 +54,7 @@ bench: ## benchmarks against the running dev stack (run `make up` first); figure
 	uv run --no-sync python scripts/bench/http_client_cost.py --runs 3
 	EVA_REDIS_URL=redis://127.0.0.1:16379/0 uv run --no-sync python scripts/bench/sequencer_cost.py
 	uv run --no-sync python scripts/bench/sender.py --limits 80,1000 --messages 3000 --runs 3
+	uv run --no-sync python scripts/bench/webhooks.py --rates 20,100 --duration 20
 
 sync: ## install the workspace into .venv
 	uv sync --all-packages --locked

@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import importlib.util
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from e2e_support import StackUrls, create_api_key, create_user, new_wa_id
+from eva_testing.scripts import load_script
 from eva_testing.waiting import eventually
 from outbound_support import Desk, opened_desk
 
@@ -36,19 +35,10 @@ WELCOME = "Welcome! A member of our team will be with you in a moment."
 N8N_SCOPES = ("conversations:read", "conversations:write", "messages:read", "messages:send")
 
 
-def _n8n_server() -> Any:
-    spec = importlib.util.spec_from_file_location("eva_n8n_server", ROOT / "scripts" / "n8n_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.asynccontextmanager
 async def n8n_running(workflows: list[Path], env: dict[str, str]) -> AsyncIterator[Any]:
     """n8n with the workflows active; started and stopped off the event loop (its start takes seconds)."""
-    server = _n8n_server()
+    server = load_script("n8n_server")
     await asyncio.to_thread(server.install)
     manager: contextlib.AbstractContextManager[Any] = server.running(workflows=workflows, env=env)
     n8n = await asyncio.to_thread(manager.__enter__)

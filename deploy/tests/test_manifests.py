@@ -7,31 +7,21 @@ problem is reported under its rule.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from eva_testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "validate_manifests.py"
 
 
-def _load_validator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("validate_manifests", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-vm = _load_validator()
+vm = load_script("validate_manifests")
 
 
 @pytest.fixture(scope="session")

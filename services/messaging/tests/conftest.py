@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import importlib.util
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from eva_simulator.settings import Settings as SimulatorSettings
 from eva_testing.db import TestDatabase, migrated_database
 from eva_testing.infra import TestInfra, test_infra
 from eva_testing.kafka import create_topics, unique_topic
+from eva_testing.scripts import load_script
 from eva_testing.tokens import TestTokenIssuer
 from eva_testing.waiting import KafkaTools
 from eva_testing.waiting import eventually as _eventually
@@ -47,7 +46,6 @@ from messaging_service.settings import Settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 CONVERSATION_DIR = SERVICE_DIR.parent / "conversation"
-REPO_ROOT = SERVICE_DIR.parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -329,12 +327,7 @@ async def simulator() -> AsyncIterator[SimulatorServer]:
 
 
 def _s3_server_script() -> Any:
-    spec = importlib.util.spec_from_file_location("eva_s3_server", REPO_ROOT / "scripts" / "s3_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("s3_server")
 
 
 @pytest.fixture(scope="session")

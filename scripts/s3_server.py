@@ -4,8 +4,8 @@
     python3 scripts/s3_server.py install          # once; prints the binary's path (reused when present)
     python3 scripts/s3_server.py run [--port N]   # serves a temporary folder until Ctrl-C (for manual use)
 
-The binary goes to .local/tools/minio/<MINIO_VERSION>/minio (as validate_manifests.py does for kustomize); a file
-lock serialises concurrent installs. $EVA_MINIO points at another minio binary instead. A cold build takes minutes
+The binary goes to .local/tools/minio/<version>/minio (scripts/tools.py, which pins it and serialises concurrent
+installs with a file lock). $EVA_MINIO points at another minio binary instead. A cold build takes minutes
 (the Go module and build caches under $HOME make later ones fast), so CI should run `install` before the tests.
 
 Tests use `install()` and `running(...)`: a MinIO on a free loopback port below 32768 (outside Linux's ephemeral
@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import random
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,11 +30,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tools  # noqa: E402  (scripts/tools.py: the pinned tools)
+
 ROOT = Path(__file__).resolve().parent.parent
-MINIO_MODULE = "github.com/minio/minio"
-# MinIO's release tags are not semver, so the module proxy knows its commits as pseudo-versions: pin one.
-MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
-INSTALL_TIMEOUT_S = 1800
 START_TIMEOUT_S = 60.0
 PORT_RANGE = (20000, 32767)
 
@@ -51,45 +48,12 @@ def emit(line: str, *, error: bool = False) -> None:
     stream.flush()
 
 
-def tools_dir(root: Path = ROOT) -> Path:
-    return root / ".local" / "tools" / "minio" / MINIO_VERSION
-
-
 def install(root: Path = ROOT, *, log: bool = True) -> Path:
-    """The minio binary: $EVA_MINIO, else the pinned build under .local/tools (built once with `go install`)."""
-    chosen = os.environ.get("EVA_MINIO")
-    if chosen:
-        if not Path(chosen).is_file():
-            raise S3ServerError(f"EVA_MINIO={chosen} does not exist")
-        return Path(chosen)
-    target = tools_dir(root)
-    binary = target / "minio"
-    if binary.is_file():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise S3ServerError("minio is not installed and there is no Go toolchain to build it (or set EVA_MINIO)")
-    target.mkdir(parents=True, exist_ok=True)
-    with (target / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.is_file():  # another process built it while we waited
-            return binary
-        if log:
-            emit(f"s3_server: building minio {MINIO_VERSION} with go install (once)", error=True)
-        started = time.monotonic()
-        try:
-            result = subprocess.run(
-                [go, "install", f"{MINIO_MODULE}@{MINIO_VERSION}"],
-                env=dict(os.environ, GOBIN=str(target)),
-                capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise S3ServerError(f"go install of minio timed out after {INSTALL_TIMEOUT_S} s") from error
-        if result.returncode != 0 or not binary.is_file():
-            raise S3ServerError(f"go install {MINIO_MODULE}@{MINIO_VERSION} failed:\n{result.stderr[-3000:]}")
-        if log:
-            emit(f"s3_server: built {binary} in {time.monotonic() - started:.0f} s", error=True)
-    return binary
+    """The minio binary: $EVA_MINIO, else the pinned build under .local/tools (scripts/tools.py, built once)."""
+    try:
+        return tools.go_install(tools.MINIO, root, log=log)
+    except tools.ToolError as error:
+        raise S3ServerError(f"minio: {error}") from error
 
 
 @dataclass(frozen=True, slots=True)

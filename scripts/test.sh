@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 scripts/bootstrap.sh
-# the S3-compatible server the media store's tests run against (MinIO, built once from the Go module proxy)
-python3 scripts/s3_server.py install >/dev/null
+# the pinned tools the tests run (MinIO, kustomize, ...: built once from the Go module proxy, scripts/tools.py)
+python3 scripts/tools.py install >/dev/null
 # real n8n for the end-to-end test of the example workflows (npm, pinned; installed once under .local/tools)
 python3 scripts/n8n_server.py install >/dev/null
 cleanup() { uv run --no-sync python scripts/stack.py down --profile test >/dev/null 2>&1 || true; }

@@ -6,7 +6,7 @@ deploy/compose. No cluster and no Docker engine are needed.
 
 What it does:
   * renders every kustomize target (each kustomization under deploy/k8s that is not a Component) with the real
-    kustomize, pinned to KUSTOMIZE_VERSION; when it is missing it installs it once into .local/tools/ with
+    kustomize, pinned in scripts/tools.py; when it is missing it installs it once into .local/tools/ with
     `go install` from the Go module proxy ($EVA_KUSTOMIZE or --kustomize point at another binary);
   * validates every rendered object against the Kubernetes JSON schemas shipped by kubernetes-validate, strict
     (unknown fields are errors), for K8S_VERSION;
@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import importlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,12 +44,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import deployables  # noqa: E402  (scripts/deployables.py: the registry, deploy/deployables.toml)
+import tools  # noqa: E402  (scripts/tools.py: the pinned tools)
 
 SCRIPT_ROOT = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.33.0"
-KUSTOMIZE_VERSION = "v5.7.1"
-KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
-KUSTOMIZE_INSTALL_TIMEOUT_S = 900
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
@@ -204,63 +200,16 @@ def emit(line: str, *, error: bool = False) -> None:
 # --------------------------------------------------------------------------------------------- kustomize
 
 
-def _kustomize_version(binary: Path | str) -> str | None:
-    try:
-        out = subprocess.run([str(binary), "version"], capture_output=True, text=True, timeout=30, check=False)
-    except OSError:
-        return None
-    match = re.search(r"v\d+\.\d+\.\d+", out.stdout)
-    return match.group(0) if match else None
-
-
-def install_kustomize(target_dir: Path) -> Path:
-    """`go install` the pinned kustomize into target_dir (once; a file lock serialises concurrent runs)."""
-    binary = target_dir / "kustomize"
-    go = shutil.which("go")
-    if go is None:
-        raise ToolError(
-            f"kustomize {KUSTOMIZE_VERSION} not found and no Go toolchain to install it: install Go, or set "
-            "EVA_KUSTOMIZE to a kustomize binary"
-        )
-    target_dir.mkdir(parents=True, exist_ok=True)
-    with (target_dir / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.is_file() and _kustomize_version(binary) == KUSTOMIZE_VERSION:
-            return binary
-        emit(f"validate_manifests: installing kustomize {KUSTOMIZE_VERSION} with go install (once)")
-        env = dict(os.environ, GOBIN=str(target_dir))
-        try:
-            result = subprocess.run(
-                [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=KUSTOMIZE_INSTALL_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ToolError(f"go install of kustomize timed out after {KUSTOMIZE_INSTALL_TIMEOUT_S} s") from exc
-        if result.returncode != 0 or not binary.is_file():
-            raise ToolError(f"go install {KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION} failed:\n{result.stderr[-3000:]}")
-    return binary
-
-
 def find_kustomize(explicit: str | None) -> Path:
-    """--kustomize, $EVA_KUSTOMIZE, the pinned copy under .local/tools, a matching one on PATH, else install."""
-    chosen = explicit or os.environ.get("EVA_KUSTOMIZE")
-    if chosen:
-        path = Path(chosen)
-        if not path.is_file():
-            raise ToolError(f"kustomize binary {path} does not exist")
-        return path
-    tools = SCRIPT_ROOT / ".local" / "tools" / "kustomize" / KUSTOMIZE_VERSION
-    cached = tools / "kustomize"
-    if cached.is_file() and _kustomize_version(cached) == KUSTOMIZE_VERSION:
-        return cached
-    on_path = shutil.which("kustomize")
-    if on_path and _kustomize_version(on_path) == KUSTOMIZE_VERSION:
-        return Path(on_path)
-    return install_kustomize(tools)
+    """--kustomize, $EVA_KUSTOMIZE, else the pinned copy under .local/tools (scripts/tools.py, installed once)."""
+    if explicit:
+        if not Path(explicit).is_file():
+            raise ToolError(f"kustomize binary {explicit} does not exist")
+        return Path(explicit)
+    try:
+        return tools.go_install(tools.KUSTOMIZE, SCRIPT_ROOT)
+    except tools.ToolError as exc:
+        raise ToolError(f"kustomize {tools.KUSTOMIZE.version}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -1437,7 +1386,7 @@ def check_k8s(
         report.error("kustomize-build", "deploy/k8s", "no kustomize target found")
         return
     kustomize = find_kustomize(kustomize_bin)
-    out.append(f"kustomize {KUSTOMIZE_VERSION} ({kustomize}); Kubernetes schemas {K8S_VERSION}, strict")
+    out.append(f"kustomize {tools.KUSTOMIZE.version} ({kustomize}); Kubernetes schemas {K8S_VERSION}, strict")
     for k in targets:
         objects, error = render(kustomize, k.path)
         if error is not None:

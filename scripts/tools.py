@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Pinned third-party tools for the tests and the validators, installed once under .local/tools/<name>/<version>/.
+
+    python3 scripts/tools.py install [NAME ...]   # build/fetch the named tools (all when none); prints their paths
+    python3 scripts/tools.py path NAME            # the path of one tool (installs it when missing)
+
+Only registries are reachable from the machines that run Eva's tests, so every tool comes from one:
+  * `GoTool`: a binary built with `go install module@version` from the Go module proxy (MinIO, kustomize, promtool,
+    actionlint, Caddy, ...);
+  * `GoSource`: a Go module's source tree, for files a project publishes in its repository (operators' CRDs),
+    fetched with `go mod download` and read from the module cache.
+
+A file lock per tool serialises concurrent installs (pytest workers, a CI run beside a shell). Each tool has an
+environment variable (`EVA_<NAME>`) that points at another binary instead. A cold Go build takes seconds to minutes;
+the Go module and build caches under $HOME make later ones fast, so `make test` installs every tool before the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL_TIMEOUT_S = 1800
+
+
+class ToolError(RuntimeError):
+    """A tool is missing and cannot be installed here (no Go toolchain, a failed build, a bad override)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GoTool:
+    name: str  # the binary's name, and the folder under .local/tools
+    package: str  # what `go install` builds (a main package)
+    version: str  # the module version (semver or a pseudo-version)
+    env: str  # the environment variable that points at another binary instead
+    cgo: bool = False  # CGO_ENABLED for the build (static binaries by default)
+
+    def folder(self, root: Path = ROOT) -> Path:
+        return root / ".local" / "tools" / self.name / self.version
+
+
+@dataclass(frozen=True, slots=True)
+class GoSource:
+    module: str
+    version: str
+
+
+# Every pinned binary the project's scripts and tests use. Bump a version here and the next run builds it.
+# MinIO's release tags are not semver, so the module proxy knows its commits as pseudo-versions: one is pinned.
+MINIO = GoTool("minio", "github.com/minio/minio", "v0.0.0-20260212201848-7aac2a2c5b7c", "EVA_MINIO")
+KUSTOMIZE = GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "EVA_KUSTOMIZE")
+TOOLS: dict[str, GoTool] = {tool.name: tool for tool in (MINIO, KUSTOMIZE)}
+
+
+def emit(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise ToolError("there is no Go toolchain to build it: install Go, or point the tool's variable at a binary")
+    return go
+
+
+def _run_go(args: list[str], *, env: dict[str, str], what: str) -> str:
+    try:
+        result = subprocess.run([_go(), *args], env=env, capture_output=True, text=True,
+                                timeout=INSTALL_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise ToolError(f"{what} timed out after {INSTALL_TIMEOUT_S} s") from error
+    if result.returncode != 0:
+        raise ToolError(f"{what} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def go_install(tool: GoTool, root: Path = ROOT, *, log: bool = True) -> Path:
+    """The tool's binary: ${tool.env} when set, else the pinned build under .local/tools (built once)."""
+    chosen = os.environ.get(tool.env)
+    if chosen:
+        if not Path(chosen).is_file():
+            raise ToolError(f"{tool.env}={chosen} does not exist")
+        return Path(chosen)
+    folder = tool.folder(root)
+    binary = folder / tool.name
+    if binary.is_file():
+        return binary
+    with _locked(folder):
+        if binary.is_file():  # another process built it while we waited
+            return binary
+        if log:
+            emit(f"tools: building {tool.name} {tool.version} with go install (once)")
+        started = time.monotonic()
+        env = dict(os.environ, GOBIN=str(folder), CGO_ENABLED="1" if tool.cgo else "0")
+        what = f"go install {tool.package}@{tool.version}"
+        _run_go(["install", f"{tool.package}@{tool.version}"], env=env, what=what)
+        if not binary.is_file():
+            raise ToolError(f"go install {tool.package}@{tool.version} left no {binary}")
+        if log:
+            emit(f"tools: built {binary} in {time.monotonic() - started:.0f} s")
+    return binary
+
+
+def go_source(source: GoSource) -> Path:
+    """The module's source tree in Go's module cache (read-only), downloaded once from the module proxy."""
+    out = _run_go(["mod", "download", "-json", f"{source.module}@{source.version}"], env=dict(os.environ),
+                  what=f"go mod download {source.module}@{source.version}")
+    folder = json.loads(out).get("Dir")
+    if not folder or not Path(folder).is_dir():
+        raise ToolError(f"go mod download {source.module}@{source.version} gave no source folder")
+    return Path(folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="install the named tools (all when none) and print their paths")
+    install.add_argument("names", nargs="*", metavar="NAME", help=", ".join(TOOLS))
+    path = commands.add_parser("path", help="the path of one tool (installed when missing)")
+    path.add_argument("name", choices=list(TOOLS))
+    args = parser.parse_args(argv)
+    unknown = sorted(set(getattr(args, "names", [])) - set(TOOLS))
+    if unknown:
+        parser.error(f"unknown tools: {', '.join(unknown)} (known: {', '.join(TOOLS)})")
+    try:
+        if args.command == "path":
+            sys.stdout.write(f"{go_install(TOOLS[args.name])}\n")
+        else:
+            for name in args.names or list(TOOLS):
+                sys.stdout.write(f"{go_install(TOOLS[name])}\n")
+    except ToolError as error:
+        emit(f"tools: {error}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

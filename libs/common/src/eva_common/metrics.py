@@ -12,6 +12,9 @@ KAFKA_CONSUMED = Counter("eva_kafka_consumed_total", "Kafka records handled", ["
 KAFKA_PUBLISHED = Counter("eva_kafka_published_total", "Kafka records published", ["topic"])
 KAFKA_HANDLE_LATENCY = Histogram("eva_kafka_handle_seconds", "Kafka record handling latency", ["topic"])
 OUTBOX_RELAYED = Counter("eva_outbox_relayed_total", "Outbox rows published to Kafka", ["topic"])
+HOUSEKEEPING_DELETED = Counter("eva_housekeeping_deleted_total",
+                               "Rows past their retention deleted (published outbox rows, inbox claims)",
+                               ["table"])
 WORKER_RESTARTS = Counter("eva_worker_restarts_total", "Background workers restarted after a failure",
                           ["service", "worker"])
 WORKER_UP = Gauge("eva_worker_up", "1 while a background worker runs, 0 while it is down or backing off",

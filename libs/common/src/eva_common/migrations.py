@@ -125,3 +125,17 @@ def create_inbox_table() -> None:
         sa.Column("event_id", sa.Text(), primary_key=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+
+
+def housekeeping_indexes(*, inbox: bool) -> list[str]:
+    """In a revision: BRIN indexes on the time columns `eva_common.housekeeping.prune` filters on (the outbox's, and
+    the inbox's when the database has one): a few pages each, nearly free to maintain on append-only tables."""
+    statements = ["CREATE INDEX IF NOT EXISTS outbox_created_brin ON outbox USING brin (created_at)"]
+    if inbox:
+        statements.append("CREATE INDEX IF NOT EXISTS inbox_processed_brin ON inbox USING brin (processed_at)")
+    return statements
+
+
+def drop_housekeeping_indexes() -> list[str]:
+    """Undoes `housekeeping_indexes` (for a revision's downgrade)."""
+    return ["DROP INDEX IF EXISTS inbox_processed_brin", "DROP INDEX IF EXISTS outbox_created_brin"]

@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from eva_common.db import direct_transaction, driver
+from eva_common.housekeeping import RELAY_ROLE, Retention, prune
 from eva_common.kafka.publisher import BatchPublisher, OutgoingRecord
 from eva_common.metrics import OUTBOX_RELAYED
 from eva_common.telemetry import current_traceparent
@@ -64,7 +65,6 @@ _ENQUEUE_MANY = (
 _GATHERED = "eva.outbox.gathered"  # session.info key: the events `gathered` holds back
 
 
-_RELAY_ROLE = "SELECT set_config('app.role', 'outbox-relay', true)"
 _UNSENT = ("SELECT id, topic, msg_key, payload, headers::text AS headers FROM outbox WHERE sent_at IS NULL "
            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
 _FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
@@ -116,9 +116,14 @@ def _row(topic: str, key: str, event: EventEnvelope) -> tuple[str, str, str, str
 class OutboxRelay:
     def __init__(
         self, *, engine: AsyncEngine, publisher: BatchPublisher, batch_size: int = 100, poll_seconds: float = 0.5,
-        listening_poll_seconds: float = 5.0,
+        listening_poll_seconds: float = 5.0, retention: Retention | None = None, prune_every_seconds: float = 300.0,
     ) -> None:
         self._engine = engine
+        # the leader also deletes what is past its retention (eva_common.housekeeping), every prune_every_seconds
+        self._retention = retention or Retention()
+        self._prune_every = prune_every_seconds
+        self._next_prune = 0.0
+        self._pruning: asyncio.Task[None] | None = None
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll = poll_seconds
@@ -131,6 +136,10 @@ class OutboxRelay:
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        if self._pruning is not None and not self._pruning.done():
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -172,6 +181,7 @@ class OutboxRelay:
                     if driver is not None and driver.is_closed():
                         raise ConnectionError("the outbox relay's listening connection was lost")
                     sent, failed = await self._relay()
+                    await self._housekeeping()
                     if failed:
                         await self._sleep(self._poll)  # the broker refused: try again soon, in order
                     elif sent < self._batch_size:
@@ -185,6 +195,21 @@ class OutboxRelay:
                     await leader.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": RELAY_LOCK_ID})
                     await leader.commit()
 
+    async def _housekeeping(self) -> None:
+        """Starts a pass of housekeeping beside the relay when one is due: a first pass on a large table takes
+        seconds, which must not hold events back."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_prune or (self._pruning is not None and not self._pruning.done()):
+            return
+        self._next_prune = loop.time() + self._prune_every
+        self._pruning = asyncio.create_task(self._prune())
+
+    async def _prune(self) -> None:
+        try:
+            await prune(self._engine, self._retention)
+        except Exception:  # housekeeping never stops the relay; the next pass tries again
+            logger.exception("outbox housekeeping failed")
+
     async def relay_once(self) -> int:
         """Publishes one batch of unsent events together, in order; returns how many were sent."""
         return (await self._relay())[0]
@@ -193,7 +218,7 @@ class OutboxRelay:
         """One batch: (events sent, whether the broker refused one). Written directly on asyncpg: every service runs
         it for every batch of events, and once per poll when idle."""
         async with direct_transaction(self._engine) as connection:
-            await connection.execute(_RELAY_ROLE)
+            await connection.execute(RELAY_ROLE)
             rows = await connection.fetch(_UNSENT, self._batch_size)
             acknowledged, error = await self._publisher.publish_batch([
                 OutgoingRecord(row["topic"], row["msg_key"].encode(), bytes(row["payload"]),

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eva_common.db import direct_transaction
 from eva_common.metrics import HOUSEKEEPING_DELETED
+from eva_common.settings import DatabaseSettings
 
 logger = logging.getLogger("eva.housekeeping")
 
@@ -39,6 +40,12 @@ class Retention:
     inbox: timedelta = timedelta(days=14)
     batch: int = 5000
     max_batches: int = 200  # per table and pass: a pass ends, the next one continues
+
+    @classmethod
+    def of(cls, settings: DatabaseSettings) -> Retention:
+        """EVA_OUTBOX_RETENTION_HOURS and EVA_INBOX_RETENTION_DAYS."""
+        return cls(outbox=timedelta(hours=settings.outbox_retention_hours),
+                   inbox=timedelta(days=settings.inbox_retention_days))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,10 @@ class DatabaseSettings(ServiceSettings):
 
     database_url: SecretStr
     db_pool_size: int = Field(default=10, ge=1)
+    # housekeeping of the outbox and the inbox (eva_common.housekeeping): how long published events and consumers'
+    # claims are kept; the inbox's must stay above the longest Kafka topic retention (7 days)
+    outbox_retention_hours: float = Field(default=72.0, gt=0)
+    inbox_retention_days: float = Field(default=14.0, gt=7)
 
     @field_validator("database_url")
     @classmethod

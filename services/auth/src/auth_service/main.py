@@ -11,6 +11,7 @@ from eva_common.auth import RedisRevocations, TokenVerifier
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
+from eva_common.housekeeping import Retention
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
 from eva_common.ratelimit import Limit, RateLimiter
@@ -85,7 +86,8 @@ class AuthApp(ServiceApp):
             port=settings.grpc_port,
         )
         publisher = self.kafka_publisher(settings)
-        self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
+        self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds,
+                                  retention=Retention.of(settings))
         self.http_app = create_http_app(
             title="eva-auth",
             readiness=self.readiness(postgres=lambda: database_ready(engine), redis=lambda: redis_ready(redis),

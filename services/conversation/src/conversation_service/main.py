@@ -13,6 +13,7 @@ from eva_common.auth import RedisRevocations, ServiceTokenProvider, TokenVerifie
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
+from eva_common.housekeeping import Retention
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
@@ -78,7 +79,7 @@ class ConversationApp(ServiceApp):
             host=settings.grpc_host,
             port=settings.grpc_port,
         )
-        self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
+        self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher, retention=Retention.of(settings))
         message_events = MessagingEventsHandler(service=self.service)
         self.consumer = self.kafka_consumer(settings, topics=[settings.messaging_events_topic],
                                             group_id=settings.consumer_group, handler=message_events,

@@ -15,6 +15,7 @@ from eva_common.auth import ServiceTokenProvider, TokenVerifier, grpc_jwks_sourc
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
+from eva_common.housekeeping import Retention
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
@@ -183,7 +184,7 @@ class MessagingApp(ServiceApp):
             host=settings.grpc_host,
             port=settings.grpc_port,
         )
-        self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher)
+        self.relay = OutboxRelay(engine=self.engine, publisher=self.publisher, retention=Retention.of(settings))
         deliveries = WebhookDeliveryHandler(processor=self.processor)
         self.consumer = self.kafka_consumer(settings, topics=[settings.webhooks_topic],
                                             group_id=settings.consumer_group, handler=deliveries,

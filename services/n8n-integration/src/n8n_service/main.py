@@ -17,6 +17,7 @@ from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
+from eva_common.housekeeping import Retention
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
@@ -86,7 +87,8 @@ class N8nApp(ServiceApp):
         )
         self.backlog = Periodic(lambda: sample_backlog(self.sessions),
                                 interval_seconds=settings.webhook_stats_interval_seconds, run_at_start=True)
-        self.relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
+        self.relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds,
+                                 retention=Retention.of(settings))
         self.n8n_api = build_api(self, settings, sessions=self.sessions, redis=redis, auth_channel=auth_channel,
                                  verifier=verifier)  # the /n8n API
         self.http_app = create_http_app(

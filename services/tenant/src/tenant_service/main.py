@@ -11,6 +11,7 @@ from eva_common.auth import RedisRevocations, TokenVerifier, grpc_jwks_source
 from eva_common.db import database_ready, session_factory
 from eva_common.grpc.client import create_channel
 from eva_common.grpc.server import GrpcServer
+from eva_common.housekeeping import Retention
 from eva_common.http.app import create_http_app
 from eva_common.outbox import OutboxRelay
 from eva_common.redis import redis_ready
@@ -61,7 +62,8 @@ class TenantApp(ServiceApp):
                 revocations=revocations,
             )
         publisher = self.kafka_publisher(settings)  # the outbox's events and the consumers' dead letters
-        self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds)
+        self.outbox = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=settings.outbox_poll_seconds,
+                                  retention=Retention.of(settings))
         message_events = MessagingEventsHandler(usage=self.usage)
         self.usage_consumer = self.kafka_consumer(settings, topics=[settings.messaging_events_topic],
                                                   group_id=settings.usage_consumer_group, handler=message_events,

@@ -208,6 +208,46 @@ def test_type_declarations_give_the_allowed_keys() -> None:
     ]
 
 
+# ----------------------------------------------------------------------------------------------- kafka-wiring
+
+
+WIRING_CASES = {
+    "bootstrap on the TLS listener": (
+        "deploy/k8s/overlays/prod/kustomization.yaml",
+        "EVA_KAFKA_BOOTSTRAP=eva-kafka-kafka-bootstrap:9092",
+        "EVA_KAFKA_BOOTSTRAP=eva-kafka-kafka-bootstrap:9093",
+        "EVA_KAFKA_BOOTSTRAP=eva-kafka-kafka-bootstrap:9093 is not the rendered Kafka's plain listener",
+    ),
+    "bootstrap elsewhere": (
+        "deploy/k8s/overlays/prod/kustomization.yaml",
+        "EVA_KAFKA_BOOTSTRAP=eva-kafka-kafka-bootstrap:9092",
+        "EVA_KAFKA_BOOTSTRAP=kafka.example.com:9092",
+        "EVA_KAFKA_BOOTSTRAP=kafka.example.com:9092 is not",
+    ),
+    "topic of another cluster": (
+        f"{STRIMZI}/topics.yaml", "    strimzi.io/cluster: eva-kafka\n", "    strimzi.io/cluster: other\n",
+        "KafkaTopic/wa.webhooks.v1: strimzi.io/cluster 'other': no such Kafka",
+    ),
+    "fewer brokers than replicas": (
+        f"{STRIMZI}/kafka.yaml", "  replicas: 3\n", "  replicas: 2\n",
+        "KafkaTopic/audit.events.v1: 3 replicas, 2 brokers",
+    ),
+    "min.insync.replicas as high as the replicas": (
+        f"{STRIMZI}/topics.yaml", "    min.insync.replicas: 2\n", "    min.insync.replicas: 3\n",
+        "KafkaTopic/wa.webhooks.v1: min.insync.replicas 3 leaves no replica to lose",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WIRING_CASES))
+def test_kafka_wiring_rule_fails(case: str, tree: Path, kustomize: str) -> None:
+    file, old, new, message = WIRING_CASES[case]
+    edit(tree / file, old, new)
+    code, output = run(tree, kustomize, *PROD)
+    assert code == 1, output
+    assert any(message in line for line in errors(output, "kafka-wiring")), output
+
+
 # ----------------------------------------------------------------------------------------------- KafkaTopic drift
 
 

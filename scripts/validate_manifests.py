@@ -1378,10 +1378,8 @@ def check_consistency(root: Path, report: Report) -> None:
         deploy / "k8s/components/kafka-topics/create-topics.sh",
     ]
     sql_pairs = [
-        (deploy / "compose/init/postgres/provision.sql", deploy / "k8s/overlays/dev/postgres-init/provision.sql"),
-        (deploy / "compose/init/postgres/provision.sh", deploy / "k8s/overlays/dev/postgres-init/provision.sh"),
-        (deploy / "compose/init/postgres/provision.sql", deploy / "k8s/components/cloudnative-pg/provision.sql"),
-        (deploy / "compose/init/postgres/provision.sh", deploy / "k8s/components/cloudnative-pg/provision.sh"),
+        (deploy / "compose/init/postgres/provision.sql", deploy / "k8s/components/postgres-init/provision.sql"),
+        (deploy / "compose/init/postgres/provision.sh", deploy / "k8s/components/postgres-init/provision.sh"),
     ]
     for path in topic_files + [p for pair in sql_pairs for p in pair]:
         if not path.is_file():

@@ -73,7 +73,7 @@ def test_prod_points_the_services_at_the_managed_infrastructure(prod: list[dict[
     assert cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"].startswith("s3://")
     backup = one(prod, "ScheduledBackup")
     assert backup["spec"]["cluster"]["name"] == "eva-postgres"
-    init = one(prod, "Job", "eva-postgres-init")
+    init = one(prod, "Job", "postgres-init")
     env = {e["name"]: e.get("value") for e in init["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGHOST"] == f"{cluster['metadata']['name']}-rw"
     redis = one(prod, "StatefulSet", "redis")
@@ -273,13 +273,6 @@ def test_kafka_topic_drift_fails(tree: Path, old: str, new: str, message: str) -
     assert code == 1, output
     assert any(message in line for line in errors(output, "topics")), output
     assert topics_script.main(["--check", "--root", str(tree)]) == 1
-
-
-def test_the_cloudnative_pg_provisioning_copy_must_match(tree: Path) -> None:
-    edit(tree / CNPG / "provision.sql", "\\connect eva_n8n\n", "\\connect eva_n8n\n-- x\n")
-    code, output = run(tree, "unused", "--only", "consistency")
-    assert code == 1, output
-    assert f"ERROR [provision-sql] {CNPG}/provision.sql: differs" in output
 
 
 def test_the_generator_writes_the_file(tmp_path: Path) -> None:

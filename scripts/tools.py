@@ -8,7 +8,9 @@ Only registries are reachable from the machines that run Eva's tests, so every t
   * `GoTool`: a binary built with `go install module@version` from the Go module proxy (MinIO, kustomize, promtool,
     actionlint, Caddy, ...);
   * `GoSource`: a Go module's source tree, for files a project publishes in its repository (operators' CRDs),
-    fetched with `go mod download` and read from the module cache.
+    fetched with `go mod download` and read from the module cache;
+  * `NpmPackage`: an npm package installed with `npm install` into its folder (schemas a project publishes only
+    there, such as Strimzi's).
 
 A file lock per tool serialises concurrent installs (pytest workers, a CI run beside a shell). Each tool has an
 environment variable (`EVA_<NAME>`) that points at another binary instead. A cold Go build takes seconds to minutes;
@@ -56,11 +58,33 @@ class GoSource:
     version: str
 
 
+@dataclass(frozen=True, slots=True)
+class NpmPackage:
+    name: str  # the folder under .local/tools
+    package: str  # the npm package name
+    version: str  # exact version
+
+    def folder(self, root: Path = ROOT) -> Path:
+        return root / ".local" / "tools" / self.name / self.version
+
+    def directory(self, root: Path = ROOT) -> Path:
+        """Where the package itself lies once installed."""
+        return self.folder(root) / "node_modules" / self.package
+
+
 # Every pinned binary the project's scripts and tests use. Bump a version here and the next run builds it.
 # MinIO's release tags are not semver, so the module proxy knows its commits as pseudo-versions: one is pinned.
 MINIO = GoTool("minio", "github.com/minio/minio", "v0.0.0-20260212201848-7aac2a2c5b7c", "EVA_MINIO")
 KUSTOMIZE = GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "EVA_KUSTOMIZE")
-TOOLS: dict[str, GoTool] = {tool.name: tool for tool in (MINIO, KUSTOMIZE)}
+# Operators' published schemas, for scripts/crd_schemas.py (the custom resources under deploy/k8s).
+# CloudNativePG's and prometheus-operator's CRDs are files of their Go modules; Strimzi publishes its CRDs only as
+# release assets, so its schemas come compiled into validators by the npm package of kubernetes-models
+# (generated from strimzi-crds 0.49.0 and 1.0.0).
+CNPG_CRDS = GoSource("github.com/cloudnative-pg/cloudnative-pg", "v1.27.1")
+PROMETHEUS_OPERATOR_CRDS = GoSource("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
+STRIMZI_SCHEMAS = NpmPackage("strimzi-schemas", "@kubernetes-models/strimzi-kafka-operator", "1.0.1")
+TOOLS: dict[str, GoTool | NpmPackage] = {tool.name: tool for tool in (MINIO, KUSTOMIZE, STRIMZI_SCHEMAS)}
+SOURCES: tuple[GoSource, ...] = (CNPG_CRDS, PROMETHEUS_OPERATOR_CRDS)
 
 
 def emit(line: str) -> None:
@@ -121,6 +145,40 @@ def go_install(tool: GoTool, root: Path = ROOT, *, log: bool = True) -> Path:
     return binary
 
 
+def npm_install(package: NpmPackage, root: Path = ROOT, *, log: bool = True) -> Path:
+    """The package's folder under .local/tools/<name>/<version>/node_modules (installed once with npm)."""
+    target = package.directory(root)
+    if (target / "package.json").is_file():
+        return target
+    folder = package.folder(root)
+    with _locked(folder):
+        if (target / "package.json").is_file():
+            return target
+        npm = shutil.which("npm")
+        if npm is None:
+            raise ToolError(f"there is no npm to install {package.package}")
+        if log:
+            emit(f"tools: installing {package.package}@{package.version} with npm (once)")
+        started = time.monotonic()
+        (folder / "package.json").write_text(
+            json.dumps({"private": True, "dependencies": {package.package: package.version}}, indent=2) + "\n"
+        )
+        try:
+            result = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder,
+                                    capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired as error:
+            raise ToolError(f"npm install {package.package} timed out after {INSTALL_TIMEOUT_S} s") from error
+        if result.returncode != 0 or not (target / "package.json").is_file():
+            raise ToolError(f"npm install {package.package}@{package.version} failed:\n{result.stderr[-3000:]}")
+        if log:
+            emit(f"tools: installed {target} in {time.monotonic() - started:.0f} s")
+    return target
+
+
+def install_tool(tool: GoTool | NpmPackage, root: Path = ROOT) -> Path:
+    return go_install(tool, root) if isinstance(tool, GoTool) else npm_install(tool, root)
+
+
 def go_source(source: GoSource) -> Path:
     """The module's source tree in Go's module cache (read-only), downloaded once from the module proxy."""
     out = _run_go(["mod", "download", "-json", f"{source.module}@{source.version}"], env=dict(os.environ),
@@ -144,10 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tools: {', '.join(unknown)} (known: {', '.join(TOOLS)})")
     try:
         if args.command == "path":
-            sys.stdout.write(f"{go_install(TOOLS[args.name])}\n")
+            sys.stdout.write(f"{install_tool(TOOLS[args.name])}\n")
         else:
             for name in args.names or list(TOOLS):
-                sys.stdout.write(f"{go_install(TOOLS[name])}\n")
+                sys.stdout.write(f"{install_tool(TOOLS[name])}\n")
+            if not args.names:
+                for source in SOURCES:
+                    sys.stdout.write(f"{go_source(source)}\n")
     except ToolError as error:
         emit(f"tools: {error}")
         return 2

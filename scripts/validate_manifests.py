@@ -9,14 +9,15 @@ What it does:
     kustomize, pinned in scripts/tools.py; when it is missing it installs it once into .local/tools/ with
     `go install` from the Go module proxy ($EVA_KUSTOMIZE or --kustomize point at another binary);
   * validates every rendered object against the Kubernetes JSON schemas shipped by kubernetes-validate, strict
-    (unknown fields are errors), for K8S_VERSION;
+    (unknown fields are errors), for K8S_VERSION, and every custom resource (CloudNativePG, Strimzi,
+    prometheus-operator) against its operator's published schema (scripts/crd_schemas.py);
   * checks the project's rules on the rendered objects (resources, probes, security context, images, Service port
     names, literal secrets, ...; `--list-rules` prints them);
   * interpolates the compose files with deploy/compose/.env.example and validates them with check-jsonschema's
     vendored compose-spec schema, then checks the compose rules;
   * runs yamllint (deploy/.yamllint.yaml) on every YAML file under deploy/;
   * checks that copies kept for kustomize (topics script, PostgreSQL provisioning) match their originals and
-    eva_events.topics;
+    eva_events.topics, and that the Strimzi KafkaTopics are what scripts/strimzi_topics.py writes from it;
   * reads every deployable from the registry deploy/deployables.toml (of --root) and checks that the one
     Dockerfile (deploy/Dockerfile) and compose's builds take their build arguments from it.
 
@@ -43,6 +44,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import crd_schemas  # noqa: E402  (scripts/crd_schemas.py: the operators' schemas for custom resources)
 import deployables  # noqa: E402  (scripts/deployables.py: the registry, deploy/deployables.toml)
 import tools  # noqa: E402  (scripts/tools.py: the pinned tools)
 
@@ -93,6 +95,12 @@ PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 RULES: dict[str, str] = {
     "kustomize-build": "every kustomize target renders",
     "schema": f"every rendered object is valid for Kubernetes {K8S_VERSION} (kubernetes-validate, strict)",
+    "kafka-wiring": "with a Strimzi Kafka rendered: (overlays) EVA_KAFKA_BOOTSTRAP is its bootstrap Service on a plain "
+    "listener, every KafkaNodePool/KafkaTopic names a rendered Kafka, topics have at most as many replicas as "
+    "brokers and min.insync.replicas below their replicas",
+    "crd-schema": "every custom resource is valid against its operator's published schema (CloudNativePG, "
+    "prometheus-operator CRDs; Strimzi's compiled validators), unknown fields refused unless the schema preserves "
+    "them; a group with no schema only on crd_schemas.ALLOWED_WITHOUT_SCHEMA, with a reason",
     "resources": "every container and initContainer has cpu and memory requests and limits",
     "probes": "long-running containers have readiness and liveness probes; Eva deployables: startup probe "
     "(native grpc: for gRPC services), readiness httpGet /readyz and liveness httpGet /healthz on port http",
@@ -130,7 +138,8 @@ RULES: dict[str, str] = {
     "and hardening",
     "compose-dev": "the override adds the simulator and sets EVA_ENVIRONMENT=dev and the simulator's Graph URL",
     "redis-config": "Redis runs with maxmemory-policy noeviction and AOF",
-    "topics": "the topic scripts create exactly eva_events.topics.ALL_TOPICS and are identical",
+    "topics": "the topic scripts create exactly eva_events.topics.ALL_TOPICS and are identical; the Strimzi "
+    "KafkaTopics (components/strimzi-kafka/topics.yaml) are what scripts/strimzi_topics.py writes from it",
     "provision-sql": "the PostgreSQL provisioning copies are identical and cover every database and grant",
     "yamllint": "every YAML file under deploy/ passes yamllint",
     "registry": "deploy/deployables.toml is well-formed and matches the workspace (folders, packages, modules)",
@@ -273,6 +282,12 @@ class KubeSchemas:
         self._definitions: Any = None
         self._validators: dict[tuple[str, str], Any] = {}
 
+    def has_schema(self, obj: Mapping[str, Any]) -> bool:
+        key = (str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if key not in self._validators:
+            self._validators[key] = self._build(*key)
+        return self._validators[key] is not None
+
     def errors(self, obj: Mapping[str, Any]) -> list[str]:
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         key = (api_version, kind)
@@ -403,12 +418,14 @@ class Target:
         return next((o for o in self.of_kind(kind) if name_of(o) == name), None)
 
 
-def check_target(target: Target, report: Report, schemas: KubeSchemas | None) -> None:
-    where = f"deploy/k8s/{target.rel}"
+def check_target(
+    target: Target,
+    report: Report,
+    schemas: KubeSchemas | None,
+    crds: crd_schemas.CustomResourceSchemas | None = None,
+) -> None:
     if schemas is not None:
-        for obj in target.objects:
-            for message in schemas.errors(obj):
-                report.error("schema", f"{where}: {ident(obj)}", message)
+        check_schemas(target, report, schemas, crds)
     for obj in target.objects:
         spec = pod_spec(obj)
         if spec is not None:
@@ -420,6 +437,28 @@ def check_target(target: Target, report: Report, schemas: KubeSchemas | None) ->
     check_ingress(target, report)
     check_network_policies(target, report)
     check_autoscaling(target, report)
+    check_kafka_wiring(target, report)
+
+
+def check_schemas(
+    target: Target, report: Report, schemas: KubeSchemas, crds: crd_schemas.CustomResourceSchemas | None
+) -> None:
+    """Kubernetes' own kinds against kubernetes-validate; the rest (custom resources) against their operators'."""
+    where = f"deploy/k8s/{target.rel}"
+    custom = [obj for obj in target.objects if not schemas.has_schema(obj)] if crds is not None else []
+    for obj in target.objects:
+        if not any(obj is other for other in custom):
+            for message in schemas.errors(obj):
+                report.error("schema", f"{where}: {ident(obj)}", message)
+    if crds is None or not custom:
+        return
+    try:
+        problems = crds.errors(custom)
+    except crd_schemas.SchemaError as exc:
+        raise ToolError(f"custom resource schemas: {exc}") from exc
+    for obj, messages in zip(custom, problems, strict=True):
+        for message in messages:
+            report.error("crd-schema", f"{where}: {ident(obj)}", message)
 
 
 def check_workload(target: Target, obj: dict[str, Any], spec: dict[str, Any], report: Report) -> None:
@@ -831,6 +870,45 @@ def check_autoscaling(target: Target, report: Report) -> None:
         selector = (((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels")) or {}
         if not any(_selects(selector, pod_labels(d)) for d in deployments.values()):
             report.error("autoscaling", f"{where}: {ident(pdb)}", f"selector {selector} matches no Deployment")
+
+
+def check_kafka_wiring(target: Target, report: Report) -> None:
+    """The services, the node pools and the topics all reach the Strimzi Kafka that the target renders."""
+    where = f"deploy/k8s/{target.rel}"
+    clusters = {name_of(k): k for k in target.of_kind("Kafka") if str(k.get("apiVersion", "")).startswith("kafka.")}
+    if not clusters:
+        return
+    brokers = dict.fromkeys(clusters, 0)
+    for kind in ("KafkaNodePool", "KafkaTopic"):
+        for obj in target.of_kind(kind):
+            cluster = ((obj.get("metadata") or {}).get("labels") or {}).get("strimzi.io/cluster")
+            if cluster not in clusters:
+                report.error("kafka-wiring", f"{where}: {ident(obj)}", f"strimzi.io/cluster {cluster!r}: no such Kafka")
+            elif kind == "KafkaNodePool" and "broker" in ((obj.get("spec") or {}).get("roles") or []):
+                brokers[str(cluster)] += int((obj.get("spec") or {}).get("replicas") or 0)
+    for topic in target.of_kind("KafkaTopic"):
+        spec = topic.get("spec") or {}
+        cluster = str(((topic.get("metadata") or {}).get("labels") or {}).get("strimzi.io/cluster"))
+        replicas = int(spec.get("replicas") or 0)
+        min_insync = int((spec.get("config") or {}).get("min.insync.replicas") or 1)
+        if cluster in brokers and replicas > brokers[cluster]:
+            report.error("kafka-wiring", f"{where}: {ident(topic)}", f"{replicas} replicas, {brokers[cluster]} brokers")
+        if replicas and min_insync >= replicas:
+            report.error("kafka-wiring", f"{where}: {ident(topic)}",
+                         f"min.insync.replicas {min_insync} leaves no replica to lose (replicas {replicas})")
+    if not target.is_overlay:  # build-only targets keep the base's placeholder address
+        return
+    config = next((c for c in target.of_kind("ConfigMap") if name_of(c).startswith("eva-config")), None)
+    bootstrap = ((config or {}).get("data") or {}).get("EVA_KAFKA_BOOTSTRAP")
+    expected = sorted(
+        f"{name}-kafka-bootstrap:{listener.get('port')}"
+        for name, kafka in clusters.items()
+        for listener in (((kafka.get("spec") or {}).get("kafka") or {}).get("listeners") or [])
+        if not listener.get("tls") and not listener.get("authentication") and listener.get("type") == "internal"
+    )
+    if bootstrap not in expected:
+        report.error("kafka-wiring", f"{where}: eva-config", f"EVA_KAFKA_BOOTSTRAP={bootstrap} is not the "
+                     f"rendered Kafka's plain listener ({', '.join(expected)})")
 
 
 def check_kustomize_sources(kustomizations: list[Kustomization], report: Report) -> None:
@@ -1300,8 +1378,8 @@ def check_consistency(root: Path, report: Report) -> None:
         deploy / "k8s/components/kafka-topics/create-topics.sh",
     ]
     sql_pairs = [
-        (deploy / "compose/init/postgres/provision.sql", deploy / "k8s/overlays/dev/postgres-init/provision.sql"),
-        (deploy / "compose/init/postgres/provision.sh", deploy / "k8s/overlays/dev/postgres-init/provision.sh"),
+        (deploy / "compose/init/postgres/provision.sql", deploy / "k8s/components/postgres-init/provision.sql"),
+        (deploy / "compose/init/postgres/provision.sh", deploy / "k8s/components/postgres-init/provision.sh"),
     ]
     for path in topic_files + [p for pair in sql_pairs for p in pair]:
         if not path.is_file():
@@ -1349,6 +1427,34 @@ def check_consistency(root: Path, report: Report) -> None:
         report.error("provision-sql", at, "eva_app must be NOSUPERUSER ... NOBYPASSRLS")
 
 
+def check_strimzi_topics(root: Path, report: Report) -> None:
+    """components/strimzi-kafka/topics.yaml is exactly what scripts/strimzi_topics.py renders from eva_events."""
+    try:
+        strimzi_topics = importlib.import_module("strimzi_topics")  # imports eva_events
+    except ImportError:
+        report.note("eva_events is not importable: the KafkaTopics are not compared with eva_events.topics")
+        return
+    path = root / strimzi_topics.OUTPUT
+    before = len(report.findings)
+    if not path.is_file():
+        report.error("topics", str(strimzi_topics.OUTPUT), "missing: run scripts/strimzi_topics.py")
+        return
+    expected = list(yaml.safe_load_all(strimzi_topics.render()))
+    actual = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    by_name = {str(doc.get("spec", {}).get("topicName")): doc for doc in actual if isinstance(doc, dict)}
+    for doc in expected:
+        name = doc["spec"]["topicName"]
+        if name not in by_name:
+            report.error("topics", str(strimzi_topics.OUTPUT), f"no KafkaTopic for {name} (eva_events.topics)")
+        elif by_name[name] != doc:
+            report.error("topics", str(strimzi_topics.OUTPUT), f"KafkaTopic {name} differs from eva_events.topics: "
+                         f"{by_name[name].get('spec')} != {doc['spec']}")
+    for name in sorted(set(by_name) - {doc["spec"]["topicName"] for doc in expected}):
+        report.error("topics", str(strimzi_topics.OUTPUT), f"KafkaTopic {name} is not in eva_events.topics")
+    if len(report.findings) == before and path.read_text() != strimzi_topics.render():
+        report.error("topics", str(strimzi_topics.OUTPUT), "differs from what scripts/strimzi_topics.py writes")
+
+
 def check_yamllint(root: Path, report: Report) -> None:
     from yamllint import linter  # type: ignore[import-untyped]
     from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
@@ -1375,6 +1481,7 @@ def check_k8s(
     only_targets: Sequence[str],
     schemas: KubeSchemas | None,
     out: list[str],
+    crds: crd_schemas.CustomResourceSchemas | None = None,
 ) -> None:
     k8s_root = root / "deploy" / "k8s"
     kustomizations = discover_kustomizations(k8s_root)
@@ -1393,7 +1500,7 @@ def check_k8s(
             report.error("kustomize-build", f"deploy/k8s/{k.rel}", error)
             continue
         before = len(report.findings)
-        check_target(Target(k.rel, objects), report, schemas)
+        check_target(Target(k.rel, objects), report, schemas, crds)
         problems = len(report.findings) - before
         out.append(f"  k8s {k.rel:<24} {len(objects):>3} objects  {'ok' if not problems else f'{problems} problem(s)'}")
 
@@ -1435,7 +1542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if "k8s" in groups:
             schemas = KubeSchemas(args.k8s_version)
-            check_k8s(root, report, kustomize_bin=args.kustomize, only_targets=args.target, schemas=schemas, out=out)
+            crds = crd_schemas.CustomResourceSchemas(SCRIPT_ROOT)
+            check_k8s(root, report, kustomize_bin=args.kustomize, only_targets=args.target, schemas=schemas, out=out,
+                      crds=crds)
+            out.append(f"  custom resources: {crds.describe()}")
         if "compose" in groups:
             before = len(report.findings)
             check_compose(root, report)
@@ -1448,6 +1558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             before = len(report.findings)
             check_dockerfile(root, report)
             check_consistency(root, report)
+            check_strimzi_topics(root, report)
             out.append(f"  consistency                  {'ok' if len(report.findings) == before else 'problems'}")
     except ToolError as exc:
         emit(f"validate_manifests: cannot run: {exc}", error=True)

@@ -514,12 +514,12 @@ def test_a_deployable_with_a_dockerfile_of_its_own_fails(tree: Path) -> None:
 
 def test_copies_must_match(tree: Path) -> None:
     edit(
-        tree / "deploy/k8s/overlays/dev/postgres-init/provision.sql", "\\connect eva_n8n\n", "\\connect eva_n8n\n-- x\n"
+        tree / "deploy/k8s/components/postgres-init/provision.sql", "\\connect eva_n8n\n", "\\connect eva_n8n\n-- x\n"
     )
     edit(tree / "deploy/k8s/components/kafka-topics/create-topics.sh", "set -eu\n", "set -eux\n")
     code, output = run(tree, "unused", "--only", "consistency")
     assert code == 1, output
-    assert "ERROR [provision-sql] deploy/k8s/overlays/dev/postgres-init/provision.sql: differs" in output
+    assert "ERROR [provision-sql] deploy/k8s/components/postgres-init/provision.sql: differs" in output
     assert "ERROR [topics] deploy/k8s/components/kafka-topics/create-topics.sh: differs" in output
 
 

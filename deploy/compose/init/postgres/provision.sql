@@ -1,11 +1,11 @@
--- Eva's roles, databases and grants. Idempotent: run it on every start (compose `postgres-init`, the dev
--- overlay's `postgres-init` Job) or once by hand against a managed server, as a superuser / the admin role:
+-- Eva's roles, databases and grants. Idempotent: run it on every start (compose `postgres-init`, the Kubernetes
+-- `postgres-init` Job) or once by hand against a managed server, as a superuser / the admin role:
 --   psql -X -v ON_ERROR_STOP=1 -v owner_password=... -v app_password=... -f provision.sql
 --
 -- eva_owner owns every database and schema and runs the migrations (EVA_MIGRATION_DATABASE_URL).
 -- eva_app is what the services connect as (EVA_DATABASE_URL): not an owner, not a superuser, NOBYPASSRLS, so
 -- row-level security applies to it; it gets DML on whatever eva_owner creates, through default privileges.
--- A copy lives in deploy/k8s/overlays/dev/postgres-init/ (kustomize reads only inside its tree);
+-- A copy lives in deploy/k8s/components/postgres-init/ (kustomize reads only inside its tree);
 -- scripts/validate_manifests.py checks that the two stay identical.
 \set ON_ERROR_STOP on
 

@@ -14,6 +14,9 @@ AUDIT_EVENTS = "audit.events.v1"
 INTEGRATION_EVENTS = "integration.events.v1"  # n8n-integration: webhook.subscription_paused (key tenant id)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a 3 MB Meta delivery plus its envelope
+DAY_MS = 24 * 60 * 60 * 1000
+RETENTION_MS = 7 * DAY_MS  # a week to replay a consumer's backlog or rebuild a projection after an incident
+DLQ_RETENTION_MS = 30 * DAY_MS  # dead letters wait for a person to look at them and redeliver
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,8 @@ class TopicSpec:
     name: str
     partitions: int
     max_message_bytes: int = 1024 * 1024
+    retention_ms: int = RETENTION_MS
+    cleanup_policy: str = "delete"  # no topic is compacted: every event matters, not only a key's latest
 
 
 def dlq(topic: str) -> str:
@@ -38,5 +43,5 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + tuple(
-    TopicSpec(dlq(spec.name), 1, spec.max_message_bytes) for spec in TOPICS
+    TopicSpec(dlq(spec.name), 1, spec.max_message_bytes, DLQ_RETENTION_MS) for spec in TOPICS
 )

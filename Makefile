@@ -33,7 +33,7 @@ reset: ## stop everything and wipe the local data of the profile
 test: ## install, start the test profile, lint, unit + integration + end-to-end tests, stop
 	@scripts/test.sh
 
-lint: ## ruff, mypy, proto drift
+lint: ## ruff, mypy, proto drift, actionlint over the workflows
 	@scripts/lint.sh
 
 images: ## build every image through the Docker engine (REGISTRY=ghcr.io/org VERSION=1.2.3 PUSH=1 LATEST=1 DEV=1 IMAGES="auth gateway")

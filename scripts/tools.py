@@ -60,7 +60,8 @@ class GoSource:
 # MinIO's release tags are not semver, so the module proxy knows its commits as pseudo-versions: one is pinned.
 MINIO = GoTool("minio", "github.com/minio/minio", "v0.0.0-20260212201848-7aac2a2c5b7c", "EVA_MINIO")
 KUSTOMIZE = GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "EVA_KUSTOMIZE")
-TOOLS: dict[str, GoTool] = {tool.name: tool for tool in (MINIO, KUSTOMIZE)}
+ACTIONLINT = GoTool("actionlint", "github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12", "EVA_ACTIONLINT")
+TOOLS: dict[str, GoTool] = {tool.name: tool for tool in (MINIO, KUSTOMIZE, ACTIONLINT)}
 
 
 def emit(line: str) -> None:

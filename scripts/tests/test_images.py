@@ -134,9 +134,9 @@ def make_handler(recorded: Recorded) -> type[BaseHTTPRequestHandler]:
                 args = json.loads(query["buildargs"][0])
                 recorded.builds.append({"query": query, "tar": body, "content_type": self.headers["Content-Type"]})
                 if args.get("SERVICE") in recorded.fail_build:
+                    failure = 'process "/bin/sh -c uv sync" did not complete successfully: exit code: 1'
                     self._stream([{"id": "moby.buildkit.trace", "aux": buildkit_trace("[3/5] RUN uv sync", "boom\n")},
-                                  {"error": "process \"/bin/sh -c uv sync\" did not complete successfully: exit code: 1",
-                                   "errorDetail": {"message": "exit code: 1"}}])
+                                  {"error": failure, "errorDetail": {"message": "exit code: 1"}}])
                     return
                 self._stream([
                     {"id": "moby.buildkit.trace", "aux": buildkit_trace("[1/5] FROM docker.io/library/python",

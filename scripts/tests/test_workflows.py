@@ -41,7 +41,8 @@ def test_the_workflows_pass() -> None:
 BREAKAGES = {
     "an undefined context property": ("release.yml", "${{ github.ref_name }}", "${{ github.ref_nam }}",
                                       'property "ref_nam" is not defined'),
-    "an unknown action input": ("ci.yml", "python-version:", "pyhton-version:", 'input "pyhton-version" is not defined'),
+    "an unknown action input": ("ci.yml", "python-version:", "pyhton-version:",
+                                'input "pyhton-version" is not defined'),
     "a needs on no job": ("ci.yml", "    runs-on: ubuntu-24.04\n", "    runs-on: ubuntu-24.04\n    needs: [lint]\n",
                           'needs job "lint" which does not exist'),
     "an unquoted expansion (shellcheck)": ("release.yml", 'VERSION="${TAG#v}"', "VERSION=${TAG#v}", "SC2086"),

@@ -96,8 +96,12 @@ def dockerignore_patterns(root: Path) -> list[str]:
 
 
 def context_archive(root: Path, dockerfile: str) -> IO[bytes]:
-    """The build context as an uncompressed tar in a temporary file, at offset 0. The Dockerfile is always in it."""
-    archive: IO[bytes] = tar(str(root), exclude=dockerignore_patterns(root), dockerfile=(dockerfile, None))
+    """The build context as a gzipped tar in a temporary file, at offset 0. The Dockerfile is always in it.
+
+    Gzipped because BuildKit, given a context in the request body, tells an archive from a lone Dockerfile by its
+    first KiB: the gzip magic is recognised, while a plain tar that starts with a PAX header (Python writes them)
+    does not parse in 1 KiB and would be read as the Dockerfile itself."""
+    archive: IO[bytes] = tar(str(root), exclude=dockerignore_patterns(root), dockerfile=(dockerfile, None), gzip=True)
     return archive
 
 

@@ -221,7 +221,7 @@ def prepare(args: argparse.Namespace, root: Path = ROOT) -> list[Image]:
 
 def run(images: Sequence[Image], *, push: bool, root: Path = ROOT) -> int:
     client = docker_engine.connect()
-    emit(f"images: engine {client.api.base_url} (API {client.api.api_version}); context {root}")
+    emit(f"images: engine {docker_engine.engine_address()[0]} (API {client.api.api_version}); context {root}")
     context = docker_engine.context_archive(root, DOCKERFILE)
     failed: list[str] = []
     try:

@@ -265,6 +265,9 @@ def test_the_build_context_honours_dockerignore(fake_engine: tuple[str, Recorded
     assert result.returncode == 0, result.stderr
     (build,) = recorded.builds
     assert build["query"]["t"] == ["eva/webhook-ingest:0.1.0"]
+    # gzipped: BuildKit reads a plain tar that starts with a PAX header as the Dockerfile itself (seen on a real
+    # engine: "dockerfile parse error line 1: unknown instruction: ././@PAXHEADER")
+    assert build["tar"][:2] == b"\x1f\x8b"
     names = tarfile.open(fileobj=io.BytesIO(build["tar"])).getnames()
     for needed in ("deploy/Dockerfile", "pyproject.toml", "uv.lock", "libs/common/pyproject.toml",
                    "services/webhook-ingest/alembic.ini", "gateway/pyproject.toml"):

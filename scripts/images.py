@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import deployables
 import docker_engine
@@ -219,11 +220,10 @@ def prepare(args: argparse.Namespace, root: Path = ROOT) -> list[Image]:
     return plan(select(args.names, dev=args.dev), build, registry=args.registry, latest=args.latest, root=root)
 
 
-def run(images: Sequence[Image], *, push: bool, root: Path = ROOT) -> int:
-    client = docker_engine.connect()
-    emit(f"images: engine {docker_engine.engine_address()[0]} (API {client.api.api_version}); context {root}")
-    context = docker_engine.context_archive(root, DOCKERFILE)
+def build_all(client: Any, images: Sequence[Image], root: Path) -> list[str]:
+    """Build every image (each one even when another failed); the names of those that failed."""
     failed: list[str] = []
+    context = docker_engine.context_archive(root, DOCKERFILE)
     try:
         for image in images:
             started = time.monotonic()
@@ -237,19 +237,36 @@ def run(images: Sequence[Image], *, push: bool, root: Path = ROOT) -> int:
                 failed.append(image.name)
                 continue
             emit(f"images: built {image.name} {image_id} in {time.monotonic() - started:.0f} s")
-            if push:
-                auth = docker_engine.registry_auth()
-                for tag in image.tags:
-                    try:
-                        digest = docker_engine.push(client, image.repository, tag, auth=auth,
-                                                    log=prefixed(image.name))
-                    except docker_engine.EngineError as error:
-                        emit(f"images: {image.name}: {error}")
-                        failed.append(f"{image.name}:{tag}")
-                        continue
-                    emit(f"images: pushed {image.repository}:{tag}" + (f" ({digest})" if digest else ""))
     finally:
         context.close()
+    return failed
+
+
+def push_all(client: Any, images: Sequence[Image]) -> list[str]:
+    """Push every tag of every image; the references that failed."""
+    failed: list[str] = []
+    auth = docker_engine.registry_auth()
+    for image in images:
+        for tag in image.tags:
+            try:
+                digest = docker_engine.push(client, image.repository, tag, auth=auth, log=prefixed(image.name))
+            except docker_engine.EngineError as error:
+                emit(f"images: {image.name}: {error}")
+                failed.append(f"{image.name}:{tag}")
+                continue
+            emit(f"images: pushed {image.repository}:{tag}" + (f" ({digest})" if digest else ""))
+    return failed
+
+
+def run(images: Sequence[Image], *, push: bool, root: Path = ROOT) -> int:
+    """Build every image, then (push) push them all: a release never pushes some images of a failed build."""
+    client = docker_engine.connect()
+    emit(f"images: engine {docker_engine.engine_address()[0]} (API {client.api.api_version}); context {root}")
+    failed = build_all(client, images, root)
+    if failed and push:
+        emit("images: nothing pushed, since not every image built")
+    elif push:
+        failed = push_all(client, images)
     if failed:
         emit(f"images: failed: {', '.join(failed)}")
         return 1

@@ -304,6 +304,17 @@ def test_a_failed_build_names_the_image_and_the_rest_still_build(fake_engine: tu
     assert result.stderr.strip().endswith("images: failed: messaging")
 
 
+def test_nothing_is_pushed_unless_every_image_built(fake_engine: tuple[str, Recorded]) -> None:
+    host, recorded = fake_engine
+    recorded.fail_build.add("gateway")
+    result = run_images(host, "--registry", "ghcr.io/org", "--version", "3.0.0", "--push", "--allow-dirty",
+                        "auth", "gateway", "realtime")
+    assert result.returncode == 1
+    assert len(recorded.builds) == 3
+    assert recorded.pushes == []
+    assert "images: nothing pushed, since not every image built" in result.stderr
+
+
 def test_a_refused_push_fails_the_run(fake_engine: tuple[str, Recorded]) -> None:
     host, recorded = fake_engine
     recorded.fail_push.add("ghcr.io/org/eva/gateway")

@@ -1,6 +1,7 @@
 """Smoke test of the images with a real Docker engine: `scripts/images.py` builds every deployed image, Docker
 Compose runs deploy/compose/compose.yml (production-like) from them with freshly generated secrets, every public
-service answers /readyz through its published port, and a hotel registers and logs in through the gateway.
+service answers /readyz through its published port (from inside its container when an edge proxy alone publishes
+ports), and a hotel registers and logs in through the gateway.
 
 It runs only where a Docker engine and the compose plugin answer (GitHub's runners: the ci and release workflows);
 elsewhere it is skipped and says why. Its images are tagged `smoke` (eva/<name>:smoke) and kept, so a later run
@@ -17,10 +18,12 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -104,6 +107,54 @@ class Compose:
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '[::]') else host}:{published}"
 
 
+# A request from inside a service's own container (python is in every image), for a service that publishes no port
+# because an edge proxy alone does: argv = method, url, JSON body or "", bearer token or "".
+IN_CONTAINER = """
+import sys, urllib.error, urllib.request
+method, url, body, token = sys.argv[1:5]
+headers = {"Content-Type": "application/json"} if body else {}
+if token:
+    headers["Authorization"] = "Bearer " + token
+request = urllib.request.Request(url, data=body.encode() if body else None, headers=headers, method=method)
+try:
+    with urllib.request.urlopen(request, timeout=20) as response:
+        status, text = response.status, response.read().decode()
+except urllib.error.HTTPError as error:
+    status, text = error.code, error.read().decode()
+print(status)
+print(text)
+"""
+
+
+@dataclass
+class Endpoint:
+    """A public service of the stack: reached through its published port, else from inside its own container."""
+
+    compose: Compose
+    service: str
+    port: int
+    url: str | None
+
+    def request(self, method: str, path: str, body: object = None, token: str | None = None) -> tuple[int, str]:
+        if self.url is not None:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            try:
+                response = httpx.request(method, f"{self.url}{path}", json=body, headers=headers, timeout=30)
+            except httpx.HTTPError as error:
+                return 0, str(error)
+            return response.status_code, response.text
+        result = self.compose.run("exec", "-T", self.service, "python", "-c", IN_CONTAINER, method,
+                                  f"http://127.0.0.1:{self.port}{path}", json.dumps(body) if body is not None else "",
+                                  token or "", timeout=90)
+        return in_container_answer(result)
+
+
+def in_container_answer(result: subprocess.CompletedProcess[str]) -> tuple[int, str]:
+    """(status, body) from IN_CONTAINER's output; (0, the error) when it did not run."""
+    status, _, text = result.stdout.partition("\n")
+    return (int(status), text.removesuffix("\n")) if result.returncode == 0 and status.isdigit() else (0, result.stderr)
+
+
 def _skip_without_engine() -> None:
     try:
         client = engine.connect()
@@ -120,8 +171,8 @@ def _skip_without_engine() -> None:
 
 
 @pytest.fixture(scope="module")
-def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The compose stack from freshly built images: {public deployable: its published base URL}."""
+def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Endpoint]]:
+    """The compose stack from freshly built images, ready: its public deployables by name."""
     _skip_without_engine()
     build = subprocess.run([sys.executable, str(REPO / "scripts" / "images.py"), "--version", VERSION],
                            cwd=REPO, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
@@ -134,54 +185,47 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         up = compose.run("up", "-d", "--no-build", "--pull", "missing", timeout=1800)
         if up.returncode != 0:
             pytest.fail(f"docker compose up failed:\n{up.stderr[-5000:]}\n{compose.diagnostics()}", pytrace=False)
-        urls: dict[str, str] = {}
-        for row in deployables.load():
-            if row.public and not row.dev_only:
-                url = compose.published(row.name, row.http_port("container"))
-                if url is None:
-                    pytest.fail(f"{row.name} publishes no port {row.http_port('container')}:\n{compose.diagnostics()}",
-                                pytrace=False)
-                urls[row.name] = url
+        endpoints = {
+            row.name: Endpoint(compose, row.name, row.http_port("container"),
+                               compose.published(row.name, row.http_port("container")))
+            for row in deployables.load() if row.public and not row.dev_only
+        }
         deadline = time.monotonic() + READY_TIMEOUT_S
-        waiting = dict(urls)
+        waiting = dict(endpoints)
         while waiting and time.monotonic() < deadline:
-            for name, url in list(waiting.items()):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                        del waiting[name]
-                except httpx.HTTPError:
-                    pass
+            for name, endpoint in list(waiting.items()):
+                if endpoint.request("GET", "/readyz")[0] == 200:
+                    del waiting[name]
             time.sleep(2)
         if waiting:
             pytest.fail(f"not ready after {READY_TIMEOUT_S} s: {', '.join(waiting)}\n{compose.diagnostics()}",
                         pytrace=False)
-        yield urls
+        yield endpoints
     finally:
         compose.run("down", "-v", "--remove-orphans", timeout=300)
 
 
-def test_every_public_service_is_ready_through_its_published_port(compose_stack: dict[str, str]) -> None:
+def test_every_public_service_is_ready(compose_stack: dict[str, Endpoint]) -> None:
     assert set(compose_stack) == {"gateway", "webhook-ingest", "n8n-integration"}
-    for url in compose_stack.values():
-        response = httpx.get(f"{url}/readyz", timeout=10)
-        assert response.status_code == 200, response.text
+    for name, endpoint in compose_stack.items():
+        status, text = endpoint.request("GET", "/readyz")
+        assert status == 200, f"{name} ({endpoint.url or 'from inside its container'}): {text}"
 
 
-def test_a_hotel_registers_and_logs_in_through_the_gateway(compose_stack: dict[str, str]) -> None:
+def test_a_hotel_registers_and_logs_in_through_the_gateway(compose_stack: dict[str, Endpoint]) -> None:
     gateway = compose_stack["gateway"]
     email, password = f"smoke-{uuid.uuid4().hex[:8]}@hotel.test", "correct horse battery staple"
-    registered = httpx.post(f"{gateway}/auth/register", timeout=30, json={
+    status, text = gateway.request("POST", "/auth/register", {
         "tenantName": f"Smoke {uuid.uuid4().hex[:6]}", "name": "Front Desk", "email": email, "password": password})
-    assert registered.status_code in (200, 201), registered.text
-    login = httpx.post(f"{gateway}/auth/login", json={"email": email, "password": password}, timeout=30)
-    assert login.status_code == 200, login.text
-    me = httpx.get(f"{gateway}/auth/me", headers={"Authorization": f"Bearer {login.json()['accessToken']}"},
-                   timeout=30)
-    assert me.status_code == 200, me.text
-    assert email in me.text
+    assert status in (200, 201), text
+    status, text = gateway.request("POST", "/auth/login", {"email": email, "password": password})
+    assert status == 200, text
+    status, text = gateway.request("GET", "/auth/me", token=json.loads(text)["accessToken"])
+    assert status == 200, text
+    assert email in text
 
 
-def test_the_running_images_carry_their_labels(compose_stack: dict[str, str]) -> None:
+def test_the_running_images_carry_their_labels(compose_stack: dict[str, Endpoint]) -> None:
     client = engine.connect()
     try:
         for row in deployables.load():
@@ -209,3 +253,35 @@ def test_the_generated_env_fills_every_required_variable(tmp_path: Path) -> None
         assert len(base64.b64decode(json.loads(env[name])["k1"])) == 32
     assert re.fullmatch(r"[0-9a-f]{48}", env["EVA_REDIS_PASSWORD"])  # URL-safe: it goes into EVA_REDIS_URL
     assert env["EVA_IMAGE_TAG"] == VERSION
+
+
+def test_the_in_container_request_speaks_http(tmp_path: Path) -> None:
+    """Runs without an engine: the request script the smoke test runs inside a container, against a local server."""
+    seen: list[tuple[str, str, str | None, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(("POST", self.path, self.headers.get("Authorization"), body))
+            self.send_response(201 if self.path == "/auth/register" else 401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}\\n{"line": 2}')
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        for path, token, expected in (("/auth/register", "t0k", 201), ("/nope", "", 401)):
+            result = subprocess.run([sys.executable, "-c", IN_CONTAINER, "POST", f"{url}{path}", '{"a": 1}', token],
+                                    capture_output=True, text=True, timeout=30, check=False)
+            assert in_container_answer(result) == (expected, '{"ok": true}\\n{"line": 2}')
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("POST", "/auth/register", "Bearer t0k", b'{"a": 1}'), ("POST", "/nope", None, b'{"a": 1}')]
+    broken = subprocess.run([sys.executable, "-c", IN_CONTAINER], capture_output=True, text=True, check=False)
+    assert in_container_answer(broken)[0] == 0

@@ -269,7 +269,7 @@ def test_the_in_container_request_speaks_http(tmp_path: Path) -> None:
             self.send_response(201 if self.path == "/auth/register" else 401)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(b'{"ok": true}\\n{"line": 2}')
+            self.wfile.write(b'{"ok": true}\n{"line": 2}')
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -278,7 +278,7 @@ def test_the_in_container_request_speaks_http(tmp_path: Path) -> None:
         for path, token, expected in (("/auth/register", "t0k", 201), ("/nope", "", 401)):
             result = subprocess.run([sys.executable, "-c", IN_CONTAINER, "POST", f"{url}{path}", '{"a": 1}', token],
                                     capture_output=True, text=True, timeout=30, check=False)
-            assert in_container_answer(result) == (expected, '{"ok": true}\\n{"line": 2}')
+            assert in_container_answer(result) == (expected, '{"ok": true}\n{"line": 2}')
     finally:
         server.shutdown()
         server.server_close()

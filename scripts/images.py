@@ -9,8 +9,8 @@ deploy/Dockerfile with its row's build arguments (`scripts/deployables.py docker
 <version>` (and `:latest` with --latest), with the OCI labels (title, description, version, revision, created, source,
 base image; licenses when the project declares one). The version is --version, else `git describe --tags` (the tag
 `v1.2.3` gives `1.2.3`, later commits `1.2.3-4-gabc1234`, no tag `0.0.0-gabc1234`), with `-dirty` when tracked files
-differ from HEAD. --push pushes every tag to the registry (credentials: EVA_REGISTRY_USERNAME/EVA_REGISTRY_PASSWORD,
-else the docker config of `docker login`); a dirty version is never pushed.
+differ from HEAD. --push pushes every tag once every image built (credentials: EVA_REGISTRY_USERNAME and
+EVA_REGISTRY_PASSWORD, else the docker config of `docker login`); a dirty version is never pushed.
 
 Exit codes: 0 done, 1 a build or a push failed, 2 no engine answers (one line says where it looked) or bad usage.
 """

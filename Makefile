@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PROFILE ?= dev
 STACK := uv run --no-sync python scripts/stack.py
 
-.PHONY: help up down ps logs migrate seed reset test lint proto proto-check sync lock bench
+.PHONY: help up down ps logs migrate seed reset test lint proto proto-check sync lock bench images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,13 @@ reset: ## stop everything and wipe the local data of the profile
 test: ## install, start the test profile, lint, unit + integration + end-to-end tests, stop
 	@scripts/test.sh
 
-lint: ## ruff, mypy, proto drift
+lint: ## ruff, mypy, proto drift, actionlint over the workflows
 	@scripts/lint.sh
+
+images: ## build every image through the Docker engine (REGISTRY=ghcr.io/org VERSION=1.2.3 PUSH=1 LATEST=1 DEV=1 IMAGES="auth gateway")
+	@uv run --no-sync python scripts/images.py $(if $(REGISTRY),--registry $(REGISTRY),) \
+		$(if $(VERSION),--version $(VERSION),) $(if $(filter 1 yes true,$(PUSH)),--push,) \
+		$(if $(filter 1 yes true,$(LATEST)),--latest,) $(if $(filter 1 yes true,$(DEV)),--dev,) $(IMAGES)
 
 proto: ## regenerate libs/protos from proto/
 	@scripts/gen_proto.sh

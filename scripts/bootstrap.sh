@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a machine for Eva's local infrastructure. Idempotent and fast when everything is there.
-#   1. Debian packages postgresql + redis-server (and Java 17 / Maven when missing), uv
+#   1. Debian packages postgresql + redis-server (and Java 17 / Maven when missing; shellcheck, which actionlint
+#      runs on the workflows' scripts), uv
 #   2. uv sync of the workspace (--locked when uv.lock exists)
 #   3. the Kafka broker jars from Maven Central into .local/kafka/<version>/libs
 #   4. the end-to-end tests' Socket.io client (npm socket.io-client@4): `npm ci --prefix tests-e2e/js` when its
@@ -43,6 +44,7 @@ install_system_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
   if ((${#missing[@]} == 0)); then
     return
   fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ruff over the tree, mypy (strict) over every package, and the proto drift check.
+# ruff over the tree, mypy (strict) over every package, the proto drift check and actionlint over the workflows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv run --no-sync ruff check .
@@ -11,5 +11,7 @@ mapfile -t -O "${#packages[@]}" packages < <(python3 scripts/deployables.py modu
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 uv run --no-sync mypy "${args[@]}"
-MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py scripts/validate_manifests.py scripts/n8n_server.py scripts/s3_server.py scripts/tools.py scripts/crd_schemas.py scripts/strimzi_topics.py
+MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py scripts/validate_manifests.py scripts/n8n_server.py scripts/s3_server.py scripts/tools.py scripts/crd_schemas.py scripts/strimzi_topics.py scripts/images.py scripts/docker_engine.py scripts/workflows.py
 scripts/check_proto.sh
+# the GitHub Actions workflows, with the pinned actionlint (and shellcheck on their run: scripts)
+python3 scripts/workflows.py

@@ -83,7 +83,8 @@ KUSTOMIZE = GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", 
 CNPG_CRDS = GoSource("github.com/cloudnative-pg/cloudnative-pg", "v1.27.1")
 PROMETHEUS_OPERATOR_CRDS = GoSource("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
 STRIMZI_SCHEMAS = NpmPackage("strimzi-schemas", "@kubernetes-models/strimzi-kafka-operator", "1.0.1")
-TOOLS: dict[str, GoTool | NpmPackage] = {tool.name: tool for tool in (MINIO, KUSTOMIZE, STRIMZI_SCHEMAS)}
+ACTIONLINT = GoTool("actionlint", "github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12", "EVA_ACTIONLINT")
+TOOLS: dict[str, GoTool | NpmPackage] = {tool.name: tool for tool in (MINIO, KUSTOMIZE, ACTIONLINT, STRIMZI_SCHEMAS)}
 SOURCES: tuple[GoSource, ...] = (CNPG_CRDS, PROMETHEUS_OPERATOR_CRDS)
 
 

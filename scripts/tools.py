@@ -60,7 +60,17 @@ class GoSource:
 # MinIO's release tags are not semver, so the module proxy knows its commits as pseudo-versions: one is pinned.
 MINIO = GoTool("minio", "github.com/minio/minio", "v0.0.0-20260212201848-7aac2a2c5b7c", "EVA_MINIO")
 KUSTOMIZE = GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "EVA_KUSTOMIZE")
-TOOLS: dict[str, GoTool] = {tool.name: tool for tool in (MINIO, KUSTOMIZE)}
+# The compose edge (deploy/compose/edge/Caddyfile; the edge image's tag is this version) and Let's Encrypt's test
+# ACME server with its DNS stand-in, which scripts/tests/test_edge.py gets the edge's certificate from.
+CADDY = GoTool("caddy", "github.com/caddyserver/caddy/v2/cmd/caddy", "v2.11.9", "EVA_CADDY")
+PEBBLE = GoTool("pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble", "v2.10.3", "EVA_PEBBLE")
+PEBBLE_CHALLTESTSRV = GoTool(
+    "pebble-challtestsrv", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv", "v2.10.3",
+    "EVA_PEBBLE_CHALLTESTSRV",
+)
+TOOLS: dict[str, GoTool] = {tool.name: tool for tool in (MINIO, KUSTOMIZE, CADDY, PEBBLE, PEBBLE_CHALLTESTSRV)}
+# Pebble's source: the test CA (test/certs/pebble.minica.pem) that signs its own HTTPS listeners.
+PEBBLE_SOURCE = GoSource("github.com/letsencrypt/pebble/v2", PEBBLE.version)
 
 
 def emit(line: str) -> None:

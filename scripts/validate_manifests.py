@@ -1043,7 +1043,10 @@ def check_compose(root: Path, report: Report) -> None:
     used: set[str] = set()
     raws: dict[str, dict[str, Any]] = {}
     documents: dict[str, dict[str, Any]] = {}
-    for path in (base_file, override_file):
+    # Every compose file of the folder (more layers, e.g. `-f compose.yml -f compose.<x>.yml`) is interpolated and
+    # schema-checked; the production and development rules read the two above.
+    layers = sorted(p for p in compose_dir.glob("compose.*.y*ml") if p not in (base_file, override_file))
+    for path in (base_file, override_file, *layers):
         rel = f"deploy/compose/{path.name}"
         raw = yaml.safe_load(path.read_text()) or {}
         raws[path.name] = raw

@@ -393,6 +393,12 @@ def _compose_gateway_trusts_anybody(root: Path) -> None:
          "EVA_TRUSTED_PROXIES: 0.0.0.0/0")
 
 
+def _compose_broken_extra_layer(root: Path) -> None:
+    (root / "deploy/compose/compose.extra.yml").write_text(
+        "services:\n  extra:\n    image: busybox:1.37\n    restart_policy: always\n"
+    )
+
+
 def _caddyfile_invalid(root: Path) -> None:
     edit(root / "deploy/compose/edge/Caddyfile", "lb_policy cookie eva_lb", "lb_policy sticky eva_lb")
 
@@ -485,6 +491,8 @@ COMPOSE_CASES: dict[str, tuple[Breaker, str, str]] = {
     "edge certificates on no volume": (_compose_edge_certificates_lost, "compose-edge", "/data"),
     "gateway believes any X-Forwarded-For": (_compose_gateway_trusts_anybody, "compose-edge", "services.gateway"),
     "Caddyfile invalid": (_caddyfile_invalid, "compose-edge", "caddy validate"),
+    "an extra compose layer is schema-checked too": (_compose_broken_extra_layer, "compose-schema",
+                                                      "compose.extra.yml"),
     "Caddyfile not formatted": (_caddyfile_unformatted, "compose-edge", "caddy fmt"),
     "infra without healthcheck": (_compose_no_healthcheck, "compose-health", "services.postgres"),
     "variable missing from .env.example": (_compose_unlisted_variable, "compose-env", "EVA_PUBLIC_ORIGIN"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import processes  # noqa: E402  (scripts/processes.py)
@@ -65,6 +67,33 @@ def validate(caddy: Path, values: Mapping[str, str], caddyfile: Path = CADDYFILE
     if formatted.returncode != 0 or formatted.stdout != caddyfile.read_text():
         problems.append(f"caddy fmt: {caddyfile.name} is not formatted as `caddy fmt` writes it")
     return problems
+
+
+def adapt(caddy: Path, values: Mapping[str, str], caddyfile: Path = CADDYFILE) -> dict[str, Any]:
+    """The Caddyfile as Caddy's JSON config under these variables (`caddy adapt`)."""
+    adapted = subprocess.run([str(caddy), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"],
+                             env=_env(values), capture_output=True, text=True, timeout=60, check=False)
+    if adapted.returncode != 0:
+        raise EdgeError(f"caddy adapt: {adapted.stderr.strip()[-2000:]}")
+    config: dict[str, Any] = json.loads(adapted.stdout)
+    return config
+
+
+def upstreams(config: Any) -> set[str]:
+    """Every host:port the config proxies to: static upstreams' dial addresses and DNS-resolved upstreams' names."""
+    found: set[str] = set()
+    if isinstance(config, dict):
+        if isinstance(config.get("dial"), str):
+            found.add(config["dial"])
+        dynamic = config.get("dynamic_upstreams")
+        if isinstance(dynamic, dict) and "name" in dynamic:
+            found.add(f"{dynamic['name']}:{dynamic.get('port', '')}")
+        for value in config.values():
+            found |= upstreams(value)
+    elif isinstance(config, list):
+        for value in config:
+            found |= upstreams(value)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

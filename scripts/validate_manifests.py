@@ -122,8 +122,9 @@ RULES: dict[str, str] = {
     "compose-literal-secret": "secret-like compose values are ${VAR:?...} interpolations, never literals",
     "compose-ports": "in compose.yml only the edge publishes ports (80, 443, 443/udp); "
     "the override publishes debugging ports on 127.0.0.1 only",
-    "compose-edge": "the edge runs the pinned Caddy with edge/Caddyfile (valid and formatted) and volumes for /data "
-    "and /config; the public deployables sit on its network and believe X-Forwarded-For from its address only",
+    "compose-edge": "the edge runs the pinned Caddy with edge/Caddyfile (valid, formatted, proxying to exactly the "
+    "public deployables' container ports) and volumes for /data and /config; the public deployables sit on its "
+    "network and believe X-Forwarded-For from its address only",
     "compose-health": "long-running compose services have healthchecks (Eva: /readyz), restart policies and "
     "resource limits",
     "compose-depends-on": "depends_on uses conditions on existing services; one-shots are awaited with "
@@ -1167,8 +1168,17 @@ def check_compose_edge(root: Path, services: Mapping[str, Any], images: Mapping[
         caddy = edge_server.install()
     except edge_server.EdgeError as error:
         raise ToolError(str(error)) from error
-    for problem in edge_server.validate(caddy, edge_server.EXAMPLE_ENV, caddyfile):
+    problems = edge_server.validate(caddy, edge_server.EXAMPLE_ENV, caddyfile)
+    for problem in problems:
         report.error("compose-edge", EDGE_CADDYFILE, problem)
+    if problems:
+        return
+    # With compose's values the edge proxies to exactly the public deployables, at their container ports.
+    routed = edge_server.upstreams(edge_server.adapt(caddy, edge_server.EXAMPLE_ENV, caddyfile))
+    expected = {f"{svc.name}:{svc.http_port}" for svc in SERVICES if svc.public}
+    if routed != expected:
+        report.error("compose-edge", EDGE_CADDYFILE, f"proxies to {sorted(routed)}, not the public deployables "
+                     f"{sorted(expected)}")
 
 
 def check_compose_depends_on(services: Mapping[str, Any], file: str, report: Report) -> None:

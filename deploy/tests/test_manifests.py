@@ -403,6 +403,11 @@ def _caddyfile_invalid(root: Path) -> None:
     edit(root / "deploy/compose/edge/Caddyfile", "lb_policy cookie eva_lb", "lb_policy sticky eva_lb")
 
 
+def _caddyfile_wrong_port(root: Path) -> None:
+    edit(root / "deploy/compose/edge/Caddyfile", "{$EVA_EDGE_INGEST:webhook-ingest:3002}",
+         "{$EVA_EDGE_INGEST:webhook-ingest:3020}")
+
+
 def _caddyfile_unformatted(root: Path) -> None:
     edit(root / "deploy/compose/edge/Caddyfile", "\t\t\tmax_size 3MiB\n", "  max_size 3MiB\n")
 
@@ -494,6 +499,7 @@ COMPOSE_CASES: dict[str, tuple[Breaker, str, str]] = {
     "an extra compose layer is schema-checked too": (_compose_broken_extra_layer, "compose-schema",
                                                       "compose.extra.yml"),
     "Caddyfile not formatted": (_caddyfile_unformatted, "compose-edge", "caddy fmt"),
+    "Caddyfile proxies to a wrong port": (_caddyfile_wrong_port, "compose-edge", "webhook-ingest:3020"),
     "infra without healthcheck": (_compose_no_healthcheck, "compose-health", "services.postgres"),
     "variable missing from .env.example": (_compose_unlisted_variable, "compose-env", "EVA_PUBLIC_ORIGIN"),
     "schema": (_compose_schema, "compose-schema", "stop_grace_periodd"),

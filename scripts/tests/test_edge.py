@@ -108,12 +108,12 @@ def port_free_on_every(hosts: tuple[str, ...]) -> int:
 @dataclass(frozen=True, slots=True)
 class Edge:
     env: edge_server.EdgeEnv
-    acme: acme_server.AcmeServer
+    root_pem: str  # the root Pebble issues from (new at each start of Pebble)
     log: Path
 
     def context(self) -> ssl.SSLContext:
-        """Trusts only the root Pebble issues from (new at each start of Pebble)."""
-        return ssl.create_default_context(cadata=self.acme.root_pem())
+        """Trusts only Pebble's issuing root."""
+        return ssl.create_default_context(cadata=self.root_pem)
 
     def url(self, path: str) -> str:
         return f"https://127.0.0.1:{self.env.https_port}{path}"
@@ -126,12 +126,18 @@ class Edge:
             return client.request(method, self.url(path), headers=headers, extensions={"sni_hostname": DOMAIN},
                                   **kwargs)
 
-    def served_certificate(self) -> x509.Certificate:
+    def handshake(self) -> tuple[x509.Certificate, str | None]:
+        """The certificate the edge serves for DOMAIN (verified) and the protocol it picked among h2 and HTTP/1.1."""
+        context = self.context()
+        context.set_alpn_protocols(["h2", "http/1.1"])
         with socket.create_connection(("127.0.0.1", self.env.https_port), timeout=10) as raw, \
-                self.context().wrap_socket(raw, server_hostname=DOMAIN) as tls:
-            der = tls.getpeercert(binary_form=True)
+                context.wrap_socket(raw, server_hostname=DOMAIN) as tls:
+            der, protocol = tls.getpeercert(binary_form=True), tls.selected_alpn_protocol()
         assert der is not None
-        return x509.load_der_x509_certificate(der)
+        return x509.load_der_x509_certificate(der), protocol
+
+    def served_certificate(self) -> x509.Certificate:
+        return self.handshake()[0]
 
 
 def wait_for_certificate(edge: Edge, timeout: float = 60.0) -> None:
@@ -175,7 +181,7 @@ def edge(caddy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge
         # SSL_CERT_FILE: Caddy's ACME client trusts Pebble's own HTTPS (the test CA in Pebble's source).
         log = stack.enter_context(edge_server.running(caddy, folder / "edge", env,
                                                       extra_env={"SSL_CERT_FILE": str(acme.ca_bundle)}))
-        running = Edge(env=env, acme=acme, log=log)
+        running = Edge(env=env, root_pem=acme.root_pem(), log=log)
         wait_for_certificate(running)
         yield running
 
@@ -212,6 +218,10 @@ def test_the_certificate_comes_from_pebble_over_acme(edge: Edge) -> None:
             socket.create_connection(("127.0.0.1", edge.env.https_port), timeout=10) as raw, \
             ssl.create_default_context().wrap_socket(raw, server_hostname=DOMAIN):
         pass  # no public CA vouches for it: it is Pebble's
+
+
+def test_https_speaks_http2(edge: Edge) -> None:
+    assert edge.handshake()[1] == "h2"
 
 
 def test_plain_http_redirects_to_https(edge: Edge) -> None:

@@ -26,6 +26,9 @@ import processes
 import pytest
 import uvicorn
 from cryptography import x509
+from gateway.middleware import HSTS, MEDIA_UPLOAD_BODY_BYTES
+from gateway.settings import Settings as GatewaySettings
+from webhook_ingest_service.settings import MAX_DELIVERY_BYTES
 from websockets.sync.client import connect
 
 DOMAIN = "eva.example.com"
@@ -34,9 +37,10 @@ GATEWAY_REPLICAS = ("127.0.0.1", "127.0.0.2")
 VALIDITY_S = 45
 RENEW_WITHIN_S = 60.0
 MIB = 1024 * 1024
-WEBHOOK_LIMIT = 3 * MIB  # webhook-ingest's own cap on Meta's deliveries
-API_LIMIT = MIB  # the gateway's EVA_MAX_BODY_BYTES default
-MEDIA_UPLOAD_LIMIT = 100 * MIB + 64 * 1024  # gateway.middleware.MEDIA_UPLOAD_BODY_BYTES
+# The edge refuses exactly what the services behind it refuse: their own limits, read from their code.
+WEBHOOK_LIMIT = MAX_DELIVERY_BYTES  # webhook-ingest's cap on Meta's deliveries (3 MiB)
+API_LIMIT = GatewaySettings.model_fields["max_body_bytes"].default  # the gateway's EVA_MAX_BODY_BYTES default
+MEDIA_UPLOAD_LIMIT = MEDIA_UPLOAD_BODY_BYTES  # POST /api/media: 100 MiB + the multipart envelope
 
 
 # ------------------------------------------------------------------------------------------------ upstreams
@@ -268,7 +272,7 @@ def test_upstreams_get_the_client_address_scheme_and_host_from_the_edge_only(edg
 
 def test_security_headers_replace_the_upstreams(edge: Edge) -> None:
     answer = edge.request("GET", "/api/me")
-    assert answer.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert answer.headers["strict-transport-security"] == HSTS  # the gateway's own value
     assert answer.headers.get_list("x-content-type-options") == ["nosniff"]  # set once, not twice
     assert answer.headers.get_list("referrer-policy") == ["no-referrer"]  # the edge's value wins
     assert "server" not in answer.headers  # the stand-in's own Server header is removed

@@ -84,8 +84,19 @@ CNPG_CRDS = GoSource("github.com/cloudnative-pg/cloudnative-pg", "v1.27.1")
 PROMETHEUS_OPERATOR_CRDS = GoSource("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
 STRIMZI_SCHEMAS = NpmPackage("strimzi-schemas", "@kubernetes-models/strimzi-kafka-operator", "1.0.1")
 ACTIONLINT = GoTool("actionlint", "github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12", "EVA_ACTIONLINT")
-TOOLS: dict[str, GoTool | NpmPackage] = {tool.name: tool for tool in (MINIO, KUSTOMIZE, ACTIONLINT, STRIMZI_SCHEMAS)}
-SOURCES: tuple[GoSource, ...] = (CNPG_CRDS, PROMETHEUS_OPERATOR_CRDS)
+# The compose edge (deploy/compose/edge/Caddyfile; the edge image's tag is this version) and Let's Encrypt's test
+# ACME server with its DNS stand-in, which scripts/tests/test_edge.py gets the edge's certificate from.
+CADDY = GoTool("caddy", "github.com/caddyserver/caddy/v2/cmd/caddy", "v2.11.9", "EVA_CADDY")
+PEBBLE = GoTool("pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble", "v2.10.3", "EVA_PEBBLE")
+PEBBLE_CHALLTESTSRV = GoTool(
+    "pebble-challtestsrv", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv", "v2.10.3",
+    "EVA_PEBBLE_CHALLTESTSRV",
+)
+# Pebble's source: the test CA (test/certs/pebble.minica.pem) that signs its own HTTPS listeners.
+PEBBLE_SOURCE = GoSource("github.com/letsencrypt/pebble/v2", PEBBLE.version)
+TOOLS: dict[str, GoTool | NpmPackage] = {tool.name: tool for tool in (
+    MINIO, KUSTOMIZE, ACTIONLINT, CADDY, PEBBLE, PEBBLE_CHALLTESTSRV, STRIMZI_SCHEMAS)}
+SOURCES: tuple[GoSource, ...] = (CNPG_CRDS, PROMETHEUS_OPERATOR_CRDS, PEBBLE_SOURCE)
 
 
 def emit(line: str) -> None:

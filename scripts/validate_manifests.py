@@ -46,6 +46,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import crd_schemas  # noqa: E402  (scripts/crd_schemas.py: the operators' schemas for custom resources)
 import deployables  # noqa: E402  (scripts/deployables.py: the registry, deploy/deployables.toml)
+import edge_server  # noqa: E402  (scripts/edge_server.py: the compose edge's Caddy)
 import tools  # noqa: E402  (scripts/tools.py: the pinned tools)
 
 SCRIPT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +68,9 @@ class Deployable:
     build_args: tuple[tuple[str, str], ...] = ()
 
 
-# The rules read these four, made from the registry by use_registry (the one of --root, see main).
+# The rules read these three, made from the registry by use_registry (the one of --root, see main).
 DEPLOYABLES: dict[str, Deployable] = {}
 SERVICES: list[Deployable] = []
-PUBLIC_COMPOSE_PORTS: dict[str, str] = {}
 REQUIRED_CONFIG_KEYS: tuple[str, ...] = ()
 DOCKERFILE = "deploy/Dockerfile"
 EVA_UID = 1000
@@ -128,8 +128,11 @@ RULES: dict[str, str] = {
     "compose-schema": "compose files are valid against check-jsonschema's vendored compose-spec",
     "compose-env": "every required variable of the compose files is listed in .env.example",
     "compose-literal-secret": "secret-like compose values are ${VAR:?...} interpolations, never literals",
-    "compose-ports": "compose.yml publishes only gateway 3001, webhook-ingest 3002, n8n-integration 3003; "
+    "compose-ports": "in compose.yml only the edge publishes ports (80, 443, 443/udp); "
     "the override publishes debugging ports on 127.0.0.1 only",
+    "compose-edge": "the edge runs the pinned Caddy with edge/Caddyfile (valid, formatted, proxying to exactly the "
+    "public deployables' container ports) and volumes for /data and /config; the public deployables sit on its "
+    "network and believe X-Forwarded-For from its address only",
     "compose-health": "long-running compose services have healthchecks (Eva: /readyz), restart policies and "
     "resource limits",
     "compose-depends-on": "depends_on uses conditions on existing services; one-shots are awaited with "
@@ -150,8 +153,8 @@ RULES: dict[str, str] = {
 
 
 def use_registry(rows: Sequence[deployables.Deployable]) -> None:
-    """Point the rules at a registry's rows (container ports, public entry points, peers' gRPC targets)."""
-    global PUBLIC_COMPOSE_PORTS, REQUIRED_CONFIG_KEYS
+    """Point the rules at a registry's rows (container ports, public deployables, peers' gRPC targets)."""
+    global REQUIRED_CONFIG_KEYS
     DEPLOYABLES.clear()
     for row in rows:
         DEPLOYABLES[row.name] = Deployable(
@@ -159,7 +162,6 @@ def use_registry(rows: Sequence[deployables.Deployable]) -> None:
             public=row.public, dev_only=row.dev_only, build_args=tuple(row.docker_args().items()),
         )
     SERVICES[:] = [d for d in DEPLOYABLES.values() if not d.dev_only]
-    PUBLIC_COMPOSE_PORTS = {d.name: f"{d.http_port}:{d.http_port}" for d in SERVICES if d.public}
     REQUIRED_CONFIG_KEYS = (
         "EVA_ENVIRONMENT", "EVA_KAFKA_BOOTSTRAP", *(row.grpc_target_env for row in rows if row.grpc),
         "EVA_WHATSAPP_GRAPH_URL", "EVA_FRONTEND_URL",
@@ -1120,7 +1122,10 @@ def check_compose(root: Path, report: Report) -> None:
     used: set[str] = set()
     raws: dict[str, dict[str, Any]] = {}
     documents: dict[str, dict[str, Any]] = {}
-    for path in (base_file, override_file):
+    # Every compose file of the folder (more layers, e.g. `-f compose.yml -f compose.<x>.yml`) is interpolated and
+    # schema-checked; the production and development rules read the two above.
+    layers = sorted(p for p in compose_dir.glob("compose.*.y*ml") if p not in (base_file, override_file))
+    for path in (base_file, override_file, *layers):
         rel = f"deploy/compose/{path.name}"
         raw = yaml.safe_load(path.read_text()) or {}
         raws[path.name] = raw
@@ -1142,6 +1147,7 @@ def check_compose(root: Path, report: Report) -> None:
     }
     base, override = raws["compose.yml"], raws["compose.override.yml"]
     check_compose_production(base, images, report)
+    check_compose_edge(root, dict(base.get("services") or {}), images, "deploy/compose/compose.yml", report)
     check_compose_development(base, override, images, report)
 
 
@@ -1158,16 +1164,15 @@ def check_compose_production(base: Mapping[str, Any], images: Mapping[str, str],
         if not _is_one_shot(service) and not service.get("healthcheck"):
             report.error("compose-health", at, "a long-running service without a healthcheck")
         for port in service.get("ports") or []:
-            if PUBLIC_COMPOSE_PORTS.get(name) != str(port):
+            if name != EDGE_SERVICE or str(port) not in EDGE_PORTS:
                 report.error(
-                    "compose-ports",
-                    at,
-                    f"publishes {port}: compose.yml publishes only "
-                    + ", ".join(f"{k} {v}" for k, v in PUBLIC_COMPOSE_PORTS.items()),
+                    "compose-ports", at, f"publishes {port}: in compose.yml only the {EDGE_SERVICE} publishes ports "
+                    f"({', '.join(EDGE_PORTS)}); the public deployables are reached through it",
                 )
-    for name, expected in PUBLIC_COMPOSE_PORTS.items():
-        if name in services and expected not in [str(p) for p in services[name].get("ports") or []]:
-            report.error("compose-ports", f"{file} services.{name}", f"must publish {expected}")
+    published = [str(p) for p in (services.get(EDGE_SERVICE) or {}).get("ports") or []]
+    for expected in EDGE_PORTS:
+        if expected not in published:
+            report.error("compose-ports", f"{file} services.{EDGE_SERVICE}", f"must publish {expected}")
     check_compose_depends_on(services, file, report)
     for svc in SERVICES:
         check_compose_service(services, images, svc, file, report)
@@ -1181,6 +1186,77 @@ def check_compose_production(base: Mapping[str, Any], images: Mapping[str, str],
             f"{file} services.redis",
             "redis-server needs --maxmemory-policy noeviction and --appendonly yes",
         )
+
+
+# The compose edge: Caddy, the only service that publishes ports (deploy/compose/edge/Caddyfile).
+EDGE_SERVICE = "edge"
+EDGE_PORTS = ("80:80", "443:443", "443:443/udp")
+EDGE_CADDYFILE = "deploy/compose/edge/Caddyfile"
+EDGE_CADDYFILE_MOUNT = "./edge/Caddyfile:/etc/caddy/Caddyfile:ro"
+# What a public deployable reads the edge's address from: the gateway applies its own trusted-proxy rules
+# (EVA_TRUSTED_PROXIES); the others let uvicorn rewrite the client address (FORWARDED_ALLOW_IPS).
+PROXY_TRUST_VARIABLES = ("EVA_TRUSTED_PROXIES", "FORWARDED_ALLOW_IPS")
+
+
+def edge_image() -> str:
+    """The edge's image: the Caddy release that scripts/tools.py pins and scripts/tests/test_edge.py runs."""
+    return f"caddy:{tools.CADDY.version.removeprefix('v')}-alpine"
+
+
+def check_compose_edge(root: Path, services: Mapping[str, Any], images: Mapping[str, str], file: str,
+                       report: Report) -> None:
+    at = f"{file} services.{EDGE_SERVICE}"
+    edge = services.get(EDGE_SERVICE)
+    if edge is None:
+        report.error("compose-edge", file, f"no {EDGE_SERVICE} service (Caddy, TLS in front of the public deployables)")
+        return
+    image = images.get(f"compose.yml/{EDGE_SERVICE}", "")
+    if image != edge_image():
+        report.error("compose-edge", at, f"image must be {edge_image()} (the Caddy the tests run), not {image!r}")
+    volumes = [str(v) for v in edge.get("volumes") or []]
+    if EDGE_CADDYFILE_MOUNT not in volumes:
+        report.error("compose-edge", at, f"must mount {EDGE_CADDYFILE_MOUNT}")
+    for folder in ("/data", "/config"):  # certificates and the ACME account must survive a new container
+        if not any(v.endswith(f":{folder}") and not v.startswith((".", "/")) for v in volumes):
+            report.error("compose-edge", at, f"needs a named volume at {folder}")
+    env = _env_map(edge)
+    for key in ("EVA_DOMAIN", "EVA_ACME_EMAIL"):
+        if not str(env.get(key, "")).startswith(f"${{{key}:?"):
+            report.error("compose-edge", at, f"{key} must be required from the environment (${{{key}:?...}})")
+    networks = edge.get("networks") or {}
+    address = str(((networks.get(EDGE_SERVICE) or {}) if isinstance(networks, Mapping) else {}).get("ipv4_address", ""))
+    if not address:
+        report.error("compose-edge", at, f"needs a fixed ipv4_address on the {EDGE_SERVICE} network")
+    for svc in SERVICES:
+        service = services.get(svc.name)
+        if not svc.public or service is None:
+            continue
+        s_at = f"{file} services.{svc.name}"
+        if EDGE_SERVICE not in (service.get("networks") or []):
+            report.error("compose-edge", s_at, f"a public deployable must join the {EDGE_SERVICE} network")
+        trusted = {k: str(v) for k, v in _env_map(service).items() if k in PROXY_TRUST_VARIABLES}
+        if not trusted or any(value != address for value in trusted.values()):
+            report.error("compose-edge", s_at, f"must believe X-Forwarded-For from the edge only: set one of "
+                         f"{', '.join(PROXY_TRUST_VARIABLES)} to {address!r}, not {trusted}")
+    caddyfile = root / EDGE_CADDYFILE
+    if not caddyfile.is_file():
+        report.error("compose-edge", EDGE_CADDYFILE, "missing")
+        return
+    try:
+        caddy = edge_server.install()
+    except edge_server.EdgeError as error:
+        raise ToolError(str(error)) from error
+    problems = edge_server.validate(caddy, edge_server.EXAMPLE_ENV, caddyfile)
+    for problem in problems:
+        report.error("compose-edge", EDGE_CADDYFILE, problem)
+    if problems:
+        return
+    # With compose's values the edge proxies to exactly the public deployables, at their container ports.
+    routed = edge_server.upstreams(edge_server.adapt(caddy, edge_server.EXAMPLE_ENV, caddyfile))
+    expected = {f"{svc.name}:{svc.http_port}" for svc in SERVICES if svc.public}
+    if routed != expected:
+        report.error("compose-edge", EDGE_CADDYFILE, f"proxies to {sorted(routed)}, not the public deployables "
+                     f"{sorted(expected)}")
 
 
 def check_compose_depends_on(services: Mapping[str, Any], file: str, report: Report) -> None:

@@ -368,6 +368,50 @@ def _compose_extra_port(root: Path) -> None:
     )
 
 
+def _compose_public_port(root: Path) -> None:
+    edit(
+        root / "deploy/compose/compose.yml",
+        "    image: eva/gateway:${EVA_IMAGE_TAG:?Variable not set}\n",
+        '    image: eva/gateway:${EVA_IMAGE_TAG:?Variable not set}\n    ports:\n      - "3001:3001"\n',
+    )
+
+
+def _compose_edge_without_http3(root: Path) -> None:
+    edit(root / "deploy/compose/compose.yml", '      - "443:443/udp"\n', "")
+
+
+def _compose_edge_unpinned(root: Path) -> None:
+    edit(root / "deploy/compose/compose.yml", f"image: {vm.edge_image()}", "image: caddy:latest")
+
+
+def _compose_edge_certificates_lost(root: Path) -> None:
+    edit(root / "deploy/compose/compose.yml", "      - edge-data:/data\n", "")
+
+
+def _compose_gateway_trusts_anybody(root: Path) -> None:
+    edit(root / "deploy/compose/compose.yml", "EVA_TRUSTED_PROXIES: ${EVA_EDGE_ADDRESS:-10.254.254.254}",
+         "EVA_TRUSTED_PROXIES: 0.0.0.0/0")
+
+
+def _compose_broken_extra_layer(root: Path) -> None:
+    (root / "deploy/compose/compose.extra.yml").write_text(
+        "services:\n  extra:\n    image: busybox:1.37\n    restart_policy: always\n"
+    )
+
+
+def _caddyfile_invalid(root: Path) -> None:
+    edit(root / "deploy/compose/edge/Caddyfile", "lb_policy cookie eva_lb", "lb_policy sticky eva_lb")
+
+
+def _caddyfile_wrong_port(root: Path) -> None:
+    edit(root / "deploy/compose/edge/Caddyfile", "{$EVA_EDGE_INGEST:webhook-ingest:3002}",
+         "{$EVA_EDGE_INGEST:webhook-ingest:3020}")
+
+
+def _caddyfile_unformatted(root: Path) -> None:
+    edit(root / "deploy/compose/edge/Caddyfile", "\t\t\tmax_size 3MiB\n", "  max_size 3MiB\n")
+
+
 def _compose_no_healthcheck(root: Path) -> None:
     edit(
         root / "deploy/compose/compose.yml",
@@ -446,6 +490,16 @@ COMPOSE_CASES: dict[str, tuple[Breaker, str, str]] = {
     "literal secret": (_compose_literal_secret, "compose-literal-secret", "services.realtime.environment"),
     "literal password in URL": (_compose_literal_password_url, "compose-literal-secret", "literal password"),
     "extra published port": (_compose_extra_port, "compose-ports", "publishes 50051:50051"),
+    "a public deployable publishes its port": (_compose_public_port, "compose-ports", "publishes 3001:3001"),
+    "edge without HTTP/3": (_compose_edge_without_http3, "compose-ports", "must publish 443:443/udp"),
+    "edge image not the tested Caddy": (_compose_edge_unpinned, "compose-edge", "caddy:latest"),
+    "edge certificates on no volume": (_compose_edge_certificates_lost, "compose-edge", "/data"),
+    "gateway believes any X-Forwarded-For": (_compose_gateway_trusts_anybody, "compose-edge", "services.gateway"),
+    "Caddyfile invalid": (_caddyfile_invalid, "compose-edge", "caddy validate"),
+    "an extra compose layer is schema-checked too": (_compose_broken_extra_layer, "compose-schema",
+                                                      "compose.extra.yml"),
+    "Caddyfile not formatted": (_caddyfile_unformatted, "compose-edge", "caddy fmt"),
+    "Caddyfile proxies to a wrong port": (_caddyfile_wrong_port, "compose-edge", "webhook-ingest:3020"),
     "infra without healthcheck": (_compose_no_healthcheck, "compose-health", "services.postgres"),
     "variable missing from .env.example": (_compose_unlisted_variable, "compose-env", "EVA_PUBLIC_ORIGIN"),
     "schema": (_compose_schema, "compose-schema", "stop_grace_periodd"),

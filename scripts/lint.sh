@@ -11,5 +11,5 @@ mapfile -t -O "${#packages[@]}" packages < <(python3 scripts/deployables.py modu
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 uv run --no-sync mypy "${args[@]}"
-MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py scripts/validate_manifests.py scripts/n8n_server.py scripts/s3_server.py scripts/tools.py
+MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py scripts/validate_manifests.py scripts/n8n_server.py scripts/s3_server.py scripts/tools.py scripts/backup.py scripts/restore.py scripts/backup_sets.py scripts/pg_client.py
 scripts/check_proto.sh

@@ -20,7 +20,7 @@ import pg_client
 import pytest
 import restore
 from eva_testing.infra import free_port
-from eva_testing.pg_admin import admin_env, fingerprint, row_counts
+from eva_testing.pg_admin import admin_env, databases, fingerprint, row_counts, sql_as
 from eva_testing.scripts import load_script
 
 SCRIPTS = Path(__file__).resolve().parent.parent
@@ -61,13 +61,7 @@ def pg(admin: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
 
 def _psql(env: dict[str, str], database: str, sql: str, *, user: str | None = None,
           password: str | None = None) -> str:
-    bindir = load_script("infra").pg_bin_dir()
-    extra = {"PGUSER": user, "PGPASSWORD": password} if user and password else {}
-    result = subprocess.run([str(bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database,
-                             "-f", "-"], input=sql, env={**os.environ, **env, **extra}, capture_output=True,
-                            text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return sql_as({**env, "PGUSER": user, "PGPASSWORD": password} if user and password else env, database, sql)
 
 
 @pytest.fixture
@@ -85,7 +79,7 @@ def database(pg: dict[str, str]) -> Iterator[str]:
 
 def _drop(env: dict[str, str], name: str) -> None:
     _psql(env, "postgres", f"DROP DATABASE {name} WITH (FORCE);")
-    assert _psql(env, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{name}'") == "0"
+    assert name not in databases(env)
 
 
 def _run(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -78,16 +78,24 @@ SELECT format('SELECT %L, %L, count(*), md5(coalesce(string_agg(t::text, E''\n''
 """
 
 
-def fingerprint(env: dict[str, str], database: str) -> list[str]:
-    """The database's FINGERPRINT_SQL lines, sorted, as the superuser of libpq's environment `env`."""
+def sql_as(env: dict[str, str], database: str, sql: str) -> str:
+    """Runs `sql` with psql in libpq's environment `env` (PGHOST, PGPORT, PGUSER, PGPASSWORD); its unaligned output."""
     infra = load_script("infra")
     psql = [str(infra.pg_bin_dir() / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database,
             "-f", "-"]
-    result = subprocess.run(psql, input=FINGERPRINT_SQL, env=dict(os.environ, **env), capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(psql, input=sql, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"fingerprint of {database}: {result.stderr.strip()}")
-    return sorted(line for line in result.stdout.splitlines() if line)
+        raise RuntimeError(f"psql on {database} as {env.get('PGUSER')}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def fingerprint(env: dict[str, str], database: str) -> list[str]:
+    """The database's FINGERPRINT_SQL lines, sorted, as the superuser of libpq's environment `env`."""
+    return sorted(line for line in sql_as(env, database, FINGERPRINT_SQL).splitlines() if line)
+
+
+def databases(env: dict[str, str]) -> set[str]:
+    return set(sql_as(env, "postgres", "SELECT datname FROM pg_database").splitlines())
 
 
 def row_counts(lines: list[str]) -> dict[str, int]:

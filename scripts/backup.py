@@ -4,12 +4,14 @@
 optional offsite copy on S3-compatible storage. See docs/backups.md.
 
     scripts/backup [--to DIR] [--s3 s3://bucket/prefix] [--keep N] [--max-age-days D] [--database NAME ...]
+    scripts/backup --to DIR --check-age HOURS     # exit 0 when the newest set is younger (healthchecks, alerts)
 
 The server comes from libpq's environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, ...), as a role that bypasses
 row-level security (the superuser, or the managed service's admin role): Eva's tables force RLS, so the owner sees
 no rows. The databases are the registry's (deploy/deployables.toml). Defaults also come from EVA_BACKUP_DIR,
 EVA_BACKUP_S3_URL, EVA_BACKUP_KEEP and EVA_BACKUP_MAX_AGE_DAYS.
-Exit codes: 0 done, 1 failed, 2 usage, 3 database unreachable, 6 pg_dump older than the server.
+Exit codes: 0 done, 1 failed (or --check-age: no set that recent), 2 usage, 3 database unreachable, 6 pg_dump older
+than the server.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from backup_sets import (  # noqa: E402
     SetStore,
     expired,
     set_name,
+    set_time,
     sha256_of,
 )
 from pg_client import BackupError, Server, client, connect, run_tool  # noqa: E402
@@ -94,6 +97,18 @@ def prune(store: SetStore, *, keep: int | None, max_age_days: float | None) -> l
     return doomed
 
 
+def check_age(local: LocalStore, hours: float, *, now: dt.datetime | None = None) -> int:
+    """0 when the newest complete set of `local` is younger than `hours`, else 1 (with the reason on stderr)."""
+    names = local.sets()
+    age = ((now or dt.datetime.now(dt.UTC)) - set_time(names[-1])).total_seconds() / 3600 if names else None
+    if age is not None and age < hours:
+        say(f"backup: newest set {names[-1]} is {age:.1f} h old")
+        return 0
+    sys.stderr.write(f"backup: no set younger than {hours} h in {local.describe()}"
+                     f"{f' (newest: {names[-1]}, {age:.1f} h old)' if names else ''}\n")
+    return 1
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(prog="scripts/backup", description=__doc__,
@@ -108,6 +123,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also delete sets older than this (default $EVA_BACKUP_MAX_AGE_DAYS; none)")
     parser.add_argument("--database", action="append", metavar="NAME",
                         help="only this database (repeatable); default every database of the registry")
+    parser.add_argument("--check-age", type=float, metavar="HOURS",
+                        help="back up nothing: exit 0 when the newest complete set is younger than HOURS, else 1")
     args = parser.parse_args(argv)
     known = registry_databases()
     unknown = sorted(set(args.database or []) - set(known))
@@ -122,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     databases = args.database or registry_databases()
     local = LocalStore(Path(args.to))
+    if args.check_age is not None:
+        return check_age(local, args.check_age)
     keep = args.keep or None
     try:
         started = time.monotonic()

@@ -101,6 +101,17 @@ def test_retention_keeps_the_newest_sets_and_drops_the_old_ones() -> None:
     assert backup_sets.expired(names, keep=0, max_age_days=0.001, now=now + dt.timedelta(days=30)) == names[:9]
 
 
+def test_the_age_check_tells_whether_a_recent_set_exists(tmp_path: Path) -> None:
+    local = backup_sets.LocalStore(tmp_path)
+    assert backup.check_age(local, 26, now=T2) == 1  # no set at all
+    (tmp_path / backup_sets.set_name(T1)).mkdir()
+    assert backup.check_age(local, 26, now=T2) == 1  # incomplete: no manifest
+    (tmp_path / backup_sets.set_name(T1) / backup_sets.MANIFEST).write_text("{}")
+    assert backup.check_age(local, 26, now=T2) == 0
+    assert backup.check_age(local, 26, now=T1 + dt.timedelta(hours=27)) == 1
+    assert _run("backup", "--to", str(tmp_path), "--check-age", "1").returncode == 1  # T1 is long ago
+
+
 # ---------------------------------------------------------------- backup and restore
 
 

@@ -1,7 +1,10 @@
 """The local Eva stack as processes: infrastructure (scripts/infra.py), topics, migrations, every deployable and
 the WhatsApp simulator, readiness, and the demo tenant.
 
-    uv run python scripts/stack.py {up,down,ps,logs,migrate,seed,reset,env} [--profile dev|test]
+    uv run python scripts/stack.py {up,down,ps,logs,migrate,seed,reset,env,stop,start} [--profile dev|test]
+
+`stop` and `start` stop and start the deployables only, the infrastructure staying up (e.g. around a database
+restore, docs/backups.md).
 
 Every deployable, its module, folder, database and ports per profile come from the registry
 deploy/deployables.toml. The dev profile serves the public ports (gateway 3001, ingest 3002, n8n 3003, simulator
@@ -486,8 +489,19 @@ def seed_super_admin(stack: Stack) -> None:
 
 
 def up(stack: Stack, *, with_seed: bool, with_n8n: bool = False) -> None:
-    started = time.monotonic()
     infra_cmd(stack, "up")
+    start_deployables(stack)
+    if with_seed:
+        demo = seed(stack)
+        if with_n8n:
+            demo["n8n"] = start_n8n(stack)
+        print_welcome(stack, demo)
+
+
+def start_deployables(stack: Stack) -> None:
+    """Topics, migrations, every deployable (those not running yet) until ready, the platform's super admin: `up`
+    without the infrastructure, which must be running (`start`, e.g. after `stop` and a database restore)."""
+    started = time.monotonic()
     secrets_ = load_secrets(stack)
     create_topics(stack)
     migrate(stack)
@@ -500,11 +514,6 @@ def up(stack: Stack, *, with_seed: bool, with_n8n: bool = False) -> None:
     wait_ready(stack, items, launches)
     say(f"all {len(items)} processes ready in {time.monotonic() - started:.1f}s")
     seed_super_admin(stack)
-    if with_seed:
-        demo = seed(stack)
-        if with_n8n:
-            demo["n8n"] = start_n8n(stack)
-        print_welcome(stack, demo)
 
 
 def n8n_pid_file(stack: Stack) -> Path:
@@ -671,7 +680,8 @@ def env_lines(stack: Stack) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "ps", "logs", "migrate", "seed", "reset", "env", "stop"])
+    parser.add_argument("action", choices=["up", "down", "ps", "logs", "migrate", "seed", "reset", "env", "stop",
+                                           "start"])
     parser.add_argument("--profile", choices=PROFILES, default="dev")
     parser.add_argument("--gateway-replicas", type=int, default=None)
     parser.add_argument("--no-seed", action="store_true")
@@ -685,6 +695,8 @@ def main() -> None:
     elif args.action == "stop":  # the deployables only, infrastructure stays up
         for item in reversed(stack.deployables()):
             stop(stack, item)
+    elif args.action == "start":  # the deployables only, against infrastructure that runs
+        start_deployables(stack)
     elif args.action == "ps":
         raise SystemExit(ps(stack))
     elif args.action == "logs":

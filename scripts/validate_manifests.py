@@ -77,6 +77,9 @@ EVA_UID = 1000
 SHUTDOWN_GRACE_S = 5  # EVA_SHUTDOWN_GRACE_SECONDS default: the gRPC server's stop grace
 # Third-party images allowed outside the Deployments (dev StatefulSets and one-shot Jobs), always with a pinned tag.
 THIRD_PARTY_IMAGES = frozenset({"postgres", "redis", "apache/kafka"})
+# Eva's images that are not deployables (no Deployment, no registry row), each with the Dockerfile it comes from;
+# allowed in Jobs and CronJobs.
+TOOL_IMAGES: dict[str, str] = {"backup": "deploy/backup/Dockerfile"}
 # The only containers allowed a writable root filesystem, and why.
 WRITABLE_ROOT_IMAGES: dict[str, str] = {
     "apache/kafka": "its entrypoint renders server.properties into /opt/kafka/config at start",
@@ -529,7 +532,8 @@ def check_workload(target: Target, obj: dict[str, Any], spec: dict[str, Any], re
                 f"{image}: neither eva/<deployable> nor an allowed third-party image "
                 f"({', '.join(sorted(THIRD_PARTY_IMAGES))})",
             )
-        elif deployable is not None and deployable not in DEPLOYABLES:
+        elif deployable is not None and deployable not in DEPLOYABLES and not (
+                deployable in TOOL_IMAGES and kind in ("Job", "CronJob")):
             report.error("image", cname, f"{image}: no deployable named {deployable!r}")
         if tag == "latest" or (tag is None and "@" not in image and (deployable is None or target.is_overlay)):
             report.error("image", cname, f"{image}: pin a tag (not latest)")

@@ -118,6 +118,15 @@ def _unknown_eva_image(root: Path) -> None:
     )
 
 
+def _backup_image_in_a_deployment(root: Path) -> None:
+    """eva/backup (deploy/backup/Dockerfile) runs in Jobs and CronJobs only, never as a deployable."""
+    edit(
+        root / "deploy/k8s/base/tenant.yaml",
+        "image: eva/tenant\n          ports:",
+        "image: eva/backup\n          ports:",
+    )
+
+
 def _literal_secret_env(root: Path) -> None:
     edit(
         root / "deploy/k8s/base/messaging.yaml",
@@ -266,6 +275,7 @@ K8S_CASES: dict[str, tuple[Breaker, str, str]] = {
     "privileged container": (_privileged, "security-context", "privileged container"),
     "unknown image": (_unknown_image, "image", "nginx:1.27"),
     "unknown eva image": (_unknown_eva_image, "image", "no deployable named 'billing'"),
+    "backup image in a deployment": (_backup_image_in_a_deployment, "image", "no deployable named 'backup'"),
     "literal secret in env": (_literal_secret_env, "literal-secret", "EVA_SERVICE_CLIENT_SECRET has a literal value"),
     "secret object in base": (_literal_secret_object, "literal-secret", "Secret/realtime-secrets"),
     "password in config": (_password_in_config, "literal-secret", "URL with a password"),

@@ -60,6 +60,10 @@ def rendered() -> dict[Path, str]:
             COMPONENT / "servicemonitors.yaml": service_monitors(deployables.load())}
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 when a generated file is out of date")
@@ -69,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         if path.is_file() and path.read_text() == text:
             continue
         if args.check:
-            stale.append(str(path.relative_to(ROOT)))
+            stale.append(shown(path))
         else:
             path.write_text(text)
-            sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
+            sys.stdout.write(f"wrote {shown(path)}\n")
     if stale:
         sys.stderr.write(f"out of date (run python3 scripts/monitoring_manifests.py): {', '.join(stale)}\n")
         return 1

@@ -200,6 +200,7 @@ class OutboxRelay:
                     elif sent < self._batch_size:
                         await self._sleep(idle_poll)
             finally:
+                self._stop_reporting_backlog()
                 if driver is not None:
                     driver.remove_termination_listener(on_notify)
                 if driver is None or not driver.is_closed():  # a lost connection released its lock with it
@@ -224,12 +225,19 @@ class OutboxRelay:
             logger.exception("outbox housekeeping failed")
     async def _sample_backlog(self) -> None:
         """`eva_outbox_unsent` and `eva_outbox_oldest_unsent_seconds`, at most every `backlog_sample_seconds`, by the
-        relay that leads (the others' stay as they were: 0 unless they led before)."""
+        relay that leads (the others report 0)."""
         now = asyncio.get_running_loop().time()
         if now - self._backlog_sampled_at < self._backlog_every:
             return
         self._backlog_sampled_at = now
         await self.sample_backlog()
+
+    def _stop_reporting_backlog(self) -> None:
+        """No longer leading: the backlog is the next leader's to report (a stale value here would keep an alert on
+        `max` of the replicas firing); sampled again at once should this relay lead again."""
+        OUTBOX_UNSENT.set(0)
+        OUTBOX_OLDEST_UNSENT.set(0)
+        self._backlog_sampled_at = float("-inf")
 
     async def sample_backlog(self) -> None:
         """Samples the backlog now."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from eva_common.db import create_engine, session_factory, transaction
 from eva_common.kafka.consumer import ConsumedRecord, ConsumerLoop
-from eva_common.kafka.publisher import KafkaPublisher
+from eva_common.kafka.publisher import KafkaPublisher, OutgoingRecord
+from eva_common.metrics import OUTBOX_UNSENT
 from eva_common.outbox import OutboxEvent, OutboxRelay, enqueue
 from eva_events.envelope import make_event
 from eva_testing.db import empty_database
@@ -20,6 +22,13 @@ from eva_testing.kafka import RecordingPublisher, create_topics, unique_topic
 from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
+
+
+class RefusingPublisher:
+    """A broker that acknowledges nothing."""
+
+    async def publish_batch(self, records: Sequence[OutgoingRecord]) -> tuple[int, BaseException | None]:
+        return 0, KafkaConnectionError("broker away")
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -92,19 +101,34 @@ async def test_the_relay_samples_the_outbox_backlog_and_its_oldest_age() -> None
                 await connection.exec_driver_sql(
                     "UPDATE outbox SET created_at = now() - interval '90 seconds' "
                     "WHERE id = (SELECT min(id) FROM outbox)")
-            publisher = RecordingPublisher()
-            relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=0.05, backlog_sample_seconds=0)
+            relay = OutboxRelay(engine=engine, publisher=RecordingPublisher(), poll_seconds=0.05,
+                                backlog_sample_seconds=0)
             await relay.sample_backlog()
             assert sample("eva_outbox_unsent") == 3
             oldest = sample("eva_outbox_oldest_unsent_seconds")
             assert oldest is not None and 90 <= oldest < 120
 
-            task: asyncio.Task[None] = asyncio.create_task(relay.run())  # the leading relay samples as it polls
-            run: Awaitable[None] = eventually(
-                lambda: len(publisher.records) == 3 and sample("eva_outbox_unsent") == 0
-                and sample("eva_outbox_oldest_unsent_seconds") == 0, "the backlog sampled empty after the relay")
+            # a leader whose broker refuses everything: the backlog stays, sampled as it polls; once it stops
+            # leading it reports 0 (the next leader reports the backlog)
+            refusing = OutboxRelay(engine=engine, publisher=RefusingPublisher(), poll_seconds=0.05,
+                                   backlog_sample_seconds=0)
+            OUTBOX_UNSENT.set(0)
+            task: asyncio.Task[None] = asyncio.create_task(refusing.run())
             try:
-                await run
+                await eventually(lambda: sample("eva_outbox_unsent") == 3, "the leader's sample of the backlog")
+            finally:
+                await refusing.stop()
+                await asyncio.wait_for(task, 10)
+            assert sample("eva_outbox_unsent") == 0 and sample("eva_outbox_oldest_unsent_seconds") == 0
+
+            publisher = RecordingPublisher()
+            relay = OutboxRelay(engine=engine, publisher=publisher, poll_seconds=0.05, backlog_sample_seconds=0)
+            OUTBOX_UNSENT.set(99)
+            task = asyncio.create_task(relay.run())
+            try:
+                await eventually(lambda: len(publisher.records) == 3 and sample("eva_outbox_unsent") == 0
+                                 and sample("eva_outbox_oldest_unsent_seconds") == 0,
+                                 "the backlog sampled empty after the relay")
             finally:
                 await relay.stop()
                 await asyncio.wait_for(task, 10)

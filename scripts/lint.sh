@@ -11,7 +11,7 @@ mapfile -t -O "${#packages[@]}" packages < <(python3 scripts/deployables.py modu
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 uv run --no-sync mypy "${args[@]}"
-MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py scripts/validate_manifests.py scripts/n8n_server.py scripts/s3_server.py scripts/tools.py scripts/crd_schemas.py scripts/strimzi_topics.py scripts/images.py scripts/docker_engine.py scripts/workflows.py scripts/processes.py scripts/acme_server.py scripts/edge_server.py scripts/backup.py scripts/restore.py scripts/backup_sets.py scripts/pg_client.py
+MYPYPATH=scripts uv run --no-sync mypy scripts/stack.py scripts/infra.py scripts/deployables.py scripts/validate_manifests.py scripts/n8n_server.py scripts/s3_server.py scripts/tools.py scripts/crd_schemas.py scripts/strimzi_topics.py scripts/images.py scripts/docker_engine.py scripts/workflows.py scripts/processes.py scripts/acme_server.py scripts/edge_server.py scripts/backup.py scripts/restore.py scripts/backup_sets.py scripts/pg_client.py scripts/monitoring_manifests.py
 scripts/check_proto.sh
 # the GitHub Actions workflows, with the pinned actionlint (and shellcheck on their run: scripts)
 python3 scripts/workflows.py

@@ -94,8 +94,10 @@ PEBBLE_CHALLTESTSRV = GoTool(
 )
 # Pebble's source: the test CA (test/certs/pebble.minica.pem) that signs its own HTTPS listeners.
 PEBBLE_SOURCE = GoSource("github.com/letsencrypt/pebble/v2", PEBBLE.version)
+# Prometheus v3.x tags are Go module versions v0.3xx.y (v3.16.0 is v0.316.0); promtool checks and unit-tests the rules.
+PROMTOOL = GoTool("promtool", "github.com/prometheus/prometheus/cmd/promtool", "v0.316.0", "EVA_PROMTOOL")
 TOOLS: dict[str, GoTool | NpmPackage] = {tool.name: tool for tool in (
-    MINIO, KUSTOMIZE, ACTIONLINT, CADDY, PEBBLE, PEBBLE_CHALLTESTSRV, STRIMZI_SCHEMAS)}
+    MINIO, KUSTOMIZE, ACTIONLINT, CADDY, PEBBLE, PEBBLE_CHALLTESTSRV, PROMTOOL, STRIMZI_SCHEMAS)}
 SOURCES: tuple[GoSource, ...] = (CNPG_CRDS, PROMETHEUS_OPERATOR_CRDS, PEBBLE_SOURCE)
 
 

@@ -114,14 +114,11 @@ def _cluster_nested_unknown_field(root: Path) -> None:
 
 
 def _service_monitor(field: str) -> Any:
+    """The prod overlay's ServiceMonitor/auth (components/monitoring) with its endpoint's `interval` spelled `field`."""
     def breaker(root: Path) -> None:
-        (root / "deploy/k8s/overlays/prod/auth-monitor.yaml").write_text(
-            "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: auth\nspec:\n"
-            "  selector:\n    matchLabels:\n      app: auth\n  endpoints:\n    - port: http\n      path: /metrics\n"
-            f"      {field}: 30s\n"
-        )
-        edit(root / "deploy/k8s/overlays/prod/kustomization.yaml", "  - namespace.yaml\n",
-             "  - namespace.yaml\n  - auth-monitor.yaml\n")
+        edit(root / "deploy/k8s/components/monitoring/servicemonitors.yaml",
+             "      app: auth\n  endpoints:\n    - port: http\n      path: /metrics\n      interval: 15s\n",
+             f"      app: auth\n  endpoints:\n    - port: http\n      path: /metrics\n      {field}: 15s\n")
     return breaker
 
 

@@ -15,6 +15,13 @@ OUTBOX_RELAYED = Counter("eva_outbox_relayed_total", "Outbox rows published to K
 HOUSEKEEPING_DELETED = Counter("eva_housekeeping_deleted_total",
                                "Rows past their retention deleted (published outbox rows, inbox claims)",
                                ["table"])
+OUTBOX_UNSENT = Gauge("eva_outbox_unsent", "Outbox rows not yet published, sampled by the relay that leads")
+OUTBOX_OLDEST_UNSENT = Gauge("eva_outbox_oldest_unsent_seconds",
+                             "Age of the oldest outbox row not yet published (0 when none), sampled by the "
+                             "leading relay")
+KAFKA_CONSUMER_LAG = Gauge("eva_kafka_consumer_lag",
+                           "Records after the consumer's position up to the partition's highwater, per assigned "
+                           "partition, as of the consumer's last fetch", ["group", "topic", "partition"])
 WORKER_RESTARTS = Counter("eva_worker_restarts_total", "Background workers restarted after a failure",
                           ["service", "worker"])
 WORKER_UP = Gauge("eva_worker_up", "1 while a background worker runs, 0 while it is down or backing off",

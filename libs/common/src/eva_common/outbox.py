@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from eva_common.db import direct_transaction, driver
 from eva_common.housekeeping import RELAY_ROLE, Retention, prune
 from eva_common.kafka.publisher import BatchPublisher, OutgoingRecord
-from eva_common.metrics import OUTBOX_RELAYED
+from eva_common.metrics import OUTBOX_OLDEST_UNSENT, OUTBOX_RELAYED, OUTBOX_UNSENT
 from eva_common.telemetry import current_traceparent
 
 logger = logging.getLogger("eva.outbox")
@@ -69,6 +69,14 @@ _UNSENT = ("SELECT id, topic, msg_key, payload, headers::text AS headers FROM ou
            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
 _FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
 _SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+# The backlog, on the partial index of unsent rows: the count stops at BACKLOG_COUNT_CAP (a sample stays cheap however
+# far behind the relay is), the oldest is the lowest id's (ids grow with time).
+BACKLOG_COUNT_CAP = 100_000
+_BACKLOG = (
+    f"SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE sent_at IS NULL LIMIT {BACKLOG_COUNT_CAP}) AS unsent) "
+    "AS unsent, (SELECT EXTRACT(EPOCH FROM now() - created_at)::float8 FROM outbox WHERE sent_at IS NULL "
+    "ORDER BY id LIMIT 1) AS oldest_seconds"
+)
 
 
 async def enqueue(session: AsyncSession, *, topic: str, key: str, event: EventEnvelope) -> None:
@@ -117,6 +125,7 @@ class OutboxRelay:
     def __init__(
         self, *, engine: AsyncEngine, publisher: BatchPublisher, batch_size: int = 100, poll_seconds: float = 0.5,
         listening_poll_seconds: float = 5.0, retention: Retention | None = None, prune_every_seconds: float = 300.0,
+        backlog_sample_seconds: float = 10.0,
     ) -> None:
         self._engine = engine
         # the leader also deletes what is past its retention (eva_common.housekeeping), every prune_every_seconds
@@ -124,6 +133,9 @@ class OutboxRelay:
         self._prune_every = prune_every_seconds
         self._next_prune = 0.0
         self._pruning: asyncio.Task[None] | None = None
+        # and samples the backlog (eva_outbox_unsent, eva_outbox_oldest_unsent_seconds) every backlog_sample_seconds
+        self._backlog_every = backlog_sample_seconds
+        self._backlog_sampled_at = float("-inf")
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll = poll_seconds
@@ -182,11 +194,13 @@ class OutboxRelay:
                         raise ConnectionError("the outbox relay's listening connection was lost")
                     sent, failed = await self._relay()
                     await self._housekeeping()
+                    await self._sample_backlog()
                     if failed:
                         await self._sleep(self._poll)  # the broker refused: try again soon, in order
                     elif sent < self._batch_size:
                         await self._sleep(idle_poll)
             finally:
+                self._stop_reporting_backlog()
                 if driver is not None:
                     driver.remove_termination_listener(on_notify)
                 if driver is None or not driver.is_closed():  # a lost connection released its lock with it
@@ -209,6 +223,30 @@ class OutboxRelay:
             await prune(self._engine, self._retention)
         except Exception:  # housekeeping never stops the relay; the next pass tries again
             logger.exception("outbox housekeeping failed")
+    async def _sample_backlog(self) -> None:
+        """`eva_outbox_unsent` and `eva_outbox_oldest_unsent_seconds`, at most every `backlog_sample_seconds`, by the
+        relay that leads (the others report 0)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._backlog_sampled_at < self._backlog_every:
+            return
+        self._backlog_sampled_at = now
+        await self.sample_backlog()
+
+    def _stop_reporting_backlog(self) -> None:
+        """No longer leading: the backlog is the next leader's to report (a stale value here would keep an alert on
+        `max` of the replicas firing); sampled again at once should this relay lead again."""
+        OUTBOX_UNSENT.set(0)
+        OUTBOX_OLDEST_UNSENT.set(0)
+        self._backlog_sampled_at = float("-inf")
+
+    async def sample_backlog(self) -> None:
+        """Samples the backlog now."""
+        async with direct_transaction(self._engine) as connection:
+            await connection.execute(RELAY_ROLE)
+            row = await connection.fetchrow(_BACKLOG)
+        assert row is not None
+        OUTBOX_UNSENT.set(row["unsent"])
+        OUTBOX_OLDEST_UNSENT.set(row["oldest_seconds"] or 0.0)
 
     async def relay_once(self) -> int:
         """Publishes one batch of unsent events together, in order; returns how many were sent."""

@@ -39,3 +39,9 @@ OUTBOUND_CREATED = Counter(
     "Outbound messages accepted for sending, by type and sender kind",
     ["type", "sender"],
 )
+TOKEN_REFUSED = Counter(
+    "eva_messaging_token_refused_total",
+    "Graph API calls Meta refused for the tenant's access token (190: expired or revoked), by tenant and by what "
+    "called (send, template_sync); only tenants whose token was refused have a series",
+    ["tenant", "source"],
+)

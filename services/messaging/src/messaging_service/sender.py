@@ -36,7 +36,7 @@ from messaging_service.events import message_event
 from messaging_service.governor import SendGovernor
 from messaging_service.graph_errors import PAIR_RATE_CODE, THROUGHPUT_CODES, GraphError, Verdict
 from messaging_service.graph_send import Accepted, GraphSendClient, UncertainSend
-from messaging_service.metrics import SENDS
+from messaging_service.metrics import SENDS, TOKEN_REFUSED
 from messaging_service.models import Message, OutboundJob
 from messaging_service.outbound_store import DONE, FAILED, PENDING, OutboundStore, claim_outbound_jobs
 from messaging_service.profiles import Profiles, send_rate
@@ -318,6 +318,7 @@ class OutboundSender:
         if error.code in THROUGHPUT_CODES and profile_number:
             await self._governor.pause(profile_number, seconds=self._backoff)
         if error.token_invalid:
+            TOKEN_REFUSED.labels(tenant_id, "send").inc()
             self._profiles.forget(tenant_id)
             if self._health is not None:
                 try:

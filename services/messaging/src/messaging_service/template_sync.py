@@ -24,6 +24,7 @@ from eva_common.identity import ADMIN_ROLES
 from messaging_service.clients import SendingProfile
 from messaging_service.graph_errors import GraphError
 from messaging_service.inbound import Outcome
+from messaging_service.metrics import TOKEN_REFUSED
 from messaging_service.models import Template
 from messaging_service.templates import (
     DELETED,
@@ -242,6 +243,7 @@ class TemplateSyncer:
                 return synced
 
     async def _report_token_refused(self, *, tenant_id: str, detail: str) -> None:
+        TOKEN_REFUSED.labels(tenant_id, "template_sync").inc()
         try:
             await self._credentials.report_health(tenant_id=tenant_id, healthy=False, code=190, detail=detail[:500])
         except Exception as error:  # the sync's own error is what the caller needs; this report is best effort

@@ -31,6 +31,7 @@ from eva_simulator.settings import Settings as SimulatorSettings
 from eva_testing.tokens import TestTokenIssuer
 from eva_testing.waiting import eventually
 from messaging_service.clients import SendingProfile
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -235,10 +236,14 @@ async def test_an_expired_token_fails_the_message_and_reports_the_connection_unh
     guest = new_guest()
     conversation_id = await outbound.guest_writes(guest)
     await outbound.sim.add_fault(code=190, times=1, phone_number_id=PHONE_NUMBER_ID)
+    refused = {"tenant": outbound.tenant_id, "source": "send"}
+    refused_before = REGISTRY.get_sample_value("eva_messaging_token_refused_total", refused) or 0.0
     message = (await outbound.send(conversation_id)).message
     failed = await outbound.reaches(message.id, "FAILED")
     assert json.loads(failed.error_json)[0]["code"] == 190
     assert (outbound.tenant_id, False, 190) in outbound.stack.credentials.health_reports
+    # the series the "token expired" alert reads, per tenant
+    assert REGISTRY.get_sample_value("eva_messaging_token_refused_total", refused) == refused_before + 1
 
 
 async def test_a_send_whose_answer_is_lost_is_recognised_by_its_statuses_and_not_sent_again(

@@ -33,6 +33,7 @@ from messaging_service.clients import SendingProfile
 from messaging_service.main import MessagingApp
 from messaging_service.settings import Settings
 from messaging_service.templates import due_template_syncs
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -306,6 +307,8 @@ async def test_a_refused_token_is_reported_recorded_and_answered(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.stub.SyncTemplates(messaging_pb2.SyncTemplatesRequest(), metadata=admin)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert REGISTRY.get_sample_value("eva_messaging_token_refused_total",
+                                     {"tenant": tenant, "source": "template_sync"}) == 1
     assert dict(refused.value.trailing_metadata() or ())["eva-error-code"] == "WHATSAPP_TOKEN_INVALID"
     assert (tenant, False, 190) in stack.credentials.health
     state = await sync_row(owner_db, tenant)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from eva_common.errors import InvalidArgument
@@ -24,7 +25,7 @@ from eva_events.envelope import EventEnvelope
 
 from realtime_service.emitter import SocketEmitter
 from realtime_service.mapping import Emission, to_emission
-from realtime_service.metrics import EVENTS_RELAYED
+from realtime_service.metrics import EMIT_DELAY, EVENTS_RELAYED
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class RealtimeRelay:
             await self._emitter.emit_many([(emission.event, {**emission.payload, "seq": assignment.seq},
                                             emission.rooms) for _, emission, assignment in due])
             await self._sequencer.mark_emitted_many([(envelope.id, assignment.seq) for envelope, _, assignment in due])
+            emitted_at = datetime.now(UTC)
+            for envelope, emission, _ in due:
+                EMIT_DELAY.labels(emission.event).observe(max(0.0, (emitted_at - envelope.occurred_at).total_seconds()))
         outcomes: dict[str, Relayed] = {}
         for (envelope, emission), assignment in zip(shown.values(), assignments, strict=True):
             if assignment.emitted:

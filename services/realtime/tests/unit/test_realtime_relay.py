@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from eva_common.errors import InvalidArgument, Unavailable
 from eva_common.kafka.consumer import ConsumedRecord
 from eva_common.realtime.sequence import Assignment, SeqRequest
 from eva_events.envelope import EventEnvelope, make_event
+from prometheus_client import REGISTRY
 from realtime_service.handlers import event_handler
 from realtime_service.mapping import Rooms
 from realtime_service.service import RealtimeRelay
@@ -181,3 +183,19 @@ async def test_a_second_copy_of_an_event_in_the_same_batch_is_not_emitted_again(
 
     assert [(p["id"], p["seq"]) for _, p, _ in emitter.emitted] == [("m1", 1), ("m2", 2)]
     assert [(o.seq, o.emitted) if o else None for o in outcomes] == [(1, True), (2, True), (1, False)]
+
+
+async def test_the_emit_delay_counts_from_the_events_occurrence_and_only_first_emissions() -> None:
+    """eva_realtime_emit_delay_seconds, the "guest message visible" objective's series."""
+    relay = RealtimeRelay(sequencer=FakeSequencer(), emitter=FakeEmitter())
+    envelope = message("a", "late").model_copy(update={"occurred_at": datetime.now(UTC) - timedelta(seconds=2)})
+    labels = {"event": "message:new"}
+    count_before = REGISTRY.get_sample_value("eva_realtime_emit_delay_seconds_count", labels) or 0.0
+    sum_before = REGISTRY.get_sample_value("eva_realtime_emit_delay_seconds_sum", labels) or 0.0
+    within_1s_before = REGISTRY.get_sample_value("eva_realtime_emit_delay_seconds_bucket", {**labels, "le": "1.0"})
+    await relay.relay(envelope)
+    await relay.relay(envelope)  # a redelivery: not emitted again, not observed again
+    assert REGISTRY.get_sample_value("eva_realtime_emit_delay_seconds_count", labels) == count_before + 1
+    assert 2 <= (REGISTRY.get_sample_value("eva_realtime_emit_delay_seconds_sum", labels) or 0.0) - sum_before < 5
+    assert REGISTRY.get_sample_value("eva_realtime_emit_delay_seconds_bucket",
+                                     {**labels, "le": "1.0"}) == (within_1s_before or 0.0)

@@ -46,6 +46,7 @@ from opentelemetry import trace
 
 from eva_common.db import is_retryable_conflict
 from eva_common.errors import DeadlineExceeded, Unavailable
+from eva_common.kafka.lag import LagGauge
 from eva_common.kafka.publisher import EventPublisher
 from eva_common.metrics import KAFKA_CONSUMED, KAFKA_HANDLE_LATENCY
 from eva_common.telemetry import extract_context
@@ -134,6 +135,7 @@ class ConsumerLoop:
         commit_interval_seconds: float = 0.5,
         batch_handler: BatchHandler | None = None,
         max_batch: int = 100,
+        lag_interval_seconds: float = 1.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -161,6 +163,7 @@ class ConsumerLoop:
             heartbeat_interval_ms=3_000,
             max_poll_interval_ms=300_000,
         )
+        self._lag = LagGauge(self._consumer, group_id=group_id, interval_seconds=lag_interval_seconds)
         self._stopping = asyncio.Event()
         self.last_progress = time.monotonic()
 
@@ -171,6 +174,7 @@ class ConsumerLoop:
         self._stopping.set()
 
     async def close(self) -> None:
+        self._lag.clear()
         try:
             await asyncio.wait_for(self._consumer.stop(), 10)
         except TimeoutError:
@@ -202,6 +206,7 @@ class ConsumerLoop:
                 if pending and (not fetched or time.monotonic() - last_commit >= self._commit_interval):
                     await self._commit(pending)
                     last_commit = time.monotonic()
+                await self._lag.sample()
         finally:
             if pending:
                 with contextlib.suppress(Exception):  # best effort: what is not committed is delivered again

@@ -109,6 +109,7 @@ class EdgeEnv:
     health_port: int
     ingest: str  # host:port
     n8n: str  # host:port
+    grafana: str  # host:port
     gateway_host: str  # a name the resolver answers with every gateway replica's address
     gateway_port: int
     resolver: str  # host:port of a DNS server
@@ -125,6 +126,7 @@ class EdgeEnv:
             "EVA_EDGE_HEALTH_PORT": str(self.health_port),
             "EVA_EDGE_INGEST": self.ingest,
             "EVA_EDGE_N8N": self.n8n,
+            "EVA_EDGE_GRAFANA": self.grafana,
             "EVA_EDGE_GATEWAY_HOST": self.gateway_host,
             "EVA_EDGE_GATEWAY_PORT": str(self.gateway_port),
             "EVA_EDGE_RESOLVER": self.resolver,

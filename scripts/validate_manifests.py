@@ -134,8 +134,8 @@ RULES: dict[str, str] = {
     "compose-ports": "in compose.yml only the edge publishes ports (80, 443, 443/udp); "
     "the override publishes debugging ports on 127.0.0.1 only",
     "compose-edge": "the edge runs the pinned Caddy with edge/Caddyfile (valid, formatted, proxying to exactly the "
-    "public deployables' container ports) and volumes for /data and /config; the public deployables sit on its "
-    "network and believe X-Forwarded-For from its address only",
+    "public deployables' container ports, and Grafana) and volumes for /data and /config; the public deployables "
+    "sit on its network and believe X-Forwarded-For from its address only",
     "compose-health": "long-running compose services have healthchecks (Eva: /readyz), restart policies and "
     "resource limits",
     "compose-depends-on": "depends_on uses conditions on existing services; one-shots are awaited with "
@@ -1207,6 +1207,9 @@ def edge_image() -> str:
     return f"caddy:{tools.CADDY.version.removeprefix('v')}-alpine"
 
 
+GRAFANA_UPSTREAM = "grafana:3000"  # the compose Grafana, which the edge serves under /grafana/
+
+
 def check_compose_edge(root: Path, services: Mapping[str, Any], images: Mapping[str, str], file: str,
                        report: Report) -> None:
     at = f"{file} services.{EDGE_SERVICE}"
@@ -1255,9 +1258,9 @@ def check_compose_edge(root: Path, services: Mapping[str, Any], images: Mapping[
         report.error("compose-edge", EDGE_CADDYFILE, problem)
     if problems:
         return
-    # With compose's values the edge proxies to exactly the public deployables, at their container ports.
+    # With compose's values the edge proxies to exactly the public deployables, at their container ports, and Grafana.
     routed = edge_server.upstreams(edge_server.adapt(caddy, edge_server.EXAMPLE_ENV, caddyfile))
-    expected = {f"{svc.name}:{svc.http_port}" for svc in SERVICES if svc.public}
+    expected = {f"{svc.name}:{svc.http_port}" for svc in SERVICES if svc.public} | {GRAFANA_UPSTREAM}
     if routed != expected:
         report.error("compose-edge", EDGE_CADDYFILE, f"proxies to {sorted(routed)}, not the public deployables "
                      f"{sorted(expected)}")

@@ -166,11 +166,12 @@ def edge(caddy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge
     folder = tmp_path_factory.mktemp("edge")
     binaries = acme_server.install(log=False)
     http_port, https_port = processes.free_port(""), processes.free_port("", udp_too=True)
-    ingest_port, n8n_port, gateway_port = processes.free_port(), processes.free_port(), port_free_on_every(
-        GATEWAY_REPLICAS)
+    ingest_port, n8n_port, grafana_port = processes.free_port(), processes.free_port(), processes.free_port()
+    gateway_port = port_free_on_every(GATEWAY_REPLICAS)
     with contextlib.ExitStack() as stack:
         stack.enter_context(serving("webhook-ingest", "127.0.0.1", ingest_port))
         stack.enter_context(serving("n8n-integration", "127.0.0.1", n8n_port))
+        stack.enter_context(serving("grafana", "127.0.0.1", grafana_port))
         for index, host in enumerate(GATEWAY_REPLICAS):
             stack.enter_context(serving(f"gateway-{index}", host, gateway_port))
         acme = stack.enter_context(acme_server.running(binaries, folder / "acme", http_port=http_port,
@@ -179,7 +180,8 @@ def edge(caddy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge
         env = edge_server.EdgeEnv(
             domain=DOMAIN, acme_email="ops@example.com", acme_ca=acme.directory_url, http_port=http_port,
             https_port=https_port, admin_port=processes.free_port(), health_port=processes.free_port(),
-            ingest=f"127.0.0.1:{ingest_port}", n8n=f"127.0.0.1:{n8n_port}", gateway_host=GATEWAY_HOST,
+            ingest=f"127.0.0.1:{ingest_port}", n8n=f"127.0.0.1:{n8n_port}", grafana=f"127.0.0.1:{grafana_port}",
+            gateway_host=GATEWAY_HOST,
             gateway_port=gateway_port, resolver=acme.dns_address, renew_interval="2s",
         )
         # SSL_CERT_FILE: Caddy's ACME client trusts Pebble's own HTTPS (the test CA in Pebble's source).
@@ -246,6 +248,7 @@ def test_plain_http_redirects_to_https(edge: Edge) -> None:
         ("/webhooks/whatsapp", "webhook-ingest"),
         ("/n8n/v1/messages", "n8n-integration"),
         ("/n8n/docs", "n8n-integration"),
+        ("/grafana/d/eva/eva", "grafana"),
         ("/api/conversations", "gateway-"),
         ("/auth/login", "gateway-"),
         ("/socket.io/?EIO=4&transport=polling", "gateway-"),

@@ -223,6 +223,7 @@ class OutboxRelay:
             await prune(self._engine, self._retention)
         except Exception:  # housekeeping never stops the relay; the next pass tries again
             logger.exception("outbox housekeeping failed")
+
     async def _sample_backlog(self) -> None:
         """`eva_outbox_unsent` and `eva_outbox_oldest_unsent_seconds`, at most every `backlog_sample_seconds`, by the
         relay that leads (the others report 0)."""

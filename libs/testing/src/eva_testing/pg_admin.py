@@ -57,9 +57,10 @@ def scratch_cluster(name: str) -> Iterator[Any]:
 
 
 # Every fact a restore must give back, one line each: the database's owner and grants, the public schema's, each
-# relation's owner, grants and row-level security, the policies, default privileges, functions (SECURITY DEFINER
-# lookups), sequences' positions, and every table's rows (count and an md5 over the rows in order, read as a
-# superuser, which row-level security does not filter).
+# relation's owner, grants and row-level security, the policies, default privileges, the extensions (name and
+# version: their objects belong to whoever runs CREATE EXTENSION, the restoring superuser, which no dump records),
+# the database's own functions (SECURITY DEFINER lookups), sequences' positions, and every table's rows (count and
+# an md5 over the rows in order, read as a superuser, which row-level security does not filter).
 FINGERPRINT_SQL = r"""
 SELECT 'database', datname, datdba::regrole, coalesce(datacl::text, '') FROM pg_database
   WHERE datname = current_database();
@@ -69,8 +70,11 @@ SELECT 'relation', relname, relkind, relowner::regrole, coalesce(relacl::text, '
 SELECT 'policy', tablename, policyname, roles::text, cmd, coalesce(qual, ''), coalesce(with_check, '')
   FROM pg_policies WHERE schemaname = 'public';
 SELECT 'default-acl', defaclrole::regrole, defaclobjtype, defaclacl::text FROM pg_default_acl;
+SELECT 'extension', extname, extversion FROM pg_extension;
 SELECT 'function', proname, proowner::regrole, prosecdef, coalesce(proacl::text, ''), md5(prosrc)
-  FROM pg_proc WHERE pronamespace = 'public'::regnamespace;
+  FROM pg_proc p WHERE pronamespace = 'public'::regnamespace
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                   AND d.deptype = 'e');
 SELECT 'sequence', sequencename, coalesce(last_value::text, '') FROM pg_sequences WHERE schemaname = 'public';
 SELECT format('SELECT %L, %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) '
               'FROM public.%I t', 'rows', tablename, tablename)

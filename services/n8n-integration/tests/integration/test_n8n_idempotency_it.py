@@ -118,3 +118,34 @@ async def test_a_key_expires(stores, database: TestDatabase) -> None:  # type: i
             assert await connection.fetch("SELECT 1 FROM n8n_idempotency_keys") == []
     finally:
         await connection.close()
+
+
+async def test_the_purge_each_claim_runs_reads_only_the_expired_keys(database: TestDatabase) -> None:
+    """A busy tenant holds a day of keys; the purge before every claim must not read them all. With 3,000 live keys
+    and a few expired, the planner takes the (tenant_id, expires_at) index and the statement touches only the expired
+    rows' pages."""
+    who = tenant()
+    connection = await asyncpg.connect(database.app_dsn)
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", who)
+            await connection.execute(
+                "INSERT INTO n8n_idempotency_keys (tenant_id, api_key_id, key, request_hash, state, owner, expires_at) "
+                "SELECT $1, 'apikey:1', 'k' || n, 'h', 'done', gen_random_uuid(), "
+                "now() + CASE WHEN n <= 5 THEN interval '-1 hour' ELSE interval '20 hours' END "
+                "FROM generate_series(1, 3000) AS n", who)
+        owner = await asyncpg.connect(database.owner_dsn)
+        try:
+            await owner.execute("ANALYZE n8n_idempotency_keys")
+        finally:
+            await owner.close()
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", who)
+            plan = "\n".join(row[0] for row in await connection.fetch(
+                "EXPLAIN DELETE FROM n8n_idempotency_keys WHERE tenant_id = $1 AND expires_at <= now()", who))
+            deleted = await connection.execute(
+                "DELETE FROM n8n_idempotency_keys WHERE tenant_id = $1 AND expires_at <= now()", who)
+    finally:
+        await connection.close()
+    assert "n8n_idempotency_expiry" in plan, plan
+    assert deleted == "DELETE 5"

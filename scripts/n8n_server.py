@@ -20,10 +20,8 @@ import contextlib
 import fcntl
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import processes  # noqa: E402  (scripts/processes.py: free ports, child processes)
+
 ROOT = Path(__file__).resolve().parent.parent
 N8N_VERSION = "1.123.81"
 # Two of its dependencies cannot be installed as they are here: `xlsx` comes from cdn.sheetjs.com (only the npm
@@ -43,7 +44,6 @@ N8N_VERSION = "1.123.81"
 OVERRIDES = {"xlsx": "0.18.5", "isolated-vm": "5.0.4"}
 INSTALL_TIMEOUT_S = 1800
 START_TIMEOUT_S = 120.0
-PORT_RANGE = (20000, 32767)
 
 
 class N8nError(RuntimeError):
@@ -106,18 +106,6 @@ class N8n:
         return f"{self.url}/webhook/{path.strip('/')}"
 
 
-def free_port() -> int:
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)  # noqa: S311 - a port, not a secret
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise N8nError("no free loopback port")
-
-
 def environment(folder: Path, port: int, extra: Mapping[str, str]) -> dict[str, str]:
     return {
         **os.environ,
@@ -175,7 +163,7 @@ def running(*, workflows: Sequence[Path] = (), env: Mapping[str, str] | None = N
         if folder is None:
             folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="eva-n8n-")))
         folder.mkdir(parents=True, exist_ok=True)
-        chosen = port or free_port()
+        chosen = port or processes.free_port()
         full_env = environment(folder, chosen, env or {})
         import_and_activate(executable, full_env, workflows)
         log = (folder / "n8n.log").open("w")

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import processes  # noqa: E402  (scripts/processes.py: free ports, child processes)
 import tools  # noqa: E402  (scripts/tools.py: the pinned tools)
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
-PORT_RANGE = (20000, 32767)
 
 
 class S3ServerError(RuntimeError):
@@ -65,18 +63,6 @@ class S3Server:
     data_dir: Path
 
 
-def _free_port() -> int:
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise S3ServerError("no free port found below 32768")
-
-
 def _live(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/minio/health/live", timeout=2) as answer:  # noqa: S310 — loopback
@@ -92,7 +78,7 @@ def running(binary: Path, data_dir: Path, *, port: int | None = None, region: st
     data_dir.mkdir(parents=True, exist_ok=True)
     access_key, secret_key = f"eva-test-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
     for _ in range(3 if port is None else 1):
-        chosen, console = port or _free_port(), _free_port()
+        chosen, console = port or processes.free_port(), processes.free_port()
         url = f"http://127.0.0.1:{chosen}"
         log_path = data_dir.parent / f"{data_dir.name}.minio.log"
         with log_path.open("wb") as log:
